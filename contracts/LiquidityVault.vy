@@ -1,0 +1,269 @@
+# pragma version 0.4.3
+# pragma nonreentrancy on
+"""
+@title LiquidityVault
+@notice ERC-4626 vault of the collateral token whose LPs are the counterparty
+        of every trade at the oracle price. Its assets are its cash minus
+        what traders would net receive if every position closed now
+        (unrealised PnL less funding owed). LPs cannot withdraw the cash
+        that open positions could claim.
+@dev snekmate's erc4626 module reads totalAssets from the token balance and
+     cannot be told about open PnL, so the ERC-4626 surface is written here
+     over snekmate's erc20 (the shares) and math (512-bit mul_div), with the
+     same virtual-share formula as snekmate's erc4626:
+       shares = assets * (supply + 10**OFFSET) / (total_assets + 1)
+     Deposits and redemptions round down, mints and withdrawals round up:
+     the vault never gives more than it takes. model/liquidity_vault.py
+     mirrors every function.
+"""
+
+from ethereum.ercs import IERC20
+from ethereum.ercs import IERC20Detailed
+from ethereum.ercs import IERC4626
+from snekmate.auth import ownable
+from snekmate.tokens import erc20
+from snekmate.utils import math
+from interfaces import IEngineValuation
+
+implements: IERC4626
+
+initializes: ownable
+initializes: erc20[ownable := ownable]
+
+exports: (
+    erc20.totalSupply,
+    erc20.balanceOf,
+    erc20.transfer,
+    erc20.transferFrom,
+    erc20.approve,
+    erc20.allowance,
+    erc20.name,
+    erc20.symbol,
+    erc20.decimals,
+)
+
+# Virtual shares: 10**3 per unit of assets on an empty vault (share
+# inflation costs an attacker a thousand times what it could steal).
+DECIMALS_OFFSET: public(constant(uint256)) = 3
+
+ASSET: immutable(IERC20)
+ENGINE: public(immutable(address))
+
+
+@deploy
+def __init__(asset: IERC20, engine: address):
+    """
+    @notice The vault of `asset` whose trades are cleared by `engine`.
+    """
+    ownable.__init__()
+    decimals: uint8 = staticcall IERC20Detailed(asset.address).decimals()
+    erc20.__init__("Backstop LP", "BLP", decimals + convert(DECIMALS_OFFSET, uint8), "Backstop LP", "1")
+    ASSET = asset
+    ENGINE = engine
+
+
+# ---------------------------------------------------------------- engine
+
+
+@external
+def pay(amount: uint256):
+    """
+    @notice Engine only: move `amount` of cash to the engine (trader profit,
+            funding received, ADL payouts).
+    """
+    assert msg.sender == ENGINE, "vault: only engine"
+    assert amount <= staticcall ASSET.balanceOf(self), "vault: insufficient cash"
+    assert extcall ASSET.transfer(ENGINE, amount, default_return_value=True), "vault: transfer failed"
+
+
+# ---------------------------------------------------------------- views
+
+
+@external
+@view
+def asset() -> address:
+    return ASSET.address
+
+
+@external
+@view
+def cash() -> uint256:
+    """
+    @notice Tokens the vault holds.
+    """
+    return staticcall ASSET.balanceOf(self)
+
+
+@external
+@view
+def totalAssets() -> uint256:
+    """
+    @notice cash - traders_claim, floored at zero.
+    """
+    return self._total_assets()
+
+
+@external
+@view
+def free_cash() -> uint256:
+    """
+    @notice Cash not needed for what traders could claim now.
+    """
+    return self._free_cash()
+
+
+@external
+@view
+def convertToShares(assets: uint256) -> uint256:
+    return self._to_shares(assets, False)
+
+
+@external
+@view
+def convertToAssets(shares: uint256) -> uint256:
+    return self._to_assets(shares, False)
+
+
+@external
+@view
+def maxDeposit(receiver: address) -> uint256:
+    return max_value(uint256)
+
+
+@external
+@view
+def maxMint(receiver: address) -> uint256:
+    return max_value(uint256)
+
+
+@external
+@view
+def previewDeposit(assets: uint256) -> uint256:
+    return self._to_shares(assets, False)
+
+
+@external
+@view
+def previewMint(shares: uint256) -> uint256:
+    return self._to_assets(shares, True)
+
+
+@external
+@view
+def maxWithdraw(owner: address) -> uint256:
+    return min(self._to_assets(erc20.balanceOf[owner], False), self._free_cash())
+
+
+@external
+@view
+def maxRedeem(owner: address) -> uint256:
+    return min(erc20.balanceOf[owner], self._to_shares(self._free_cash(), False))
+
+
+@external
+@view
+def previewWithdraw(assets: uint256) -> uint256:
+    return self._to_shares(assets, True)
+
+
+@external
+@view
+def previewRedeem(shares: uint256) -> uint256:
+    return self._to_assets(shares, False)
+
+
+# ---------------------------------------------------------------- LP verbs
+
+
+@external
+def deposit(assets: uint256, receiver: address) -> uint256:
+    """
+    @notice Deposit `assets`, mint shares (rounded down) to `receiver`.
+    """
+    shares: uint256 = self._to_shares(assets, False)
+    self._deposit(receiver, assets, shares)
+    return shares
+
+
+@external
+def mint(shares: uint256, receiver: address) -> uint256:
+    """
+    @notice Mint exactly `shares`, pulling assets rounded up.
+    """
+    assets: uint256 = self._to_assets(shares, True)
+    self._deposit(receiver, assets, shares)
+    return assets
+
+
+@external
+def withdraw(assets: uint256, receiver: address, owner: address) -> uint256:
+    """
+    @notice Withdraw exactly `assets`, burning shares rounded up.
+    """
+    assert assets <= self._free_cash(), "vault: exceeds free cash"
+    shares: uint256 = self._to_shares(assets, True)
+    self._withdraw(receiver, owner, assets, shares)
+    return shares
+
+
+@external
+def redeem(shares: uint256, receiver: address, owner: address) -> uint256:
+    """
+    @notice Burn `shares`, paying assets rounded down.
+    """
+    assets: uint256 = self._to_assets(shares, False)
+    assert assets <= self._free_cash(), "vault: exceeds free cash"
+    self._withdraw(receiver, owner, assets, shares)
+    return assets
+
+
+# ---------------------------------------------------------------- internal
+
+
+@internal
+@view
+def _total_assets() -> uint256:
+    assets: int256 = convert(staticcall ASSET.balanceOf(self), int256) - staticcall IEngineValuation(ENGINE).traders_claim()
+    return convert(max(assets, 0), uint256)
+
+
+@internal
+@view
+def _free_cash() -> uint256:
+    cash: uint256 = staticcall ASSET.balanceOf(self)
+    claim: int256 = staticcall IEngineValuation(ENGINE).traders_claim()
+    if claim <= 0:
+        return cash
+    return cash - min(cash, convert(claim, uint256))
+
+
+@internal
+@view
+def _to_shares(assets: uint256, roundup: bool) -> uint256:
+    return math._mul_div(assets, erc20.totalSupply + 10**DECIMALS_OFFSET, self._total_assets() + 1, roundup)
+
+
+@internal
+@view
+def _to_assets(shares: uint256, roundup: bool) -> uint256:
+    return math._mul_div(shares, self._total_assets() + 1, erc20.totalSupply + 10**DECIMALS_OFFSET, roundup)
+
+
+@internal
+def _deposit(receiver: address, assets: uint256, shares: uint256):
+    assert assets > 0 and shares > 0, "vault: zero amount"
+    before: uint256 = staticcall ASSET.balanceOf(self)
+    assert extcall ASSET.transferFrom(msg.sender, self, assets, default_return_value=True), "vault: transfer failed"
+    assert staticcall ASSET.balanceOf(self) - before == assets, "vault: balance mismatch"
+    erc20._mint(receiver, shares)
+    log IERC4626.Deposit(sender=msg.sender, owner=receiver, assets=assets, shares=shares)
+
+
+@internal
+def _withdraw(receiver: address, owner: address, assets: uint256, shares: uint256):
+    assert assets > 0 and shares > 0, "vault: zero amount"
+    if msg.sender != owner:
+        erc20._spend_allowance(owner, msg.sender, shares)
+    erc20._burn(owner, shares)
+    assert extcall ASSET.transfer(receiver, assets, default_return_value=True), "vault: transfer failed"
+    log IERC4626.Withdraw(sender=msg.sender, receiver=receiver, owner=owner, assets=assets, shares=shares)

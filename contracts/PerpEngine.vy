@@ -1,0 +1,522 @@
+# pragma version 0.4.3
+# pragma nonreentrancy on
+"""
+@title PerpEngine
+@notice The Backstop clearinghouse: free collateral, markets, isolated
+        positions, skew-based funding and fees. Liquidation, ADL and TP/SL
+        live in PerpExits, which this contract reaches by delegatecall
+        (one address, one storage; see docs/architecture.md): the whole
+        engine does not fit EIP-170's 24,576-byte limit as one contract.
+        model/perp_engine.py mirrors every external function.
+@custom:security Every external function is non-reentrant (pragma); the
+        forwarders hold the lock while PerpExits's code runs, and
+        PerpExits refuses to run outside a delegatecall. Tokens are only
+        pushed to the vault and the insurance fund; traders and keepers are
+        credited free collateral and withdraw it themselves. Every pull
+        checks the balance change (fee-on-transfer tokens revert).
+"""
+
+from ethereum.ercs import IERC20
+from snekmate.auth import ownable
+from snekmate.auth import ownable_2step
+from snekmate.utils import pausable
+
+import fixed_point as fp
+import margin
+import funding
+import positions
+import adl
+from interfaces import ILiquidityVault
+from interfaces import IInsuranceFund
+
+initializes: ownable
+initializes: ownable_2step[ownable := ownable]
+initializes: pausable
+initializes: positions
+initializes: adl[positions := positions]
+
+exports: (
+    ownable_2step.owner,
+    ownable_2step.pending_owner,
+    ownable_2step.transfer_ownership,
+    ownable_2step.accept_ownership,
+    pausable.paused,
+    positions.COLLATERAL,
+    positions.SCALE,
+    positions.vault,
+    positions.insurance_fund,
+    positions.pauser,
+    positions.market_count,
+)
+
+EXITS: public(immutable(address))
+
+
+@deploy
+def __init__(collateral: IERC20, exits: address):
+    """
+    @notice Deploy the engine for one collateral token, with the
+            PerpExits code it delegates liquidation, ADL and TP/SL to.
+            The vault and the insurance fund are wired once by `initialize`.
+    """
+    ownable.__init__()
+    ownable_2step.__init__()
+    pausable.__init__()
+    positions.__init__(collateral)
+    assert exits.is_contract, "engine: exits"
+    EXITS = exits
+
+
+# ---------------------------------------------------------------- forwarded to PerpExits
+
+
+@external
+def close_position(market_id: uint256, size_delta: int256, acceptable_price: uint256):
+    """
+    @notice Reduce a position toward zero at the oracle price. Margin is
+            released pro rata; realised PnL, less the trading fee, is
+            credited to free collateral. A full close returns everything.
+    @param size_delta Signed, opposite to the position (a long closes with a
+            negative delta).
+    @param acceptable_price Closing a long reverts below it, a short above it.
+    """
+    raw_call(EXITS, msg.data, is_delegate_call=True)
+
+
+@external
+def remove_margin(market_id: uint256, amount: uint256):
+    """
+    @notice Move margin back to free collateral while the initial-margin
+            check still holds. Unrealised profit does not count toward it.
+    """
+    raw_call(EXITS, msg.data, is_delegate_call=True)
+
+
+@external
+def set_tp_sl(market_id: uint256, take_profit_price: uint256, stop_loss_price: uint256):
+    """
+    @notice Set (or clear with 0) the take-profit and stop-loss prices. A
+            long's TP must be above entry and its SL below entry and above
+            the liquidation price; mirrored for a short.
+    """
+    raw_call(EXITS, msg.data, is_delegate_call=True)
+
+
+@external
+def execute_tp_sl(account: address, market_id: uint256):
+    """
+    @notice Permissionless: fully close `account`'s position at the oracle
+            price once its take-profit or stop-loss is crossed; the caller
+            earns the market's fixed execution fee from the position.
+    """
+    raw_call(EXITS, msg.data, is_delegate_call=True)
+
+
+@external
+def liquidate(account: address, market_id: uint256, adl_targets: DynArray[address, positions.MAX_ADL_TARGETS]):
+    """
+    @notice Permissionless liquidation with insurance-fund draw and ADL; see
+            PerpExits.liquidate and docs/liquidation.md.
+    """
+    raw_call(EXITS, msg.data, is_delegate_call=True)
+
+
+@external
+def deleverage(market_id: uint256, adl_targets: DynArray[address, positions.MAX_ADL_TARGETS]):
+    """
+    @notice Permissionless: continue an ADL that needed more targets than one
+            call takes; see PerpExits.deleverage.
+    """
+    raw_call(EXITS, msg.data, is_delegate_call=True)
+
+
+@external
+def initialize(vault: address, insurance_fund: address):
+    """
+    @notice Wire the liquidity vault and the insurance fund, once.
+    """
+    ownable._check_owner()
+    assert positions.vault.address == empty(address), "engine: initialized"
+    assert vault != empty(address) and insurance_fund != empty(address), "engine: zero address"
+    positions.vault = ILiquidityVault(vault)
+    positions.insurance_fund = IInsuranceFund(insurance_fund)
+
+
+@external
+def add_market(params: positions.MarketParams) -> uint256:
+    """
+    @notice Add a market; ids run from 0 in the order markets were added.
+    """
+    ownable._check_owner()
+    mid: uint256 = positions.market_count
+    assert mid < positions.MAX_MARKETS, "params: too many markets"
+    positions._set_params(mid, params)
+    positions._state[mid].last_funding_time = block.timestamp
+    positions.market_count = mid + 1
+    log positions.MarketAdded(market_id=mid, feed=params.feed)
+    return mid
+
+
+@external
+def set_market_params(market_id: uint256, params: positions.MarketParams):
+    """
+    @notice Change a market's parameters, within bounds. Funding accrues
+            under the old parameters first.
+    """
+    ownable._check_owner()
+    positions._check_market(market_id)
+    positions._accrue(market_id, positions._price(market_id, False))
+    positions._set_params(market_id, params)
+
+
+@external
+def set_pauser(pauser: address):
+    """
+    @notice Name the account that may pause and unpause new risk.
+    """
+    ownable._check_owner()
+    positions.pauser = pauser
+    log positions.PauserSet(pauser=pauser)
+
+
+@external
+def pause():
+    """
+    @notice Stop opening and adding risk. Closing, margin adds, withdrawals,
+            liquidation, ADL and TP/SL keep working.
+    """
+    assert msg.sender == positions.pauser or msg.sender == ownable.owner, "engine: not pauser"
+    pausable._pause()
+
+
+@external
+def unpause():
+    """
+    @notice Resume opening and adding risk.
+    """
+    assert msg.sender == positions.pauser or msg.sender == ownable.owner, "engine: not pauser"
+    pausable._unpause()
+
+
+# ---------------------------------------------------------------- collateral
+
+
+@external
+def deposit(amount: uint256):
+    """
+    @notice Move `amount` collateral from the caller into free collateral.
+    """
+    assert amount > 0, "collateral: zero amount"
+    before: uint256 = staticcall positions.COLLATERAL.balanceOf(self)
+    assert extcall positions.COLLATERAL.transferFrom(msg.sender, self, amount, default_return_value=True), "collateral: transfer failed"
+    assert staticcall positions.COLLATERAL.balanceOf(self) - before == amount, "collateral: balance mismatch"
+    positions._free[msg.sender] += amount
+    log positions.Deposited(account=msg.sender, amount=amount)
+
+
+@external
+def withdraw(amount: uint256):
+    """
+    @notice Withdraw free collateral (works while paused).
+    """
+    assert amount > 0, "collateral: zero amount"
+    assert positions._free[msg.sender] >= amount, "collateral: insufficient"
+    positions._free[msg.sender] -= amount
+    assert extcall positions.COLLATERAL.transfer(msg.sender, amount, default_return_value=True), "collateral: transfer failed"
+    log positions.Withdrawn(account=msg.sender, amount=amount)
+
+
+# ---------------------------------------------------------------- positions
+
+
+@external
+def open_position(market_id: uint256, size_delta: int256, margin_amount: uint256, acceptable_price: uint256):
+    """
+    @notice Open or add to a position. `margin_amount` moves from free
+            collateral into the position; the trading fee is charged to free
+            collateral on top of it.
+    @param size_delta Signed size to add (long > 0, short < 0).
+    @param acceptable_price A long reverts above it, a short below it.
+    """
+    pausable._require_not_paused()
+    positions._check_market(market_id)
+    assert size_delta != 0, "position: zero size"
+    assert size_delta > -positions.MAX_SIZE and size_delta < positions.MAX_SIZE, "position: size too large"
+    free: uint256 = positions._free[msg.sender]
+    assert margin_amount <= free, "collateral: insufficient"
+    price: uint256 = positions._price(market_id, True)
+    if size_delta > 0:
+        assert price <= acceptable_price, "position: price above acceptable"
+    else:
+        assert price >= acceptable_price, "position: price below acceptable"
+    p: positions.MarketParams = positions._params[market_id]
+    fee: uint256 = margin.requirement(size_delta, price, p.trading_fee, positions.SCALE)
+    assert margin_amount + fee <= free, "collateral: insufficient"
+
+    idx: int256 = positions._accrue(market_id, price)
+    old: positions.Position = positions._load(msg.sender, market_id)
+    new: positions.Position = old
+    owed: int256 = 0
+    if old.size == 0:
+        new.entry_price = price
+    else:
+        assert (old.size > 0) == (size_delta > 0), "position: opposite direction"
+        owed = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
+        eff: int256 = convert(old.margin, int256) - owed
+        assert eff >= 0, "position: funding exceeds margin"
+        new.margin = convert(eff, uint256)
+        new.entry_price = positions._average_entry(old.size, old.entry_price, size_delta, price)
+    new.size = old.size + size_delta
+    assert new.size > -positions.MAX_SIZE and new.size < positions.MAX_SIZE, "position: size too large"
+    new.margin += margin_amount
+    new.funding_index = idx
+    assert new.margin >= p.min_margin, "position: margin below minimum"
+    if size_delta > 0:
+        assert positions._state[market_id].long_oi + convert(size_delta, uint256) <= p.max_open_interest, "market: open interest cap"
+    else:
+        assert positions._state[market_id].short_oi + convert(-size_delta, uint256) <= p.max_open_interest, "market: open interest cap"
+    equity: int256 = convert(new.margin, int256) + margin.upnl(new.size, new.entry_price, price, positions.SCALE)
+    assert equity >= convert(margin.requirement(new.size, price, p.imf, positions.SCALE), int256), "margin: below initial"
+
+    positions._free[msg.sender] = free - margin_amount - fee
+    positions._write(msg.sender, market_id, old, new)
+    fund_fee: uint256 = fp.mul_div_down(fee, p.insurance_share, positions.WAD)
+    positions._settle(owed + convert(fee - fund_fee, int256), fund_fee)
+    log positions.PositionOpened(
+        account=msg.sender,
+        market_id=market_id,
+        size_delta=size_delta,
+        price=price,
+        margin_added=margin_amount,
+        fee=fee,
+        funding_paid=owed,
+        size=new.size,
+        entry_price=new.entry_price,
+    )
+
+
+@external
+def add_margin(market_id: uint256, amount: uint256):
+    """
+    @notice Move free collateral into a position (works while paused and
+            without a price).
+    """
+    positions._check_market(market_id)
+    assert amount > 0, "collateral: zero amount"
+    old: positions.Position = positions._load(msg.sender, market_id)
+    assert old.size != 0, "position: none"
+    free: uint256 = positions._free[msg.sender]
+    assert amount <= free, "collateral: insufficient"
+    new: positions.Position = old
+    new.margin = old.margin + amount
+    positions._free[msg.sender] = free - amount
+    positions._write(msg.sender, market_id, old, new)
+    log positions.MarginChanged(account=msg.sender, market_id=market_id, delta=convert(amount, int256), funding_paid=0)
+
+
+@external
+@view
+def get_position(account: address, market_id: uint256) -> positions.Position:
+    """
+    @notice The stored position (funding not yet settled).
+    """
+    return positions._load(account, market_id)
+
+
+@external
+@view
+def free_collateral(account: address) -> uint256:
+    """
+    @notice Collateral held for `account` outside any position.
+    """
+    return positions._free[account]
+
+
+@external
+@view
+def market_params(market_id: uint256) -> positions.MarketParams:
+    """
+    @notice A market's parameters (fractions in 1e18).
+    """
+    return positions._params[market_id]
+
+
+@external
+@view
+def market_state(market_id: uint256) -> positions.MarketState:
+    """
+    @notice A market's open interest, cost and funding aggregates, as stored.
+    """
+    return positions._state[market_id]
+
+
+@external
+@view
+def open_interest(market_id: uint256) -> (uint256, uint256):
+    """
+    @notice (long, short) open interest, in size units.
+    """
+    return (positions._state[market_id].long_oi, positions._state[market_id].short_oi)
+
+
+@external
+@view
+def funding_rate(market_id: uint256) -> int256:
+    """
+    @notice The current per-second funding rate (1e18), from the stored skew.
+    """
+    p: positions.MarketParams = positions._params[market_id]
+    return funding.rate(positions._state[market_id].long_oi, positions._state[market_id].short_oi, p.funding_k, p.max_funding_rate)
+
+
+@external
+@view
+def funding_owed(account: address, market_id: uint256) -> int256:
+    """
+    @notice Funding the position would settle now, at the latest answer.
+    """
+    pos: positions.Position = positions._load(account, market_id)
+    idx: int256 = positions._pending_index(market_id, positions._price(market_id, False))
+    return funding.owed(pos.size, idx, pos.funding_index, positions.SCALE)
+
+
+@external
+@view
+def equity(account: address, market_id: uint256) -> int256:
+    """
+    @notice margin + upnl - funding owed, at the latest answer (no age check).
+    """
+    pos: positions.Position = positions._load(account, market_id)
+    if pos.size == 0:
+        return 0
+    price: uint256 = positions._price(market_id, False)
+    return positions._equity(pos, market_id, price)
+
+
+@external
+@view
+def is_liquidatable(account: address, market_id: uint256) -> bool:
+    """
+    @notice Whether `liquidate` would accept the position at the latest
+            answer (it also needs that answer to be fresh).
+    """
+    pos: positions.Position = positions._load(account, market_id)
+    if pos.size == 0:
+        return False
+    price: uint256 = positions._price(market_id, False)
+    return positions._equity(pos, market_id, price) < convert(
+        margin.requirement(pos.size, price, positions._params[market_id].mmf, positions.SCALE), int256
+    )
+
+
+@external
+@view
+def liquidation_price(account: address, market_id: uint256) -> uint256:
+    """
+    @notice Price at which equity meets maintenance (funding owed included,
+            fees excluded). Long rounds up, short rounds down.
+    """
+    pos: positions.Position = positions._load(account, market_id)
+    if pos.size == 0:
+        return 0
+    eff: int256 = positions._effective_margin(pos, market_id, positions._price(market_id, False))
+    return margin.liquidation_price(pos.size, pos.entry_price, eff, positions._params[market_id].mmf, positions.SCALE)
+
+
+@external
+@view
+def bankruptcy_price(account: address, market_id: uint256) -> uint256:
+    """
+    @notice Price at which equity is zero (funding owed included).
+    """
+    pos: positions.Position = positions._load(account, market_id)
+    if pos.size == 0:
+        return 0
+    eff: int256 = positions._effective_margin(pos, market_id, positions._price(market_id, False))
+    return margin.bankruptcy_price(pos.size, pos.entry_price, eff, positions.SCALE)
+
+
+@external
+@view
+def adl_score(account: address, market_id: uint256) -> uint256:
+    """
+    @notice (upnl / margin) * (notional / (margin + upnl)) at the latest
+            answer, 1e18 fixed point; 0 when not in profit.
+    """
+    pos: positions.Position = positions._load(account, market_id)
+    if pos.size == 0:
+        return 0
+    price: uint256 = positions._price(market_id, False)
+    return margin.adl_score(
+        margin.upnl(pos.size, pos.entry_price, price, positions.SCALE), pos.margin, margin.notional_down(pos.size, price, positions.SCALE)
+    )
+
+
+@external
+@view
+def adl_ranking(account: address, market_id: uint256) -> DynArray[address, positions.MAX_ADL_TARGETS]:
+    """
+    @notice The first positions.MAX_ADL_TARGETS profitable positions opposite to
+            `account`'s, in the order `liquidate` requires: score
+            descending, ties by lower address. The keeper uses the model's
+            twin of this (model.perp_engine.adl_ranking).
+    """
+    pos: positions.Position = positions._load(account, market_id)
+    if pos.size == 0:
+        return []
+    return adl._ranking(market_id, pos.size, positions._price(market_id, False))
+
+
+@external
+@view
+def adl_pending(market_id: uint256) -> positions.AdlPending:
+    """
+    @notice An ADL left unfinished because it needed more targets than one
+            call takes; `deleverage` continues it.
+    """
+    return positions._adl_pending[market_id]
+
+
+@external
+@view
+def position_count(market_id: uint256, is_long: bool) -> uint256:
+    """
+    @notice Number of open positions on one side of a market.
+    """
+    return positions._member_count[market_id * 2 + convert(not is_long, uint256)]
+
+
+@external
+@view
+def position_at(market_id: uint256, is_long: bool, index: uint256) -> address:
+    """
+    @notice The account at `index` of a side's open-position set.
+    """
+    return positions._members[market_id * 2 + convert(not is_long, uint256)][index]
+
+
+@external
+@view
+def traders_claim() -> int256:
+    """
+    @notice What all traders together would receive from the vault if every
+            position closed now at the latest answers: net unrealised PnL
+            minus funding owed, from the aggregates, rounded up (so the
+            vault's valuation rounds down).
+    """
+    total: int256 = 0
+    for mid: uint256 in range(positions.MAX_MARKETS):
+        if mid >= positions.market_count:
+            break
+        price: int256 = convert(positions._price(mid, False), int256)
+        st: positions.MarketState = positions._state[mid]
+        idx: int256 = positions._pending_index(mid, convert(price, uint256))
+        net_size: int256 = convert(st.long_oi, int256) - convert(st.short_oi, int256)
+        pnl: int256 = price * net_size - convert(st.long_cost, int256) + convert(st.short_cost, int256)
+        owed: int256 = idx * net_size - st.sum_size_index
+        total += fp.div_ceil(pnl - owed, convert(positions.SCALE, int256))
+    return total
+
+
+# ---------------------------------------------------------------- internal: markets
+

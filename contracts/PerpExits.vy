@@ -1,0 +1,252 @@
+# pragma version 0.4.3
+"""
+@title PerpExits
+@notice Every way out of a position: close, remove margin, TP/SL,
+        liquidation, the insurance-fund draw and auto-deleveraging,
+        for PerpEngine. It runs only by delegatecall from PerpEngine, on
+        PerpEngine's storage (same modules initialized in the same order),
+        under PerpEngine's reentrancy lock. model/perp_liquidator.py mirrors
+        every function.
+@custom:security Called directly, every function reverts
+        "exits: delegatecall only": its own storage is never used.
+"""
+
+from ethereum.ercs import IERC20
+from snekmate.auth import ownable
+from snekmate.auth import ownable_2step
+from snekmate.utils import pausable
+
+import fixed_point as fp
+import margin
+import funding
+import positions
+import adl
+
+initializes: ownable
+initializes: ownable_2step[ownable := ownable]
+initializes: pausable
+initializes: positions
+initializes: adl[positions := positions]
+
+SELF: immutable(address)
+
+
+@deploy
+def __init__(collateral: IERC20):
+    """
+    @notice Deploy with the same collateral as the engine that will use it
+            (immutables live in code, so they must match).
+    """
+    ownable.__init__()
+    ownable_2step.__init__()
+    pausable.__init__()
+    positions.__init__(collateral)
+    SELF = self
+
+
+@internal
+@view
+def _only_delegated():
+    assert self != SELF, "exits: delegatecall only"
+
+
+@external
+def set_tp_sl(market_id: uint256, take_profit_price: uint256, stop_loss_price: uint256):
+    """
+    @notice Set (or clear with 0) the take-profit and stop-loss prices.
+            A long's TP must be above entry and its SL below entry and above
+            the liquidation price; mirrored for a short.
+    """
+    self._only_delegated()
+    positions._check_market(market_id)
+    old: positions.Position = positions._load(msg.sender, market_id)
+    assert old.size != 0, "position: none"
+    assert take_profit_price < positions.MAX_PRICE and stop_loss_price < positions.MAX_PRICE, "tp_sl: price too large"
+    liq: uint256 = margin.liquidation_price(
+        old.size, old.entry_price, convert(old.margin, int256), positions._params[market_id].mmf, positions.SCALE
+    )
+    if old.size > 0:
+        assert take_profit_price == 0 or take_profit_price > old.entry_price, "tp_sl: take profit on wrong side"
+        assert stop_loss_price == 0 or stop_loss_price < old.entry_price, "tp_sl: stop loss on wrong side"
+        assert stop_loss_price == 0 or stop_loss_price > liq, "tp_sl: stop beyond liquidation"
+    else:
+        assert take_profit_price == 0 or take_profit_price < old.entry_price, "tp_sl: take profit on wrong side"
+        assert stop_loss_price == 0 or stop_loss_price > old.entry_price, "tp_sl: stop loss on wrong side"
+        assert stop_loss_price == 0 or stop_loss_price < liq, "tp_sl: stop beyond liquidation"
+    positions._pos_c[msg.sender][market_id] = take_profit_price | (stop_loss_price << 128)
+    log positions.TpSlSet(account=msg.sender, market_id=market_id, take_profit=take_profit_price, stop_loss=stop_loss_price)
+
+
+@external
+def execute_tp_sl(account: address, market_id: uint256):
+    """
+    @notice Permissionless: fully close `account`'s position at the oracle
+            price once its take-profit or stop-loss is crossed. The caller
+            earns the market's fixed execution fee, paid from the position.
+    """
+    self._only_delegated()
+    positions._check_market(market_id)
+    old: positions.Position = positions._load(account, market_id)
+    assert old.size != 0, "position: none"
+    price: uint256 = positions._price(market_id, True)
+    hit: bool = False
+    if old.size > 0:
+        hit = (old.take_profit != 0 and price >= old.take_profit) or (old.stop_loss != 0 and price <= old.stop_loss)
+    else:
+        hit = (old.take_profit != 0 and price <= old.take_profit) or (old.stop_loss != 0 and price >= old.stop_loss)
+    assert hit, "not triggered"
+    p: positions.MarketParams = positions._params[market_id]
+    idx: int256 = positions._accrue(market_id, price)
+    positions._reduce(account, market_id, old, old.size, price, idx, p, True)
+
+
+# ---------------------------------------------------------------- liquidation
+
+
+@external
+def liquidate(account: address, market_id: uint256, adl_targets: DynArray[address, positions.MAX_ADL_TARGETS]):
+    """
+    @notice Permissionless. Close a liquidatable position in full at the
+            oracle price. Positive equity pays a penalty (capped at the
+            equity) split between caller and insurance fund; bad debt is paid
+            by the fund up to its balance; the rest is deleveraged at the
+            bankruptcy price against `adl_targets`, which must be ranked as
+            `adl_ranking` ranks them. See docs/liquidation.md.
+    """
+    self._only_delegated()
+    positions._check_market(market_id)
+    old: positions.Position = positions._load(account, market_id)
+    assert old.size != 0, "position: none"
+    price: uint256 = positions._price(market_id, True)
+    p: positions.MarketParams = positions._params[market_id]
+    idx: int256 = positions._accrue(market_id, price)
+    owed: int256 = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
+    eff: int256 = convert(old.margin, int256) - owed
+    pnl: int256 = margin.upnl(old.size, old.entry_price, price, positions.SCALE)
+    equity: int256 = eff + pnl
+    assert equity < convert(margin.requirement(old.size, price, p.mmf, positions.SCALE), int256), "position healthy"
+
+    positions._write(account, market_id, old, empty(positions.Position))
+    penalty: uint256 = 0
+    reward: uint256 = 0
+    bad_debt: uint256 = 0
+    if equity > 0:
+        penalty = min(margin.requirement(old.size, price, p.liq_fee, positions.SCALE), convert(equity, uint256))
+        reward = fp.mul_div_down(penalty, p.keeper_share, positions.WAD)
+        positions._free[msg.sender] += reward
+        positions._free[account] += convert(equity, uint256) - penalty
+    else:
+        bad_debt = convert(-equity, uint256)
+    # The vault's claim on a close at the oracle price is owed - pnl; with
+    # bad debt it receives only what the position holds (its margin).
+    positions._settle(owed - pnl - convert(bad_debt, int256), penalty - reward)
+    log positions.PositionLiquidated(
+        account=account,
+        market_id=market_id,
+        size=old.size,
+        price=price,
+        penalty=penalty,
+        keeper_reward=reward,
+        bad_debt=bad_debt,
+    )
+    if bad_debt == 0:
+        return
+
+    fund_balance: uint256 = staticcall positions.COLLATERAL.balanceOf(positions.insurance_fund.address)
+    covered: uint256 = min(fund_balance, bad_debt)
+    if covered > 0:
+        extcall positions.insurance_fund.cover(positions.vault.address, covered)
+        log positions.InsuranceFundDrawn(amount=covered, remaining=fund_balance - covered)
+    uncovered: uint256 = bad_debt - covered
+    if uncovered == 0:
+        return
+    assert positions._adl_pending[market_id].remaining == 0, "adl: pending deleverage"
+    job: positions.AdlPending = positions.AdlPending(
+        remaining=uncovered,
+        bad_debt=bad_debt,
+        bankrupt_size=old.size,
+        size_left=convert(abs(old.size), uint256),
+        bankrupt=account,
+        bankruptcy_price=margin.bankruptcy_price(old.size, old.entry_price, eff, positions.SCALE),
+    )
+    adl._deleverage(market_id, job, adl_targets, price, idx, p)
+
+
+@external
+def deleverage(market_id: uint256, adl_targets: DynArray[address, positions.MAX_ADL_TARGETS]):
+    """
+    @notice Permissionless. Continue an ADL that needed more targets than one
+            call takes (see `adl_pending`). Same ranking rules as `liquidate`.
+    """
+    self._only_delegated()
+    positions._check_market(market_id)
+    job: positions.AdlPending = positions._adl_pending[market_id]
+    assert job.remaining > 0, "adl: nothing pending"
+    price: uint256 = positions._price(market_id, True)
+    p: positions.MarketParams = positions._params[market_id]
+    idx: int256 = positions._accrue(market_id, price)
+    adl._deleverage(market_id, job, adl_targets, price, idx, p)
+
+
+# ---------------------------------------------------------------- views
+
+
+@external
+def close_position(market_id: uint256, size_delta: int256, acceptable_price: uint256):
+    """
+    @notice Reduce a position toward zero at the oracle price. Margin is
+            released pro rata; realised PnL, less the trading fee, is
+            credited to free collateral. A full close returns everything.
+    @param size_delta Signed, opposite to the position (a long closes with a
+            negative delta).
+    @param acceptable_price Closing a long reverts below it, a short above it.
+    """
+    self._only_delegated()
+    positions._check_market(market_id)
+    old: positions.Position = positions._load(msg.sender, market_id)
+    assert old.size != 0, "position: none"
+    assert size_delta != 0, "position: zero size"
+    assert size_delta > -positions.MAX_SIZE and size_delta < positions.MAX_SIZE, "position: size too large"
+    assert (size_delta > 0) != (old.size > 0), "position: not reducing"
+    assert abs(size_delta) <= abs(old.size), "position: close exceeds size"
+    price: uint256 = positions._price(market_id, True)
+    if old.size > 0:
+        assert price >= acceptable_price, "position: price below acceptable"
+    else:
+        assert price <= acceptable_price, "position: price above acceptable"
+    p: positions.MarketParams = positions._params[market_id]
+    idx: int256 = positions._accrue(market_id, price)
+    positions._reduce(msg.sender, market_id, old, -size_delta, price, idx, p, False)
+
+
+@external
+def remove_margin(market_id: uint256, amount: uint256):
+    """
+    @notice Move margin back to free collateral while the initial-margin
+            check still holds. Unrealised profit does not count toward it.
+    """
+    self._only_delegated()
+    pausable._require_not_paused()
+    positions._check_market(market_id)
+    assert amount > 0, "collateral: zero amount"
+    old: positions.Position = positions._load(msg.sender, market_id)
+    assert old.size != 0, "position: none"
+    assert amount < positions.MAX_AMOUNT, "margin: insufficient"
+    price: uint256 = positions._price(market_id, True)
+    p: positions.MarketParams = positions._params[market_id]
+    idx: int256 = positions._accrue(market_id, price)
+    owed: int256 = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
+    left: int256 = convert(old.margin, int256) - owed - convert(amount, int256)
+    assert left >= convert(p.min_margin, int256), "margin: insufficient"
+    pnl: int256 = min(margin.upnl(old.size, old.entry_price, price, positions.SCALE), 0)
+    assert left + pnl >= convert(margin.requirement(old.size, price, p.imf, positions.SCALE), int256), "margin: below initial"
+    new: positions.Position = old
+    new.margin = convert(left, uint256)
+    new.funding_index = idx
+    positions._free[msg.sender] += amount
+    positions._write(msg.sender, market_id, old, new)
+    positions._settle(owed, 0)
+    log positions.MarginChanged(account=msg.sender, market_id=market_id, delta=-convert(amount, int256), funding_paid=owed)
+
+
+# ---------------------------------------------------------------- TP / SL

@@ -1,0 +1,60 @@
+# pragma version 0.4.3
+"""
+@title MockAggregator
+@notice DEVNET MOCK. A Chainlink-shaped price feed whose answer anyone can
+        set; it exists because a real feed cannot run on a local devnet.
+"""
+
+decimals: public(uint8)
+_round_id: uint80
+_answer: int256
+_started_at: uint256
+_updated_at: uint256
+_answered_in_round: uint80
+
+
+@deploy
+def __init__(decimals: uint8, initial_answer: int256):
+    self.decimals = decimals
+    self._set(initial_answer)
+
+
+@external
+def set_answer(answer: int256):
+    """
+    @notice A new round with `answer`, stamped with the current block time.
+    """
+    self._set(answer)
+
+
+@external
+def set_round_data(round_id: uint80, answer: int256, started_at: uint256, updated_at: uint256, answered_in_round: uint80):
+    """
+    @notice Set every field, for tests of stale, future and incomplete rounds.
+    """
+    self._round_id = round_id
+    self._answer = answer
+    self._started_at = started_at
+    self._updated_at = updated_at
+    self._answered_in_round = answered_in_round
+
+
+@external
+@view
+def latestRoundData() -> (uint80, int256, uint256, uint256, uint80):
+    return (self._round_id, self._answer, self._started_at, self._updated_at, self._answered_in_round)
+
+
+@external
+@view
+def latestAnswer() -> int256:
+    return self._answer
+
+
+@internal
+def _set(answer: int256):
+    self._round_id += 1
+    self._answer = answer
+    self._started_at = block.timestamp
+    self._updated_at = block.timestamp
+    self._answered_in_round = self._round_id

@@ -1,0 +1,482 @@
+# pragma version 0.4.3
+"""
+@title positions
+@notice The engine's state and the helpers every verb shares: markets and
+        their parameters, the oracle read, funding accrual, packed position
+        storage with its aggregates and side sets, the pro-rata reduce, and
+        token settlement with the vault and the insurance fund.
+        PerpEngine and PerpExits both initialize this module first
+        after the auth modules, so their storage layouts are identical
+        (tests/unit/test_layout.py checks it); PerpExits runs only by
+        delegatecall from PerpEngine. model/positions.py mirrors it.
+"""
+
+from ethereum.ercs import IERC20
+from ethereum.ercs import IERC20Detailed
+
+import fixed_point as fp
+import margin
+import funding
+from interfaces import AggregatorV3
+from interfaces import ILiquidityVault
+from interfaces import IInsuranceFund
+
+# ---------------------------------------------------------------- constants
+
+WAD: constant(uint256) = 10**18
+# Bounds that keep every product of the math modules inside int256.
+MAX_SIZE: constant(int256) = 2**120
+MAX_PRICE: constant(uint256) = 2**128
+MAX_AMOUNT: constant(uint256) = 2**128
+OFFSET: constant(int256) = 2**127
+MASK: constant(uint256) = 2**128 - 1
+
+# The per-side position cap bounds the ADL completeness scan (about 6.5k gas
+# per scanned position, so about 6.5M gas at a full side).
+MAX_SIDE_POSITIONS: constant(uint256) = 1000
+MAX_ADL_TARGETS: constant(uint256) = 20
+MAX_MARKETS: constant(uint256) = 64
+
+# Parameter caps.
+MIN_IMF: constant(uint256) = 10**16  # 1%: 100x
+MAX_TRADING_FEE: constant(uint256) = 10**16  # 1%
+MAX_LIQ_FEE: constant(uint256) = 5 * 10**16  # 5%
+MAX_KEEPER_SHARE: constant(uint256) = 5 * 10**17  # 50%: no profit in self-liquidation
+MAX_FUNDING_K: constant(uint256) = 10**14  # per second, at 100% skew
+MAX_FUNDING_RATE: constant(uint256) = 10**14  # per second
+MAX_PRICE_AGE: constant(uint256) = 86400
+MAX_OPEN_INTEREST: constant(uint256) = 2**120
+
+# ---------------------------------------------------------------- structs
+
+struct Position:
+    size: int256
+    entry_price: uint256
+    margin: uint256
+    funding_index: int256
+    take_profit: uint256
+    stop_loss: uint256
+
+struct MarketParams:
+    feed: address
+    imf: uint256
+    mmf: uint256
+    liq_fee: uint256
+    keeper_share: uint256
+    trading_fee: uint256
+    insurance_share: uint256
+    funding_k: uint256
+    max_funding_rate: uint256
+    max_price_age: uint256
+    max_open_interest: uint256
+    min_margin: uint256
+    execution_fee: uint256
+
+struct MarketState:
+    long_oi: uint256
+    short_oi: uint256
+    long_cost: uint256
+    short_cost: uint256
+    sum_size_index: int256
+    funding_index: int256
+    last_funding_time: uint256
+
+struct AdlPending:
+    remaining: uint256
+    bad_debt: uint256
+    bankrupt_size: int256
+    size_left: uint256
+    bankrupt: address
+    bankruptcy_price: uint256
+
+# ---------------------------------------------------------------- events
+
+event Deposited:
+    account: indexed(address)
+    amount: uint256
+
+event Withdrawn:
+    account: indexed(address)
+    amount: uint256
+
+event PositionOpened:
+    account: indexed(address)
+    market_id: indexed(uint256)
+    size_delta: int256
+    price: uint256
+    margin_added: uint256
+    fee: uint256
+    funding_paid: int256
+    size: int256
+    entry_price: uint256
+
+event PositionClosed:
+    account: indexed(address)
+    market_id: indexed(uint256)
+    size_closed: int256
+    price: uint256
+    pnl: int256
+    fee: uint256
+    funding_paid: int256
+    payout: uint256
+
+event MarginChanged:
+    account: indexed(address)
+    market_id: indexed(uint256)
+    delta: int256
+    funding_paid: int256
+
+event TpSlSet:
+    account: indexed(address)
+    market_id: indexed(uint256)
+    take_profit: uint256
+    stop_loss: uint256
+
+event TpSlExecuted:
+    account: indexed(address)
+    market_id: indexed(uint256)
+    keeper: indexed(address)
+    price: uint256
+    execution_fee: uint256
+
+event PositionLiquidated:
+    account: indexed(address)
+    market_id: indexed(uint256)
+    size: int256
+    price: uint256
+    penalty: uint256
+    keeper_reward: uint256
+    bad_debt: uint256
+
+event InsuranceFundDrawn:
+    amount: uint256
+    remaining: uint256
+
+event AutoDeleveraged:
+    bankrupt: indexed(address)
+    target: indexed(address)
+    market_id: indexed(uint256)
+    size: int256
+    bankruptcy_price: uint256
+    haircut: uint256
+
+event BadDebtSocialized:
+    market_id: indexed(uint256)
+    amount: uint256
+
+event DeleveragePending:
+    market_id: indexed(uint256)
+    bankrupt: indexed(address)
+    remaining: uint256
+
+event MarketAdded:
+    market_id: indexed(uint256)
+    feed: address
+
+event MarketParamsSet:
+    market_id: indexed(uint256)
+
+event PauserSet:
+    pauser: indexed(address)
+
+# ---------------------------------------------------------------- immutables
+
+COLLATERAL: public(immutable(IERC20))
+SCALE: public(immutable(uint256))
+
+# ---------------------------------------------------------------- storage
+
+vault: public(ILiquidityVault)
+insurance_fund: public(IInsuranceFund)
+pauser: public(address)
+
+market_count: public(uint256)
+_params: HashMap[uint256, MarketParams]
+_feed_scale: HashMap[uint256, uint256]
+_state: HashMap[uint256, MarketState]
+
+_free: HashMap[address, uint256]
+
+# A position is packed into three slots (the ADL scan reads only the first
+# two): a = (size + 2**127) | margin << 128; b = entry | (index + 2**127) << 128;
+# c = take_profit | stop_loss << 128. a == 0 means no position.
+_pos_a: HashMap[address, HashMap[uint256, uint256]]
+_pos_b: HashMap[address, HashMap[uint256, uint256]]
+_pos_c: HashMap[address, HashMap[uint256, uint256]]
+
+# Open positions per market side (key = market_id * 2 + side, side 0 long,
+# 1 short), swap-and-pop on removal; _member_index is 1-based.
+_members: HashMap[uint256, HashMap[uint256, address]]
+_member_count: HashMap[uint256, uint256]
+_member_index: HashMap[address, HashMap[uint256, uint256]]
+
+_adl_pending: HashMap[uint256, AdlPending]
+_listed: transient(HashMap[address, bool])
+
+
+@deploy
+def __init__(collateral: IERC20):
+    COLLATERAL = collateral
+    decimals: uint8 = staticcall IERC20Detailed(collateral.address).decimals()
+    assert decimals <= 36, "engine: token decimals"
+    SCALE = 10 ** (36 - convert(decimals, uint256))
+
+
+@internal
+@view
+def _check_market(market_id: uint256):
+    assert market_id < self.market_count, "market: unknown"
+
+
+@internal
+def _set_params(mid: uint256, p: MarketParams):
+    assert p.feed != empty(address), "params: feed"
+    assert p.imf >= MIN_IMF and p.imf <= WAD, "params: imf"
+    assert p.mmf > 0 and p.mmf < p.imf, "params: mmf"
+    assert p.trading_fee <= MAX_TRADING_FEE and p.trading_fee < p.mmf, "params: trading fee"
+    assert p.liq_fee <= MAX_LIQ_FEE, "params: liquidation fee"
+    assert p.keeper_share <= MAX_KEEPER_SHARE, "params: keeper share"
+    assert p.insurance_share <= WAD, "params: insurance share"
+    assert p.funding_k <= MAX_FUNDING_K and p.max_funding_rate <= MAX_FUNDING_RATE, "params: funding"
+    assert p.max_price_age > 0 and p.max_price_age <= MAX_PRICE_AGE, "params: price age"
+    assert p.max_open_interest > 0 and p.max_open_interest <= MAX_OPEN_INTEREST, "params: open interest"
+    assert p.min_margin > 0 and p.min_margin < MAX_AMOUNT, "params: min margin"
+    assert p.execution_fee < MAX_AMOUNT, "params: execution fee"
+    decimals: uint8 = staticcall AggregatorV3(p.feed).decimals()
+    assert decimals <= 18, "params: feed decimals"
+    self._feed_scale[mid] = 10 ** (18 - convert(decimals, uint256))
+    self._params[mid] = p
+    log MarketParamsSet(market_id=mid)
+
+
+@internal
+@view
+def _price(mid: uint256, fresh: bool) -> uint256:
+    """
+    @notice The feed's answer normalised to 1e18. Reverts "bad price" on a
+            non-positive answer, an incomplete round or a future timestamp,
+            and, when `fresh`, "stale price" past max_price_age.
+    """
+    round_id: uint80 = 0
+    answer: int256 = 0
+    started: uint256 = 0
+    updated: uint256 = 0
+    answered: uint80 = 0
+    (round_id, answer, started, updated, answered) = staticcall AggregatorV3(self._params[mid].feed).latestRoundData()
+    assert answer > 0, "bad price"
+    assert updated != 0 and answered >= round_id and updated <= block.timestamp, "bad price"
+    if fresh:
+        assert block.timestamp - updated <= self._params[mid].max_price_age, "stale price"
+    price: uint256 = convert(answer, uint256) * self._feed_scale[mid]
+    assert price < MAX_PRICE, "bad price"
+    return price
+
+
+@internal
+@view
+def _pending_index(mid: uint256, price: uint256) -> int256:
+    idx: int256 = self._state[mid].funding_index
+    last: uint256 = self._state[mid].last_funding_time
+    if block.timestamp > last:
+        r: int256 = funding.rate(
+            self._state[mid].long_oi, self._state[mid].short_oi, self._params[mid].funding_k, self._params[mid].max_funding_rate
+        )
+        idx += funding.index_step(r, price, block.timestamp - last)
+    return idx
+
+
+@internal
+def _accrue(mid: uint256, price: uint256) -> int256:
+    idx: int256 = self._pending_index(mid, price)
+    assert idx > -OFFSET and idx < OFFSET, "funding: index overflow"
+    self._state[mid].funding_index = idx
+    self._state[mid].last_funding_time = block.timestamp
+    return idx
+
+
+# ---------------------------------------------------------------- internal: positions
+
+
+@internal
+@view
+def _load(account: address, mid: uint256) -> Position:
+    a: uint256 = self._pos_a[account][mid]
+    if a == 0:
+        return empty(Position)
+    b: uint256 = self._pos_b[account][mid]
+    c: uint256 = self._pos_c[account][mid]
+    return Position(
+        size=convert(a & MASK, int256) - OFFSET,
+        entry_price=b & MASK,
+        margin=a >> 128,
+        funding_index=convert(b >> 128, int256) - OFFSET,
+        take_profit=c & MASK,
+        stop_loss=c >> 128,
+    )
+
+
+@internal
+def _write(account: address, mid: uint256, old: Position, new: Position):
+    """
+    @notice Store `new` over `old`, keeping open interest, cost and funding
+            aggregates and the side sets equal to the sums over positions.
+    """
+    assert new.margin < MAX_AMOUNT, "position: margin too large"
+    st: MarketState = self._state[mid]
+    if old.size > 0:
+        st.long_oi -= convert(old.size, uint256)
+        st.long_cost -= convert(old.size, uint256) * old.entry_price
+    elif old.size < 0:
+        st.short_oi -= convert(-old.size, uint256)
+        st.short_cost -= convert(-old.size, uint256) * old.entry_price
+    st.sum_size_index -= old.size * old.funding_index
+    if new.size > 0:
+        st.long_oi += convert(new.size, uint256)
+        st.long_cost += convert(new.size, uint256) * new.entry_price
+    elif new.size < 0:
+        st.short_oi += convert(-new.size, uint256)
+        st.short_cost += convert(-new.size, uint256) * new.entry_price
+    st.sum_size_index += new.size * new.funding_index
+    self._state[mid] = st
+
+    if old.size == 0 and new.size != 0:
+        self._add_member(account, mid, new.size)
+    elif old.size != 0 and new.size == 0:
+        self._remove_member(account, mid, old.size)
+
+    if new.size == 0:
+        self._pos_a[account][mid] = 0
+        self._pos_b[account][mid] = 0
+        self._pos_c[account][mid] = 0
+        return
+    self._pos_a[account][mid] = convert(new.size + OFFSET, uint256) | (new.margin << 128)
+    self._pos_b[account][mid] = new.entry_price | (convert(new.funding_index + OFFSET, uint256) << 128)
+    if new.take_profit != old.take_profit or new.stop_loss != old.stop_loss:
+        self._pos_c[account][mid] = new.take_profit | (new.stop_loss << 128)
+
+
+@internal
+def _add_member(account: address, mid: uint256, size: int256):
+    key: uint256 = mid * 2 + convert(size < 0, uint256)
+    n: uint256 = self._member_count[key]
+    assert n < MAX_SIDE_POSITIONS, "market: side full"
+    self._members[key][n] = account
+    self._member_count[key] = n + 1
+    self._member_index[account][mid] = n + 1
+
+
+@internal
+def _remove_member(account: address, mid: uint256, size: int256):
+    key: uint256 = mid * 2 + convert(size < 0, uint256)
+    i: uint256 = self._member_index[account][mid] - 1
+    last: uint256 = self._member_count[key] - 1
+    if i != last:
+        moved: address = self._members[key][last]
+        self._members[key][i] = moved
+        self._member_index[moved][mid] = i + 1
+    self._members[key][last] = empty(address)
+    self._member_count[key] = last
+    self._member_index[account][mid] = 0
+
+
+@internal
+@pure
+def _average_entry(size: int256, entry: uint256, delta: int256, price: uint256) -> uint256:
+    """
+    @notice Size-weighted entry, rounded against the trader: up for a long,
+            down for a short.
+    """
+    s: uint256 = convert(abs(size), uint256)
+    d: uint256 = convert(abs(delta), uint256)
+    if size > 0:
+        return fp.mul_div_up(s * entry + d * price, 1, s + d)
+    return fp.mul_div_down(s * entry + d * price, 1, s + d)
+
+
+@internal
+@view
+def _effective_margin(pos: Position, mid: uint256, price: uint256) -> int256:
+    return convert(pos.margin, int256) - funding.owed(pos.size, self._pending_index(mid, price), pos.funding_index, SCALE)
+
+
+@internal
+@view
+def _equity(pos: Position, mid: uint256, price: uint256) -> int256:
+    return self._effective_margin(pos, mid, price) + margin.upnl(pos.size, pos.entry_price, price, SCALE)
+
+
+@internal
+def _reduce(
+    account: address, mid: uint256, old: Position, closed: int256, price: uint256, idx: int256, p: MarketParams, by_keeper: bool
+):
+    """
+    @notice Close `closed` (same sign as the position) at `price`: settle the
+            whole position's funding, release margin pro rata (floored),
+            realise the PnL of the closed part, charge the trading fee (and,
+            for a TP/SL execution, the keeper's execution fee).
+    """
+    owed: int256 = funding.owed(old.size, idx, old.funding_index, SCALE)
+    eff: int256 = convert(old.margin, int256) - owed
+    total_pnl: int256 = margin.upnl(old.size, old.entry_price, price, SCALE)
+    assert eff + total_pnl >= convert(margin.requirement(old.size, price, p.mmf, SCALE), int256), "position: liquidatable"
+    full: bool = closed == old.size
+    released: int256 = eff
+    if not full:
+        released = fp.div_floor(eff * abs(closed), abs(old.size))
+    pnl: int256 = margin.upnl(closed, old.entry_price, price, SCALE)
+    fee: uint256 = margin.requirement(closed, price, p.trading_fee, SCALE)
+    payout: int256 = released + pnl - convert(fee, int256)
+    exec_fee: uint256 = 0
+    if by_keeper:
+        exec_fee = min(p.execution_fee, convert(max(payout, 0), uint256))
+        payout -= convert(exec_fee, int256)
+    left: int256 = eff - released
+    if payout < 0:
+        left += payout
+        payout = 0
+    new: Position = empty(Position)
+    if full:
+        assert left == 0, "position: insolvent"
+    else:
+        assert left >= convert(p.min_margin, int256), "position: dust remainder"
+        new = old
+        new.size = old.size - closed
+        new.margin = convert(left, uint256)
+        new.funding_index = idx
+        remaining: int256 = left + margin.upnl(new.size, new.entry_price, price, SCALE)
+        assert remaining >= convert(margin.requirement(new.size, price, p.mmf, SCALE), int256), "margin: below maintenance"
+    self._write(account, mid, old, new)
+    self._free[account] += convert(payout, uint256)
+    if exec_fee > 0:
+        self._free[msg.sender] += exec_fee
+    fund_fee: uint256 = fp.mul_div_down(fee, p.insurance_share, WAD)
+    self._settle(owed - pnl + convert(fee - fund_fee, int256), fund_fee)
+    log PositionClosed(
+        account=account,
+        market_id=mid,
+        size_closed=closed,
+        price=price,
+        pnl=pnl,
+        fee=fee,
+        funding_paid=owed,
+        payout=convert(payout, uint256),
+    )
+    if by_keeper:
+        log TpSlExecuted(account=account, market_id=mid, keeper=msg.sender, price=price, execution_fee=exec_fee)
+
+
+@internal
+def _settle(vault_delta: int256, fund_amount: uint256):
+    """
+    @notice Move tokens between the engine and the vault (positive: the vault
+            receives) and from the engine to the insurance fund.
+    """
+    if vault_delta < 0:
+        extcall self.vault.pay(convert(-vault_delta, uint256))
+    elif vault_delta > 0:
+        assert extcall COLLATERAL.transfer(self.vault.address, convert(vault_delta, uint256), default_return_value=True), "collateral: transfer failed"
+    if fund_amount > 0:
+        assert extcall COLLATERAL.transfer(self.insurance_fund.address, fund_amount, default_return_value=True), "collateral: transfer failed"
+
+
+# ---------------------------------------------------------------- internal: ADL
