@@ -1,0 +1,43 @@
+# Backstop: two commands matter. `make demo` plays the crash on a devnet;
+# `make test` passes the tests. Both install what they need into the repo
+# (.venv, node_modules, .vvm) on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export VVM_BINARY_PATH := $(CURDIR)/.vvm
+export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
+export PYTHONPATH := $(CURDIR)
+NETWORK ?= ethereum:local:foundry
+
+.PHONY: install test demo deploy keeper fuzz-deep bench clean
+
+install: $(VENV)/.stamp node_modules/.stamp .vvm/vyper-0.4.3
+
+$(VENV)/.stamp: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# vvm cannot download compilers here; it finds the pinned pip vyper instead.
+.vvm/vyper-0.4.3: $(VENV)/.stamp
+	mkdir -p .vvm
+	ln -sf $(BIN)/vyper .vvm/vyper-0.4.3
+
+test: install
+	$(BIN)/ape test tests/ --network $(NETWORK) -q
+
+demo: install
+	$(BIN)/ape run demo --network $(NETWORK)
+
+deploy: install
+	$(BIN)/ape run deploy --network $(NETWORK)
+
+clean:
+	rm -rf $(VENV) node_modules .vvm .build reports

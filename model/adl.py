@@ -1,0 +1,119 @@
+"""Mirror of contracts/adl.vy: ranking check, fills at the bankruptcy price,
+and the ranking helper the keeper uses."""
+
+from dataclasses import replace
+
+from model import funding, margin
+from model import positions as P
+from model.fixed_point import Revert, check, mul_div_up, div_floor
+
+
+def _target_score(w, account, mid, price):
+    """adl._target_score: (upnl, score) from size, entry and margin."""
+    pos = w.e.positions.get((account, mid)) or P.Position()
+    pnl = margin.upnl(pos.size, pos.entry_price, price, w.e.scale)
+    return pnl, margin.adl_score(pnl, pos.margin, margin.notional_down(pos.size, price, w.e.scale))
+
+
+def _outranks(score, account, other_score, other):
+    """adl._outranks: higher score first; equal scores, lower address first."""
+    return score > other_score or (score == other_score and P.addr_int(account) < P.addr_int(other))
+
+
+def _deleverage(w, mid, job, targets, price, idx, p):
+    """adl._deleverage"""
+    scale = w.e.scale
+    abs_bankrupt = abs(job.bankrupt_size)
+    remaining = job.remaining
+    size_left = job.size_left
+    vault_delta = 0
+    used = 0
+    last_score = 0
+    last_target = "0x" + "00" * 20
+    listed = set()
+    for t in targets:
+        if remaining == 0 or size_left == 0:
+            break
+        check(t not in listed, "adl: duplicate target")
+        listed.add(t)
+        pos = P._load(w, t, mid)
+        check(pos.size != 0, "adl: no position")
+        check((pos.size > 0) != (job.bankrupt_size > 0), "adl: wrong side")
+        pnl_all, score = _target_score(w, t, mid, price)
+        check(pnl_all > 0, "adl: not in profit")
+        if used > 0:
+            check(_outranks(last_score, last_target, score, t), "adl: unsorted")
+        used += 1
+        last_score, last_target = score, t
+
+        abs_size = abs(pos.size)
+        q = min(min(abs_size, size_left), mul_div_up(remaining, abs_bankrupt, job.bad_debt))
+        closed = q if pos.size > 0 else -q
+        owed = funding.owed(pos.size, idx, pos.funding_index, scale)
+        eff = pos.margin - owed
+        released = eff
+        if q < abs_size:
+            released = div_floor(eff * q, abs_size)
+        pnl = margin.upnl(closed, pos.entry_price, price, scale)
+        haircut = min(mul_div_up(q, job.bad_debt, abs_bankrupt), remaining)
+        part_equity = released + pnl
+        if haircut > part_equity:
+            haircut = max(part_equity, 0)
+        payout = part_equity - haircut
+        left = eff - released
+        if payout < 0:
+            left += payout
+            payout = 0
+        new = P.Position()
+        if q < abs_size:
+            new = replace(pos)
+            new.size = pos.size - closed
+            new.margin = max(left, 0)
+            new.funding_index = idx
+        P._write(w, t, mid, pos, new)
+        w.e.free[t] = w.e.free.get(t, 0) + payout
+        vault_delta += owed - pnl + haircut
+        remaining -= haircut
+        size_left -= q
+        w.log("AutoDeleveraged", bankrupt=job.bankrupt, target=t, market_id=mid, size=closed,
+              bankruptcy_price=job.bankruptcy_price, haircut=haircut)
+    P._settle(w, vault_delta, 0)
+
+    key = mid * 2 + (1 if job.bankrupt_size > 0 else 0)
+    unlisted_profitable = False
+    for m in list(w.e.members.get(key, [])):
+        if m in listed:
+            continue
+        pnl_m, score_m = _target_score(w, m, mid, price)
+        if pnl_m <= 0:
+            continue
+        unlisted_profitable = True
+        if used > 0:
+            check(not _outranks(score_m, m, last_score, last_target), "adl: not ranked")
+
+    job.remaining = remaining
+    job.size_left = size_left
+    if remaining > 0 and size_left > 0 and unlisted_profitable:
+        check(len(targets) == P.MAX_ADL_TARGETS, "adl: more targets needed")
+        w.e.adl_pending[mid] = replace(job)
+        w.log("DeleveragePending", market_id=mid, bankrupt=job.bankrupt, remaining=remaining)
+        return
+    w.e.adl_pending[mid] = P.AdlPending()
+    if remaining > 0:
+        w.log("BadDebtSocialized", market_id=mid, amount=remaining)
+
+
+def _ranking(w, mid, bankrupt_size, price, limit=P.MAX_ADL_TARGETS):
+    """adl._ranking: profitable opposite positions, best first, at most `limit`.
+
+    The contract's view keeps MAX_ADL_TARGETS; the keeper may ask for more
+    (limit=None) to plan a deleverage that spans several calls."""
+    key = mid * 2 + (1 if bankrupt_size > 0 else 0)
+    scored = []
+    for m in w.e.members.get(key, []):
+        pnl_m, score_m = _target_score(w, m, mid, price)
+        if pnl_m > 0:
+            scored.append((-score_m, P.addr_int(m), m))
+    scored.sort()
+    out = [m for _, _, m in scored]
+    return out if limit is None else out[:limit]

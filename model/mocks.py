@@ -1,0 +1,61 @@
+"""Mirrors of the devnet mocks: MockToken (snekmate erc20) and MockAggregator."""
+
+from dataclasses import dataclass, field
+
+from model.fixed_point import MAX_UINT256, check
+
+ZERO = "0x" + "00" * 20
+
+
+@dataclass
+class Token:
+    """snekmate erc20, as MockToken exposes it."""
+    decimals: int
+    balances: dict = field(default_factory=dict)
+    allowances: dict = field(default_factory=dict)
+    total_supply: int = 0
+
+    def balance_of(self, a):
+        return self.balances.get(a, 0)
+
+    def mint(self, to, amount):
+        check(to != ZERO, "erc20: mint to the zero address")
+        self.total_supply += amount
+        self.balances[to] = self.balance_of(to) + amount
+
+    def approve(self, owner, spender, amount):
+        self.allowances[(owner, spender)] = amount
+
+    def transfer(self, frm, to, amount):
+        """erc20._transfer"""
+        check(frm != ZERO, "erc20: transfer from the zero address")
+        check(to != ZERO, "erc20: transfer to the zero address")
+        check(self.balance_of(frm) >= amount, "erc20: transfer amount exceeds balance")
+        self.balances[frm] = self.balance_of(frm) - amount
+        self.balances[to] = self.balance_of(to) + amount
+
+    def transfer_from(self, spender, owner, to, amount):
+        """erc20.transferFrom: allowance first, then the transfer."""
+        current = self.allowances.get((owner, spender), 0)
+        if current < MAX_UINT256:
+            check(current >= amount, "erc20: insufficient allowance")
+            self.allowances[(owner, spender)] = current - amount
+        self.transfer(owner, to, amount)
+
+
+@dataclass
+class Feed:
+    """MockAggregator"""
+    decimals: int
+    round_id: int = 0
+    answer: int = 0
+    started_at: int = 0
+    updated_at: int = 0
+    answered_in_round: int = 0
+
+    def set_answer(self, answer, now):
+        self.round_id += 1
+        self.answer = answer
+        self.started_at = now
+        self.updated_at = now
+        self.answered_in_round = self.round_id

@@ -1,0 +1,251 @@
+"""Mirror of contracts/PerpEngine.vy: admin, collateral, opening and margin
+adds, and every view. Each function names the one it replicates."""
+
+from dataclasses import replace
+
+from model import adl, funding, margin
+from model import positions as P
+from model.fixed_point import WAD, check, mul_div_down
+
+ZERO = "0x" + "00" * 20
+
+
+def _check_owner(w):
+    """snekmate ownable._check_owner"""
+    check(w.sender == w.e.owner, "ownable: caller is not the owner")
+
+
+def initialize(w, vault, insurance_fund):
+    """PerpEngine.initialize"""
+    _check_owner(w)
+    check(w.e.vault == ZERO, "engine: initialized")
+    check(vault != ZERO and insurance_fund != ZERO, "engine: zero address")
+    w.e.vault = vault
+    w.e.insurance_fund = insurance_fund
+
+
+def add_market(w, params):
+    """PerpEngine.add_market"""
+    _check_owner(w)
+    mid = w.e.market_count
+    check(mid < P.MAX_MARKETS, "params: too many markets")
+    w.e.state[mid] = P.MarketState()
+    P._set_params(w, mid, params)
+    w.e.state[mid].last_funding_time = w.now
+    w.e.market_count = mid + 1
+    w.log("MarketAdded", market_id=mid, feed=params.feed)
+    return mid
+
+
+def set_market_params(w, mid, params):
+    """PerpEngine.set_market_params"""
+    _check_owner(w)
+    P._check_market(w, mid)
+    P._accrue(w, mid, P._price(w, mid, False))
+    P._set_params(w, mid, params)
+
+
+def set_pauser(w, pauser):
+    """PerpEngine.set_pauser"""
+    _check_owner(w)
+    w.e.pauser = pauser
+    w.log("PauserSet", pauser=pauser)
+
+
+def pause(w):
+    """PerpEngine.pause (snekmate pausable._pause)"""
+    check(w.sender == w.e.pauser or w.sender == w.e.owner, "engine: not pauser")
+    check(not w.e.paused, "pausable: contract is paused")
+    w.e.paused = True
+    w.log("Paused", account=w.sender)
+
+
+def unpause(w):
+    """PerpEngine.unpause (snekmate pausable._unpause)"""
+    check(w.sender == w.e.pauser or w.sender == w.e.owner, "engine: not pauser")
+    check(w.e.paused, "pausable: contract is not paused")
+    w.e.paused = False
+    w.log("Unpaused", account=w.sender)
+
+
+def deposit(w, amount):
+    """PerpEngine.deposit"""
+    check(amount > 0, "collateral: zero amount")
+    w.token.transfer_from(w.engine_address, w.sender, w.engine_address, amount)
+    w.e.free[w.sender] = w.e.free.get(w.sender, 0) + amount
+    w.log("Deposited", account=w.sender, amount=amount)
+
+
+def withdraw(w, amount):
+    """PerpEngine.withdraw"""
+    check(amount > 0, "collateral: zero amount")
+    check(w.e.free.get(w.sender, 0) >= amount, "collateral: insufficient")
+    w.e.free[w.sender] -= amount
+    w.token.transfer(w.engine_address, w.sender, amount)
+    w.log("Withdrawn", account=w.sender, amount=amount)
+
+
+def open_position(w, mid, size_delta, margin_amount, acceptable_price):
+    """PerpEngine.open_position"""
+    check(not w.e.paused, "pausable: contract is paused")
+    P._check_market(w, mid)
+    check(size_delta != 0, "position: zero size")
+    check(-P.MAX_SIZE < size_delta < P.MAX_SIZE, "position: size too large")
+    free = w.e.free.get(w.sender, 0)
+    check(margin_amount <= free, "collateral: insufficient")
+    price = P._price(w, mid, True)
+    if size_delta > 0:
+        check(price <= acceptable_price, "position: price above acceptable")
+    else:
+        check(price >= acceptable_price, "position: price below acceptable")
+    p = w.e.params[mid]
+    scale = w.e.scale
+    fee = margin.requirement(size_delta, price, p.trading_fee, scale)
+    check(margin_amount + fee <= free, "collateral: insufficient")
+
+    idx = P._accrue(w, mid, price)
+    old = P._load(w, w.sender, mid)
+    new = replace(old)
+    owed = 0
+    if old.size == 0:
+        new.entry_price = price
+    else:
+        check((old.size > 0) == (size_delta > 0), "position: opposite direction")
+        owed = funding.owed(old.size, idx, old.funding_index, scale)
+        eff = old.margin - owed
+        check(eff >= 0, "position: funding exceeds margin")
+        new.margin = eff
+        new.entry_price = P._average_entry(old.size, old.entry_price, size_delta, price)
+    new.size = old.size + size_delta
+    check(-P.MAX_SIZE < new.size < P.MAX_SIZE, "position: size too large")
+    new.margin += margin_amount
+    new.funding_index = idx
+    check(new.margin >= p.min_margin, "position: margin below minimum")
+    st = w.e.state[mid]
+    if size_delta > 0:
+        check(st.long_oi + size_delta <= p.max_open_interest, "market: open interest cap")
+    else:
+        check(st.short_oi + -size_delta <= p.max_open_interest, "market: open interest cap")
+    equity_ = new.margin + margin.upnl(new.size, new.entry_price, price, scale)
+    check(equity_ >= margin.requirement(new.size, price, p.imf, scale), "margin: below initial")
+
+    w.e.free[w.sender] = free - margin_amount - fee
+    P._write(w, w.sender, mid, old, new)
+    fund_fee = mul_div_down(fee, p.insurance_share, WAD)
+    P._settle(w, owed + (fee - fund_fee), fund_fee)
+    w.log("PositionOpened", account=w.sender, market_id=mid, size_delta=size_delta, price=price,
+          margin_added=margin_amount, fee=fee, funding_paid=owed, size=new.size, entry_price=new.entry_price)
+
+
+def add_margin(w, mid, amount):
+    """PerpEngine.add_margin"""
+    P._check_market(w, mid)
+    check(amount > 0, "collateral: zero amount")
+    old = P._load(w, w.sender, mid)
+    check(old.size != 0, "position: none")
+    free = w.e.free.get(w.sender, 0)
+    check(amount <= free, "collateral: insufficient")
+    new = replace(old)
+    new.margin = old.margin + amount
+    w.e.free[w.sender] = free - amount
+    P._write(w, w.sender, mid, old, new)
+    w.log("MarginChanged", account=w.sender, market_id=mid, delta=amount, funding_paid=0)
+
+
+# ---------------------------------------------------------------- views
+
+def get_position(w, account, mid):
+    """PerpEngine.get_position"""
+    return P._load(w, account, mid)
+
+
+def free_collateral(w, account):
+    """PerpEngine.free_collateral"""
+    return w.e.free.get(account, 0)
+
+
+def open_interest(w, mid):
+    """PerpEngine.open_interest"""
+    st = w.e.state.get(mid, P.MarketState())
+    return (st.long_oi, st.short_oi)
+
+
+def funding_rate(w, mid):
+    """PerpEngine.funding_rate"""
+    p, st = w.e.params[mid], w.e.state[mid]
+    return funding.rate(st.long_oi, st.short_oi, p.funding_k, p.max_funding_rate)
+
+
+def funding_owed(w, account, mid):
+    """PerpEngine.funding_owed"""
+    pos = P._load(w, account, mid)
+    idx = P._pending_index(w, mid, P._price(w, mid, False))
+    return funding.owed(pos.size, idx, pos.funding_index, w.e.scale)
+
+
+def equity(w, account, mid):
+    """PerpEngine.equity"""
+    pos = P._load(w, account, mid)
+    if pos.size == 0:
+        return 0
+    return P._equity(w, pos, mid, P._price(w, mid, False))
+
+
+def is_liquidatable(w, account, mid):
+    """PerpEngine.is_liquidatable"""
+    pos = P._load(w, account, mid)
+    if pos.size == 0:
+        return False
+    price = P._price(w, mid, False)
+    return P._equity(w, pos, mid, price) < margin.requirement(pos.size, price, w.e.params[mid].mmf, w.e.scale)
+
+
+def liquidation_price(w, account, mid):
+    """PerpEngine.liquidation_price"""
+    pos = P._load(w, account, mid)
+    if pos.size == 0:
+        return 0
+    eff = P._effective_margin(w, pos, mid, P._price(w, mid, False))
+    return margin.liquidation_price(pos.size, pos.entry_price, eff, w.e.params[mid].mmf, w.e.scale)
+
+
+def bankruptcy_price(w, account, mid):
+    """PerpEngine.bankruptcy_price"""
+    pos = P._load(w, account, mid)
+    if pos.size == 0:
+        return 0
+    eff = P._effective_margin(w, pos, mid, P._price(w, mid, False))
+    return margin.bankruptcy_price(pos.size, pos.entry_price, eff, w.e.scale)
+
+
+def adl_score(w, account, mid):
+    """PerpEngine.adl_score"""
+    pos = P._load(w, account, mid)
+    if pos.size == 0:
+        return 0
+    price = P._price(w, mid, False)
+    return margin.adl_score(margin.upnl(pos.size, pos.entry_price, price, w.e.scale), pos.margin,
+                            margin.notional_down(pos.size, price, w.e.scale))
+
+
+def adl_ranking(w, account, mid, limit=P.MAX_ADL_TARGETS):
+    """PerpEngine.adl_ranking (limit=None: the whole ranking, for planning)"""
+    pos = P._load(w, account, mid)
+    if pos.size == 0:
+        return []
+    return adl._ranking(w, mid, pos.size, P._price(w, mid, False), limit)
+
+
+def traders_claim(w):
+    """PerpEngine.traders_claim"""
+    from model.fixed_point import div_ceil
+    total = 0
+    for mid in range(w.e.market_count):
+        price = P._price(w, mid, False)
+        st = w.e.state[mid]
+        idx = P._pending_index(w, mid, price)
+        net_size = st.long_oi - st.short_oi
+        pnl = price * net_size - st.long_cost + st.short_cost
+        owed = idx * net_size - st.sum_size_index
+        total += div_ceil(pnl - owed, w.e.scale)
+    return total

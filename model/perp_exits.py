@@ -1,0 +1,151 @@
+"""Mirror of contracts/PerpExits.vy: close, remove margin, TP/SL,
+liquidation with the insurance-fund draw, and ADL."""
+
+from dataclasses import replace
+
+from model import adl, funding, margin
+from model import positions as P
+from model.fixed_point import WAD, check, mul_div_down
+
+
+def close_position(w, mid, size_delta, acceptable_price):
+    """PerpExits.close_position"""
+    P._check_market(w, mid)
+    old = P._load(w, w.sender, mid)
+    check(old.size != 0, "position: none")
+    check(size_delta != 0, "position: zero size")
+    check(-P.MAX_SIZE < size_delta < P.MAX_SIZE, "position: size too large")
+    check((size_delta > 0) != (old.size > 0), "position: not reducing")
+    check(abs(size_delta) <= abs(old.size), "position: close exceeds size")
+    price = P._price(w, mid, True)
+    if old.size > 0:
+        check(price >= acceptable_price, "position: price below acceptable")
+    else:
+        check(price <= acceptable_price, "position: price above acceptable")
+    p = w.e.params[mid]
+    idx = P._accrue(w, mid, price)
+    P._reduce(w, w.sender, mid, old, -size_delta, price, idx, p, False)
+
+
+def remove_margin(w, mid, amount):
+    """PerpExits.remove_margin"""
+    check(not w.e.paused, "pausable: contract is paused")
+    P._check_market(w, mid)
+    check(amount > 0, "collateral: zero amount")
+    old = P._load(w, w.sender, mid)
+    check(old.size != 0, "position: none")
+    check(amount < P.MAX_AMOUNT, "margin: insufficient")
+    price = P._price(w, mid, True)
+    p = w.e.params[mid]
+    idx = P._accrue(w, mid, price)
+    owed = funding.owed(old.size, idx, old.funding_index, w.e.scale)
+    left = old.margin - owed - amount
+    check(left >= p.min_margin, "margin: insufficient")
+    pnl = min(margin.upnl(old.size, old.entry_price, price, w.e.scale), 0)
+    check(left + pnl >= margin.requirement(old.size, price, p.imf, w.e.scale), "margin: below initial")
+    new = replace(old)
+    new.margin = left
+    new.funding_index = idx
+    w.e.free[w.sender] = w.e.free.get(w.sender, 0) + amount
+    P._write(w, w.sender, mid, old, new)
+    P._settle(w, owed, 0)
+    w.log("MarginChanged", account=w.sender, market_id=mid, delta=-amount, funding_paid=owed)
+
+
+def set_tp_sl(w, mid, take_profit_price, stop_loss_price):
+    """PerpExits.set_tp_sl"""
+    P._check_market(w, mid)
+    old = P._load(w, w.sender, mid)
+    check(old.size != 0, "position: none")
+    check(take_profit_price < P.MAX_PRICE and stop_loss_price < P.MAX_PRICE, "tp_sl: price too large")
+    liq = margin.liquidation_price(old.size, old.entry_price, old.margin, w.e.params[mid].mmf, w.e.scale)
+    tp, sl = take_profit_price, stop_loss_price
+    if old.size > 0:
+        check(tp == 0 or tp > old.entry_price, "tp_sl: take profit on wrong side")
+        check(sl == 0 or sl < old.entry_price, "tp_sl: stop loss on wrong side")
+        check(sl == 0 or sl > liq, "tp_sl: stop beyond liquidation")
+    else:
+        check(tp == 0 or tp < old.entry_price, "tp_sl: take profit on wrong side")
+        check(sl == 0 or sl > old.entry_price, "tp_sl: stop loss on wrong side")
+        check(sl == 0 or sl < liq, "tp_sl: stop beyond liquidation")
+    pos = w.e.positions[(w.sender, mid)]
+    pos.take_profit, pos.stop_loss = tp, sl
+    w.log("TpSlSet", account=w.sender, market_id=mid, take_profit=tp, stop_loss=sl)
+
+
+def execute_tp_sl(w, account, mid):
+    """PerpExits.execute_tp_sl"""
+    P._check_market(w, mid)
+    old = P._load(w, account, mid)
+    check(old.size != 0, "position: none")
+    price = P._price(w, mid, True)
+    if old.size > 0:
+        hit = (old.take_profit != 0 and price >= old.take_profit) or (old.stop_loss != 0 and price <= old.stop_loss)
+    else:
+        hit = (old.take_profit != 0 and price <= old.take_profit) or (old.stop_loss != 0 and price >= old.stop_loss)
+    check(hit, "not triggered")
+    p = w.e.params[mid]
+    idx = P._accrue(w, mid, price)
+    P._reduce(w, account, mid, old, old.size, price, idx, p, True)
+
+
+def liquidate(w, account, mid, adl_targets):
+    """PerpExits.liquidate"""
+    P._check_market(w, mid)
+    check(len(adl_targets) <= P.MAX_ADL_TARGETS, None)
+    old = P._load(w, account, mid)
+    check(old.size != 0, "position: none")
+    price = P._price(w, mid, True)
+    p = w.e.params[mid]
+    scale = w.e.scale
+    idx = P._accrue(w, mid, price)
+    owed = funding.owed(old.size, idx, old.funding_index, scale)
+    eff = old.margin - owed
+    pnl = margin.upnl(old.size, old.entry_price, price, scale)
+    equity = eff + pnl
+    check(equity < margin.requirement(old.size, price, p.mmf, scale), "position healthy")
+
+    P._write(w, account, mid, old, P.Position())
+    penalty = reward = bad_debt = 0
+    if equity > 0:
+        penalty = min(margin.requirement(old.size, price, p.liq_fee, scale), equity)
+        reward = mul_div_down(penalty, p.keeper_share, WAD)
+        w.e.free[w.sender] = w.e.free.get(w.sender, 0) + reward
+        w.e.free[account] = w.e.free.get(account, 0) + equity - penalty
+    else:
+        bad_debt = -equity
+    P._settle(w, owed - pnl - bad_debt, penalty - reward)
+    w.log("PositionLiquidated", account=account, market_id=mid, size=old.size, price=price, penalty=penalty,
+          keeper_reward=reward, bad_debt=bad_debt)
+    if bad_debt == 0:
+        return
+
+    fund_balance = w.token.balance_of(w.e.insurance_fund)
+    covered = min(fund_balance, bad_debt)
+    if covered > 0:
+        w.fund_cover(w.e.vault, covered)
+        w.log("InsuranceFundDrawn", amount=covered, remaining=fund_balance - covered)
+    uncovered = bad_debt - covered
+    if uncovered == 0:
+        return
+    check(w.e.adl_pending.get(mid, P.AdlPending()).remaining == 0, "adl: pending deleverage")
+    job = P.AdlPending(
+        remaining=uncovered,
+        bad_debt=bad_debt,
+        bankrupt_size=old.size,
+        size_left=abs(old.size),
+        bankrupt=account,
+        bankruptcy_price=margin.bankruptcy_price(old.size, old.entry_price, eff, scale),
+    )
+    adl._deleverage(w, mid, job, adl_targets, price, idx, p)
+
+
+def deleverage(w, mid, adl_targets):
+    """PerpExits.deleverage"""
+    P._check_market(w, mid)
+    job = replace(w.e.adl_pending.get(mid, P.AdlPending()))
+    check(job.remaining > 0, "adl: nothing pending")
+    price = P._price(w, mid, True)
+    p = w.e.params[mid]
+    idx = P._accrue(w, mid, price)
+    adl._deleverage(w, mid, job, adl_targets, price, idx, p)

@@ -1,0 +1,289 @@
+"""Mirror of contracts/positions.vy: engine state and shared helpers.
+
+Functions take the world `w` (see protocol.py) for the clock, the oracle,
+the token and the sender; engine storage lives in `w.e` (EngineState).
+"""
+
+from dataclasses import dataclass, field, replace
+
+from model import funding, margin
+from model.fixed_point import WAD, Revert, check, mul_div_down, mul_div_up, div_floor
+
+MAX_SIZE = 2**120
+MAX_PRICE = 2**128
+MAX_AMOUNT = 2**128
+OFFSET = 2**127
+MAX_SIDE_POSITIONS = 1000
+MAX_ADL_TARGETS = 20
+MAX_MARKETS = 64
+MIN_IMF = 10**16
+MAX_TRADING_FEE = 10**16
+MAX_LIQ_FEE = 5 * 10**16
+MAX_KEEPER_SHARE = 5 * 10**17
+MAX_FUNDING_K = 10**14
+MAX_FUNDING_RATE = 10**14
+MAX_PRICE_AGE = 86400
+MAX_OPEN_INTEREST = 2**120
+
+
+@dataclass
+class Position:
+    size: int = 0
+    entry_price: int = 0
+    margin: int = 0
+    funding_index: int = 0
+    take_profit: int = 0
+    stop_loss: int = 0
+
+
+@dataclass
+class MarketParams:
+    feed: str
+    imf: int
+    mmf: int
+    liq_fee: int
+    keeper_share: int
+    trading_fee: int
+    insurance_share: int
+    funding_k: int
+    max_funding_rate: int
+    max_price_age: int
+    max_open_interest: int
+    min_margin: int
+    execution_fee: int
+
+    def as_tuple(self):
+        return (self.feed, self.imf, self.mmf, self.liq_fee, self.keeper_share, self.trading_fee,
+                self.insurance_share, self.funding_k, self.max_funding_rate, self.max_price_age,
+                self.max_open_interest, self.min_margin, self.execution_fee)
+
+
+@dataclass
+class MarketState:
+    long_oi: int = 0
+    short_oi: int = 0
+    long_cost: int = 0
+    short_cost: int = 0
+    sum_size_index: int = 0
+    funding_index: int = 0
+    last_funding_time: int = 0
+
+
+@dataclass
+class AdlPending:
+    remaining: int = 0
+    bad_debt: int = 0
+    bankrupt_size: int = 0
+    size_left: int = 0
+    bankrupt: str = "0x" + "00" * 20
+    bankruptcy_price: int = 0
+
+
+@dataclass
+class EngineState:
+    scale: int
+    owner: str
+    pending_owner: str = "0x" + "00" * 20
+    paused: bool = False
+    vault: str = "0x" + "00" * 20
+    insurance_fund: str = "0x" + "00" * 20
+    pauser: str = "0x" + "00" * 20
+    market_count: int = 0
+    params: dict = field(default_factory=dict)
+    feed_scale: dict = field(default_factory=dict)
+    state: dict = field(default_factory=dict)
+    free: dict = field(default_factory=dict)
+    positions: dict = field(default_factory=dict)  # (account, market_id) -> Position
+    members: dict = field(default_factory=dict)  # side key -> [accounts]
+    adl_pending: dict = field(default_factory=dict)
+
+
+def side_key(mid, size):
+    return mid * 2 + (1 if size < 0 else 0)
+
+
+def addr_int(a):
+    return int(a, 16)
+
+
+def _check_market(w, mid):
+    """positions._check_market"""
+    check(mid < w.e.market_count, "market: unknown")
+
+
+def _set_params(w, mid, p):
+    """positions._set_params"""
+    check(p.feed != "0x" + "00" * 20, "params: feed")
+    check(MIN_IMF <= p.imf <= WAD, "params: imf")
+    check(0 < p.mmf < p.imf, "params: mmf")
+    check(p.trading_fee <= MAX_TRADING_FEE and p.trading_fee < p.mmf, "params: trading fee")
+    check(p.liq_fee <= MAX_LIQ_FEE, "params: liquidation fee")
+    check(p.keeper_share <= MAX_KEEPER_SHARE, "params: keeper share")
+    check(p.insurance_share <= WAD, "params: insurance share")
+    check(p.funding_k <= MAX_FUNDING_K and p.max_funding_rate <= MAX_FUNDING_RATE, "params: funding")
+    check(0 < p.max_price_age <= MAX_PRICE_AGE, "params: price age")
+    check(0 < p.max_open_interest <= MAX_OPEN_INTEREST, "params: open interest")
+    check(0 < p.min_margin < MAX_AMOUNT, "params: min margin")
+    check(p.execution_fee < MAX_AMOUNT, "params: execution fee")
+    decimals = w.feeds[p.feed].decimals
+    check(decimals <= 18, "params: feed decimals")
+    w.e.feed_scale[mid] = 10 ** (18 - decimals)
+    w.e.params[mid] = replace(p)
+    w.log("MarketParamsSet", market_id=mid)
+
+
+def _price(w, mid, fresh):
+    """positions._price"""
+    f = w.feeds[w.e.params[mid].feed]
+    check(f.answer > 0, "bad price")
+    check(f.updated_at != 0 and f.answered_in_round >= f.round_id and f.updated_at <= w.now, "bad price")
+    if fresh:
+        check(w.now - f.updated_at <= w.e.params[mid].max_price_age, "stale price")
+    price = f.answer * w.e.feed_scale[mid]
+    check(price < MAX_PRICE, "bad price")
+    return price
+
+
+def _pending_index(w, mid, price):
+    """positions._pending_index"""
+    st = w.e.state[mid]
+    idx = st.funding_index
+    if w.now > st.last_funding_time:
+        p = w.e.params[mid]
+        r = funding.rate(st.long_oi, st.short_oi, p.funding_k, p.max_funding_rate)
+        idx += funding.index_step(r, price, w.now - st.last_funding_time)
+    return idx
+
+
+def _accrue(w, mid, price):
+    """positions._accrue"""
+    idx = _pending_index(w, mid, price)
+    check(-OFFSET < idx < OFFSET, "funding: index overflow")
+    w.e.state[mid].funding_index = idx
+    w.e.state[mid].last_funding_time = w.now
+    return idx
+
+
+def _load(w, account, mid):
+    """positions._load (a copy: callers mutate it freely)"""
+    pos = w.e.positions.get((account, mid))
+    return replace(pos) if pos is not None else Position()
+
+
+def _write(w, account, mid, old, new):
+    """positions._write: store `new` over `old`, keeping aggregates and side sets."""
+    check(new.margin < MAX_AMOUNT, "position: margin too large")
+    st = w.e.state[mid]
+    if old.size > 0:
+        st.long_oi -= old.size
+        st.long_cost -= old.size * old.entry_price
+    elif old.size < 0:
+        st.short_oi -= -old.size
+        st.short_cost -= -old.size * old.entry_price
+    st.sum_size_index -= old.size * old.funding_index
+    if new.size > 0:
+        st.long_oi += new.size
+        st.long_cost += new.size * new.entry_price
+    elif new.size < 0:
+        st.short_oi += -new.size
+        st.short_cost += -new.size * new.entry_price
+    st.sum_size_index += new.size * new.funding_index
+
+    if old.size == 0 and new.size != 0:
+        _add_member(w, account, mid, new.size)
+    elif old.size != 0 and new.size == 0:
+        _remove_member(w, account, mid, old.size)
+
+    if new.size == 0:
+        w.e.positions.pop((account, mid), None)
+        return
+    w.e.positions[(account, mid)] = replace(new)
+
+
+def _add_member(w, account, mid, size):
+    """positions._add_member"""
+    lst = w.e.members.setdefault(side_key(mid, size), [])
+    check(len(lst) < MAX_SIDE_POSITIONS, "market: side full")
+    lst.append(account)
+
+
+def _remove_member(w, account, mid, size):
+    """positions._remove_member: swap-and-pop, the same order as on chain."""
+    lst = w.e.members[side_key(mid, size)]
+    i = lst.index(account)
+    last = lst.pop()
+    if i < len(lst):
+        lst[i] = last
+
+
+def _average_entry(size, entry, delta, price):
+    """positions._average_entry: up for a long, down for a short."""
+    s, d = abs(size), abs(delta)
+    if size > 0:
+        return mul_div_up(s * entry + d * price, 1, s + d)
+    return mul_div_down(s * entry + d * price, 1, s + d)
+
+
+def _effective_margin(w, pos, mid, price):
+    """positions._effective_margin"""
+    return pos.margin - funding.owed(pos.size, _pending_index(w, mid, price), pos.funding_index, w.e.scale)
+
+
+def _equity(w, pos, mid, price):
+    """positions._equity"""
+    return _effective_margin(w, pos, mid, price) + margin.upnl(pos.size, pos.entry_price, price, w.e.scale)
+
+
+def _reduce(w, account, mid, old, closed, price, idx, p, by_keeper):
+    """positions._reduce"""
+    scale = w.e.scale
+    owed = funding.owed(old.size, idx, old.funding_index, scale)
+    eff = old.margin - owed
+    total_pnl = margin.upnl(old.size, old.entry_price, price, scale)
+    check(eff + total_pnl >= margin.requirement(old.size, price, p.mmf, scale), "position: liquidatable")
+    full = closed == old.size
+    released = eff
+    if not full:
+        released = div_floor(eff * abs(closed), abs(old.size))
+    pnl = margin.upnl(closed, old.entry_price, price, scale)
+    fee = margin.requirement(closed, price, p.trading_fee, scale)
+    payout = released + pnl - fee
+    exec_fee = 0
+    if by_keeper:
+        exec_fee = min(p.execution_fee, max(payout, 0))
+        payout -= exec_fee
+    left = eff - released
+    if payout < 0:
+        left += payout
+        payout = 0
+    new = Position()
+    if full:
+        check(left == 0, "position: insolvent")
+    else:
+        check(left >= p.min_margin, "position: dust remainder")
+        new = replace(old)
+        new.size = old.size - closed
+        new.margin = left
+        new.funding_index = idx
+        remaining = left + margin.upnl(new.size, new.entry_price, price, scale)
+        check(remaining >= margin.requirement(new.size, price, p.mmf, scale), "margin: below maintenance")
+    _write(w, account, mid, old, new)
+    w.e.free[account] = w.e.free.get(account, 0) + payout
+    if exec_fee > 0:
+        w.e.free[w.sender] = w.e.free.get(w.sender, 0) + exec_fee
+    fund_fee = mul_div_down(fee, p.insurance_share, WAD)
+    _settle(w, owed - pnl + (fee - fund_fee), fund_fee)
+    w.log("PositionClosed", account=account, market_id=mid, size_closed=closed, price=price, pnl=pnl,
+          fee=fee, funding_paid=owed, payout=payout)
+    if by_keeper:
+        w.log("TpSlExecuted", account=account, market_id=mid, keeper=w.sender, price=price, execution_fee=exec_fee)
+
+
+def _settle(w, vault_delta, fund_amount):
+    """positions._settle: positive vault_delta pays the vault."""
+    if vault_delta < 0:
+        w.vault_pay(-vault_delta)
+    elif vault_delta > 0:
+        w.token.transfer(w.engine_address, w.e.vault, vault_delta)
+    if fund_amount > 0:
+        w.token.transfer(w.engine_address, w.e.insurance_fund, fund_amount)

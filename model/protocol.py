@@ -1,0 +1,117 @@
+"""The model world: token, feeds, engine, vault and fund, an explicit clock,
+and transactional verbs.
+
+    w = World(engine=..., vault=..., fund=..., owner=..., token_decimals=6, now=t0)
+    w.call(trader, "open_position", 0, size, margin, acceptable)   # engine / exits verb
+    w.call(lp, "vault.deposit", assets, lp)                       # vault verb
+    w.view("equity", trader, 0)                                   # view, no state change
+
+A verb that raises Revert restores the world as it was (a reverted tx).
+Addresses are checksummed-or-not hex strings compared by their int value,
+exactly as the contracts compare them (ADL tie-break).
+"""
+
+import copy
+
+from model import insurance_fund, liquidity_vault, perp_engine, perp_exits
+from model import positions as P
+from model.fixed_point import Revert
+from model.mocks import Feed, Token
+
+_ENGINE_VERBS = {n: getattr(perp_engine, n) for n in (
+    "initialize", "add_market", "set_market_params", "set_pauser", "pause", "unpause",
+    "deposit", "withdraw", "open_position", "add_margin")}
+_ENGINE_VERBS.update({n: getattr(perp_exits, n) for n in (
+    "close_position", "remove_margin", "set_tp_sl", "execute_tp_sl", "liquidate", "deleverage")})
+_VAULT_VERBS = {n: getattr(liquidity_vault, n) for n in ("deposit", "mint", "withdraw", "redeem")}
+_FUND_VERBS = {n: getattr(insurance_fund, n) for n in ("set_floor", "withdraw_surplus")}
+
+
+class World:
+    def __init__(self, *, engine, vault, fund, owner, token_decimals=6, now=0, token_address=None):
+        self.engine_address = engine
+        self.vault_address = vault
+        self.fund_address = fund
+        self.token_address = token_address
+        self.e = P.EngineState(scale=10 ** (36 - token_decimals), owner=owner)
+        self.token = Token(decimals=token_decimals)
+        self.v = liquidity_vault.VaultState()
+        self.feeds = {}
+        self.fund_owner = owner
+        self.fund_floor = 0
+        self.now = now
+        self.sender = None
+        self.caller = None
+        self.events = []
+
+    # ------------------------------------------------------------ plumbing
+    def log(self, name, **fields):
+        self.events.append((name, fields))
+
+    def vault_pay(self, amount):
+        caller, self.caller = self.caller, self.engine_address
+        try:
+            liquidity_vault.pay(self, amount)
+        finally:
+            self.caller = caller
+
+    def fund_cover(self, receiver, amount):
+        caller, self.caller = self.caller, self.engine_address
+        try:
+            insurance_fund.cover(self, receiver, amount)
+        finally:
+            self.caller = caller
+
+    def _snapshot(self):
+        return copy.deepcopy((self.e, self.token, self.v, self.feeds, self.fund_floor, self.fund_owner)), len(self.events)
+
+    def _restore(self, snap):
+        (self.e, self.token, self.v, self.feeds, self.fund_floor, self.fund_owner), n = snap
+        del self.events[n:]
+
+    # ------------------------------------------------------------ verbs
+    def call(self, sender, verb, *args, now=None):
+        """Run a state-changing verb as `sender` at time `now` (default: the
+        world's clock). Raises Revert, leaving the world unchanged."""
+        if now is not None:
+            self.now = now
+        if verb.startswith("vault."):
+            fn = _VAULT_VERBS[verb[6:]]
+        elif verb.startswith("fund."):
+            fn = _FUND_VERBS[verb[5:]]
+        else:
+            fn = _ENGINE_VERBS[verb]
+        snap = self._snapshot()
+        self.sender = self.caller = sender
+        try:
+            return fn(self, *args)
+        except Revert:
+            self._restore(snap)
+            raise
+        except (ZeroDivisionError, ValueError, OverflowError) as exc:  # pragma: no cover - a model bug
+            self._restore(snap)
+            raise Revert(None) from exc
+
+    def view(self, name, *args):
+        """Run a view (engine views by name; vault views as 'vault.x')."""
+        if name.startswith("vault."):
+            return getattr(liquidity_vault, name[6:])(self, *args)
+        return getattr(perp_engine, name)(self, *args)
+
+    # ------------------------------------------------------------ mocks
+    def add_feed(self, address, decimals, answer):
+        f = Feed(decimals=decimals)
+        f.set_answer(answer, self.now)
+        self.feeds[address] = f
+        return f
+
+    def set_answer(self, feed, answer, now=None):
+        if now is not None:
+            self.now = now
+        self.feeds[feed].set_answer(answer, self.now)
+
+    def mint(self, to, amount):
+        self.token.mint(to, amount)
+
+    def approve(self, owner, spender, amount):
+        self.token.approve(owner, spender, amount)
