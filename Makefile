@@ -9,6 +9,7 @@ export VVM_BINARY_PATH := $(CURDIR)/.vvm
 export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)
 NETWORK ?= ethereum:local:foundry
+export BACKSTOP_PORT ?= 8547
 
 .PHONY: install test demo deploy keeper fuzz-deep bench clean
 
@@ -41,3 +42,13 @@ deploy: install
 
 clean:
 	rm -rf $(VENV) node_modules .vvm .build reports
+
+# ---- targets owned by later work (keeper, fuzzing, benchmark)
+keeper: install
+	$(BIN)/python -m bots.keeper --network $(NETWORK)
+
+fuzz-deep: install
+	HYPOTHESIS_PROFILE=deep $(BIN)/pytest tests/stateful -m boa -q -p no:ape_test
+
+bench: install
+	$(BIN)/ape run bench --network $(NETWORK)

@@ -24,8 +24,14 @@ def initialize(w, vault, insurance_fund):
     w.e.insurance_fund = insurance_fund
 
 
+def _as_params(params):
+    """Accept the ABI tuple as well as MarketParams."""
+    return params if isinstance(params, P.MarketParams) else P.MarketParams(*params)
+
+
 def add_market(w, params):
     """PerpEngine.add_market"""
+    params = _as_params(params)
     _check_owner(w)
     mid = w.e.market_count
     check(mid < P.MAX_MARKETS, "params: too many markets")
@@ -39,6 +45,7 @@ def add_market(w, params):
 
 def set_market_params(w, mid, params):
     """PerpEngine.set_market_params"""
+    params = _as_params(params)
     _check_owner(w)
     P._check_market(w, mid)
     P._accrue(w, mid, P._price(w, mid, False))

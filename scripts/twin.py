@@ -1,0 +1,206 @@
+"""Model and chain side by side.
+
+`Twin` deploys nothing: it wraps a deployed `Protocol` and a model `World`
+built to mirror it, runs every action on both at the same block timestamp,
+and compares outcomes (same revert reason, or same success) and full state.
+Tests, the state machine and the demo's replay check all use it.
+"""
+
+from ape import chain
+from ape.exceptions import ContractLogicError
+
+from model import World
+from model.fixed_point import Revert
+from model.positions import MarketParams
+
+MAX_UINT = 2**256 - 1
+
+
+def _addr(x):
+    return getattr(x, "address", x)
+
+
+def revert_reason(exc):
+    """The revert string of an ape exception (None when it had none)."""
+    msg = getattr(exc, "revert_message", None)
+    if msg in (None, "", "Transaction failed."):
+        return None
+    return msg
+
+
+def mirror_world(protocol, owner):
+    """A model World equal to the freshly deployed `protocol` (read from chain)."""
+    e = protocol.engine
+    w = World(
+        engine=e.address,
+        vault=protocol.vault.address,
+        fund=protocol.insurance_fund.address,
+        owner=_addr(owner),
+        token_decimals=protocol.token.decimals(),
+        now=chain.blocks.head.timestamp,
+        token_address=protocol.token.address,
+    )
+    w.e.vault = protocol.vault.address
+    w.e.insurance_fund = protocol.insurance_fund.address
+    w.e.pauser = e.pauser()
+    w.e.paused = e.paused()
+    for feed in protocol.feeds:
+        rd = feed.latestRoundData()
+        f = w.add_feed(feed.address, feed.decimals(), rd[1])
+        f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (int(v) for v in rd)
+    from model.positions import MarketState
+    for mid in range(e.market_count()):
+        p = e.market_params(mid)
+        w.e.params[mid] = MarketParams(*[str(v) if k == 0 else int(v) for k, v in enumerate(p)])
+        w.e.feed_scale[mid] = 10 ** (18 - w.feeds[str(p[0])].decimals)
+        st = e.market_state(mid)
+        w.e.state[mid] = MarketState(*[int(v) for v in st])
+    w.e.market_count = e.market_count()
+    for holder in (protocol.vault.address, protocol.insurance_fund.address, e.address):
+        bal = protocol.token.balanceOf(holder)
+        if bal:
+            w.token.balances[holder] = bal
+    w.token.total_supply = protocol.token.totalSupply()
+    w.v.total_supply = protocol.vault.totalSupply()
+    return w
+
+
+class Twin:
+    """Run each action on chain and on the model at the same timestamp."""
+
+    def __init__(self, protocol, world, accounts):
+        self.p = protocol
+        self.w = world
+        self.accounts = list(accounts)
+        self.now = max(world.now, chain.blocks.head.timestamp)
+
+    # ------------------------------------------------------------ time and price
+    def advance(self, seconds):
+        self.now += seconds
+
+    def _next_time(self):
+        self.now = max(self.now, chain.blocks.head.timestamp) + 1
+        chain.pending_timestamp = self.now
+        return self.now
+
+    def set_price(self, market_id, answer, deployer):
+        """Move a mock feed (answer in the feed's decimals)."""
+        t = self._next_time()
+        feed = self.p.feeds[market_id]
+        feed.set_answer(answer, sender=deployer)
+        self.w.set_answer(feed.address, answer, now=t)
+
+    # ------------------------------------------------------------ actions
+    def fund(self, account, amount, spenders=None):
+        """Mint tokens to `account` and approve engine and vault, on both."""
+        self._next_time()
+        self.p.token.mint(account, amount, sender=account)
+        self.w.mint(_addr(account), amount)
+        for spender in spenders or (self.p.engine, self.p.vault):
+            self._next_time()
+            self.p.token.approve(spender, MAX_UINT, sender=account)
+            self.w.approve(_addr(account), _addr(spender), MAX_UINT)
+
+    def act(self, sender, verb, *args):
+        """Run `verb` on both; return (ok, reason). Raises AssertionError on
+        any disagreement (one reverts and not the other, or other reasons)."""
+        t = self._next_time()
+        target, name = self._target(verb)
+        chain_reason, ok_chain, receipt = None, True, None
+        try:
+            receipt = getattr(target, name)(*[_addr(a) if hasattr(a, "address") else a for a in args], sender=sender)
+        except ContractLogicError as exc:
+            ok_chain, chain_reason = False, revert_reason(exc)
+        model_reason, ok_model = None, True
+        try:
+            self.w.call(_addr(sender), verb, *[_addr(a) if hasattr(a, "address") else a for a in args], now=t)
+        except Revert as exc:
+            ok_model, model_reason = False, exc.reason
+        assert ok_chain == ok_model, f"{verb}{args}: chain {'ok' if ok_chain else 'reverted ' + repr(chain_reason)}, model {'ok' if ok_model else 'reverted ' + repr(model_reason)}"
+        if not ok_chain:
+            assert chain_reason == model_reason, f"{verb}{args}: chain reverted {chain_reason!r}, model {model_reason!r}"
+        else:
+            assert receipt.timestamp == t, "the chain mined at another time than the model ran"
+        return ok_chain, chain_reason
+
+    def _target(self, verb):
+        if verb.startswith("vault."):
+            return self.p.vault, verb[6:]
+        if verb.startswith("fund."):
+            return self.p.insurance_fund, verb[5:]
+        return self.p.engine, verb
+
+    # ------------------------------------------------------------ state
+    def chain_state(self):
+        return read_state(self.p, [_addr(a) for a in self.accounts])
+
+    def model_state(self):
+        return model_state(self.w, [_addr(a) for a in self.accounts])
+
+    def assert_same(self):
+        self.w.now = chain.blocks.head.timestamp
+        c, m = self.chain_state(), self.model_state()
+        diffs = [k for k in sorted(set(c) | set(m), key=str) if c.get(k) != m.get(k)]
+        assert not diffs, "model and chain differ:\n" + "\n".join(
+            f"  {k}: chain={c.get(k)!r} model={m.get(k)!r}" for k in diffs[:20])
+
+
+def read_state(p, accounts):
+    """Every stored value and view the model mirrors, read from chain."""
+    e, v, tok = p.engine, p.vault, p.token
+    s = {}
+    n = e.market_count()
+    for holder in [*accounts, e.address, v.address, p.insurance_fund.address]:
+        s[("token", holder)] = tok.balanceOf(holder)
+    s["vault.totalSupply"] = v.totalSupply()
+    s["vault.totalAssets"] = v.totalAssets()
+    s["vault.free_cash"] = v.free_cash()
+    s["traders_claim"] = e.traders_claim()
+    s["paused"] = e.paused()
+    for a in accounts:
+        s[("free", a)] = e.free_collateral(a)
+        s[("shares", a)] = v.balanceOf(a)
+    for mid in range(n):
+        s[("state", mid)] = tuple(int(x) for x in e.market_state(mid))
+        s[("pending", mid)] = tuple(str(x) if isinstance(x, str) else int(x) for x in e.adl_pending(mid))
+        for is_long in (True, False):
+            s[("members", mid, is_long)] = tuple(
+                e.position_at(mid, is_long, i) for i in range(e.position_count(mid, is_long)))
+        for a in accounts:
+            pos = tuple(int(x) for x in e.get_position(a, mid))
+            s[("pos", a, mid)] = pos
+            if pos[0] != 0:
+                s[("views", a, mid)] = (
+                    e.equity(a, mid), e.is_liquidatable(a, mid), e.liquidation_price(a, mid),
+                    e.bankruptcy_price(a, mid), e.adl_score(a, mid), e.funding_owed(a, mid))
+    return s
+
+
+def model_state(w, accounts):
+    """The same keys as `read_state`, from the model."""
+    from dataclasses import astuple
+    s = {}
+    for holder in [*accounts, w.engine_address, w.vault_address, w.fund_address]:
+        s[("token", holder)] = w.token.balance_of(holder)
+    s["vault.totalSupply"] = w.v.total_supply
+    s["vault.totalAssets"] = w.view("vault.total_assets")
+    s["vault.free_cash"] = w.view("vault.free_cash")
+    s["traders_claim"] = w.view("traders_claim")
+    s["paused"] = w.e.paused
+    for a in accounts:
+        s[("free", a)] = w.e.free.get(a, 0)
+        s[("shares", a)] = w.v.balances.get(a, 0)
+    from model.positions import AdlPending
+    for mid in range(w.e.market_count):
+        s[("state", mid)] = astuple(w.e.state[mid])
+        s[("pending", mid)] = astuple(w.e.adl_pending.get(mid, AdlPending()))
+        for is_long, side in ((True, 0), (False, 1)):
+            s[("members", mid, is_long)] = tuple(w.e.members.get(mid * 2 + side, []))
+        for a in accounts:
+            pos = astuple(w.view("get_position", a, mid))
+            s[("pos", a, mid)] = pos
+            if pos[0] != 0:
+                s[("views", a, mid)] = (
+                    w.view("equity", a, mid), w.view("is_liquidatable", a, mid), w.view("liquidation_price", a, mid),
+                    w.view("bankruptcy_price", a, mid), w.view("adl_score", a, mid), w.view("funding_owed", a, mid))
+    return s

@@ -1,0 +1,71 @@
+"""Shared fixtures: role-named actors, a deployed protocol, and its model twin.
+
+ape's pytest plugin isolates every test in a chain snapshot, so each test
+starts from the module's freshly deployed protocol.
+"""
+
+import pytest
+
+from scripts.deploy import deploy_protocol
+from scripts.twin import Twin, mirror_world
+
+USDC = 10**6
+WAD = 10**18
+
+
+@pytest.fixture(scope="session")
+def owner(accounts):
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def trader(accounts):
+    return accounts[1]
+
+
+@pytest.fixture(scope="session")
+def other_trader(accounts):
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def keeper(accounts):
+    return accounts[3]
+
+
+@pytest.fixture(scope="session")
+def lp(accounts):
+    return accounts[4]
+
+
+@pytest.fixture(scope="session")
+def pauser(accounts):
+    return accounts[5]
+
+
+@pytest.fixture(scope="session")
+def stranger(accounts):
+    return accounts[6]
+
+
+@pytest.fixture(scope="session")
+def crowd(accounts):
+    """Traders for multi-position scenarios (ADL rankings)."""
+    return list(accounts[7:30])
+
+
+@pytest.fixture(scope="module")
+def protocol(owner):
+    return deploy_protocol(owner)
+
+
+@pytest.fixture
+def twin(protocol, owner, trader, other_trader, keeper, lp, pauser, stranger, crowd):
+    """Chain and model side by side, LP liquidity in, traders funded."""
+    w = mirror_world(protocol, owner)
+    t = Twin(protocol, w, [owner, trader, other_trader, keeper, lp, pauser, stranger, *crowd])
+    t.fund(lp, 10_000_000 * USDC)
+    t.act(lp, "vault.deposit", 5_000_000 * USDC, lp)
+    for a in (trader, other_trader, keeper):
+        t.fund(a, 1_000_000 * USDC)
+    return t
