@@ -39,18 +39,26 @@ def i(x):
     return x
 
 
+def _mul_div(x, y, d, roundup):
+    """snekmate math._mul_div, with its revert reasons: a zero divisor and a
+    floor that does not fit uint256 revert with a reason; the final `+ 1` of
+    a ceiling is checked arithmetic (reverts without one)."""
+    check(d != 0, "math: mul_div division by zero")
+    q, r = divmod(x * y, d)
+    check(q <= MAX_UINT256, "math: mul_div overflow")
+    if roundup and r != 0:
+        q += 1
+    return u(q)
+
+
 def mul_div_down(x, y, d):
     """fixed_point.mul_div_down: floor(x * y / d) (snekmate math._mul_div)."""
-    if d == 0:
-        raise Revert(None)
-    return u(x * y // d)
+    return _mul_div(x, y, d, False)
 
 
 def mul_div_up(x, y, d):
     """fixed_point.mul_div_up: ceil(x * y / d)."""
-    if d == 0:
-        raise Revert(None)
-    return u(-((-x * y) // d))
+    return _mul_div(x, y, d, True)
 
 
 def div_floor(a, b):
