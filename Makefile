@@ -22,7 +22,7 @@ $(VENV)/.stamp: requirements.txt pyproject.toml
 	touch $@
 
 node_modules/.stamp: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 # vvm cannot download compilers here; it finds the pinned pip vyper instead.

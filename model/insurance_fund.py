@@ -15,6 +15,19 @@ def cover(w, receiver, amount):
     w.token.transfer(w.fund_address, receiver, amount)
 
 
+def transfer_ownership(w, new_owner):
+    """InsuranceFund.transfer_ownership (snekmate ownable_2step)"""
+    check(w.sender == w.fund_owner, "ownable: caller is not the owner")
+    w.fund_pending_owner = new_owner
+
+
+def accept_ownership(w):
+    """InsuranceFund.accept_ownership (snekmate ownable_2step)"""
+    check(w.fund_pending_owner == w.sender, "ownable_2step: caller is not the new owner")
+    w.fund_pending_owner = "0x" + "00" * 20
+    w.fund_owner = w.sender
+
+
 def set_floor(w, new_floor):
     """InsuranceFund.set_floor"""
     check(w.sender == w.fund_owner, "ownable: caller is not the owner")

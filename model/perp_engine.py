@@ -15,6 +15,21 @@ def _check_owner(w):
     check(w.sender == w.e.owner, "ownable: caller is not the owner")
 
 
+def transfer_ownership(w, new_owner):
+    """PerpEngine.transfer_ownership (snekmate ownable_2step)"""
+    _check_owner(w)
+    w.e.pending_owner = new_owner
+    w.log("OwnershipTransferStarted", previous_owner=w.e.owner, new_owner=new_owner)
+
+
+def accept_ownership(w):
+    """PerpEngine.accept_ownership (snekmate ownable_2step)"""
+    check(w.e.pending_owner == w.sender, "ownable_2step: caller is not the new owner")
+    w.e.pending_owner = ZERO
+    previous, w.e.owner = w.e.owner, w.sender
+    w.log("OwnershipTransferred", previous_owner=previous, new_owner=w.sender)
+
+
 def initialize(w, vault, insurance_fund):
     """PerpEngine.initialize"""
     _check_owner(w)
