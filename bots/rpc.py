@@ -1,0 +1,160 @@
+"""Batched JSON-RPC and the few ABI encodings the keeper needs.
+
+The keeper's hot path (one block: read state, simulate a batch, send a
+batch) goes over plain JSON-RPC batches rather than ape's per-call
+machinery: 200 simulations are one HTTP request, not 200. ape still
+connects to the network, resolves the account and signs.
+"""
+
+import itertools
+
+import requests
+from eth_abi import decode, encode
+from eth_utils import keccak, to_checksum_address
+
+ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+
+
+class RpcError(Exception):
+    """The node could not be reached or answered garbage: back off and retry."""
+
+
+class Reverted(Exception):
+    """A call or a gas estimate reverted; `reason` is the revert string
+    (None when the revert had none)."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def selector(signature):
+    return keccak(text=signature)[:4]
+
+
+def topic(signature):
+    return "0x" + keccak(text=signature).hex()
+
+
+def calldata(signature, types, args):
+    return "0x" + (selector(signature) + encode(types, args)).hex()
+
+
+def revert_reason(error):
+    """The revert string of a JSON-RPC error object (anvil and geth shapes)."""
+    data = error.get("data")
+    if isinstance(data, dict):
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        raw = bytes.fromhex(data[2:])
+        if raw[:4] == ERROR_SELECTOR:
+            try:
+                return decode(["string"], raw[4:])[0]
+            except Exception:  # noqa: BLE001 - malformed revert data
+                return None
+        return None
+    message = error.get("message", "")
+    prefix = "execution reverted: "
+    if message.startswith(prefix):
+        return message[len(prefix):]
+    return None
+
+
+def is_revert(error):
+    message = (error.get("message") or "").lower()
+    return error.get("code") == 3 or "revert" in message
+
+
+class Rpc:
+    """A JSON-RPC client that sends lists of requests as one batch."""
+
+    def __init__(self, url, timeout=10.0):
+        self.url = url
+        self.timeout = timeout
+        self.session = requests.Session()
+        self._ids = itertools.count(1)
+
+    def _post(self, payload):
+        try:
+            response = self.session.post(self.url, json=payload, timeout=self.timeout)
+            response.raise_for_status()
+            return response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise RpcError(f"{type(exc).__name__}: {exc}") from exc
+
+    def request(self, method, params):
+        """One request; raises Reverted on a revert, RpcError otherwise."""
+        (result,) = self.batch([(method, params)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def batch(self, requests_):
+        """[(method, params)] -> [result or Reverted/RpcError instance], in order."""
+        if not requests_:
+            return []
+        ids = [next(self._ids) for _ in requests_]
+        payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in zip(ids, requests_)]
+        answer = self._post(payload)
+        if not isinstance(answer, list):
+            raise RpcError(f"batch answered with {answer!r:.200}")
+        by_id = {a.get("id"): a for a in answer}
+        out = []
+        for i in ids:
+            a = by_id.get(i)
+            if a is None:
+                out.append(RpcError("no answer in batch"))
+            elif "error" in a:
+                err = a["error"] or {}
+                out.append(Reverted(revert_reason(err)) if is_revert(err) else RpcError(str(err)))
+            else:
+                out.append(a.get("result"))
+        return out
+
+    def calls(self, items, block="latest"):
+        """[(to, data)] -> eth_call results (hex strings, or Reverted)."""
+        results = self.batch([("eth_call", [{"to": to, "data": data}, block]) for to, data in items])
+        for r in results:
+            if isinstance(r, RpcError):
+                raise r
+        return results
+
+
+# ---------------------------------------------------------------- engine ABI
+
+def addr(word):
+    return to_checksum_address(word)
+
+
+POSITION = ["int256", "uint256", "uint256", "int256", "uint256", "uint256"]
+MARKET_PARAMS = ["address"] + ["uint256"] * 12
+MARKET_STATE = ["uint256", "uint256", "uint256", "uint256", "int256", "int256", "uint256"]
+ADL_PENDING = ["uint256", "uint256", "int256", "uint256", "address", "uint256"]
+ROUND = ["uint80", "int256", "uint256", "uint256", "uint80"]
+
+# The events that change a position, and which topics hold (account, market).
+POSITION_EVENTS = {
+    topic("PositionOpened(address,uint256,int256,uint256,uint256,uint256,int256,int256,uint256)"): ("PositionOpened", ((1, 2),)),
+    topic("PositionClosed(address,uint256,int256,uint256,int256,uint256,int256,uint256)"): ("PositionClosed", ((1, 2),)),
+    topic("MarginChanged(address,uint256,int256,int256)"): ("MarginChanged", ((1, 2),)),
+    topic("TpSlSet(address,uint256,uint256,uint256)"): ("TpSlSet", ((1, 2),)),
+    topic("TpSlExecuted(address,uint256,address,uint256,uint256)"): ("TpSlExecuted", ((1, 2),)),
+    topic("PositionLiquidated(address,uint256,int256,uint256,uint256,uint256,uint256)"): ("PositionLiquidated", ((1, 2),)),
+    topic("AutoDeleveraged(address,address,uint256,int256,uint256,uint256)"): ("AutoDeleveraged", ((2, 3),)),
+}
+MARKET_EVENTS = {
+    topic("MarketAdded(uint256,address)"): "MarketAdded",
+    topic("MarketParamsSet(uint256)"): "MarketParamsSet",
+}
+
+
+def encode_liquidate(account, market_id, targets):
+    return calldata("liquidate(address,uint256,address[])", ["address", "uint256", "address[]"], [account, market_id, list(targets)])
+
+
+def encode_deleverage(market_id, targets):
+    return calldata("deleverage(uint256,address[])", ["uint256", "address[]"], [market_id, list(targets)])
+
+
+def encode_execute_tp_sl(account, market_id):
+    return calldata("execute_tp_sl(address,uint256)", ["address", "uint256"], [account, market_id])

@@ -1,0 +1,528 @@
+"""The crash demo: `make demo`, or
+
+    ape run demo --network ethereum:local:foundry [--scenario scenarios/crash.yaml]
+
+Deploys Backstop on the devnet, seeds a few hundred traders (2x to 100x,
+both sides, some with stop-losses and take-profits), LPs in the vault and the
+insurance fund, starts the keeper as a separate process, and drives the
+scenario's crash on the oracle while the keeper liquidates, deleverages and
+executes stops. Then it stops the keeper, replays the whole run on the model
+(scripts/replay.py), prints a summary, writes an HTML report under reports/
+(scripts/report.py) and exits non-zero if model and chain disagree.
+
+The scenario is a YAML file (scenarios/crash.yaml documents every field).
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import yaml
+from ape import accounts, chain, networks
+from ape.cli import ConnectedProviderCommand
+from ape.logging import logger
+from eth_abi import encode as abi_encode
+from eth_account import Account as EthAccount
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from model import adl
+from model import margin as M
+from model import perp_engine
+from model import positions as P
+from model.fixed_point import Revert
+from scripts import report as R
+from scripts.deploy import deploy_protocol
+from scripts.replay import Replayer
+from scripts.twin import mirror_world
+
+ROOT = Path(__file__).resolve().parent.parent
+WAD = 10**18
+MAX_UINT = 2**256 - 1
+TX_GAS = 3_000_000  # per raw transaction; blocks get room for all of them
+KEEPER_MODULE = ROOT / "bots" / "keeper.py"
+
+
+# ---------------------------------------------------------------- scenario
+
+def load_scenario(path):
+    """The scenario file as a dict, with the fields the demo needs checked."""
+    data = yaml.safe_load(Path(path).read_text())
+    need = {"name", "seed", "market", "insurance_fund", "lps", "traders", "warmup", "crash", "keeper"}
+    missing = need - set(data)
+    if missing:
+        raise click.ClickException(f"{path}: missing {sorted(missing)}")
+    if not data["crash"] or any(len(step) != 2 for step in data["crash"]):
+        raise click.ClickException(f"{path}: crash must be a list of [seconds, price]")
+    times = [t for t, _ in data["crash"]]
+    if times != sorted(times):
+        raise click.ClickException(f"{path}: crash times must increase")
+    return data
+
+
+@dataclass
+class Trader:
+    account: object
+    is_long: bool
+    leverage: int
+    margin: int  # token units
+    block: int  # warmup block it trades in
+    stop_way: int = 0  # % of the way from entry to liquidation (longs), 0 = none
+    tp_below: int = 0  # % below entry (shorts), 0 = none
+    size: int = 0
+    entry: int = 0
+
+
+def plan_traders(sc, rng, new_account, unit):
+    t = sc["traders"]
+    levs = [int(k) for k in t["leverage"]]
+    weights = [int(v) for v in t["leverage"].values()]
+    n_blocks = len(sc["warmup"]["prices"])
+    out = []
+    for i in range(int(t["count"])):
+        is_long = rng.randrange(100) < int(t["long_percent"])
+        lev = rng.choices(levs, weights)[0]
+        tr = Trader(new_account(), is_long, lev, rng.randint(*t["margin"]) * unit, i % n_blocks)
+        sl, tp = t.get("stop_loss"), t.get("take_profit")
+        if is_long and sl and lev <= int(sl["max_leverage"]) and rng.randrange(100) < int(sl["percent_of_longs"]):
+            tr.stop_way = rng.randint(*sl["way_to_liquidation"])
+        if not is_long and tp and rng.randrange(100) < int(tp["percent_of_shorts"]):
+            tr.tp_below = rng.randint(*tp["below_entry"])
+        out.append(tr)
+    return out
+
+
+# ---------------------------------------------------------------- raw batches
+
+class Sender:
+    """Signed raw transactions, encoded with eth_abi: ape's per-call
+    overhead (tens of ms) would dominate the run. `send` does not wait; with
+    automine off, `mine` seals everything pending in one block at a chosen
+    timestamp and checks every receipt. `transact` sends and waits (automine
+    on) and returns the receipt."""
+
+    def __init__(self, web3):
+        self.web3 = web3
+        self.chain_id = web3.eth.chain_id
+        self.gas_price = web3.eth.gas_price
+        self.ecosystem = networks.provider.network.ecosystem
+        self.nonces = {}
+        self.pending = []
+        self.abis = {}
+
+    def _calldata(self, contract, method, args):
+        key = (contract.address, method)
+        if key not in self.abis:
+            abi = getattr(contract, method).abis[0]
+            self.abis[key] = (bytes(self.ecosystem.get_method_selector(abi)),
+                              [i.canonical_type for i in abi.inputs])
+        selector, types = self.abis[key]
+        args = [getattr(a, "address", a) for a in args]
+        return selector + abi_encode(types, args)
+
+    def send(self, account, contract, method, *args):
+        addr = account.address
+        if addr not in self.nonces:
+            self.nonces[addr] = self.web3.eth.get_transaction_count(addr, "pending")
+        tx = {"to": contract.address, "data": self._calldata(contract, method, args), "gas": TX_GAS,
+              "gasPrice": self.gas_price, "nonce": self.nonces[addr], "chainId": self.chain_id, "value": 0}
+        self.nonces[addr] += 1
+        signed = EthAccount.sign_transaction(tx, account.private_key)
+        h = self.web3.eth.send_raw_transaction(signed.raw_transaction)
+        self.pending.append((h, method))
+        return h
+
+    def transact(self, account, contract, method, *args):
+        h = self.send(account, contract, method, *args)
+        self.pending.pop()
+        return self.web3.eth.wait_for_transaction_receipt(h, timeout=60, poll_latency=0.02)
+
+    def mine(self, timestamp):
+        """One block with everything pending; raise if any transaction reverted."""
+        if not self.pending:
+            return None
+        self.web3.provider.make_request("evm_mine", [timestamp])
+        number = self.web3.eth.block_number
+        receipts = {r["transactionHash"]: r for r in self.web3.eth.get_block_receipts(number)}
+        missing = [m for h, m in self.pending if h not in receipts]
+        failed = [m for h, m in self.pending if h in receipts and receipts[h]["status"] != 1]
+        self.pending = []
+        if missing or failed:
+            raise click.ClickException(f"block {number}: {len(failed)} reverted {failed[:5]}, {len(missing)} not mined")
+        return number
+
+
+# ---------------------------------------------------------------- keepers
+
+def keeper_work(w):
+    """What a keeper still has to do, per the model: positions liquidatable,
+    TP/SL orders triggered (and not liquidatable), markets with ADL pending."""
+    liq, trig, pending = [], [], []
+    for mid in range(w.e.market_count):
+        if w.e.adl_pending.get(mid, P.AdlPending()).remaining > 0:
+            pending.append(mid)
+    for (acct, mid), pos in list(w.e.positions.items()):
+        try:
+            if perp_engine.is_liquidatable(w, acct, mid):
+                liq.append((acct, mid))
+                continue
+            price = P._price(w, mid, True)
+        except Revert:
+            continue
+        long_ = pos.size > 0
+        tp, sl = pos.take_profit, pos.stop_loss
+        if long_:
+            hit = (tp and price >= tp) or (sl and price <= sl)
+        else:
+            hit = (tp and price <= tp) or (sl and price >= sl)
+        if hit:
+            trig.append((acct, mid))
+    return liq, trig, pending
+
+
+class InlineKeeper:
+    """The in-process fallback keeper: the same job as bots/keeper.py, with
+    the ADL target lists from model.perp_engine.adl_ranking on the replayer's
+    model world. Used only if the keeper process fails."""
+
+    def __init__(self, protocol, replayer, account, sender):
+        self.p, self.r, self.account, self.sender = protocol, replayer, account, sender
+        self.sent = self.failed = 0
+
+    def _send(self, verb, *args):
+        receipt = self.sender.transact(self.account, self.p.engine, verb, *args)
+        self.sent += 1
+        if receipt["status"] != 1:
+            self.failed += 1
+            logger.warning(f"fallback keeper: {verb}{args[:2]} reverted")
+        self.r.catch_up()
+
+    def run(self, max_txs=10_000):
+        """Work until the model says nothing is left."""
+        for _ in range(max_txs):
+            self.r.catch_up()
+            world = self.r.w
+            liq, trig, pending = keeper_work(world)
+            if pending:
+                mid = pending[0]
+                job = world.e.adl_pending[mid]
+                targets = adl._ranking(world, mid, job.bankrupt_size, P._price(world, mid, False),
+                                       P.MAX_ADL_TARGETS)
+                self._send("deleverage", mid, targets)
+            elif trig:
+                acct, mid = trig[0]
+                self._send("execute_tp_sl", acct, mid)
+            elif liq:
+                acct, mid = liq[0]
+                self._send("liquidate", acct, mid, perp_engine.adl_ranking(world, acct, mid))
+            else:
+                return
+
+
+class KeeperProcess:
+    """`python -m bots.keeper` in its own process group; stopped for sure."""
+
+    def __init__(self, engine, account_index, network_choice, log_path, state_path):
+        self.cmd = [sys.executable, "-m", "bots.keeper", "--network", network_choice, "--engine", engine.address,
+                    "--account", f"TEST:{account_index}", "--state-file", str(state_path)]
+        self.log_path = log_path
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, n=15):
+        try:
+            return "\n".join(Path(self.log_path).read_text().splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout=10):
+        """SIGTERM the keeper's process group, SIGKILL it if it lingers.
+        Returns (exit code, processes left in the group)."""
+        if self.proc is None:
+            return None, 0
+        pgid = self.proc.pid  # start_new_session: the group is ours alone
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+            if not _group_alive(pgid):
+                break
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.time() + wait
+            while time.time() < deadline and _group_alive(pgid):
+                if self.proc.poll() is None:
+                    try:
+                        self.proc.wait(0.2)
+                    except subprocess.TimeoutExpired:
+                        pass
+                else:
+                    time.sleep(0.1)
+        if self.proc.poll() is None:
+            self.proc.wait(5)
+        self.log.close()
+        return self.proc.returncode, (1 if _group_alive(pgid) else 0)
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+# ---------------------------------------------------------------- the run
+
+@dataclass
+class DemoResult:
+    ok: bool
+    report_path: Path
+    summary: dict
+    keeper_mode: str
+    replay_mismatches: list
+    state_diffs: list
+    keeper_exit: object = None
+    keeper_leftovers: int = 0
+    warnings: list = field(default_factory=list)
+
+
+def run_demo(sc, owner, keeper_mode="process", out_dir=ROOT / "reports", console=None):
+    """Play scenario `sc` (a dict, see load_scenario) on the connected devnet."""
+    console = console or Console()
+    t_start = time.time()
+    provider = networks.provider
+    web3 = provider.web3
+    out = Path(out_dir) / f"{sc['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    warnings = []
+
+    def loud(msg):
+        warnings.append(msg)
+        console.print(f"[bold red]!!! {msg}[/]")
+
+    # ------------------------------------------------ deploy
+    console.rule(f"[bold]Backstop crash demo: {sc['name']}")
+    p = deploy_protocol(owner)
+    mid = p.markets.index(sc["market"])
+    params = p.params[mid]
+    feed = p.feeds[mid]
+    fd = feed.decimals()
+    unit = 10 ** p.token.decimals()
+    start_block = chain.blocks.head.number
+    world0 = mirror_world(p, owner)
+    fund_at_start = world0.token.balance_of(p.insurance_fund.address)
+    replayer = Replayer(p, world0, start_block)
+    console.print(f"deployed at block {start_block}: engine {p.engine.address}, market {mid} {sc['market']}")
+
+    keeper_acct = accounts.test_accounts[int(sc["keeper"]["account"])]
+    fallback_acct = accounts.test_accounts[int(sc["keeper"]["fallback_account"])]
+    keeper = None
+    if keeper_mode == "process":
+        if not KEEPER_MODULE.exists():
+            loud(f"no keeper at {KEEPER_MODULE.relative_to(ROOT)}: using the in-process fallback keeper")
+            keeper_mode = "fallback"
+        else:
+            keeper = KeeperProcess(p.engine, sc["keeper"]["account"], provider.network_choice,
+                                   out / "keeper.log", out / "keeper-state.json").start()
+            console.print(f"keeper process started (pid {keeper.proc.pid}): {' '.join(keeper.cmd[1:])}")
+    sender = Sender(networks.provider.web3)
+    inline = InlineKeeper(p, replayer, fallback_acct, sender)
+
+    try:
+        summary = _play(sc, p, mid, params, feed, fd, unit, owner, sender, replayer, keeper, inline, keeper_mode,
+                        console, loud)
+        keeper_mode = summary.pop("_keeper_mode")
+    finally:
+        keeper_exit, leftovers = (keeper.stop() if keeper else (None, 0))
+        try:
+            provider.auto_mine = True
+        except Exception:  # noqa: BLE001 - the provider may already be gone
+            pass
+    if keeper:
+        console.print(f"keeper process stopped (exit code {keeper_exit}); "
+                      f"{'no processes left' if not leftovers else f'{leftovers} PROCESS(ES) LEFT'} in its group")
+        if leftovers:
+            loud("the keeper process group did not exit")
+
+    # ------------------------------------------------ replay check and report
+    console.rule("replay on the model")
+    end_block = replayer.catch_up()
+    tracked = [owner.address, keeper_acct.address, fallback_acct.address, *summary.pop("_accounts")]
+    diffs = replayer.compare_state(tracked)
+    ok = not replayer.mismatches and not diffs and not leftovers
+    console.print(f"replayed {replayer.stats.txs} transactions ({replayer.stats.reverted} reverted on chain and in "
+                  f"the model) from block {start_block + 1} to {end_block}; compared {len(tracked)} accounts")
+    for m in replayer.mismatches[:10]:
+        console.print(f"[red]  mismatch: {m}")
+    for d in diffs[:10]:
+        console.print(f"[red]  state differs: {d}")
+    data = R.collect(p, mid, replayer, start_block, end_block, sc, summary["crash_start_block"],
+                     {"keeper_mode": keeper_mode, "keeper_account": keeper_acct.address,
+                      "fallback_account": fallback_acct.address, "warnings": warnings,
+                      "replay_ok": ok, "fund_at_start": fund_at_start, "replay_txs": replayer.stats.txs,
+                      "mismatches": [str(m) for m in replayer.mismatches], "state_diffs": diffs,
+                      "wall_seconds": int(time.time() - t_start), "traders": summary["traders"]})
+    report_path = R.write_html(data, out)
+    R.print_summary(data, console)
+    console.print(f"report: {report_path}")
+    verdict = "[bold green]PASS" if ok else "[bold red]FAIL"
+    console.print(f"model replay check: {verdict}[/] ({len(replayer.mismatches)} transaction mismatches, "
+                  f"{len(diffs)} state differences)")
+    return DemoResult(ok, report_path, data["summary"], keeper_mode, replayer.mismatches, diffs,
+                      keeper_exit, leftovers, warnings)
+
+
+def _play(sc, p, mid, params, feed, fd, unit, owner, batch, replayer, keeper, inline, keeper_mode, console, loud):
+    """Seed, warm up and crash; returns numbers the report needs."""
+    provider = networks.provider
+    web3 = provider.web3
+    rng = random.Random(int(sc["seed"]))
+    lps = [accounts.test_accounts.generate_test_account() for _ in range(int(sc["lps"]["count"]))]
+    traders = plan_traders(sc, rng, accounts.test_accounts.generate_test_account, unit)
+    everyone = [*lps, *(t.account for t in traders)]
+    for a in everyone:
+        provider.set_balance(a.address, 10**20)
+    scale = 10**36 // unit  # token units <-> 1e36 (PerpEngine.SCALE)
+
+    provider.auto_mine = False
+    provider.set_block_gas_limit(TX_GAS * (4 * len(everyone) + 100))
+    now = chain.blocks.head.timestamp
+    progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=False)
+    with progress:
+        # ------------------------------------------------ money in: LPs, traders, fund
+        task = progress.add_task("funding accounts", total=len(everyone) + 1)
+        batch.send(owner, p.token, "mint", p.insurance_fund, int(sc["insurance_fund"]) * unit)
+        for a in lps:
+            amount = rng.randint(*sc["lps"]["deposit"]) * unit
+            batch.send(a, p.token, "mint", a, amount)
+            batch.send(a, p.token, "approve", p.vault, amount)
+            batch.send(a, p.vault, "deposit", amount, a)
+            progress.advance(task)
+        for t in traders:
+            notional = t.margin * t.leverage
+            need = t.margin + notional * params.trading_fee // WAD + unit + t.margin // 50
+            batch.send(t.account, p.token, "mint", t.account, need)
+            batch.send(t.account, p.token, "approve", p.engine, MAX_UINT)
+            batch.send(t.account, p.engine, "deposit", need)
+            progress.advance(task)
+        now += 12
+        batch.mine(now)
+        replayer.catch_up()
+        progress.advance(task)
+
+        # ------------------------------------------------ warmup: positions open
+        task = progress.add_task("opening positions", total=len(traders))
+        for i, whole in enumerate(sc["warmup"]["prices"]):
+            price = int(whole) * WAD
+            now += int(sc["warmup"]["seconds_per_block"])
+            batch.send(owner, feed, "set_answer", int(whole) * 10**fd)
+            batch.mine(now)
+            for t in (t for t in traders if t.block == i):
+                # size so that notional <= margin * leverage (the initial check rounds up)
+                t.size = t.margin * t.leverage * scale // price
+                t.size = t.size if t.is_long else -t.size
+                t.entry = price
+                accept = price * 101 // 100 if t.is_long else price * 99 // 100
+                batch.send(t.account, p.engine, "open_position", mid, t.size, t.margin, accept)
+                if t.stop_way:
+                    liq = M.liquidation_price(t.size, price, t.margin, params.mmf, scale)
+                    stop = price - (price - liq) * t.stop_way // 100
+                    batch.send(t.account, p.engine, "set_tp_sl", mid, 0, stop)
+                if t.tp_below:
+                    batch.send(t.account, p.engine, "set_tp_sl", mid, price * (100 - t.tp_below) // 100, 0)
+                progress.advance(task)
+            now += 1
+            batch.mine(now)
+            replayer.catch_up()
+    provider.auto_mine = True
+    longs = sum(1 for t in traders if t.is_long)
+    console.print(f"{len(traders)} traders ({longs} long, {len(traders) - longs} short), {len(lps)} LPs, "
+                  f"{sum(1 for t in traders if t.stop_way)} stop-losses, {sum(1 for t in traders if t.tp_below)} "
+                  f"take-profits; block {chain.blocks.head.number}")
+
+    # ------------------------------------------------ the crash
+    console.rule(f"crash on {sc['market']}")
+    crash_start_block = chain.blocks.head.number
+    t0 = now + 60
+    p0 = None
+    fund = p.insurance_fund.address
+    for k, (dt, whole) in enumerate(sc["crash"]):
+        ts = max(chain.blocks.head.timestamp + 1, t0 + int(dt))
+        provider.set_timestamp(ts)
+        batch.transact(owner, feed, "set_answer", int(whole) * 10**fd)
+        p0 = p0 or int(whole)
+        waited, mode = _wait_for_keeper(sc, replayer, keeper, inline, keeper_mode, loud)
+        keeper_mode = mode
+        w = replayer.w
+        liqs = sum(1 for name, _ in w.events if name == "PositionLiquidated")
+        adls = sum(1 for name, _ in w.events if name == "AutoDeleveraged")
+        bad = sum(f["bad_debt"] for name, f in w.events if name == "PositionLiquidated")
+        long_oi, short_oi = perp_engine.open_interest(w, mid)
+        console.print(
+            f"t+{ts - t0:>3}s  block {chain.blocks.head.number:>5}  {sc['market']} {int(whole):>7,} "
+            f"({(int(whole) - p0) * 100 / p0:+6.2f}%)  liquidations {liqs:>3}  bad debt "
+            f"{bad / unit:>10,.0f}  fund {w.token.balance_of(fund) / unit:>9,.0f}  ADL fills {adls:>3}  "
+            f"OI {long_oi / WAD:,.2f}/{short_oi / WAD:,.2f}  ({waited:.1f}s)")
+    _wait_for_keeper(sc, replayer, keeper, inline, keeper_mode, loud)
+    return {"crash_start_block": crash_start_block, "_keeper_mode": keeper_mode,
+            "_accounts": [a.address for a in everyone],
+            "traders": [{"account": t.account.address, "is_long": t.is_long, "leverage": t.leverage,
+                         "margin": t.margin, "stop": bool(t.stop_way), "tp": bool(t.tp_below)} for t in traders]}
+
+
+def _wait_for_keeper(sc, replayer, keeper, inline, mode, loud):
+    """Until the model sees nothing left for a keeper to do. The keeper
+    process works on its own; if it has died, the fallback takes over."""
+    t = time.time()
+    timeout = int(sc["keeper"]["step_timeout"])
+    while True:
+        replayer.catch_up()
+        if mode == "process" and not keeper.alive():
+            loud(f"the keeper process exited (code {keeper.proc.returncode}); the in-process fallback keeper "
+                 f"takes over. Its log ends:\n{keeper.tail()}")
+            mode = "fallback"
+        if mode == "fallback":
+            inline.run()
+            return time.time() - t, mode
+        liq, trig, pending = keeper_work(replayer.w)
+        if not (liq or trig or pending):
+            return time.time() - t, mode
+        if time.time() - t > timeout:
+            loud(f"the keeper process left {len(liq)} liquidatable, {len(trig)} triggered, {len(pending)} "
+                 f"pending-ADL positions after {timeout}s: the in-process fallback keeper finishes them")
+            inline.run()
+            return time.time() - t, mode
+        time.sleep(0.25)
+
+
+@click.command(cls=ConnectedProviderCommand)
+@click.option("--scenario", default=str(ROOT / "scenarios" / "crash.yaml"), show_default=True,
+              help="scenario file (YAML)")
+@click.option("--keeper", "keeper_mode", type=click.Choice(["process", "fallback"]), default="process",
+              show_default=True, help="process: run bots/keeper.py; fallback: the in-process keeper")
+@click.option("--out", default=str(ROOT / "reports"), show_default=True, help="report folder")
+def cli(scenario, keeper_mode, out):
+    """Play a crash on a devnet with the keeper running; report and check."""
+    if networks.provider.network.name not in ("local", "development"):
+        raise click.ClickException("the demo mints mock tokens and moves mock feeds: local networks only")
+    logger.set_level("WARNING")
+    result = run_demo(load_scenario(scenario), accounts.test_accounts[0], keeper_mode, out)
+    if not result.ok:
+        sys.exit(1)

@@ -1,0 +1,386 @@
+"""The crash report: numbers from the chain's events, charts, one HTML file.
+
+`collect` reads the engine's logs (decoded with scripts/deploy.engine_at's
+ABI, which includes PerpExits' events) and the token's Transfer logs over the
+demo's blocks; prices come from the feed's `set_answer` transactions (the
+mock feed emits no event) and block times from the blocks. The ADL table's
+rank is the target's position in the model's ranking just before the
+transaction that deleveraged it (scripts/replay.Replayer.rankings).
+`write_html` draws the charts (matplotlib, PNG files embedded in the page)
+and `print_summary` prints the terminal summary.
+"""
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from ape import networks
+
+from scripts.deploy import engine_at
+
+WAD = 10**18
+
+
+def _logs(address, abis, start, end, topics=None):
+    web3 = networks.provider.web3
+    flt = {"fromBlock": start, "toBlock": end, "address": address}
+    if topics:
+        flt["topics"] = topics
+    raw = web3.eth.get_logs(flt)
+    return list(networks.provider.network.ecosystem.decode_logs(raw, *abis))
+
+
+def _event_abis(contract):
+    return [abi for abi in contract.contract_type.abi if abi.type == "event"]
+
+
+def collect(p, mid, replayer, start_block, end_block, sc, crash_start_block, meta):
+    """Everything the summary and the report show, as plain numbers."""
+    engine = engine_at(p.engine.address)
+    unit = 10 ** p.token.decimals()
+    times = replayer.block_times
+    feed = p.feeds[mid].address
+    fd = p.feeds[mid].decimals()
+    prices = [(b, t, a * 10 ** (18 - fd)) for b, t, f, a in replayer.answers if f == feed]
+    crash_prices = [x for x in prices if x[0] > crash_start_block]
+    t0 = crash_prices[0][1] if crash_prices else times.get(crash_start_block, 0)
+
+    logs = _logs(engine.address, _event_abis(engine), start_block + 1, end_block)
+    ev = {}
+    for lg in logs:
+        args = dict(lg.event_arguments)
+        if "market_id" in args and int(args["market_id"]) != mid:
+            continue
+        row = {k: (int(v) if isinstance(v, int) else v) for k, v in args.items()}
+        row.update(block=lg.block_number, tx=lg.transaction_hash if isinstance(lg.transaction_hash, str)
+                   else "0x" + bytes(lg.transaction_hash).hex(), t=times.get(lg.block_number, t0) - t0,
+                   log=lg.log_index)
+        ev.setdefault(lg.event_name, []).append(row)
+    get = lambda name: ev.get(name, [])  # noqa: E731
+
+    # ------------------------------------------------ insurance fund from token transfers
+    fund = p.insurance_fund.address
+    token_abis = [a for a in _event_abis(p.token) if a.name == "Transfer"]
+    transfers = _logs(p.token.address, token_abis, start_block + 1, end_block)
+    fund_balance = meta["fund_at_start"]
+    fund_series = [(start_block, fund_balance)]
+    for lg in transfers:
+        a = lg.event_arguments
+        sign = (a["receiver"] == fund) - (a["sender"] == fund)
+        if sign:
+            fund_balance += sign * int(a["value"])
+            fund_series.append((lg.block_number, fund_balance))
+    fund_before = meta["fund_at_start"]
+    for b, bal in fund_series:
+        if b <= crash_start_block:
+            fund_before = bal
+    fund_after = fund_series[-1][1]
+
+    # ------------------------------------------------ open interest from position events
+    oi_long = oi_short = 0
+    oi_series = [(start_block, 0, 0)]
+    deltas = []
+    for name, key, sign in (("PositionOpened", "size_delta", 1), ("PositionClosed", "size_closed", -1),
+                            ("PositionLiquidated", "size", -1), ("AutoDeleveraged", "size", -1)):
+        for r in get(name):
+            deltas.append((r["block"], r["log"], r[key], sign))
+    for b, _, size, sign in sorted(deltas):
+        if size > 0:
+            oi_long += sign * size
+        else:
+            oi_short += sign * -size
+        oi_series.append((b, oi_long, oi_short))
+    chain_oi = tuple(int(x) for x in p.engine.open_interest(mid))
+
+    # ------------------------------------------------ TP / SL: which trigger fired
+    orders = {}
+    for r in get("TpSlSet"):
+        orders.setdefault(r["account"], []).append(r)
+    tp_hits, sl_hits = [], []
+    for r in get("TpSlExecuted"):
+        last = [o for o in orders.get(r["account"], []) if (o["block"], o["log"]) < (r["block"], r["log"])][-1]
+        is_tp = last["take_profit"] != 0 and (last["stop_loss"] == 0 or
+                                              abs(r["price"] - last["take_profit"]) <= abs(r["price"] - last["stop_loss"]))
+        (tp_hits if is_tp else sl_hits).append(r)
+
+    # ------------------------------------------------ ADL with the model's rank at that moment
+    rankings = {rk.tx: rk.ranking for rk in replayer.rankings}
+    traders = {t["account"]: t for t in meta.get("traders", [])}
+    adl_rows = []
+    for r in get("AutoDeleveraged"):
+        ranking = rankings.get(r["tx"], [])
+        rank = ranking.index(r["target"]) + 1 if r["target"] in ranking else None
+        tr = traders.get(r["target"], {})
+        adl_rows.append({**r, "rank": rank, "candidates": len(ranking), "leverage": tr.get("leverage"),
+                         "caller": replayer.senders.get(r["tx"], ("?",))[0]})
+
+    liqs = get("PositionLiquidated")
+    for r in liqs:
+        r["caller"] = replayer.senders.get(r["tx"], ("?",))[0]
+        r["leverage"] = traders.get(r["account"], {}).get("leverage")
+    bad_debt = sum(r["bad_debt"] for r in liqs)
+    drawn = sum(r["amount"] for r in get("InsuranceFundDrawn"))
+    haircuts = sum(r["haircut"] for r in adl_rows)
+    socialized = sum(r["amount"] for r in get("BadDebtSocialized"))
+    pending = int(p.engine.adl_pending(mid)[0])
+    callers = {}
+    for r in [*liqs, *adl_rows, *tp_hits, *sl_hits]:
+        callers[r["caller"] if "caller" in r else r.get("keeper")] = 1
+    summary = {
+        "liquidations": len(liqs),
+        "liquidations_with_bad_debt": sum(1 for r in liqs if r["bad_debt"] > 0),
+        "bad_debt": bad_debt,
+        "fund_before": fund_before,
+        "fund_after": fund_after,
+        "fund_drawn": drawn,
+        "adl_fills": len(adl_rows),
+        "adl_targets": len({r["target"] for r in adl_rows}),
+        "haircuts": haircuts,
+        "socialized": socialized,
+        "adl_pending": pending,
+        "stop_losses_hit": len(sl_hits),
+        "take_profits_hit": len(tp_hits),
+        "penalties": sum(r["penalty"] for r in liqs),
+        "keeper_rewards": sum(r["keeper_reward"] for r in liqs),
+        "oi_from_events": (oi_long, oi_short),
+        "oi_on_chain": chain_oi,
+        "bad_debt_accounted": bad_debt == drawn + haircuts + socialized + pending,
+        "adl_in_rank_order": _in_rank_order(adl_rows),
+        "liquidations_by": _count_by(liqs, "caller"),
+        "price_low": min(x[2] for x in crash_prices) if crash_prices else 0,
+        "price_start": crash_prices[0][2] if crash_prices else 0,
+    }
+    return {"scenario": sc, "market": sc["market"], "unit": unit, "t0": t0, "prices": prices,
+            "block_times": times, "liquidations": liqs, "adl": adl_rows, "tp": tp_hits, "sl": sl_hits,
+            "draws": get("InsuranceFundDrawn"), "socialized": get("BadDebtSocialized"),
+            "fund_series": fund_series, "oi_series": oi_series, "crash_start_block": crash_start_block,
+            "start_block": start_block, "end_block": end_block, "summary": summary, "meta": meta}
+
+
+def _count_by(rows, key):
+    out = {}
+    for r in rows:
+        out[r[key]] = out.get(r[key], 0) + 1
+    return out
+
+
+def _in_rank_order(adl_rows):
+    """Within each transaction, the targets hit are ranks 1, 2, 3, ... of the
+    model's ranking before it (a fill always takes the best-ranked first)."""
+    by_tx = {}
+    for r in adl_rows:
+        by_tx.setdefault(r["tx"], []).append(r["rank"])
+    return all(ranks == list(range(1, len(ranks) + 1)) for ranks in by_tx.values())
+
+
+# ---------------------------------------------------------------- terminal
+
+def print_summary(data, console):
+    from rich.table import Table
+    s, u = data["summary"], data["unit"]
+    money = lambda x: f"{x / u:,.2f}"  # noqa: E731
+    t = Table(title=f"{data['market']} crash: {s['price_start'] / WAD:,.0f} -> low {s['price_low'] / WAD:,.0f}",
+              show_header=False)
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    rows = [
+        ("liquidations", f"{s['liquidations']} ({s['liquidations_with_bad_debt']} with bad debt)"),
+        ("bad debt", money(s["bad_debt"])),
+        ("insurance fund before / after", f"{money(s['fund_before'])} / {money(s['fund_after'])}"),
+        ("insurance fund drawn", money(s["fund_drawn"])),
+        ("ADL fills (targets)", f"{s['adl_fills']} ({s['adl_targets']})"),
+        ("ADL haircuts", money(s["haircuts"])),
+        ("socialized loss", money(s["socialized"])),
+        ("stop-losses hit", str(s["stop_losses_hit"])),
+        ("take-profits hit", str(s["take_profits_hit"])),
+        ("liquidation penalties (keeper share)", f"{money(s['penalties'])} ({money(s['keeper_rewards'])})"),
+        ("bad debt = drawn + haircuts + socialized", "yes" if s["bad_debt_accounted"] else "NO"),
+        ("ADL fills in the model's rank order", "yes" if s["adl_in_rank_order"] else "NO"),
+        ("open interest from events = on chain", "yes" if s["oi_from_events"] == s["oi_on_chain"] else "NO"),
+    ]
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+
+
+# ---------------------------------------------------------------- charts
+
+def _png(fig):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def charts(data):
+    """{name: png bytes}"""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    out = {}
+    u, t0, times = data["unit"], data["t0"], data["block_times"]
+    thousands = FuncFormatter(lambda x, _: f"{x:,.0f}")
+
+    # price path with liquidation, ADL and stop markers, seconds from the crash start
+    fig, ax = plt.subplots(figsize=(10, 4.6))
+    pts = [(t - t0, pr / WAD) for b, t, pr in data["prices"] if t - t0 >= -20]
+    end_t = max([times[b] - t0 for b in times] + [pts[-1][0] if pts else 0])
+    xs = [x for x, _ in pts] + [end_t]
+    ys = [y for _, y in pts] + [pts[-1][1] if pts else 0]
+    ax.step(xs, ys, where="post", color="#1f3b73", lw=2, label=f"{data['market']} oracle price", zorder=2)
+    clean = [r for r in data["liquidations"] if r["bad_debt"] == 0]
+    bad = [r for r in data["liquidations"] if r["bad_debt"] > 0]
+    ax.scatter([r["t"] for r in clean], [r["price"] / WAD for r in clean], marker="x", color="#d9822b", s=36,
+               label=f"liquidation, equity left ({len(clean)})", zorder=3)
+    ax.scatter([r["t"] for r in bad], [r["price"] / WAD for r in bad], marker="X", color="#c0392b", s=60,
+               label=f"liquidation with bad debt ({len(bad)})", zorder=4)
+    if data["adl"]:
+        price_at = {r["tx"]: r["price"] for r in data["liquidations"]}
+        adl_pts = {}
+        for r in data["adl"]:
+            adl_pts[r["tx"]] = (r["t"], price_at.get(r["tx"], r["bankruptcy_price"]) / WAD, adl_pts.get(r["tx"], (0, 0, 0))[2] + 1)
+        ax.scatter([x for x, _, _ in adl_pts.values()], [y * 0.996 for _, y, _ in adl_pts.values()],
+                   marker="v", color="#7d3c98", s=[40 + 12 * n for _, _, n in adl_pts.values()], zorder=5,
+                   label=f"ADL ({len(data['adl'])} fills, size = targets hit)")
+    for rows, marker, color, label in ((data["sl"], "s", "#2e8b57", "stop-loss executed"),
+                                       (data["tp"], "D", "#2a7fba", "take-profit executed")):
+        if rows:
+            ax.scatter([r["t"] for r in rows], [r["price"] / WAD for r in rows], marker=marker, facecolors="none",
+                       edgecolors=color, s=34, label=f"{label} ({len(rows)})", zorder=3)
+    ax.axvline(0, color="#999", lw=0.8, ls="--")
+    ax.set_xlabel("seconds from the start of the crash (block time)")
+    ax.set_ylabel("price (USD)")
+    ax.yaxis.set_major_formatter(thousands)
+    ax.set_title("Price path, liquidations and ADL")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    out["price"] = _png(fig)
+    plt.close(fig)
+
+    # insurance fund over blocks
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    fs = data["fund_series"] + [(data["end_block"], data["fund_series"][-1][1])]
+    ax.step([b for b, _ in fs], [v / u for _, v in fs], where="post", color="#117a65", lw=2)
+    ax.fill_between([b for b, _ in fs], [v / u for _, v in fs], step="post", color="#117a65", alpha=0.12)
+    for r in data["draws"]:
+        ax.axvline(r["block"], color="#c0392b", lw=0.6, alpha=0.35)
+    ax.axvline(data["crash_start_block"], color="#999", lw=0.8, ls="--", label="crash starts")
+    ax.set_xlabel("block")
+    ax.set_ylabel("balance (mUSD)")
+    ax.yaxis.set_major_formatter(thousands)
+    ax.set_title("Insurance fund balance (red lines: draws for bad debt)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlim(data["start_block"], data["end_block"])
+    out["fund"] = _png(fig)
+    plt.close(fig)
+
+    # open interest per side over blocks
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    oi = data["oi_series"] + [(data["end_block"], *data["oi_series"][-1][1:])]
+    ax.step([b for b, _, _ in oi], [lo / WAD for _, lo, _ in oi], where="post", color="#27ae60", lw=2, label="long")
+    ax.step([b for b, _, _ in oi], [sh / WAD for _, _, sh in oi], where="post", color="#c0392b", lw=2, label="short")
+    ax.axvline(data["crash_start_block"], color="#999", lw=0.8, ls="--", label="crash starts")
+    ax.set_xlabel("block")
+    ax.set_ylabel(f"open interest ({data['market'].split('-')[0]})")
+    ax.set_title("Open interest per side")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlim(data["start_block"], data["end_block"])
+    out["oi"] = _png(fig)
+    plt.close(fig)
+    return out
+
+
+# ---------------------------------------------------------------- html
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .6em 0; } td, th { padding: .25em .7em; border-bottom: 1px solid #eee; }
+th { text-align: left; background: #f6f6f6; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.pass { color: #117a65; font-weight: bold; } .fail { color: #c0392b; font-weight: bold; }
+code, .a { font-family: ui-monospace, monospace; font-size: .92em; } img { max-width: 100%; }
+.warn { background: #fdecea; border-left: 4px solid #c0392b; padding: .5em 1em; white-space: pre-wrap; }
+"""
+
+
+def _short(a):
+    return f"{a[:8]}…{a[-4:]}"
+
+
+def write_html(data, out_dir):
+    out_dir = Path(out_dir)
+    imgs = charts(data)
+    for name, png in imgs.items():
+        (out_dir / f"{name}.png").write_bytes(png)
+    s, u, meta, sc = data["summary"], data["unit"], data["meta"], data["scenario"]
+    money = lambda x: f"{x / u:,.2f}"  # noqa: E731
+    esc = html.escape
+    img = lambda n: f'<img alt="{n}" src="data:image/png;base64,{base64.b64encode(imgs[n]).decode()}">'  # noqa: E731
+    ok = meta["replay_ok"]
+    rows = [
+        ("Liquidations", f"{s['liquidations']} ({s['liquidations_with_bad_debt']} with bad debt)"),
+        ("Bad debt", money(s["bad_debt"])),
+        ("Insurance fund before the crash", money(s["fund_before"])),
+        ("Insurance fund after", money(s["fund_after"])),
+        ("Drawn from the fund", money(s["fund_drawn"])),
+        ("ADL fills (distinct targets)", f"{s['adl_fills']} ({s['adl_targets']})"),
+        ("ADL haircuts", money(s["haircuts"])),
+        ("Socialized loss (vault)", money(s["socialized"])),
+        ("ADL still pending", money(s["adl_pending"])),
+        ("Stop-losses hit", s["stop_losses_hit"]),
+        ("Take-profits hit", s["take_profits_hit"]),
+        ("Liquidation penalties (keeper share)", f"{money(s['penalties'])} ({money(s['keeper_rewards'])})"),
+        ("Bad debt = drawn + haircuts + socialized + pending", "yes" if s["bad_debt_accounted"] else "NO"),
+        ("ADL fills in the model's rank order", "yes" if s["adl_in_rank_order"] else "NO"),
+        ("Open interest from events equals the chain's", "yes" if s["oi_from_events"] == s["oi_on_chain"] else "NO"),
+    ]
+    summary_html = "".join(f"<tr><th>{esc(str(k))}</th><td class=n>{esc(str(v))}</td></tr>" for k, v in rows)
+    adl_html = "".join(
+        f"<tr><td class=n>{r['block']}</td><td class=n>{r['t']:+d}s</td><td class=a>{_short(r['target'])}</td>"
+        f"<td class=n>{r['leverage'] or '?'}x</td><td class=n>{r['rank'] if r['rank'] else '?'} / {r['candidates']}</td>"
+        f"<td class=n>{abs(r['size']) / WAD:,.5f}</td><td class=n>{r['bankruptcy_price'] / WAD:,.2f}</td>"
+        f"<td class=n>{money(r['haircut'])}</td><td class=a>{_short(r['bankrupt'])}</td></tr>"
+        for r in data["adl"])
+    liq_html = "".join(
+        f"<tr><td class=n>{r['block']}</td><td class=n>{r['t']:+d}s</td><td class=a>{_short(r['account'])}</td>"
+        f"<td>{'long' if r['size'] > 0 else 'short'}</td><td class=n>{r['leverage'] or '?'}x</td>"
+        f"<td class=n>{abs(r['size']) / WAD:,.5f}</td><td class=n>{r['price'] / WAD:,.2f}</td>"
+        f"<td class=n>{money(r['penalty'])}</td><td class=n>{money(r['bad_debt'])}</td></tr>"
+        for r in data["liquidations"])
+    warn_html = "".join(f'<p class="warn">{esc(w)}</p>' for w in meta.get("warnings", []))
+    mism = meta.get("mismatches", []) + meta.get("state_diffs", [])
+    mism_html = ("<ul>" + "".join(f"<li><code>{esc(m)}</code></li>" for m in mism[:50]) + "</ul>") if mism else ""
+    path = [f"{t}s: {p:,}" for t, p in sc["crash"]]
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Backstop crash report: {esc(sc['name'])}</title>
+<style>{CSS}</style></head><body>
+<h1>Backstop crash report: {esc(sc['name'])}</h1>
+<p>{esc(data['market'])} from {s['price_start'] / WAD:,.0f} to a low of {s['price_low'] / WAD:,.0f}
+({(s['price_low'] - s['price_start']) * 100 / max(s['price_start'], 1):+.1f}%), blocks {data['start_block']}–{data['end_block']},
+{len(meta.get('traders', []))} traders. Keeper: <b>{esc(meta['keeper_mode'])}</b>
+(<span class=a>{esc(meta['keeper_account'])}</span>). Model replay of {meta['replay_txs']} transactions:
+<span class="{'pass' if ok else 'fail'}">{'PASS' if ok else 'FAIL'}</span>. Run took {meta['wall_seconds']} s.</p>
+{warn_html}{mism_html}
+<p>Every number here is decoded from the chain: the engine's events (PerpExits' events included), the
+token's <code>Transfer</code> events for the insurance fund, the feed's <code>set_answer</code> transactions
+for the price path. The rank is the target's place in the model's ADL ranking just before the transaction
+that deleveraged it.</p>
+<h2>Summary</h2><table>{summary_html}</table>
+<h2>Price path</h2>{img('price')}
+<h2>Insurance fund</h2>{img('fund')}
+<h2>Open interest</h2>{img('oi')}
+<h2>Who was deleveraged</h2>
+<table><tr><th>block</th><th>time</th><th>target</th><th>leverage</th><th>rank / candidates</th><th>size closed</th>
+<th>bankruptcy price</th><th>haircut</th><th>bankrupt account</th></tr>{adl_html}</table>
+<h2>Liquidations</h2>
+<table><tr><th>block</th><th>time</th><th>account</th><th>side</th><th>leverage</th><th>size</th><th>price</th>
+<th>penalty</th><th>bad debt</th></tr>{liq_html}</table>
+<h2>Scenario</h2><p>seed {sc['seed']}, insurance fund {sc['insurance_fund']:,}, {sc['traders']['count']} traders
+({sc['traders']['long_percent']}% long), {sc['lps']['count']} LPs; crash path: {esc(', '.join(path))}.</p>
+</body></html>"""
+    path_out = out_dir / "report.html"
+    path_out.write_text(page)
+    return path_out

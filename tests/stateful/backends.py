@@ -1,0 +1,428 @@
+"""Where the state machine's contracts run: anvil (through ape) or titanoboa.
+
+Both backends take the same calls, as ABI calldata, and give back the same
+things, so the machine in machine.py is written once:
+
+    backend.addresses      role -> address: engine, exits, vault, fund, token, lens, feed0, feed1
+    backend.accounts       role -> address: owner, pauser, keeper, lp, lp2, stranger, trader0..
+    backend.send(sender, verb, args, t)  -> reason: None when the call succeeded,
+                           else the revert string ("" for a revert without one);
+                           the call is mined with block.timestamp == t
+    backend.read(accounts) -> (stored, views): two dicts keyed as in
+                           machine.model_state (see state_keys below)
+    backend.snapshot() / backend.restore(snap)   around every example
+
+AnvilBackend deploys with scripts/deploy.py through ape, then talks raw
+JSON-RPC to ape's anvil (ape's transaction pipeline costs ~50 ms a call; raw
+RPC ~2 ms) and reads the whole protocol in one eth_call to BackstopLens.
+BoaBackend compiles the same .vy sources with titanoboa and runs py-evm in
+process; it reads storage slots directly (py-evm interprets the lens's large
+memory copies at about 0.4 s a call) and reads views only for the positions
+a step touched.
+
+State keys (addresses lower-case hex):
+    stored: ("totals",) (market_count, paused, owner, pauser)
+            ("bal", holder) token balance, for every account and engine, vault, fund
+            ("vault.supply",)  ("free", a)  ("shares", a)
+            ("params", mid) 13-tuple  ("state", mid) 7-tuple  ("pending", mid) 6-tuple
+            ("feed", mid) latestRoundData  ("members", mid, side) side set in order
+            ("pos", a, mid) (size, entry, margin, funding_index, tp, sl)
+    views:  ("valuation",) (vault.totalAssets, vault.free_cash, engine.traders_claim)
+            ("views", a, mid) (equity, is_liquidatable, liquidation_price,
+                               bankruptcy_price, adl_score, funding_owed), open positions
+"""
+
+from pathlib import Path
+
+from eth_abi import decode, encode
+from eth_utils import keccak
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS = ROOT / "contracts"
+GAS = 30_000_000
+ZERO = "0x" + "00" * 20
+
+_P = "(address," + ",".join(["uint256"] * 12) + ")"
+# verb -> (contract role, signature); the machine's verbs, as the model names them.
+SIGNATURES = {
+    "deposit": ("engine", "deposit(uint256)"),
+    "withdraw": ("engine", "withdraw(uint256)"),
+    "open_position": ("engine", "open_position(uint256,int256,uint256,uint256)"),
+    "close_position": ("engine", "close_position(uint256,int256,uint256)"),
+    "add_margin": ("engine", "add_margin(uint256,uint256)"),
+    "remove_margin": ("engine", "remove_margin(uint256,uint256)"),
+    "set_tp_sl": ("engine", "set_tp_sl(uint256,uint256,uint256)"),
+    "execute_tp_sl": ("engine", "execute_tp_sl(address,uint256)"),
+    "liquidate": ("engine", "liquidate(address,uint256,address[])"),
+    "deleverage": ("engine", "deleverage(uint256,address[])"),
+    "pause": ("engine", "pause()"),
+    "unpause": ("engine", "unpause()"),
+    "set_pauser": ("engine", "set_pauser(address)"),
+    "set_market_params": ("engine", f"set_market_params(uint256,{_P})"),
+    "vault.deposit": ("vault", "deposit(uint256,address)"),
+    "vault.mint": ("vault", "mint(uint256,address)"),
+    "vault.withdraw": ("vault", "withdraw(uint256,address,address)"),
+    "vault.redeem": ("vault", "redeem(uint256,address,address)"),
+    "fund.withdraw_surplus": ("fund", "withdraw_surplus(address,uint256)"),
+    "token.mint": ("token", "mint(address,uint256)"),
+    "token.approve": ("token", "approve(address,uint256)"),
+    "feed0.set_answer": ("feed0", "set_answer(int256)"),
+    "feed1.set_answer": ("feed1", "set_answer(int256)"),
+}
+_ENCODERS = {}
+for _verb, (_role, _sig) in SIGNATURES.items():
+    _types = _sig[_sig.index("(") + 1: -1]
+    # split the top-level argument list (the params tuple holds commas)
+    _args, _depth, _cur = [], 0, ""
+    for ch in _types:
+        if ch == "," and _depth == 0:
+            _args.append(_cur)
+            _cur = ""
+            continue
+        _depth += ch == "("
+        _depth -= ch == ")"
+        _cur += ch
+    if _cur:
+        _args.append(_cur)
+    _ENCODERS[_verb] = (_role, keccak(text=_sig)[:4], _args)
+
+
+def calldata(verb, args):
+    """(contract role, calldata bytes) for a machine verb."""
+    role, selector, types = _ENCODERS[verb]
+    return role, selector + encode(types, list(args))
+
+
+def decode_revert(output):
+    """A revert's reason string; "" for a revert without one (Vyper's checked
+    arithmetic), the raw hex for anything else."""
+    if not output:
+        return ""
+    if output[:4] == bytes.fromhex("08c379a0"):
+        return decode(["string"], output[4:])[0]
+    return "0x" + output.hex()
+
+
+def _l(a):
+    return a.lower()
+
+
+def _signed(x):
+    return x - 2**256 if x >= 2**255 else x
+
+
+# ------------------------------------------------------------------ lens decoding
+
+_T = "(uint256,bool,address,address,address,address,address,uint256,uint256,uint256,uint256,uint256,uint256,int256)"
+_MV = (f"({_P},(uint256,uint256,uint256,uint256,int256,int256,uint256),"
+       "(uint256,uint256,int256,uint256,address,uint256),(uint80,int256,uint256,uint256,uint80),uint256,uint256)")
+_AV = "(address,uint256,uint256,uint256)"
+_PV = "(address,uint256,(int256,uint256,uint256,int256,uint256,uint256),int256,bool,uint256,uint256,uint256,int256)"
+SNAPSHOT_SELECTOR = keccak(text="snapshot(address,address[],bool)")[:4]
+SNAPSHOT_TYPES = [_T, _MV + "[]", _AV + "[]", _PV + "[]", "address[]"]
+
+
+def state_from_lens(raw):
+    """(stored, views) from BackstopLens.snapshot's return data."""
+    totals, markets, accts, poss, members = decode(SNAPSHOT_TYPES, raw)
+    stored, views = {}, {}
+    (n, paused, owner, pauser, _token, vault, fund, eng_bal, vault_cash, fund_bal,
+     supply, total_assets, free_cash, claim) = totals
+    stored[("totals",)] = (n, paused, _l(owner), _l(pauser))
+    stored[("bal", "vault")] = vault_cash
+    stored[("bal", "fund")] = fund_bal
+    stored[("bal", "engine")] = eng_bal
+    stored[("vault.supply",)] = supply
+    views[("valuation",)] = (total_assets, free_cash, claim)
+    for a, bal, free, shares in accts:
+        a = _l(a)
+        stored[("bal", a)] = bal
+        stored[("free", a)] = free
+        stored[("shares", a)] = shares
+    k = 0
+    for mid, (params, state, pending, feed, n_long, n_short) in enumerate(markets):
+        stored[("params", mid)] = (_l(params[0]), *params[1:])
+        stored[("state", mid)] = tuple(state)
+        stored[("pending", mid)] = (*pending[:4], _l(pending[4]), pending[5])
+        stored[("feed", mid)] = tuple(feed)
+        stored[("members", mid, 0)] = tuple(_l(x) for x in members[k:k + n_long])
+        k += n_long
+        stored[("members", mid, 1)] = tuple(_l(x) for x in members[k:k + n_short])
+        k += n_short
+    for a, mid, pos, equity, liq, liq_price, bk_price, score, owed in poss:
+        a = _l(a)
+        stored[("pos", a, mid)] = tuple(pos)
+        if pos[0] != 0:
+            views[("views", a, mid)] = (equity, liq, liq_price, bk_price, score, owed)
+    return stored, views
+
+
+def lens_snapshot_calldata(engine, accounts, with_views=True):
+    return SNAPSHOT_SELECTOR + encode(["address", "address[]", "bool"], [engine, list(accounts), with_views])
+
+
+# ------------------------------------------------------------------ anvil (ape)
+
+
+class AnvilBackend:
+    """The real devnet: ape deploys (scripts/deploy.py), raw JSON-RPC runs."""
+
+    name = "anvil"
+
+    def __init__(self, protocol, roles):
+        import requests
+        from ape import chain
+
+        self._chain = chain
+        self.protocol = protocol
+        self.uri = chain.provider.uri
+        self._session = requests.Session()
+        self._id = 0
+        self.addresses = {
+            "engine": protocol.engine.address,
+            "exits": protocol.exits.address,
+            "vault": protocol.vault.address,
+            "fund": protocol.insurance_fund.address,
+            "token": protocol.token.address,
+            "lens": protocol.lens.address,
+        }
+        for i, feed in enumerate(protocol.feeds):
+            self.addresses[f"feed{i}"] = feed.address
+        self.accounts = {name: a.address for name, a in roles.items()}
+        self.tx_count = 0
+
+    # -------------------------------------------------------------- rpc
+    def _post(self, body):
+        return self._session.post(self.uri, json=body).json()
+
+    def rpc(self, method, params):
+        self._id += 1
+        r = self._post({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params})
+        if "error" in r:
+            raise RuntimeError(f"{method}: {r['error']}")
+        return r["result"]
+
+    # -------------------------------------------------------------- machine surface
+    def head_time(self):
+        return int(self.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+
+    def snapshot(self):
+        return self._chain.snapshot()
+
+    def restore(self, snap):
+        self._chain.restore(snap)
+
+    def send(self, sender, verb, args, t):
+        role, data = calldata(verb, args)
+        self._id += 2
+        tx = {"from": sender, "to": self.addresses[role], "data": "0x" + data.hex(), "gas": hex(GAS)}
+        r = self._post([
+            {"jsonrpc": "2.0", "id": self._id - 1, "method": "evm_setNextBlockTimestamp", "params": [t]},
+            {"jsonrpc": "2.0", "id": self._id, "method": "eth_sendTransaction", "params": [tx]},
+        ])
+        r = sorted(r, key=lambda x: x["id"])
+        for x in r:
+            if "error" in x:
+                raise RuntimeError(f"{verb}: {x['error']}")
+        self.tx_count += 1
+        txh = r[1]["result"]
+        receipt = self.rpc("eth_getTransactionReceipt", [txh])
+        assert int(receipt["blockNumber"], 16) and receipt["status"] in ("0x0", "0x1")
+        block = self.rpc("eth_getBlockByNumber", [receipt["blockNumber"], False]) if self._check_time else None
+        if block is not None:
+            assert int(block["timestamp"], 16) == t, "anvil mined at another time than the model ran"
+        if receipt["status"] == "0x1":
+            return None
+        trace = self.rpc("debug_traceTransaction", [txh, {"tracer": "callTracer"}])
+        return decode_revert(bytes.fromhex(trace.get("output", "0x")[2:]))
+
+    _check_time = False
+
+    def read(self, accounts, touched=None):
+        raw = self.rpc("eth_call", [{
+            "to": self.addresses["lens"],
+            "data": "0x" + lens_snapshot_calldata(self.addresses["engine"], accounts).hex(),
+            "gas": hex(GAS),
+        }, "latest"])
+        return state_from_lens(bytes.fromhex(raw[2:]))
+
+    def call_view(self, role, signature, args, out_types):
+        data = keccak(text=signature)[:4] + encode([t for t in _split(signature)], list(args))
+        raw = self.rpc("eth_call", [{"to": self.addresses[role], "data": "0x" + data.hex()}, "latest"])
+        return decode(out_types, bytes.fromhex(raw[2:]))
+
+
+def _split(signature):
+    inner = signature[signature.index("(") + 1: -1]
+    return [x for x in inner.split(",") if x]
+
+
+# ------------------------------------------------------------------ titanoboa
+
+
+def load_layout(deployer):
+    from vyper.compiler.output import build_layout_output
+
+    return build_layout_output(deployer.compiler_data)["storage_layout"]
+
+
+def _slot(base, *keys):
+    """Vyper's HashMap slot: keccak256(slot ++ key), nested left to right."""
+    s = base
+    for k in keys:
+        s = int.from_bytes(keccak(s.to_bytes(32, "big") + k.to_bytes(32, "big")), "big")
+    return s
+
+
+class BoaBackend:
+    """py-evm in process: the same .vy sources (or a modified copy of them,
+    for the planted-bug tests), compiled by titanoboa for prague."""
+
+    name = "boa"
+
+    def __init__(self, roles, contracts_dir=CONTRACTS, config=None):
+        import boa
+        from scripts import config as cfg
+
+        self._boa = boa
+        self.env = boa.Env()
+        self.env.evm.patch.timestamp = max(self.env.evm.patch.timestamp, 1_800_000_000)
+        self.accounts = {name: self.env.generate_address(name) for name in roles}
+        for name in roles:
+            self.accounts[name] = str(self.accounts[name])
+        conf = config or cfg.load("local")
+        d = Path(contracts_dir)
+        owner = self.accounts["owner"]
+        self.env.eoa = owner
+        with boa.swap_env(self.env):
+            c = conf["collateral"]
+            token = boa.load(str(d / "mocks/MockToken.vy"), c["name"], c["symbol"], c["decimals"])
+            fd = conf.get("feed_decimals", 8)
+            feeds = [boa.load(str(d / "mocks/MockAggregator.vy"), fd, m["initial_price"] * 10**fd) for m in conf["markets"]]
+            exits = boa.load(str(d / "PerpExits.vy"), token.address)
+            engine_deployer = boa.load_partial(str(d / "PerpEngine.vy"))
+            engine = engine_deployer.deploy(token.address, exits.address)
+            vault_deployer = boa.load_partial(str(d / "LiquidityVault.vy"))
+            vault = vault_deployer.deploy(token.address, engine.address)
+            fund = boa.load(str(d / "InsuranceFund.vy"), token.address, engine.address)
+            lens = boa.load(str(d / "BackstopLens.vy"))
+            engine.initialize(vault.address, fund.address)
+            self.params = []
+            for m, feed in zip(conf["markets"], feeds):
+                p = cfg.market_params(m, feed.address, c["decimals"])
+                engine.add_market(p.as_tuple())
+                self.params.append(p)
+        self.contracts = {"engine": engine, "exits": exits, "vault": vault, "fund": fund, "token": token, "lens": lens}
+        self.addresses = {k: str(v.address) for k, v in self.contracts.items()}
+        for i, feed in enumerate(feeds):
+            self.addresses[f"feed{i}"] = str(feed.address)
+        self._canon = {k: bytes.fromhex(v[2:]) for k, v in self.addresses.items()}
+        self._state = self.env.evm.vm.state
+        token_layout = {"balanceOf": 1, "totalSupply": 3}  # snekmate erc20, checked below
+        self._layout = {
+            "engine": load_layout(engine_deployer),
+            "vault": load_layout(vault_deployer),
+        }
+        assert self._layout["vault"]["erc20"]["balanceOf"]["slot"] == token_layout["balanceOf"]
+        self._token_layout = token_layout
+        self._slots = {}
+        self.n_markets = len(feeds)
+        self.tx_count = 0
+        self._now = self.env.evm.patch.timestamp
+        self._anchors = []
+
+    # -------------------------------------------------------------- machine surface
+    def head_time(self):
+        return self._now
+
+    def snapshot(self):
+        cm = self.env.anchor()
+        cm.__enter__()
+        self._anchors.append(cm)
+        return len(self._anchors)
+
+    def restore(self, snap):
+        assert snap == len(self._anchors), "boa anchors restore in LIFO order"
+        self._anchors.pop().__exit__(None, None, None)
+        self._now = self.env.evm.patch.timestamp
+
+    def send(self, sender, verb, args, t):
+        role, data = calldata(verb, args)
+        self.env.evm.patch.timestamp = t
+        self._now = t
+        c = self.env.execute_code(to_address=self.addresses[role], sender=sender, data=data, gas=GAS)
+        self.tx_count += 1
+        if not c.is_error:
+            return None
+        return decode_revert(c.output)
+
+    # -------------------------------------------------------------- storage reads
+    def _get(self, role, slot):
+        return self._state.get_storage(self._canon[role], slot)
+
+    def _var(self, module, name):
+        lay = self._layout["engine"]
+        return (lay[module] if module else lay)[name]["slot"]
+
+    def read(self, accounts, touched=()):
+        """Every stored value from storage slots; views only for `touched`
+        (account, market) pairs, through the engine's own view functions."""
+        get = self._get
+        eng = self._layout["engine"]
+        pos = eng["positions"]
+        stored, views = {}, {}
+        n = get("engine", pos["market_count"]["slot"])
+        owner = get("engine", eng["ownable"]["owner"]["slot"])
+        stored[("totals",)] = (n, bool(get("engine", eng["pausable"]["paused"]["slot"])),
+                               "0x%040x" % owner, "0x%040x" % get("engine", pos["pauser"]["slot"]))
+        bal_slot = self._token_layout["balanceOf"]
+        for role in ("engine", "vault", "fund"):
+            stored[("bal", role)] = get("token", _slot(bal_slot, int(self.addresses[role], 16)))
+        stored[("vault.supply",)] = get("vault", self._layout["vault"]["erc20"]["totalSupply"]["slot"])
+        for a in accounts:
+            ai = int(a, 16)
+            key = _l(a)
+            stored[("bal", key)] = get("token", _slot(bal_slot, ai))
+            stored[("free", key)] = get("engine", _slot(pos["_free"]["slot"], ai))
+            stored[("shares", key)] = get("vault", _slot(self._layout["vault"]["erc20"]["balanceOf"]["slot"], ai))
+        for mid in range(n):
+            base = _slot(pos["_params"]["slot"], mid)
+            p = [get("engine", base + i) for i in range(13)]
+            stored[("params", mid)] = ("0x%040x" % p[0], *p[1:])
+            base = _slot(pos["_state"]["slot"], mid)
+            s = [get("engine", base + i) for i in range(7)]
+            s[4], s[5] = _signed(s[4]), _signed(s[5])
+            stored[("state", mid)] = tuple(s)
+            base = _slot(pos["_adl_pending"]["slot"], mid)
+            q = [get("engine", base + i) for i in range(6)]
+            stored[("pending", mid)] = (q[0], q[1], _signed(q[2]), q[3], "0x%040x" % q[4], q[5])
+            feed = f"feed{mid}"
+            stored[("feed", mid)] = (get(feed, 1), _signed(get(feed, 2)), get(feed, 3), get(feed, 4), get(feed, 5))
+            for side in (0, 1):
+                key = mid * 2 + side
+                cnt = get("engine", _slot(pos["_member_count"]["slot"], key))
+                stored[("members", mid, side)] = tuple(
+                    "0x%040x" % get("engine", _slot(pos["_members"]["slot"], key, i)) for i in range(cnt))
+            for a in accounts:
+                ai = int(a, 16)
+                pa = get("engine", _slot(pos["_pos_a"]["slot"], ai, mid))
+                if pa == 0:
+                    stored[("pos", _l(a), mid)] = (0, 0, 0, 0, 0, 0)
+                    continue
+                pb = get("engine", _slot(pos["_pos_b"]["slot"], ai, mid))
+                pc = get("engine", _slot(pos["_pos_c"]["slot"], ai, mid))
+                mask = 2**128 - 1
+                stored[("pos", _l(a), mid)] = ((pa & mask) - 2**127, pb & mask, pa >> 128,
+                                               (pb >> 128) - 2**127, pc & mask, pc >> 128)
+        if touched:
+            e = self.contracts["engine"]
+            with self._boa.swap_env(self.env):
+                for a, mid in touched:
+                    if stored[("pos", _l(a), mid)][0] == 0:
+                        continue
+                    views[("views", _l(a), mid)] = (
+                        e.equity(a, mid), e.is_liquidatable(a, mid), e.liquidation_price(a, mid),
+                        e.bankruptcy_price(a, mid), e.adl_score(a, mid), e.funding_owed(a, mid))
+                v = self.contracts["vault"]
+                views[("valuation",)] = (v.totalAssets(), v.free_cash(), e.traders_claim())
+        return stored, views

@@ -1,0 +1,61 @@
+"""Hypothesis profiles and the two backends of the differential machine.
+
+HYPOTHESIS_PROFILE selects the profile; unset means "ci":
+    ci    the anvil run inside `make test` (a few minutes) and the ci-sized
+          planted-bug runs
+    deep  `make fuzz-deep`: titanoboa in process, at least 20,000 steps
+"""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.stateful.machine import ANVIL_ROLES, ROLES, Session
+
+_COMMON = dict(
+    deadline=None,
+    print_blob=True,  # a failure prints its @reproduce_failure line
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+                           HealthCheck.large_base_example],
+)
+settings.register_profile("ci", max_examples=70, stateful_step_count=50, **_COMMON)
+settings.register_profile("deep", max_examples=250, stateful_step_count=100, **_COMMON)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
+
+# The deep run's total, across as many hypothesis runs as it takes.
+DEEP_MIN_STEPS = 20_000
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "boa: runs the contracts in process with titanoboa (make fuzz-deep)")
+
+
+@pytest.fixture(scope="module")
+def anvil_session(accounts):
+    """Deployed by scripts/deploy.py on ape's anvil, mirrored, funded."""
+    from scripts.deploy import deploy_protocol
+    from tests.stateful.backends import AnvilBackend
+
+    roles = {name: accounts[i] for name, i in ANVIL_ROLES.items()}
+    protocol = deploy_protocol(roles["owner"])
+    return Session(AnvilBackend(protocol, roles))
+
+
+@pytest.fixture(scope="session")
+def boa_session():
+    """The same sources compiled by titanoboa, py-evm in process."""
+    from tests.stateful.backends import BoaBackend
+
+    return Session(BoaBackend(ROLES))
+
+
+def report(capsys, backend, stats):
+    """Steps per second and label counts, printed past pytest's capture."""
+    steps, secs = stats["steps"], stats["seconds"]
+    labels = ", ".join(f"{k} {stats[k]}" for k in sorted(stats) if k not in ("steps", "calls", "seconds", "examples"))
+    with capsys.disabled():
+        print(f"\n[stateful/{backend}] {stats['examples']} examples, {steps} steps, {stats['calls']} calls in "
+              f"{secs:.1f} s: {steps / max(secs, 1e-9):.1f} steps/s, {stats['calls'] / max(secs, 1e-9):.1f} calls/s"
+              f"\n[stateful/{backend}] labels: {labels}")

@@ -1,0 +1,788 @@
+"""The differential state machine: contracts and model/, same random actions,
+exact comparison after every step.
+
+    Session(backend)        deploys nothing itself: it mirrors the backend's
+                            freshly deployed protocol into a model World, then
+                            funds the actors on both (the base state)
+    machine_for(session)    the RuleBasedStateMachine class bound to it
+
+Layout (STYLE.md): `Twin` runs one verb on chain and model at the same block
+timestamp and compares outcomes; `BackstopActions` is the per-example base
+(snapshot/restore, the comparison invariant, SPEC section 8 checks, event
+labels); `BackstopMachine` holds the rules. Rules restrict their strategies
+to reach interesting states (positions near liquidation, crash gaps through
+bankruptcy, an insurance fund that is often empty, a crowd big enough to need
+more than one ADL call) instead of filtering with assume().
+
+Every rule's reverts are compared reason for reason; a step where nothing
+succeeded must leave every stored value unchanged on chain (and the model's
+World restores itself on Revert).
+"""
+
+import copy
+import time
+from collections import Counter
+
+from eth_utils import to_checksum_address
+from hypothesis import event, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from model import World, adl, funding, liquidity_vault, margin, perp_engine
+from model import positions as P
+from model.fixed_point import Revert
+from model.mocks import Feed
+
+USDC = 10**6
+WAD = 10**18
+FEED_UNIT = 10**8
+BPS = 10**14
+MAX_UINT = 2**256 - 1
+N_TRADERS = 25
+# Role -> index in ape's test accounts (30 of them; tests/conftest.py uses the same).
+ANVIL_ROLES = {"owner": 0, "trader0": 1, "trader1": 2, "keeper": 3, "lp": 4, "pauser": 5, "lp2": 6}
+ANVIL_ROLES.update({f"trader{i}": 5 + i for i in range(2, N_TRADERS)})
+ROLES = list(ANVIL_ROLES)
+
+LABELS = ("liquidation", "bad debt", "partial ADL", "full ADL", "socialized loss", "TP/SL execution",
+          "pending deleverage")
+# Reasons that mean "this ADL list is not the ranking": the model's list must never get one.
+RANKING_REASONS = {"adl: unsorted", "adl: not ranked", "adl: wrong side", "adl: not in profit",
+                   "adl: duplicate target", "adl: no position", "adl: more targets needed"}
+
+
+# ---------------------------------------------------------------- the model's view of the world
+
+
+def _pos_tuple(p):
+    return (p.size, p.entry_price, p.margin, p.funding_index, p.take_profit, p.stop_loss)
+
+
+def model_state(w, accounts, touched=None):
+    """(stored, views) from the model, keyed as backends.py documents.
+    touched=None: views of every open position; else only of those pairs."""
+    e = w.e
+    bal = w.token.balances
+    stored, views = {}, {}
+    stored[("totals",)] = (e.market_count, e.paused, e.owner.lower(), e.pauser.lower())
+    stored[("bal", "engine")] = bal.get(w.engine_address, 0)
+    stored[("bal", "vault")] = bal.get(w.vault_address, 0)
+    stored[("bal", "fund")] = bal.get(w.fund_address, 0)
+    stored[("vault.supply",)] = w.v.total_supply
+    for a in accounts:
+        k = a.lower()
+        stored[("bal", k)] = bal.get(a, 0)
+        stored[("free", k)] = e.free.get(a, 0)
+        stored[("shares", k)] = w.v.balances.get(a, 0)
+    none = P.Position()
+    for mid in range(e.market_count):
+        p = e.params[mid]
+        stored[("params", mid)] = (p.feed.lower(), *p.as_tuple()[1:])
+        s = e.state[mid]
+        stored[("state", mid)] = (s.long_oi, s.short_oi, s.long_cost, s.short_cost, s.sum_size_index,
+                                  s.funding_index, s.last_funding_time)
+        q = e.adl_pending.get(mid) or P.AdlPending()
+        stored[("pending", mid)] = (q.remaining, q.bad_debt, q.bankrupt_size, q.size_left, q.bankrupt.lower(),
+                                    q.bankruptcy_price)
+        f = w.feeds[p.feed]
+        stored[("feed", mid)] = (f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round)
+        for side in (0, 1):
+            stored[("members", mid, side)] = tuple(x.lower() for x in e.members.get(mid * 2 + side, []))
+        for a in accounts:
+            stored[("pos", a.lower(), mid)] = _pos_tuple(e.positions.get((a, mid), none))
+    pairs = [k for k in e.positions] if touched is None else [k for k in touched if k in e.positions]
+    for a, mid in pairs:
+        views[("views", a.lower(), mid)] = (
+            perp_engine.equity(w, a, mid), perp_engine.is_liquidatable(w, a, mid),
+            perp_engine.liquidation_price(w, a, mid), perp_engine.bankruptcy_price(w, a, mid),
+            perp_engine.adl_score(w, a, mid), perp_engine.funding_owed(w, a, mid))
+    if touched is None or touched:
+        views[("valuation",)] = (liquidity_vault.total_assets(w), liquidity_vault.free_cash(w),
+                                 perp_engine.traders_claim(w))
+    return stored, views
+
+
+def check_invariants(stored, accounts, minted, where):
+    """SPEC section 8 on one side's stored values (chain or model)."""
+    keys = [a.lower() for a in accounts]
+    # 1. token conservation: tokens in == tokens held, to the unit; the engine
+    #    holds exactly free collateral plus position margins.
+    held = sum(stored[("bal", k)] for k in keys) + sum(stored[("bal", r)] for r in ("engine", "vault", "fund"))
+    assert held == minted, f"{where}: tokens held {held} != tokens minted {minted}"
+    n = stored[("totals",)][0]
+    free = sum(stored[("free", k)] for k in keys)
+    margins = sum(stored[("pos", k, mid)][2] for k in keys for mid in range(n))
+    assert stored[("bal", "engine")] == free + margins, (
+        f"{where}: engine holds {stored[('bal', 'engine')]} != free {free} + margins {margins}")
+    # vault shares: the supply is what the LPs hold
+    assert stored[("vault.supply",)] == sum(stored[("shares", k)] for k in keys), f"{where}: share supply"
+    for mid in range(n):
+        # 5. open interest, cost and funding aggregates equal the sums over positions
+        ps = [(k, stored[("pos", k, mid)]) for k in keys]
+        long_oi = sum(p[0] for _, p in ps if p[0] > 0)
+        short_oi = sum(-p[0] for _, p in ps if p[0] < 0)
+        long_cost = sum(p[0] * p[1] for _, p in ps if p[0] > 0)
+        short_cost = sum(-p[0] * p[1] for _, p in ps if p[0] < 0)
+        ssi = sum(p[0] * p[3] for _, p in ps)
+        s = stored[("state", mid)]
+        assert s[:5] == (long_oi, short_oi, long_cost, short_cost, ssi), f"{where}: market {mid} aggregates {s[:5]}"
+        for side, sign in ((0, 1), (1, -1)):
+            mem = stored[("members", mid, side)]
+            want = {k for k, p in ps if p[0] * sign > 0}
+            assert len(mem) == len(set(mem)) and set(mem) == want, f"{where}: market {mid} side {side} set"
+        q = stored[("pending", mid)]
+        if q[0]:
+            assert q[3] > 0 and stored[("pos", q[4], mid)][0] == 0, f"{where}: pending ADL of an open position"
+        else:
+            assert q == (0, 0, 0, 0, "0x" + "00" * 20, 0), f"{where}: stale pending record {q}"
+    # 11. the insurance fund never negative (the model's ints can be)
+    assert stored[("bal", "fund")] >= 0
+
+
+def diff(chain, model, what):
+    keys = sorted(set(chain) | set(model), key=repr)
+    bad = [k for k in keys if chain.get(k) != model.get(k)]
+    assert not bad, f"model and chain differ ({what}):\n" + "\n".join(
+        f"  {k}: chain={chain.get(k)!r} model={model.get(k)!r}" for k in bad[:12])
+
+
+# ---------------------------------------------------------------- chain and model in lockstep
+
+
+class Twin:
+    """One backend and one model World, run at the same timestamps."""
+
+    def __init__(self, backend, world, now, minted, accounts):
+        self.b = backend
+        self.w = world
+        self.now = now  # time of the last mined transaction
+        self.minted = minted
+        self.accounts = accounts
+        self.events = []  # model events of the current step
+        self.succeeded = 0
+        self.acted = 0
+
+    def act(self, sender, verb, *args):
+        """Run `verb` on both at now + 1; return the revert reason (None on
+        success). Fails on any disagreement."""
+        t = self.now + 1
+        self.now = t
+        chain_reason = self.b.send(sender, verb, args, t)
+        w = self.w
+        n = len(w.events)
+        model_reason = None
+        try:
+            if verb == "token.mint":
+                w.mint(*args)  # checks before it changes anything
+            elif verb == "token.approve":
+                w.approve(sender, *args)
+            elif verb.endswith(".set_answer"):
+                w.set_answer(self.b.addresses[verb.split(".")[0]], args[0], now=t)
+            else:
+                w.call(sender, verb, *args, now=t)
+        except Revert as exc:
+            model_reason = exc.reason or ""
+        w.now = t
+        assert chain_reason == model_reason, (
+            f"{verb}{_short(args)} from {sender}: chain "
+            f"{'ok' if chain_reason is None else 'reverted ' + repr(chain_reason)}, model "
+            f"{'ok' if model_reason is None else 'reverted ' + repr(model_reason)}")
+        self.events.extend(w.events[n:])
+        del w.events[:]
+        self.acted += 1
+        if chain_reason is None:
+            self.succeeded += 1
+            if verb == "token.mint":
+                self.minted += args[1]
+        return chain_reason
+
+    def compare(self, touched=None):
+        """Read both sides, assert equality; return the chain's stored values."""
+        cs, cv = self.b.read(self.accounts, touched or ())
+        ms, mv = model_state(self.w, self.accounts, None if self.b.name == "anvil" else set(touched or ()))
+        diff(cs, ms, "stored values")
+        diff(cv, mv, "views")
+        return cs, cv
+
+
+def _short(args):
+    return tuple(a if not isinstance(a, (list, tuple)) or len(a) < 4 else f"[{len(a)} items]" for a in args)
+
+
+def mirror_world(backend, stored, now):
+    """A model World equal to the backend's freshly deployed protocol."""
+    A = backend.addresses
+    w = World(engine=A["engine"], vault=A["vault"], fund=A["fund"], owner=backend.accounts["owner"],
+              token_decimals=6, now=now, token_address=A["token"])
+    n, paused, owner, pauser = stored[("totals",)]
+    assert owner == backend.accounts["owner"].lower()
+    w.e.vault, w.e.insurance_fund = A["vault"], A["fund"]
+    w.e.paused, w.e.pauser = paused, to_checksum_address(pauser)
+    for mid in range(n):
+        feed = A[f"feed{mid}"]
+        f = Feed(decimals=8)
+        f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = stored[("feed", mid)]
+        w.feeds[feed] = f
+        p = stored[("params", mid)]
+        assert p[0] == feed.lower()
+        w.e.params[mid] = P.MarketParams(feed, *p[1:])
+        w.e.feed_scale[mid] = 10 ** (18 - f.decimals)
+        w.e.state[mid] = P.MarketState(*stored[("state", mid)])
+    w.e.market_count = n
+    for role in ("engine", "vault", "fund"):
+        if stored[("bal", role)]:
+            w.token.balances[A[role]] = stored[("bal", role)]
+    w.token.total_supply = sum(w.token.balances.values())
+    return w
+
+
+class Session:
+    """The base state every example starts from: deployed, mirrored, funded.
+
+    Setup (once): the pauser is named; every actor is minted tokens and
+    approves engine and vault; the LPs seed the vault; every trader deposits
+    free collateral. Then chain and model are compared in full."""
+
+    LP_SEED = 20_000_000 * USDC
+    TRADER_DEPOSIT = 1_000_000 * USDC
+    MINT = 50_000_000 * USDC
+
+    def __init__(self, backend):
+        self.backend = backend
+        r = backend.accounts
+        self.roles = r
+        self.traders = [r[f"trader{i}"] for i in range(N_TRADERS)]
+        self.lps = [r["lp"], r["lp2"]]
+        self.accounts = [r[name] for name in ROLES]
+        stored, _ = backend.read(self.accounts)
+        now = backend.head_time()
+        world = mirror_world(backend, stored, now)
+        minted = sum(stored[("bal", k)] for k in ("engine", "vault", "fund")) + sum(
+            stored[("bal", a.lower())] for a in self.accounts)
+        tw = Twin(backend, world, now, minted, self.accounts)
+        A = backend.addresses
+        assert tw.act(r["owner"], "set_pauser", r["pauser"]) is None
+        for a in self.accounts:
+            assert tw.act(a, "token.mint", a, self.MINT) is None
+            assert tw.act(a, "token.approve", A["engine"], MAX_UINT) is None
+            assert tw.act(a, "token.approve", A["vault"], MAX_UINT) is None
+        for lp in self.lps:
+            assert tw.act(lp, "vault.deposit", self.LP_SEED // 2, lp) is None
+        for t in self.traders:
+            assert tw.act(t, "deposit", self.TRADER_DEPOSIT) is None
+        self.stored, _ = tw.compare()
+        self.world, self.now, self.minted = tw.w, tw.now, tw.minted
+        self.initial_answers = [self.world.feeds[A[f"feed{m}"]].answer for m in range(self.world.e.market_count)]
+
+
+# ---------------------------------------------------------------- the machine
+
+
+class BackstopActions(RuleBasedStateMachine):
+    """Per-example plumbing: the chain snapshot, a fresh model copy, the
+    comparison after every step, the section 8 checks and event labels."""
+
+    session = None  # bound by machine_for
+    stats = None
+
+    def __init__(self):
+        super().__init__()
+        s = self.session
+        self.b = s.backend
+        self.snap = self.b.snapshot()
+        self.tw = Twin(self.b, copy.deepcopy(s.world), s.now, s.minted, s.accounts)
+        self.w = self.tw.w
+        self.r = s.roles
+        self.traders = s.traders
+        self.last_stored = s.stored
+        self.touched = set()
+        self.risk_added = []  # (account, market) after a risk-adding success
+        self.stats["examples"] += 1
+
+    def teardown(self):
+        self.b.restore(self.snap)
+
+    # ------------------------------------------------------------ helpers
+    def act(self, sender, verb, *args):
+        return self.tw.act(sender, verb, *args)
+
+    def price(self, mid):
+        return self.w.feeds[self.b.addresses[f"feed{mid}"]].answer
+
+    def open_positions(self, mid=None):
+        return [k for k in self.w.e.positions if mid is None or k[1] == mid]
+
+    def at_next_block(self, fn, *args):
+        """A model view evaluated at the next transaction's timestamp."""
+        saved, self.w.now = self.w.now, self.tw.now + 1
+        try:
+            return fn(self.w, *args)
+        finally:
+            self.w.now = saved
+
+    def touch(self, account, mid):
+        self.touched.add((account, mid))
+
+    def ranking(self, mid, bankrupt_size):
+        price = P._price(self.w, mid, False)
+        return adl._ranking(self.w, mid, bankrupt_size, price)
+
+    # ------------------------------------------------------------ after every step
+    @invariant()
+    def chain_and_model_agree(self):
+        tw = self.tw
+        stored, views = tw.compare(self.touched)
+        if tw.succeeded == 0:
+            diff(stored, self.last_stored, "a step where every call reverted (or none ran) changed state")
+        check_invariants(stored, tw.accounts, tw.minted, self.b.name)
+        for a, mid in self.risk_added:
+            v = views.get(("views", a.lower(), mid))
+            assert v is not None and v[1] is False, f"liquidatable right after a risk-adding action: {a} market {mid}"
+        self._label(tw.events)
+        self.last_stored = stored
+        self.stats["steps"] += 1
+        self.stats["calls"] += tw.acted
+        tw.events, tw.succeeded, tw.acted = [], 0, 0
+        self.touched = set()
+        self.risk_added = []
+
+    def _label(self, events):
+        labels = set()
+        for name, f in events:
+            if name == "PositionLiquidated":
+                labels.add("liquidation")
+                if f["bad_debt"] > 0:
+                    labels.add("bad debt")
+            elif name == "AutoDeleveraged":
+                still_open = (f["target"], f["market_id"]) in self.w.e.positions
+                labels.add("partial ADL" if still_open else "full ADL")
+            elif name == "BadDebtSocialized":
+                labels.add("socialized loss")
+            elif name == "TpSlExecuted":
+                labels.add("TP/SL execution")
+            elif name == "DeleveragePending":
+                labels.add("pending deleverage")
+            elif name == "InsuranceFundDrawn":
+                labels.add("insurance fund draw")
+        for label in sorted(labels):
+            event(label)
+            self.stats[label] += 1
+        self._check_adl_accounting(events)
+
+    def _check_adl_accounting(self, events):
+        """SPEC 8.4 on the model's events: the fund pays first; ADL haircuts
+        plus the socialized part plus what is left pending equal the
+        uncovered bad debt, to the unit."""
+        bad = sum(f["bad_debt"] for n, f in events if n == "PositionLiquidated")
+        covered = sum(f["amount"] for n, f in events if n == "InsuranceFundDrawn")
+        haircuts = sum(f["haircut"] for n, f in events if n == "AutoDeleveraged")
+        social = sum(f["amount"] for n, f in events if n == "BadDebtSocialized")
+        pending = sum(f["remaining"] for n, f in events if n == "DeleveragePending")
+        if bad and any(n == "PositionLiquidated" for n, _ in events):
+            assert bad == covered + haircuts + social + pending, (
+                f"bad debt {bad} != fund {covered} + haircuts {haircuts} + socialized {social} + pending {pending}")
+            if haircuts or social or pending:
+                assert self.w.token.balance_of(self.w.fund_address) == 0, "ADL while the insurance fund had money"
+
+
+class BackstopMachine(BackstopActions):
+    """The rules. Actors are role-named: traders, keeper, lp/lp2, owner, pauser."""
+
+    # ------------------------------------------------------------ initial states
+    @initialize(seed=st.sampled_from([0, 0, 0, 1_000 * USDC, 50_000 * USDC, 5_000_000 * USDC]))
+    def insurance_fund_seed(self, seed):
+        """Often empty, sometimes thin, sometimes deep."""
+        if seed:
+            self.act(self.r["owner"], "token.mint", self.b.addresses["fund"], seed)
+
+    @initialize(
+        mid=st.integers(0, 1),
+        crowd_long=st.booleans(),
+        n=st.sampled_from([0, 3, 8, 20, 21, 23]),
+        crowd_margin=st.integers(10, 3_000),
+        crowd_levs=st.lists(st.sampled_from([2, 5, 10, 20, 50, 90]), min_size=1, max_size=4),
+        whale_lev=st.sampled_from([20, 50, 80, 99, 100]),
+        whale_margin=st.integers(1_000, 150_000),
+    )
+    def crowd_and_whale(self, mid, crowd_long, n, crowd_margin, crowd_levs, whale_lev, whale_margin):
+        """A crowd of small positions on one side of a market and one large,
+        highly leveraged position against it: a crash either way makes one
+        side bankrupt and the other the ADL queue (more than 20 deep when the
+        crowd is)."""
+        for i in range(n):
+            margin_ = (crowd_margin + 37 * i) * USDC + i
+            self._open(self.traders[2 + i], mid, crowd_long, crowd_levs[i % len(crowd_levs)], margin_, i * 7919)
+        self._open(self.traders[0], mid, not crowd_long, whale_lev, whale_margin * USDC, 12345)
+
+    # ------------------------------------------------------------ collateral
+    @rule(i=st.integers(0, N_TRADERS - 1),
+          amount=st.one_of(st.sampled_from([0, 1]), st.integers(1, 300_000).map(lambda x: x * USDC)))
+    def deposit(self, i, amount):
+        self.act(self.traders[i], "deposit", amount)
+
+    @rule(i=st.integers(0, N_TRADERS - 1), frac=st.sampled_from([0, 1, 2_500, 10_000, 10_001]))
+    def withdraw(self, i, frac):
+        t = self.traders[i]
+        free = self.w.e.free.get(t, 0)
+        amount = free * frac // 10_000 if frac <= 10_000 else free + 1
+        self.act(t, "withdraw", amount)
+
+    # ------------------------------------------------------------ positions
+    def _open(self, trader, mid, long, lev, margin_, jitter, slippage="loose"):
+        answer = self.price(mid)
+        price = answer * 10**10
+        size = margin_ * lev * self.w.e.scale // price + jitter
+        size = max(size, 1)
+        delta = size if long else -size
+        if slippage == "loose":
+            acceptable = 2**200 if long else 0
+        elif slippage == "exact":
+            acceptable = price
+        else:  # one unit on the wrong side of the oracle price
+            acceptable = price - 1 if long else price + 1
+        reason = self.act(trader, "open_position", mid, delta, margin_, acceptable)
+        self.touch(trader, mid)
+        if reason is None:
+            self.risk_added.append((trader, mid))
+        return reason
+
+    @rule(i=st.integers(0, N_TRADERS - 1), mid=st.integers(0, 1), long=st.booleans(),
+          lev=st.sampled_from([1, 2, 3, 5, 10, 20, 33, 50, 80, 95, 99, 100, 101, 150]),
+          margin_=st.one_of(st.integers(10, 60_000).map(lambda x: x * USDC), st.sampled_from([0, 1, 10 * USDC - 1])),
+          jitter=st.integers(0, 10**15), slippage=st.sampled_from(["loose", "loose", "loose", "exact", "worse"]))
+    def open_position(self, i, mid, long, lev, margin_, jitter, slippage):
+        self._open(self.traders[i], mid, long, lev, margin_, jitter, slippage)
+
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16), add_bps=st.integers(1, 20_000),
+          margin_=st.one_of(st.just(0), st.integers(1, 20_000).map(lambda x: x * USDC)),
+          opposite=st.sampled_from([False] * 9 + [True]))
+    def increase_position(self, pick, add_bps, margin_, opposite):
+        keys = self.open_positions()
+        a, mid = keys[pick % len(keys)]
+        size = self.w.e.positions[(a, mid)].size
+        delta = max(abs(size) * add_bps // 10_000, 1) * (1 if size > 0 else -1)
+        if opposite:
+            delta = -delta
+        acceptable = 2**200 if delta > 0 else 0
+        if self.act(a, "open_position", mid, delta, margin_, acceptable) is None:
+            self.risk_added.append((a, mid))
+        self.touch(a, mid)
+
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16), frac=st.one_of(st.integers(1, 9_999), st.sampled_from([0, 10_001])),
+          wrong_sign=st.sampled_from([False] * 9 + [True]), slippage=st.sampled_from(["loose"] * 4 + ["worse"]))
+    def close_partially(self, pick, frac, wrong_sign, slippage):
+        keys = self.open_positions()
+        a, mid = keys[pick % len(keys)]
+        size = self.w.e.positions[(a, mid)].size
+        amount = abs(size) * frac // 10_000 if frac <= 10_000 else abs(size) + 1
+        delta = -amount if size > 0 else amount
+        if wrong_sign:
+            delta = -delta
+        price = self.price(mid) * 10**10
+        if slippage == "loose":
+            acceptable = 0 if size > 0 else 2**200
+        else:
+            acceptable = price + 1 if size > 0 else price - 1
+        self.act(a, "close_position", mid, delta, acceptable)
+        self.touch(a, mid)
+
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16))
+    def close_fully(self, pick):
+        keys = self.open_positions()
+        a, mid = keys[pick % len(keys)]
+        size = self.w.e.positions[(a, mid)].size
+        self.act(a, "close_position", mid, -size, 0 if size > 0 else 2**200)
+        self.touch(a, mid)
+
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16),
+          amount=st.one_of(st.sampled_from([0, 1]), st.integers(1, 50_000).map(lambda x: x * USDC)))
+    def add_margin(self, pick, amount):
+        keys = self.open_positions()
+        a, mid = keys[pick % len(keys)]
+        self.act(a, "add_margin", mid, amount)
+        self.touch(a, mid)
+
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16), frac=st.one_of(st.integers(1, 10_000), st.sampled_from([0, 2**130])))
+    def remove_margin(self, pick, frac):
+        keys = self.open_positions()
+        a, mid = keys[pick % len(keys)]
+        m = self.w.e.positions[(a, mid)].margin
+        amount = m * frac // 10_000 if frac <= 10_000 else frac
+        if self.act(a, "remove_margin", mid, amount) is None:
+            self.risk_added.append((a, mid))
+        self.touch(a, mid)
+
+    @rule(i=st.integers(0, N_TRADERS - 1), mid=st.sampled_from([0, 1, 2]))
+    def act_without_position(self, i, mid):
+        """Verbs on a market without a position (or an unknown market)."""
+        t = self.traders[i]
+        if (t, mid) in self.w.e.positions:
+            return
+        self.act(t, "add_margin", mid, USDC)
+        self.act(t, "set_tp_sl", mid, 0, 0)
+        self.act(self.r["keeper"], "execute_tp_sl", t, mid)
+
+    # ------------------------------------------------------------ TP / SL
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16), tp_bps=st.one_of(st.just(0), st.integers(1, 400), st.just(-10)),
+          sl_permille=st.one_of(st.just(-1), st.integers(1, 999), st.just(0)))
+    def set_tp_sl(self, pick, tp_bps, sl_permille):
+        """TP a little beyond entry (or on the wrong side); SL between the
+        liquidation price and entry (or beyond it); 0 clears."""
+        keys = self.open_positions()
+        a, mid = keys[pick % len(keys)]
+        pos = self.w.e.positions[(a, mid)]
+        entry = pos.entry_price
+        up = 1 if pos.size > 0 else -1
+        tp = 0 if tp_bps == 0 else entry + up * entry * tp_bps // 10_000
+        liq = margin.liquidation_price(pos.size, entry, pos.margin, self.w.e.params[mid].mmf, self.w.e.scale)
+        if sl_permille < 0:
+            sl = liq
+        elif sl_permille == 0:
+            sl = 0
+        else:
+            sl = liq + (entry - liq) * sl_permille // 1000
+        self.act(a, "set_tp_sl", mid, max(tp, 0), max(sl, 0))
+        self.touch(a, mid)
+
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16), prefer_triggered=st.sampled_from([True, True, True, False]))
+    def execute_tp_sl(self, pick, prefer_triggered):
+        keys = [k for k, p in self.w.e.positions.items() if p.take_profit or p.stop_loss] or self.open_positions()
+        if prefer_triggered:
+            price = lambda mid: self.price(mid) * 10**10  # noqa: E731
+            hit = [k for k in keys if _triggered(self.w.e.positions[k], price(k[1]))]
+            keys = hit or keys
+        a, mid = keys[pick % len(keys)]
+        self.act(self.r["keeper"], "execute_tp_sl", a, mid)
+        self.touch(a, mid)
+        self.touch(self.r["keeper"], mid)
+
+    # ------------------------------------------------------------ liquidation and ADL
+    def _liquidation_target(self, pick, prefer_liquidatable):
+        keys = self.open_positions()
+        if prefer_liquidatable:
+            liq = [k for k in keys if self.at_next_block(perp_engine.is_liquidatable, *k)]
+            keys = liq or keys
+        return keys[pick % len(keys)]
+
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16), prefer_liquidatable=st.sampled_from([True, True, True, False]),
+          by=st.sampled_from(["keeper", "keeper", "self", "other"]))
+    def liquidate(self, pick, prefer_liquidatable, by):
+        """Liquidate with the ADL list the keeper computes with model/."""
+        a, mid = self._liquidation_target(pick, prefer_liquidatable)
+        was_liquidatable = self.at_next_block(perp_engine.is_liquidatable, a, mid)
+        targets = perp_engine.adl_ranking(self.w, a, mid)
+        caller = {"keeper": self.r["keeper"], "self": a, "other": self.traders[(pick + 1) % N_TRADERS]}[by]
+        reason = self.act(caller, "liquidate", a, mid, targets)
+        assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason}"
+        if reason is None:
+            assert was_liquidatable, "a healthy position was liquidated"
+        self._touch_market(mid)
+
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16),
+          kind=st.sampled_from(["unsorted", "skipped rank", "wrong side", "losing", "no position", "duplicate"]))
+    def liquidate_with_wrong_list(self, pick, kind):
+        """A list that breaks the ranking must revert whenever ADL runs."""
+        a, mid = self._liquidation_target(pick, True)
+        size = self.w.e.positions[(a, mid)].size
+        good = perp_engine.adl_ranking(self.w, a, mid)
+        bad, must_revert = self._wrong_list(good, mid, size, kind, exclude=a)
+        reason = self.act(self.r["keeper"], "liquidate", a, mid, bad)
+        if reason is None and must_revert:
+            assert not self._adl_ran(), f"a {kind} ADL list was accepted: {bad}"
+        self._touch_market(mid)
+
+    @precondition(lambda self: any(q.remaining for q in self.w.e.adl_pending.values()))
+    @rule(data=st.data())
+    def deleverage(self, data):
+        """Continue a pending ADL with the model's next ranked targets."""
+        mids = [m for m, q in self.w.e.adl_pending.items() if q.remaining]
+        mid = data.draw(st.sampled_from(mids), label="market")
+        job = self.w.e.adl_pending[mid]
+        targets = self.ranking(mid, job.bankrupt_size)
+        reason = self.act(self.r["keeper"], "deleverage", mid, targets)
+        assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason}"
+        self._touch_market(mid)
+
+    @precondition(lambda self: any(q.remaining for q in self.w.e.adl_pending.values()))
+    @rule(data=st.data(), kind=st.sampled_from(["unsorted", "skipped rank", "wrong side", "losing", "no position"]))
+    def deleverage_with_wrong_list(self, data, kind):
+        mids = [m for m, q in self.w.e.adl_pending.items() if q.remaining]
+        mid = data.draw(st.sampled_from(mids), label="market")
+        job = self.w.e.adl_pending[mid]
+        good = self.ranking(mid, job.bankrupt_size)
+        bad, must_revert = self._wrong_list(good, mid, job.bankrupt_size, kind, exclude=job.bankrupt)
+        reason = self.act(self.r["keeper"], "deleverage", mid, bad)
+        if reason is None and must_revert:
+            assert not self._adl_ran(), f"a {kind} ADL list was accepted: {bad}"
+        self._touch_market(mid)
+
+    @rule(mid=st.sampled_from([0, 1, 2]))
+    def deleverage_when_nothing_pending(self, mid):
+        if self.w.e.adl_pending.get(mid, P.AdlPending()).remaining == 0:
+            self.act(self.r["keeper"], "deleverage", mid, [])
+
+    def _wrong_list(self, good, mid, bankrupt_size, kind, exclude):
+        """(list, must it revert when ADL runs)."""
+        same = [k[0] for k, p in self.w.e.positions.items()
+                if k[1] == mid and k[0] != exclude and (p.size > 0) == (bankrupt_size > 0)]
+        opposite = [k[0] for k, p in self.w.e.positions.items()
+                    if k[1] == mid and (p.size > 0) != (bankrupt_size > 0)]
+        losing = [x for x in opposite if x not in good]
+        nobody = [t for t in self.traders if (t, mid) not in self.w.e.positions and t != exclude]
+        if kind == "unsorted" and len(good) >= 2:
+            return [good[1], good[0], *good[2:]], True
+        if kind == "skipped rank" and good:
+            return good[1:], True
+        if kind == "wrong side" and same:
+            return [same[0], *good], True
+        if kind == "losing" and losing:
+            return [losing[0], *good], True
+        if kind == "duplicate" and good:
+            return [good[0], good[0], *good[1:]], False
+        if nobody:
+            return [nobody[0], *good], True  # "no position"
+        return list(good), False
+
+    def _adl_ran(self):
+        return any(n in ("AutoDeleveraged", "BadDebtSocialized", "DeleveragePending") for n, _ in self.tw.events)
+
+    def _touch_market(self, mid):
+        """Price moves, liquidations and ADL change the views of a whole
+        market. Anvil reads every view after every step anyway; in process,
+        where each view call costs ~2 ms of py-evm, only the keeper's pair
+        and the vault's valuation are read."""
+        self.touch(self.r["keeper"], mid)
+
+    # ------------------------------------------------------------ prices and time
+    @rule(mid=st.integers(0, 1), bps=st.integers(-150, 150), jitter=st.integers(0, 999))
+    def move_price(self, mid, bps, jitter):
+        """Small moves: positions drift across their liquidation and TP/SL prices."""
+        self._set_price(mid, self.price(mid) * (10_000 + bps) // 10_000 + jitter)
+
+    @rule(mid=st.integers(0, 1), down=st.booleans(), bps=st.integers(500, 4_000))
+    def crash(self, mid, down, bps):
+        """A gap straight through bankruptcy prices: bad debt, fund draws, ADL."""
+        self._set_price(mid, self.price(mid) * (10_000 - bps if down else 10_000 + bps) // 10_000)
+
+    def _set_price(self, mid, answer):
+        lo, hi = self.session.initial_answers[mid] // 4, self.session.initial_answers[mid] * 4
+        answer = min(max(answer, lo), hi)
+        self.act(self.r["owner"], f"feed{mid}.set_answer", answer)
+        self._touch_market(mid)
+
+    @rule(dt=st.sampled_from([1, 30, 600, 3_599, 3_601, 7_200, 86_400]))
+    def time_passes(self, dt):
+        """Funding accrues; past max_price_age every fresh-price verb reverts
+        "stale price" until the next price move."""
+        self.tw.now += dt
+
+    # ------------------------------------------------------------ vault and fund
+    @rule(lp=st.integers(0, 1),
+          amount=st.one_of(st.sampled_from([0, 1]), st.integers(1, 2_000_000).map(lambda x: x * USDC)))
+    def lp_deposit(self, lp, amount):
+        a = self.session.lps[lp]
+        self.act(a, "vault.deposit", amount, a)
+
+    @rule(lp=st.integers(0, 1), frac=st.one_of(st.integers(1, 10_000), st.just(10_001)), redeem=st.booleans())
+    def lp_withdraw(self, lp, frac, redeem):
+        a = self.session.lps[lp]
+        if redeem:
+            shares = self.w.v.balances.get(a, 0)
+            self.act(a, "vault.redeem", shares * frac // 10_000, a, a)
+        else:
+            m = liquidity_vault.max_withdraw(self.w, a)
+            self.act(a, "vault.withdraw", m * frac // 10_000 if frac <= 10_000 else m + 1, a, a)
+        self._touch_market(0)
+
+    @rule(amount=st.sampled_from([1, 1_000 * USDC, 100_000 * USDC]))
+    def insurance_fund_topped_up(self, amount):
+        self.act(self.r["owner"], "token.mint", self.b.addresses["fund"], amount)
+
+    @rule(frac=st.sampled_from([1, 5_000, 10_000]))
+    def insurance_fund_drained(self, frac):
+        """The owner takes the surplus (the floor is 0): the fund is empty again."""
+        bal = self.w.token.balance_of(self.w.fund_address)
+        self.act(self.r["owner"], "fund.withdraw_surplus", self.r["owner"], bal * frac // 10_000)
+
+    # ------------------------------------------------------------ admin
+    @rule(who=st.sampled_from(["pauser", "pauser", "owner", "keeper"]))
+    def pause(self, who):
+        self.act(self.r[who], "pause")
+
+    @rule(who=st.sampled_from(["pauser", "pauser", "owner", "keeper"]))
+    def unpause(self, who):
+        self.act(self.r[who], "unpause")
+
+    @rule(mid=st.sampled_from([0, 0, 1, 1, 2]),
+          which=st.sampled_from(["fees", "margins", "funding", "age", "open interest", "min margin",
+                                 "execution fee", "invalid", "not owner"]),
+          v=st.integers(0, 2**16))
+    def set_market_params(self, mid, which, v):
+        """Parameters change within bounds (and out of them, which reverts)."""
+        base = self.w.e.params.get(mid) or self.w.e.params[0]
+        p = list(base.as_tuple())
+        # feed imf mmf liq_fee keeper_share trading_fee insurance_share funding_k max_rate age max_oi min_margin exec_fee
+        pick = lambda xs, k=0: xs[(v >> (4 * k)) % len(xs)]  # noqa: E731
+        sender = self.r["owner"]
+        if which == "fees":
+            p[5] = pick([0, 1 * BPS, 5 * BPS, 10 * BPS])
+            p[3] = pick([0, 50 * BPS, 500 * BPS], 1)
+            p[4] = pick([0, 2_000 * BPS, 5_000 * BPS], 2)
+            p[6] = pick([0, 3_000 * BPS, 10_000 * BPS], 3)
+            p[5] = min(p[5], p[2] - 1)
+        elif which == "margins":
+            p[1], p[2] = pick([(100 * BPS, 50 * BPS), (200 * BPS, 100 * BPS), (500 * BPS, 250 * BPS),
+                               (100 * BPS, 90 * BPS), (1_000 * BPS, 50 * BPS)])
+            p[5] = min(p[5], p[2] - 1)
+        elif which == "funding":
+            p[7] = pick([0, 27_777_777_777, 10**12, 10**14])
+            p[8] = pick([0, 27_777_777_777, 10**12, 10**14], 1)
+        elif which == "age":
+            p[9] = pick([60, 3_600, 86_400])
+        elif which == "open interest":
+            p[10] = pick([10 * WAD, 1_000 * WAD, 30_000 * WAD, 2**120])
+        elif which == "min margin":
+            p[11] = pick([1, 10 * USDC, 1_000 * USDC])
+        elif which == "execution fee":
+            p[12] = pick([0, USDC, 100 * USDC])
+        elif which == "invalid":
+            field, value = pick([(2, p[1]), (1, 10**16 - 1), (5, p[2]), (3, 5 * 10**16 + 1), (4, 5 * 10**17 + 1),
+                                 (6, WAD + 1), (9, 0), (9, 86_401), (10, 0), (11, 0), (7, 10**14 + 1)])
+            p[field] = value
+        else:
+            sender = self.r["keeper"]
+        self.act(sender, "set_market_params", mid, tuple(p))
+        if mid < self.w.e.market_count:
+            self._touch_market(mid)
+
+
+def _triggered(pos, price):
+    if pos.size > 0:
+        return (pos.take_profit and price >= pos.take_profit) or (pos.stop_loss and price <= pos.stop_loss)
+    return (pos.take_profit and price <= pos.take_profit) or (pos.stop_loss and price >= pos.stop_loss)
+
+
+def machine_for(session, base=BackstopMachine):
+    """A machine class bound to `session`, with its own counters."""
+    return type(f"{base.__name__}_{session.backend.name}", (base,), {"session": session, "stats": Counter()})
+
+
+def run(session, settings, base=BackstopMachine):
+    """Run the machine; return (stats, seconds)."""
+    from hypothesis.stateful import run_state_machine_as_test
+
+    cls = machine_for(session, base)
+    t0 = time.perf_counter()
+    try:
+        run_state_machine_as_test(cls, settings=settings)
+    finally:
+        cls.stats["seconds"] = time.perf_counter() - t0
+    return cls.stats

@@ -1,0 +1,132 @@
+"""Helpers shared by the engine, vault and insurance-fund unit tests.
+
+Each helper acts on chain and on the model together (at the twin's clock),
+or checks what `Twin.assert_same` does not read: roles, parameters and the
+insurance fund's floor.
+"""
+
+from dataclasses import astuple, replace
+
+from ape import chain
+
+from scripts.twin import _addr
+
+USDC = 10**6
+WAD = 10**18
+FEED_UNIT = 10**8  # the devnet feeds answer with 8 decimals
+PRICE_UNIT = WAD // FEED_UNIT  # one feed unit in 1e18 prices
+SCALE = 10**30  # 10**(36 - 6): size * price / SCALE is token units
+ZERO = "0x" + "00" * 20
+MAX_UINT = 2**256 - 1
+
+
+def ceil_div(a, b):
+    """ceil(a / b) for b > 0, written independently of model/fixed_point.py."""
+    return -((-a) // b)
+
+
+def btc(answer_usd):
+    """A BTC feed answer (8 decimals) from whole dollars."""
+    return answer_usd * FEED_UNIT
+
+
+def params(twin, mid=0, **changes):
+    """Market `mid`'s current parameters as an ABI tuple, with `changes`."""
+    return replace(twin.w.e.params[mid], **changes).as_tuple()
+
+
+def expect_revert(twin, sender, verb, *args, reason):
+    """The call reverts with `reason` on chain and in the model, and the two
+    still agree on every stored value afterwards (nothing changed)."""
+    ok, got = twin.act(sender, verb, *args)
+    assert not ok, f"{verb}{args} succeeded; expected {reason!r}"
+    assert got == reason, f"{verb}{args} reverted {got!r}; expected {reason!r}"
+    twin.assert_same()
+    assert_roles_same(twin)
+
+
+def expect_ok(twin, sender, verb, *args):
+    ok, got = twin.act(sender, verb, *args)
+    assert ok, f"{verb}{args} reverted {got!r}"
+
+
+def assert_roles_same(twin):
+    """Owners, pauser, pause flag, market parameters and the fund's floor:
+    the stored values `Twin.assert_same` does not compare."""
+    e, f, w = twin.p.engine, twin.p.insurance_fund, twin.w
+    assert e.owner() == w.e.owner
+    assert e.pending_owner() == w.e.pending_owner
+    assert e.pauser() == w.e.pauser
+    assert e.paused() == w.e.paused
+    assert e.vault() == w.e.vault and e.insurance_fund() == w.e.insurance_fund
+    assert e.market_count() == w.e.market_count
+    for mid in range(w.e.market_count):
+        on_chain = tuple(str(v) if k == 0 else int(v) for k, v in enumerate(e.market_params(mid)))
+        assert on_chain == w.e.params[mid].as_tuple(), f"market {mid} parameters differ"
+    assert f.owner() == w.fund_owner
+    assert f.pending_owner() == w.fund_pending_owner
+    assert f.balance_floor() == w.fund_floor
+
+
+def set_round(twin, mid, sender, *, round_id, answer, started_at, updated_at, answered_in_round):
+    """MockAggregator.set_round_data on market `mid`'s feed, on both."""
+    twin._next_time()
+    feed = twin.p.feeds[mid]
+    feed.set_round_data(round_id, answer, started_at, updated_at, answered_in_round, sender=sender)
+    f = twin.w.feeds[feed.address]
+    f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (
+        round_id, answer, started_at, updated_at, answered_in_round)
+
+
+def next_timestamp(twin):
+    """The block time the twin's next action will run at."""
+    return max(twin.now, chain.blocks.head.timestamp) + 1
+
+
+def transfer_tokens(twin, sender, to, amount):
+    """A plain token transfer (a donation), on both."""
+    twin._next_time()
+    twin.p.token.transfer(to, amount, sender=sender)
+    twin.w.token.transfer(_addr(sender), _addr(to), amount)
+
+
+def mint_tokens(twin, to, amount, sender):
+    """MockToken's open faucet, on both."""
+    twin._next_time()
+    twin.p.token.mint(to, amount, sender=sender)
+    twin.w.mint(_addr(to), amount)
+
+
+def events(twin, name):
+    """The model's events called `name`, as dicts."""
+    return [fields for n, fields in twin.w.events if n == name]
+
+
+def position(twin, account, mid=0):
+    """The stored position on chain, as a tuple of ints, after checking the
+    model holds the same."""
+    on_chain = tuple(int(x) for x in twin.p.engine.get_position(account, mid))
+    assert on_chain == astuple(twin.w.view("get_position", _addr(account), mid))
+    return on_chain
+
+
+def memoize_dev_accounts():
+    """Make ape's revert path fast. On every revert ape-foundry prints a call
+    trace, and labelling its addresses asks `address in accounts`, which
+    re-derives all 30 HD test keys each time (about 1.3 s per revert with
+    eth-ape 0.8.51). The derivation is a pure function of its arguments, so
+    caching it changes nothing but the time."""
+    import functools
+
+    import ape_test.accounts as test_accounts
+
+    if getattr(test_accounts.generate_dev_accounts, "memoized", False):
+        return
+    derive = functools.lru_cache(maxsize=None)(lambda *a, **k: tuple(test_accounts.generate_dev_accounts.original(*a, **k)))
+
+    def generate_dev_accounts(*args, **kwargs):
+        return list(derive(*args, **kwargs))
+
+    generate_dev_accounts.original = test_accounts.generate_dev_accounts
+    generate_dev_accounts.memoized = True
+    test_accounts.generate_dev_accounts = generate_dev_accounts
