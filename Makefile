@@ -43,8 +43,11 @@ clean:
 	rm -rf $(VENV) node_modules .vvm .build reports
 
 # ---- targets owned by later work (keeper, fuzzing, benchmark)
+# make keeper ENGINE=0x... [KEEPER_ACCOUNT=<ape alias>|TEST:<i>] [KEEPER_ARGS="--dry-run --state-file f.json"]
+# joins the node already running for $(NETWORK) (see README, "Running the keeper").
 keeper: install
-	$(BIN)/python -m bots.keeper --network $(NETWORK)
+	@test -n "$(ENGINE)" || { echo "usage: make keeper ENGINE=<PerpEngine address> [KEEPER_ACCOUNT=alias|TEST:3] [KEEPER_ARGS=...]"; exit 2; }
+	$(BIN)/python -m bots.keeper --network $(NETWORK) --engine $(ENGINE) --account $(or $(KEEPER_ACCOUNT),TEST:3) $(KEEPER_ARGS)
 
 fuzz-deep: install
 	HYPOTHESIS_PROFILE=deep $(BIN)/pytest tests/stateful -m boa -q -p no:ape_test

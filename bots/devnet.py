@@ -51,10 +51,6 @@ class Node:
     def head(self):
         return int(self.rpc.request("eth_blockNumber", []), 16)
 
-    def timestamp(self, block="latest"):
-        b = self.rpc.request("eth_getBlockByNumber", [block if isinstance(block, str) else hex(block), False])
-        return int(b["timestamp"], 16)
-
     def automine(self):
         self.rpc.request("evm_setAutomine", [True])
 
@@ -78,31 +74,33 @@ class Node:
             time.sleep(0.05)
 
     def send_as(self, txs, timeout=60.0):
-        """Send [(from, to, data)] unsigned (impersonated), in order; wait for
-        every receipt and assert success. Returns the receipts."""
+        """Send [(from, to, data)] unsigned (impersonated), each sender's in
+        order; wait for every receipt and assert success. Returns the
+        receipts, in the order given.
+
+        A JSON-RPC batch is not handled in order, so a batch holds at most one
+        transaction per sender ("rounds"), mined before the next round."""
+        queues = {}
+        for i, (f, t, d) in enumerate(txs):
+            queues.setdefault(f, []).append((i, t, d))
+        hashes = [None] * len(txs)
         self.rpc.request("anvil_autoImpersonateAccount", [True])
         try:
-            hashes = []
-            senders = sorted({f for f, _, _ in txs})
-            counts = self.rpc.batch([("eth_getTransactionCount", [f, "pending"]) for f in senders])
-            nonces = {f: int(n, 16) for f, n in zip(senders, counts)}
-            for i in range(0, len(txs), 200):
-                chunk = txs[i:i + 200]
-                reqs = []
-                for f, t, d in chunk:
-                    reqs.append(("eth_sendTransaction", [{"from": f, "to": t, "data": d, "gas": hex(2_000_000), "nonce": hex(nonces[f])}]))
-                    nonces[f] += 1
-                res = self.rpc.batch(reqs)
-                for (f, t, d), r in zip(chunk, res):
-                    if isinstance(r, Exception):
-                        raise AssertionError(f"setup tx from {f} to {t} failed: {r}")
-                    hashes.append(r)
+            for r in range(max((len(q) for q in queues.values()), default=0)):
+                round_ = [(f, q[r]) for f, q in queues.items() if r < len(q)]
+                for j in range(0, len(round_), 250):
+                    part = round_[j:j + 250]
+                    res = self.rpc.batch([("eth_sendTransaction", [{"from": f, "to": t, "data": d, "gas": hex(2_000_000)}])
+                                          for f, (_, t, d) in part])
+                    for (f, (i, t, _)), h in zip(part, res):
+                        if isinstance(h, Exception):
+                            raise AssertionError(f"setup tx from {f} to {t} failed: {h}")
+                        hashes[i] = h
+                    for h, rc in zip([hashes[i] for _, (i, _, _) in part], self.receipts([hashes[i] for _, (i, _, _) in part], timeout)):
+                        assert int(rc["status"], 16) == 1, f"setup tx {h} reverted"
         finally:
             self.rpc.request("anvil_autoImpersonateAccount", [False])
-        receipts = self.receipts(hashes, timeout)
-        for h, rc in zip(hashes, receipts):
-            assert int(rc["status"], 16) == 1, f"setup tx {h} reverted"
-        return receipts
+        return self.receipts(hashes, timeout)
 
     def receipts(self, hashes, timeout=60.0):
         end = time.time() + timeout
@@ -126,17 +124,6 @@ class Node:
     def logs(self, address, topic0, from_block, to_block="latest"):
         to = to_block if isinstance(to_block, str) else hex(to_block)
         return self.rpc.request("eth_getLogs", [{"address": address, "topics": [topic0], "fromBlock": hex(from_block), "toBlock": to}])
-
-    def txs_from(self, sender, from_block, to_block):
-        """(hash, block, status) of every transaction `sender` sent in the range."""
-        sender = sender.lower()
-        out = []
-        blocks = self.rpc.batch([("eth_getBlockByNumber", [hex(n), True]) for n in range(from_block, to_block + 1)])
-        mine = [(tx["hash"], int(b["number"], 16)) for b in blocks if isinstance(b, dict)
-                for tx in b["transactions"] if tx["from"].lower() == sender]
-        for (h, n), rc in zip(mine, self.receipts([h for h, _ in mine])):
-            out.append((h, n, int(rc["status"], 16)))
-        return out
 
 
 # ---------------------------------------------------------------- positions

@@ -39,6 +39,7 @@ import copy
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -47,8 +48,8 @@ from pathlib import Path
 from eth_utils import keccak
 
 from bots import rpc as R
-from bots.mirror import Mirror
-from model import adl, margin
+from bots.mirror import Mirror, NotAnEngine
+from model import adl
 from model import perp_engine as PE
 from model import perp_exits as PX
 from model import positions as P
@@ -161,7 +162,6 @@ class Keeper:
         self.race_streak = {}
         self.last_sim_ms = 0.0
         self.exec_time = 0
-        self._dry_seen = set()
         self._stale_logged = set()
 
     # ------------------------------------------------------------ state file
@@ -209,6 +209,9 @@ class Keeper:
         self._sync_nonce()
         self._settle(head)
         w = self.mirror.w
+        from eth_keys.backends import get_backend
+        if type(get_backend()).__name__ == "NativeECCBackend":
+            log.warning("signing with eth-keys' pure-Python backend (~5 ms a transaction): install coincurve for large batches")
         log.info("start: block %d, %d markets, %d open positions, keeper %s%s", head, w.e.market_count,
                  len(w.e.positions), self.me, " (dry run)" if self.dry_run else "")
         self._save_state()
@@ -219,11 +222,16 @@ class Keeper:
 
     # ------------------------------------------------------------ loop
     def run(self):
+        """Start (load, re-scan, settle), then process every new head until
+        `max_blocks` new blocks have been processed. RPC errors back off
+        exponentially (poll * 2**n, at most 30 s) and retry."""
         failures = 0
-        self.start()
-        first = self.last_block
+        first = None
         while True:
             try:
+                if first is None:
+                    self.start()
+                    first = self.last_block
                 head = self.mirror.head()
                 if head > self.last_block:
                     self.step(head)
@@ -455,7 +463,9 @@ class Keeper:
                     if int(c["status"], 16) == 1:
                         out.append((a, None))
                     else:
-                        out.append((a, R.Reverted(R.revert_reason(c.get("error") or {"data": c.get("returnData")}))))
+                        data = c.get("returnData")
+                        err = {"data": data} if data and data != "0x" else (c.get("error") or {})
+                        out.append((a, R.Reverted(R.revert_reason(err))))
                 return out
             except (R.RpcError, R.Reverted, KeyError, TypeError, IndexError) as exc:
                 log.warning("eth_simulateV1 unavailable (%s): simulating with eth_call, one transaction at a time", exc)
@@ -503,9 +513,7 @@ class Keeper:
             return
         if self.dry_run:
             for a in ok:
-                if (a.key, head) not in self._dry_seen:
-                    log.info("dry run: would send %s (gas %d) at block %d", a.describe(), a.gas, head)
-                    self._dry_seen.add((a.key, head))
+                log.info("dry run: would send %s (gas %d) at block %d", a.describe(), a.gas, head)
             return
         self.send(ok, head)
 
@@ -599,6 +607,7 @@ def main(argv=None):
         account = _resolve_account(args.account)
         client = R.Rpc(provider.uri)
         signer = Signer(account, provider.chain_id)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         keeper = Keeper(client, args.engine, signer, state_file=args.state_file, dry_run=args.dry_run, poll=args.poll,
                         max_blocks=args.max_blocks, breaker=args.breaker, block_time=args.block_time)
         try:
@@ -606,6 +615,9 @@ def main(argv=None):
         except CircuitBreaker as exc:
             log.error("circuit breaker: %s; stopping", exc)
             return EXIT_BREAKER
+        except NotAnEngine as exc:
+            log.error("%s", exc)
+            return 2
         except KeyboardInterrupt:
             log.info("interrupted")
         finally:

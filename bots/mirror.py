@@ -25,6 +25,10 @@ def _dec(types, hex_result):
     return decode(types, bytes.fromhex(hex_result[2:]))
 
 
+class NotAnEngine(Exception):
+    """The --engine address holds no contract: a configuration error."""
+
+
 @dataclass
 class Change:
     """One engine event: what it was, and the (account, market) it touched."""
@@ -77,7 +81,7 @@ class Mirror:
         e = self.engine
         (code,) = [self.rpc.request("eth_getCode", [e, hex(block)])]
         if code in (None, "0x", "0x0"):
-            raise R.RpcError(f"no contract at engine address {e}")
+            raise NotAnEngine(f"no contract at engine address {e}")
         (scale,), (vault,), (fund,), (token,), (n_markets,) = self._calls([
             (e, "SCALE()", [], [], ["uint256"]),
             (e, "vault()", [], [], ["address"]),

@@ -87,12 +87,18 @@ def _deleverage(
         if q < abs_size:
             released = fp.div_floor(eff * convert(q, int256), convert(abs_size, int256))
         pnl: int256 = margin.upnl(closed, pos.entry_price, price, positions.SCALE)
-        haircut: uint256 = min(fp.mul_div_up(q, job.bad_debt, abs_bankrupt), remaining)
         part_equity: int256 = released + pnl
+        left: int256 = eff - released
+        if left < 0:
+            # The rest owes more funding than its margin (healthy or not: its
+            # price profit can exceed the debt): the closed part's proceeds
+            # settle that debt before any haircut or payout.
+            part_equity += left
+            left = 0
+        haircut: uint256 = min(fp.mul_div_up(q, job.bad_debt, abs_bankrupt), remaining)
         if convert(haircut, int256) > part_equity:
             haircut = convert(max(part_equity, 0), uint256)
         payout: int256 = part_equity - convert(haircut, int256)
-        left: int256 = eff - released
         if payout < 0:
             left += payout
             payout = 0
@@ -104,10 +110,10 @@ def _deleverage(
             new.funding_index = idx
         positions._write(t, mid, pos, new)
         positions._free[t] += convert(payout, uint256)
-        # A target whose funding debt exceeds what it holds (left < 0; it is
-        # liquidatable, but "in profit" counts price PnL only) cannot pay it
-        # all: the vault absorbs the shortfall, as in a bad-debt liquidation,
-        # so the engine never pays out collateral it does not hold.
+        # A target whose funding debt exceeds its margin plus the closed
+        # part's PnL (left < 0 here) cannot pay it all: the vault absorbs the
+        # shortfall, as in a bad-debt liquidation, so the engine never pays
+        # out collateral it does not hold.
         vault_delta += owed - pnl + convert(haircut, int256) + min(left, 0)
         remaining -= haircut
         size_left -= q

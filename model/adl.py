@@ -55,12 +55,17 @@ def _deleverage(w, mid, job, targets, price, idx, p):
         if q < abs_size:
             released = div_floor(eff * q, abs_size)
         pnl = margin.upnl(closed, pos.entry_price, price, scale)
-        haircut = min(mul_div_up(q, job.bad_debt, abs_bankrupt), remaining)
         part_equity = released + pnl
+        left = eff - released
+        if left < 0:
+            # The rest owes more funding than its margin: the closed part's
+            # proceeds settle that debt first (adl.vy says why).
+            part_equity += left
+            left = 0
+        haircut = min(mul_div_up(q, job.bad_debt, abs_bankrupt), remaining)
         if haircut > part_equity:
             haircut = max(part_equity, 0)
         payout = part_equity - haircut
-        left = eff - released
         if payout < 0:
             left += payout
             payout = 0
@@ -72,8 +77,8 @@ def _deleverage(w, mid, job, targets, price, idx, p):
             new.funding_index = idx
         P._write(w, t, mid, pos, new)
         w.e.free[t] = w.e.free.get(t, 0) + payout
-        # A target whose funding debt exceeds what it holds: the vault absorbs
-        # the shortfall (adl.vy says why).
+        # A target whose funding debt exceeds its margin plus the closed
+        # part's PnL: the vault absorbs the shortfall (adl.vy says why).
         vault_delta += owed - pnl + haircut + min(left, 0)
         remaining -= haircut
         size_left -= q

@@ -300,6 +300,8 @@ class DemoResult:
     keeper_exit: object = None
     keeper_leftovers: int = 0
     warnings: list = field(default_factory=list)
+    data: dict = field(default_factory=dict)  # everything the report shows (scripts/report.collect)
+    replayer: object = None
 
 
 def run_demo(sc, owner, keeper_mode="process", out_dir=ROOT / "reports", console=None):
@@ -307,7 +309,6 @@ def run_demo(sc, owner, keeper_mode="process", out_dir=ROOT / "reports", console
     console = console or Console()
     t_start = time.time()
     provider = networks.provider
-    web3 = provider.web3
     out = Path(out_dir) / f"{sc['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     warnings = []
@@ -365,7 +366,7 @@ def run_demo(sc, owner, keeper_mode="process", out_dir=ROOT / "reports", console
     end_block = replayer.catch_up()
     tracked = [owner.address, keeper_acct.address, fallback_acct.address, *summary.pop("_accounts")]
     diffs = replayer.compare_state(tracked)
-    ok = not replayer.mismatches and not diffs and not leftovers
+    ok = not replayer.mismatches and not diffs and not leftovers and keeper_mode != "failed"
     console.print(f"replayed {replayer.stats.txs} transactions ({replayer.stats.reverted} reverted on chain and in "
                   f"the model) from block {start_block + 1} to {end_block}; compared {len(tracked)} accounts")
     for m in replayer.mismatches[:10]:
@@ -375,30 +376,32 @@ def run_demo(sc, owner, keeper_mode="process", out_dir=ROOT / "reports", console
     data = R.collect(p, mid, replayer, start_block, end_block, sc, summary["crash_start_block"],
                      {"keeper_mode": keeper_mode, "keeper_account": keeper_acct.address,
                       "fallback_account": fallback_acct.address, "warnings": warnings,
-                      "replay_ok": ok, "fund_at_start": fund_at_start, "replay_txs": replayer.stats.txs,
+                      "replay_ok": not replayer.mismatches and not diffs, "fund_at_start": fund_at_start, "replay_txs": replayer.stats.txs,
                       "mismatches": [str(m) for m in replayer.mismatches], "state_diffs": diffs,
                       "wall_seconds": int(time.time() - t_start), "traders": summary["traders"]})
     report_path = R.write_html(data, out)
     R.print_summary(data, console)
     console.print(f"report: {report_path}")
-    verdict = "[bold green]PASS" if ok else "[bold red]FAIL"
+    replay_ok = not replayer.mismatches and not diffs
+    verdict = "[bold green]PASS" if replay_ok else "[bold red]FAIL"
     console.print(f"model replay check: {verdict}[/] ({len(replayer.mismatches)} transaction mismatches, "
                   f"{len(diffs)} state differences)")
+    if keeper_mode == "failed":
+        console.print("[bold red]keeper process: FAILED during the crash (see above); exiting non-zero")
     return DemoResult(ok, report_path, data["summary"], keeper_mode, replayer.mismatches, diffs,
-                      keeper_exit, leftovers, warnings)
+                      keeper_exit, leftovers, warnings, data, replayer)
 
 
 def _play(sc, p, mid, params, feed, fd, unit, owner, batch, replayer, keeper, inline, keeper_mode, console, loud):
     """Seed, warm up and crash; returns numbers the report needs."""
     provider = networks.provider
-    web3 = provider.web3
     rng = random.Random(int(sc["seed"]))
     lps = [accounts.test_accounts.generate_test_account() for _ in range(int(sc["lps"]["count"]))]
     traders = plan_traders(sc, rng, accounts.test_accounts.generate_test_account, unit)
     everyone = [*lps, *(t.account for t in traders)]
     for a in everyone:
         provider.set_balance(a.address, 10**20)
-    scale = 10**36 // unit  # token units <-> 1e36 (PerpEngine.SCALE)
+    scale = p.engine.SCALE()  # 1e36 / token unit: USD-1e18 times size-1e18 per token unit
 
     provider.auto_mine = False
     provider.set_block_gas_limit(TX_GAS * (4 * len(everyone) + 100))
@@ -459,14 +462,30 @@ def _play(sc, p, mid, params, feed, fd, unit, owner, batch, replayer, keeper, in
 
     # ------------------------------------------------ the crash
     console.rule(f"crash on {sc['market']}")
+    console.print("time   block    price  change  liquidations, bad debt, fund, ADL fills, open interest long/short "
+                  "[wait for the keeper]", style="dim", highlight=False)
+    if keeper_mode == "process" and not keeper.alive():
+        loud(f"the keeper process failed to start (exit code {keeper.proc.returncode}): the in-process fallback "
+             f"keeper plays its part. Its log ends:\n{keeper.tail()}")
+        keeper_mode = "fallback"
     crash_start_block = chain.blocks.head.number
-    t0 = now + 60
+    block_time = int(sc.get("block_time", 0))
+    if block_time:  # blocks every `block_time` s of wall clock, as on a real chain
+        provider.web3.provider.make_request("evm_setIntervalMining", [block_time])
+    else:  # one block per transaction, timestamps forced to the path's
+        provider.auto_mine = True
+    t0 = wall0 = None
     p0 = None
     fund = p.insurance_fund.address
     for k, (dt, whole) in enumerate(sc["crash"]):
-        ts = max(chain.blocks.head.timestamp + 1, t0 + int(dt))
-        provider.set_timestamp(ts)
-        batch.transact(owner, feed, "set_answer", int(whole) * 10**fd)
+        if block_time:
+            wall0 = wall0 or time.time()
+            time.sleep(max(0.0, wall0 + int(dt) - time.time()))
+        else:
+            provider.set_timestamp(max(chain.blocks.head.timestamp + 1, (t0 or now + 60) + int(dt)))
+        receipt = batch.transact(owner, feed, "set_answer", int(whole) * 10**fd)
+        ts = provider.web3.eth.get_block(receipt["blockNumber"])["timestamp"]
+        t0 = t0 or ts - int(dt)
         p0 = p0 or int(whole)
         waited, mode = _wait_for_keeper(sc, replayer, keeper, inline, keeper_mode, loud)
         keeper_mode = mode
@@ -476,11 +495,11 @@ def _play(sc, p, mid, params, feed, fd, unit, owner, batch, replayer, keeper, in
         bad = sum(f["bad_debt"] for name, f in w.events if name == "PositionLiquidated")
         long_oi, short_oi = perp_engine.open_interest(w, mid)
         console.print(
-            f"t+{ts - t0:>3}s  block {chain.blocks.head.number:>5}  {sc['market']} {int(whole):>7,} "
-            f"({(int(whole) - p0) * 100 / p0:+6.2f}%)  liquidations {liqs:>3}  bad debt "
-            f"{bad / unit:>10,.0f}  fund {w.token.balance_of(fund) / unit:>9,.0f}  ADL fills {adls:>3}  "
-            f"OI {long_oi / WAD:,.2f}/{short_oi / WAD:,.2f}  ({waited:.1f}s)")
-    _wait_for_keeper(sc, replayer, keeper, inline, keeper_mode, loud)
+            f"t+{ts - t0:<3} #{chain.blocks.head.number:<5} {int(whole):>6,} {(int(whole) - p0) * 100 / p0:+6.2f}% "
+            f"liq {liqs:>3}  bad debt {bad / unit:>7,.0f}  fund {w.token.balance_of(fund) / unit:>6,.0f}  "
+            f"ADL {adls:>3}  OI {long_oi / WAD:>6.2f}/{short_oi / WAD:<6.2f} [{waited:4.1f}s]", highlight=False)
+    _, keeper_mode = _wait_for_keeper(sc, replayer, keeper, inline, keeper_mode, loud)
+    provider.auto_mine = True
     return {"crash_start_block": crash_start_block, "_keeper_mode": keeper_mode,
             "_accounts": [a.address for a in everyone],
             "traders": [{"account": t.account.address, "is_long": t.is_long, "leverage": t.leverage,
@@ -494,11 +513,15 @@ def _wait_for_keeper(sc, replayer, keeper, inline, mode, loud):
     timeout = int(sc["keeper"]["step_timeout"])
     while True:
         replayer.catch_up()
+        if replayer.broken:
+            loud(f"the model diverged from the chain ({replayer.mismatches[-1]}): not waiting for the keeper")
+            return time.time() - t, mode
         if mode == "process" and not keeper.alive():
-            loud(f"the keeper process exited (code {keeper.proc.returncode}); the in-process fallback keeper "
-                 f"takes over. Its log ends:\n{keeper.tail()}")
-            mode = "fallback"
-        if mode == "fallback":
+            loud(f"the keeper process exited (code {keeper.proc.returncode}) during the crash; the in-process "
+                 f"fallback keeper takes over, and the demo will exit non-zero. Its log ends:\n{keeper.tail()}")
+            mode = "failed"
+        if mode in ("fallback", "failed"):
+            networks.provider.auto_mine = True  # the fallback waits for each receipt
             inline.run()
             return time.time() - t, mode
         liq, trig, pending = keeper_work(replayer.w)
@@ -506,9 +529,12 @@ def _wait_for_keeper(sc, replayer, keeper, inline, mode, loud):
             return time.time() - t, mode
         if time.time() - t > timeout:
             loud(f"the keeper process left {len(liq)} liquidatable, {len(trig)} triggered, {len(pending)} "
-                 f"pending-ADL positions after {timeout}s: the in-process fallback keeper finishes them")
+                 f"pending-ADL positions after {timeout}s: it is stopped, the in-process fallback keeper "
+                 f"takes over, and the demo will exit non-zero. Its log ends:\n{keeper.tail()}")
+            keeper.stop()
+            networks.provider.auto_mine = True
             inline.run()
-            return time.time() - t, mode
+            return time.time() - t, "failed"
         time.sleep(0.25)
 
 

@@ -27,6 +27,7 @@ class Protocol:
     exits: object
     markets: list = field(default_factory=list)  # names, by market id
     params: list = field(default_factory=list)  # model MarketParams, by market id
+    lens: object = None  # BackstopLens: many views in one eth_call
 
 
 def engine_at(address):
@@ -89,13 +90,21 @@ def deploy_protocol(deployer, config=None):
         exits=exits,
         markets=[m["name"] for m in conf["markets"]],
         params=params,
+        lens=deployer.deploy(project.BackstopLens),
     )
 
 
 @click.command(cls=ConnectedProviderCommand)
-@account_option()
+@account_option(prompt=False)
 def cli(account):
-    """Deploy Backstop to the connected network and print the addresses."""
+    """Deploy Backstop to the connected network and print the addresses.
+
+    --account takes an ape account alias (or TEST::<n>). It is required off
+    local networks; on local ones the first test account deploys."""
+    if account is None:
+        if network_name() != "local":
+            raise click.UsageError(f"--account is required on {networks.provider.network.name}")
+        account = accounts.test_accounts[0]
     p = deploy_protocol(account)
     click.echo(f"network         {networks.provider.network.name} (chain id {chain.chain_id})")
     for name in ("engine", "exits", "vault", "insurance_fund", "token"):

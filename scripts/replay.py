@@ -27,6 +27,7 @@ from eth_utils import to_checksum_address
 from model import adl
 from model import positions as P
 from model.fixed_point import Revert
+from model.protocol import _ENGINE_VERBS, _FUND_VERBS, _VAULT_VERBS
 from scripts.twin import model_state, read_state
 
 # Events the model mirrors, by emitting contract.
@@ -91,6 +92,25 @@ def _checksum_args(abi, args):
     return out
 
 
+def _call_committed(w, sender, verb, args, now):
+    """model.protocol.World.call for a transaction the chain mined, without
+    the undo snapshot (a deep copy of the world, which costs more than the
+    verb at a few hundred accounts). Should the model revert anyway, the
+    replay has failed already and stops (Replayer.broken)."""
+    if verb.startswith("vault."):
+        fn = _VAULT_VERBS[verb[6:]]
+    elif verb.startswith("fund."):
+        fn = _FUND_VERBS[verb[5:]]
+    else:
+        fn = _ENGINE_VERBS[verb]
+    w.now = now
+    w.sender = w.caller = sender
+    try:
+        return fn(w, *args)
+    except (ZeroDivisionError, ValueError, OverflowError) as exc:
+        raise Revert(None) from exc
+
+
 class Replayer:
     """Re-run chain transactions on a model World (see module docstring)."""
 
@@ -99,6 +119,7 @@ class Replayer:
         self.w = world
         self.next_block = start_block + 1
         self.mismatches = []
+        self.broken = False  # the model reverted a mined transaction: its world is no longer the chain's
         self.rankings = []  # AdlRanking, one per liquidate/deleverage that hit ADL candidates
         self.stats = ReplayStats()
         self.block_times = {}  # block number -> timestamp, for every block replayed
@@ -144,6 +165,8 @@ class Replayer:
             self.apply_tx(number, block["timestamp"], tx, receipts[tx["hash"]])
 
     def apply_tx(self, number, timestamp, tx, receipt):
+        if self.broken:
+            return
         kind = self.kinds[tx["to"].lower()]
         data = bytes(tx["input"])
         txh = "0x" + bytes(tx["hash"]).hex()
@@ -161,7 +184,7 @@ class Replayer:
         if kind == ENGINE and abi.name in ("liquidate", "deleverage"):
             self._record_ranking(number, txh, abi.name, args, timestamp)
         n_events = len(self.w.events)
-        ok_model, reason = self._run(kind, tx["to"], abi.name, sender, args, timestamp)
+        ok_model, reason = self._run(kind, tx["to"], abi.name, sender, args, timestamp, ok_chain)
         if ok_chain != ok_model:
             self.mismatches.append(Mismatch(number, txh, f"{label}{tuple(args)} from {sender}: chain "
                                             f"{'ok' if ok_chain else 'reverted'}, model "
@@ -174,7 +197,7 @@ class Replayer:
         if ok_chain and kind in (ENGINE, VAULT):
             self._compare_events(number, txh, label, receipt, self.w.events[n_events:])
 
-    def _run(self, kind, address, name, sender, args, timestamp):
+    def _run(self, kind, address, name, sender, args, timestamp, mined_ok):
         """Apply one decoded call to the model; (ok, revert reason)."""
         w = self.w
         w.now = timestamp
@@ -200,10 +223,16 @@ class Replayer:
                     return False, f"feed.{name} is not mirrored"
             else:
                 verb = name if kind == ENGINE else f"{kind}.{name}"
-                w.call(sender, verb, *args, now=timestamp)
+                if mined_ok:
+                    _call_committed(w, sender, verb, args, timestamp)
+                else:
+                    w.call(sender, verb, *args, now=timestamp)
         except Revert as exc:
+            if mined_ok:
+                self.broken = True
             return False, exc.reason
         except KeyError as exc:
+            self.broken = self.broken or mined_ok
             return False, f"not mirrored: {exc}"
         return True, None
 

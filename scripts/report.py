@@ -13,6 +13,7 @@ and `print_summary` prints the terminal summary.
 import base64
 import html
 import io
+import json
 from pathlib import Path
 
 from ape import networks
@@ -106,19 +107,24 @@ def collect(p, mid, replayer, start_block, end_block, sc, crash_start_block, met
 
     # ------------------------------------------------ ADL with the model's rank at that moment
     rankings = {rk.tx: rk.ranking for rk in replayer.rankings}
-    traders = {t["account"]: t for t in meta.get("traders", [])}
+    # leverage at open, from PositionOpened: notional / margin (the first open of each account)
+    scale = int(p.engine.SCALE())
+    leverage = {}
+    for r in get("PositionOpened"):
+        if r["account"] not in leverage and r["margin_added"] > 0:
+            notional = abs(r["size_delta"]) * r["price"] // scale
+            leverage[r["account"]] = (notional + r["margin_added"] // 2) // r["margin_added"]
     adl_rows = []
     for r in get("AutoDeleveraged"):
         ranking = rankings.get(r["tx"], [])
         rank = ranking.index(r["target"]) + 1 if r["target"] in ranking else None
-        tr = traders.get(r["target"], {})
-        adl_rows.append({**r, "rank": rank, "candidates": len(ranking), "leverage": tr.get("leverage"),
+        adl_rows.append({**r, "rank": rank, "candidates": len(ranking), "leverage": leverage.get(r["target"]),
                          "caller": replayer.senders.get(r["tx"], ("?",))[0]})
 
     liqs = get("PositionLiquidated")
     for r in liqs:
         r["caller"] = replayer.senders.get(r["tx"], ("?",))[0]
-        r["leverage"] = traders.get(r["account"], {}).get("leverage")
+        r["leverage"] = leverage.get(r["account"])
     bad_debt = sum(r["bad_debt"] for r in liqs)
     drawn = sum(r["amount"] for r in get("InsuranceFundDrawn"))
     haircuts = sum(r["haircut"] for r in adl_rows)
@@ -128,6 +134,7 @@ def collect(p, mid, replayer, start_block, end_block, sc, crash_start_block, met
     for r in [*liqs, *adl_rows, *tp_hits, *sl_hits]:
         callers[r["caller"] if "caller" in r else r.get("keeper")] = 1
     summary = {
+        "traders": len(leverage),
         "liquidations": len(liqs),
         "liquidations_with_bad_debt": sum(1 for r in liqs if r["bad_debt"] > 0),
         "bad_debt": bad_debt,
@@ -236,14 +243,20 @@ def charts(data):
                label=f"liquidation, equity left ({len(clean)})", zorder=3)
     ax.scatter([r["t"] for r in bad], [r["price"] / WAD for r in bad], marker="X", color="#c0392b", s=60,
                label=f"liquidation with bad debt ({len(bad)})", zorder=4)
+    clusters = {}
+    for r in data["liquidations"]:
+        key = (r["t"], r["price"])
+        clusters[key] = clusters.get(key, 0) + 1
+    for (t, pr), n in clusters.items():
+        if n > 1:
+            ax.annotate(f"{n}", (t, pr / WAD), xytext=(5, 5), textcoords="offset points", fontsize=7,
+                        color="#c0392b")
     if data["adl"]:
         price_at = {r["tx"]: r["price"] for r in data["liquidations"]}
-        adl_pts = {}
-        for r in data["adl"]:
-            adl_pts[r["tx"]] = (r["t"], price_at.get(r["tx"], r["bankruptcy_price"]) / WAD, adl_pts.get(r["tx"], (0, 0, 0))[2] + 1)
-        ax.scatter([x for x, _, _ in adl_pts.values()], [y * 0.996 for _, y, _ in adl_pts.values()],
-                   marker="v", color="#7d3c98", s=[40 + 12 * n for _, _, n in adl_pts.values()], zorder=5,
-                   label=f"ADL ({len(data['adl'])} fills, size = targets hit)")
+        adl_pts = {r["tx"]: (r["t"], price_at.get(r["tx"], r["bankruptcy_price"]) / WAD) for r in data["adl"]}
+        ax.scatter([x for x, _ in adl_pts.values()], [y for _, y in adl_pts.values()], marker="v",
+                   color="#7d3c98", s=70, zorder=5, alpha=0.85,
+                   label=f"ADL ({len(data['adl'])} fills in {len(adl_pts)} transactions)")
     for rows, marker, color, label in ((data["sl"], "s", "#2e8b57", "stop-loss executed"),
                                        (data["tp"], "D", "#2a7fba", "take-profit executed")):
         if rows:
@@ -259,18 +272,35 @@ def charts(data):
     out["price"] = _png(fig)
     plt.close(fig)
 
+    def price_overlay(ax):
+        """The oracle price on a right-hand axis, by block."""
+        pb = [(b, pr / WAD) for b, _, pr in data["prices"]] + [(data["end_block"], data["prices"][-1][2] / WAD)]
+        ax2 = ax.twinx()
+        ax2.step([b for b, _ in pb], [y for _, y in pb], where="post", color="#888", lw=1, ls=":", label="price")
+        ax2.set_ylabel("price (USD, dotted)", color="#888")
+        ax2.yaxis.set_major_formatter(thousands)
+        ax2.tick_params(axis="y", colors="#888")
+        ax.set_zorder(ax2.get_zorder() + 1)  # the legend above the price line
+        ax.patch.set_visible(False)
+        return ax2
+
     # insurance fund over blocks
     fig, ax = plt.subplots(figsize=(10, 3.4))
     fs = data["fund_series"] + [(data["end_block"], data["fund_series"][-1][1])]
     ax.step([b for b, _ in fs], [v / u for _, v in fs], where="post", color="#117a65", lw=2)
     ax.fill_between([b for b, _ in fs], [v / u for _, v in fs], step="post", color="#117a65", alpha=0.12)
-    for r in data["draws"]:
-        ax.axvline(r["block"], color="#c0392b", lw=0.6, alpha=0.35)
+    for i, r in enumerate(data["draws"]):
+        ax.axvline(r["block"], color="#c0392b", lw=0.6, alpha=0.35, label="draw for bad debt" if i == 0 else None)
+    adl_blocks = sorted({r["block"] for r in data["adl"]})
+    if adl_blocks:
+        ax.scatter(adl_blocks, [0] * len(adl_blocks), marker="v", color="#7d3c98", s=30, zorder=4,
+                   label="ADL (fund exhausted)", clip_on=False)
     ax.axvline(data["crash_start_block"], color="#999", lw=0.8, ls="--", label="crash starts")
     ax.set_xlabel("block")
     ax.set_ylabel("balance (mUSD)")
     ax.yaxis.set_major_formatter(thousands)
-    ax.set_title("Insurance fund balance (red lines: draws for bad debt)")
+    ax.set_title("Insurance fund balance")
+    price_overlay(ax)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     ax.set_xlim(data["start_block"], data["end_block"])
@@ -286,6 +316,7 @@ def charts(data):
     ax.set_xlabel("block")
     ax.set_ylabel(f"open interest ({data['market'].split('-')[0]})")
     ax.set_title("Open interest per side")
+    price_overlay(ax)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     ax.set_xlim(data["start_block"], data["end_block"])
@@ -311,8 +342,33 @@ def _short(a):
     return f"{a[:8]}…{a[-4:]}"
 
 
+def write_json(data, out_dir):
+    """data.json next to the report: every row and number it shows."""
+    def plain(x):
+        if isinstance(x, dict):
+            return {str(k): plain(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [plain(v) for v in x]
+        if isinstance(x, bool) or x is None or isinstance(x, str):
+            return x
+        if isinstance(x, int):
+            return int(x)
+        return str(x)
+    path = Path(out_dir) / "data.json"
+    path.write_text(json.dumps(plain(data), indent=1))
+    return path
+
+
+def load_json(path):
+    """data.json back into the shape `charts` and `write_html` take."""
+    data = json.loads(Path(path).read_text())
+    data["block_times"] = {int(k): v for k, v in data["block_times"].items()}
+    return data
+
+
 def write_html(data, out_dir):
     out_dir = Path(out_dir)
+    write_json(data, out_dir)
     imgs = charts(data)
     for name, png in imgs.items():
         (out_dir / f"{name}.png").write_bytes(png)
@@ -338,6 +394,8 @@ def write_html(data, out_dir):
         ("ADL fills in the model's rank order", "yes" if s["adl_in_rank_order"] else "NO"),
         ("Open interest from events equals the chain's", "yes" if s["oi_from_events"] == s["oi_on_chain"] else "NO"),
     ]
+    names = {meta["keeper_account"]: "keeper process", meta["fallback_account"]: "fallback keeper"}
+    rows.append(("Liquidated by", ", ".join(f"{names.get(a, a)}: {n}" for a, n in s["liquidations_by"].items()) or "-"))
     summary_html = "".join(f"<tr><th>{esc(str(k))}</th><td class=n>{esc(str(v))}</td></tr>" for k, v in rows)
     adl_html = "".join(
         f"<tr><td class=n>{r['block']}</td><td class=n>{r['t']:+d}s</td><td class=a>{_short(r['target'])}</td>"
@@ -360,7 +418,7 @@ def write_html(data, out_dir):
 <h1>Backstop crash report: {esc(sc['name'])}</h1>
 <p>{esc(data['market'])} from {s['price_start'] / WAD:,.0f} to a low of {s['price_low'] / WAD:,.0f}
 ({(s['price_low'] - s['price_start']) * 100 / max(s['price_start'], 1):+.1f}%), blocks {data['start_block']}–{data['end_block']},
-{len(meta.get('traders', []))} traders. Keeper: <b>{esc(meta['keeper_mode'])}</b>
+{s['traders']} traders. Keeper: <b>{esc(meta['keeper_mode'])}</b>
 (<span class=a>{esc(meta['keeper_account'])}</span>). Model replay of {meta['replay_txs']} transactions:
 <span class="{'pass' if ok else 'fail'}">{'PASS' if ok else 'FAIL'}</span>. Run took {meta['wall_seconds']} s.</p>
 {warn_html}{mism_html}

@@ -160,6 +160,7 @@ def test_keeper__price_path_with_a_crash__liquidates_each_position_once_within_t
     assert all(len(b) == 1 for b in executed.values())
     txs = _keeper_txs(node, keeper, start, end)
     assert [t for t in txs if t[2] != 1] == []
+    assert {kind for kind, _, _ in txs} == {"liquidate", "tp_sl", "deleverage"}
     assert sum(1 for kind, _, _ in txs if kind == "liquidate") == len(liquidations)
     assert sum(1 for kind, _, _ in txs if kind == "tp_sl") == len(executions)
 
@@ -249,7 +250,7 @@ def test_keeper__dry_run__simulates_and_sends_nothing(protocol, node, run_keeper
     k.wait_for("dry run: would send liquidate", count=3, timeout=20)
     node.rpc.request("evm_mine", [])  # more blocks for the keeper to (not) act on
     node.rpc.request("evm_mine", [])
-    k.wait_for("dry run: would send liquidate", count=9, timeout=20)
+    k.wait_for(f"block {node.head()}: 3 due", timeout=20)
     assert node.rpc.request("eth_getTransactionCount", [keeper.address, "latest"]) == nonce
     assert all(liquidatable_at(node, engine, t, BTC, node.head()) for t in traders)
     assert " sent " not in k.text()

@@ -5,6 +5,7 @@ from tests.unit.perp_engine.helpers import ZERO, assert_roles_same, expect_ok, e
 
 def test_transfer_ownership__stranger__reverts_not_owner(twin, stranger):
     expect_revert(twin, stranger, "transfer_ownership", stranger, reason="ownable: caller is not the owner")
+    assert_roles_same(twin)
     assert twin.p.engine.pending_owner() == ZERO
 
 

@@ -134,3 +134,18 @@ def step(twin):
     """After every step: model equals chain, and the engine is solvent."""
     twin.assert_same()
     assert_conserved(twin)
+
+
+def haircuts(twin, since):
+    """AutoDeleveraged events of the last transaction (chain == model), as
+    (target lower-cased, size, haircut)."""
+    return [(e["target"], e["size"], e["haircut"]) for e in assert_events_agree(twin, "AutoDeleveraged", since)]
+
+
+def hand_score(size, entry, px, margin_):
+    """The ADL score written out for a position in profit:
+    (upnl / margin) * (notional / (margin + upnl)), each division floored."""
+    upnl = size * (px - entry) // 10**30
+    notional = abs(size) * px // 10**30
+    assert upnl > 0
+    return (upnl * WAD // margin_) * notional // (margin_ + upnl)

@@ -14,6 +14,7 @@ d 0.54, e 0.093, so the ranking is a, b, c, d, e.
 """
 
 import pytest
+from ape import chain
 
 from model import perp_engine as model_engine
 from tests.unit.perp_exits.helpers import (
@@ -67,11 +68,12 @@ def _liquidate(twin, keeper, trader, targets):
     return n
 
 
-def _haircuts(twin, n):
+def _haircuts(twin, n, any_price=False):
     """AutoDeleveraged events of the last transaction, chain == model, as
-    (target, size, haircut); each at the bankruptcy price."""
+    (target, size, haircut); each at the book's bankruptcy price."""
     events = assert_events_agree(twin, "AutoDeleveraged", n)
-    assert all(e["bankruptcy_price"] == BANKRUPTCY_PRICE and e["market_id"] == BTC for e in events)
+    assert all(e["market_id"] == BTC for e in events)
+    assert any_price or all(e["bankruptcy_price"] == BANKRUPTCY_PRICE for e in events)
     return [(e["target"], e["size"], e["haircut"]) for e in events]
 
 
@@ -237,11 +239,14 @@ def test_liquidate__target_bankrupt_at_the_bankruptcy_price__haircut_capped_at_i
     step(twin)
 
 
-def test_liquidate__target_owing_more_funding_than_its_margin__conserves_tokens(twin, owner, keeper, trader, crowd):
+def test_liquidate__target_owing_more_funding_than_its_margin__pays_that_debt_before_its_payout(
+        twin, owner, keeper, trader, crowd):
     # Funding at its cap (0.01%/s at full skew). The short (0.1 BTC, 160) pays
     # 2/3 of the skew for ~700 s: about 178 USDC, more than its margin, while
-    # its 400 of profit keeps it healthy. Deleveraging half of it must take
-    # the negative remainder out of its payout, not out of thin air.
+    # its 400 of profit keeps it healthy. Deleveraging half of it leaves a
+    # remainder owing funding: that debt is paid from the closed half's
+    # proceeds, so the target loses exactly its haircut (no collateral out of
+    # thin air, and no debt forgiven at the vault's expense).
     set_params(twin, owner, trading_fee=0, funding_k=10**14, max_funding_rate=10**14)
     short = crowd[0]
     twin.fund(short, 1_000 * USDC, spenders=[twin.p.engine])
@@ -253,14 +258,18 @@ def test_liquidate__target_owing_more_funding_than_its_margin__conserves_tokens(
     assert not twin.p.engine.is_liquidatable(short, BTC)
     assert twin.p.engine.equity(trader, BTC) < 0
     step(twin)
+    # The short's equity at the liquidation's timestamp (the model's view, which
+    # equals the chain's at every step).
+    twin.w.now = max(twin.now, chain.blocks.head.timestamp) + 1
+    equity_before = twin.w.view("equity", short.address, BTC)
+    free_before = free(twin, short)
     n = _liquidate(twin, keeper, trader, [short])
     (liq,) = assert_events_agree(twin, "PositionLiquidated", n)
-    haircuts = _haircuts_any(twin, n)
-    assert sum(haircuts) == liq["bad_debt"]
+    haircuts = _haircuts(twin, n, any_price=True)
+    assert [(t, size) for t, size, _ in haircuts] == [(low(short), -5 * 10**16)]
+    assert haircuts[0][2] == liq["bad_debt"]
     size, _, margin_ = position(twin, short)[:3]
-    assert size == -5 * 10**16 and margin_ == 0
+    assert (size, margin_) == (-5 * 10**16, 0)
+    value_after = free(twin, short) - free_before + twin.p.engine.equity(short, BTC)
+    assert value_after == equity_before - liq["bad_debt"]
     step(twin)
-
-
-def _haircuts_any(twin, n):
-    return [e["haircut"] for e in assert_events_agree(twin, "AutoDeleveraged", n)]

@@ -1,0 +1,87 @@
+"""PerpEngine.add_margin: free collateral into a position, no price needed."""
+
+import pytest
+
+from tests.unit.perp_engine.helpers import (
+    MAX_UINT, USDC, WAD, btc, expect_ok, expect_revert, mint_tokens, position, set_round)
+
+MAX_AMOUNT = 2**128
+
+
+@pytest.fixture
+def long_btc(twin, trader):
+    expect_ok(twin, trader, "deposit", 10_000 * USDC)
+    expect_ok(twin, trader, "open_position", 0, WAD, 1_000 * USDC, 80_000 * WAD)
+    return twin
+
+
+def test_add_margin__moves_free_collateral_into_the_position(long_btc, trader):
+    twin, e = long_btc, long_btc.p.engine
+    free, held = e.free_collateral(trader), twin.p.token.balanceOf(e)
+    expect_ok(twin, trader, "add_margin", 0, 1)
+    expect_ok(twin, trader, "add_margin", 0, 499 * USDC)
+    size, entry, margin, index, _, _ = position(twin, trader)
+    assert (size, entry, margin) == (WAD, 80_000 * WAD, 1_499 * USDC + 1)
+    assert e.free_collateral(trader) == free - 499 * USDC - 1
+    assert twin.p.token.balanceOf(e) == held  # nothing leaves the engine
+    assert twin.w.events[-1] == ("MarginChanged", {
+        "account": trader.address, "market_id": 0, "delta": 499 * USDC, "funding_paid": 0})
+    twin.assert_same()
+
+
+def test_add_margin__bad_or_stale_price__still_works(long_btc, owner, trader):
+    twin = long_btc
+    set_round(twin, 0, owner, round_id=9, answer=0, started_at=0, updated_at=0, answered_in_round=9)
+    expect_ok(twin, trader, "add_margin", 0, 100 * USDC)
+    assert position(twin, trader)[2] == 1_100 * USDC
+    twin.set_price(0, btc(80_000), owner)
+    twin.advance(7_200)
+    expect_ok(twin, trader, "add_margin", 0, 100 * USDC)  # and a stale one
+    assert position(twin, trader)[2] == 1_200 * USDC
+    twin.set_price(0, btc(80_000), owner)  # the views need a valid answer
+    twin.assert_same()
+
+
+def test_add_margin__zero__reverts(long_btc, trader):
+    expect_revert(long_btc, trader, "add_margin", 0, 0, reason="collateral: zero amount")
+
+
+def test_add_margin__no_position__reverts(long_btc, trader, other_trader):
+    expect_ok(long_btc, other_trader, "deposit", 100 * USDC)
+    expect_revert(long_btc, other_trader, "add_margin", 0, 1, reason="position: none")
+    expect_revert(long_btc, trader, "add_margin", 1, 1, reason="position: none")
+
+
+@pytest.mark.parametrize("mid", [2, MAX_UINT])
+def test_add_margin__unknown_market__reverts(long_btc, trader, mid):
+    expect_revert(long_btc, trader, "add_margin", mid, 1, reason="market: unknown")
+
+
+@pytest.mark.parametrize("extra", [1, MAX_UINT - 8_960 * USDC])
+def test_add_margin__more_than_free__reverts(long_btc, trader, extra):
+    free = long_btc.p.engine.free_collateral(trader)
+    assert free == 8_960 * USDC
+    expect_revert(long_btc, trader, "add_margin", 0, free + extra, reason="collateral: insufficient")
+
+
+def test_add_margin__margin_reaching_2_128__reverts(long_btc, trader):
+    twin = long_btc
+    mint_tokens(twin, trader, MAX_AMOUNT, trader)
+    expect_ok(twin, trader, "deposit", MAX_AMOUNT)
+    room = MAX_AMOUNT - 1 - position(twin, trader)[2]
+    expect_revert(twin, trader, "add_margin", 0, room + 1, reason="position: margin too large")
+    expect_ok(twin, trader, "add_margin", 0, room)
+    assert position(twin, trader)[2] == MAX_AMOUNT - 1
+    twin.assert_same()
+
+
+def test_add_margin__after_price_move__keeps_entry_and_index(long_btc, owner, trader):
+    twin = long_btc
+    before = position(twin, trader)
+    twin.set_price(0, btc(79_000), owner)
+    twin.advance(600)
+    expect_ok(twin, trader, "add_margin", 0, 10 * USDC)
+    after = position(twin, trader)
+    assert after[:2] == before[:2] and after[3] == before[3]  # funding is not settled here
+    assert after[2] == before[2] + 10 * USDC
+    twin.assert_same()

@@ -1,0 +1,70 @@
+"""PerpEngine.deposit and withdraw: free collateral in and out, exact to the unit."""
+
+import pytest
+
+from tests.unit.perp_engine.helpers import MAX_UINT, USDC, WAD, expect_ok, expect_revert, mint_tokens
+
+
+def test_deposit__credits_free_collateral_and_moves_the_tokens(twin, trader):
+    e, tok = twin.p.engine, twin.p.token
+    wallet, held = tok.balanceOf(trader), tok.balanceOf(e)
+    expect_ok(twin, trader, "deposit", 1)
+    expect_ok(twin, trader, "deposit", 1_234 * USDC)
+    assert e.free_collateral(trader) == 1_234 * USDC + 1
+    assert tok.balanceOf(trader) == wallet - 1_234 * USDC - 1
+    assert tok.balanceOf(e) == held + 1_234 * USDC + 1
+    assert twin.w.events[-1] == ("Deposited", {"account": trader.address, "amount": 1_234 * USDC})
+    twin.assert_same()
+
+
+def test_deposit__zero__reverts(twin, trader):
+    expect_revert(twin, trader, "deposit", 0, reason="collateral: zero amount")
+
+
+def test_deposit__without_allowance__reverts_with_the_token_reason(twin, stranger):
+    mint_tokens(twin, stranger, 100 * USDC, stranger)
+    expect_revert(twin, stranger, "deposit", 100 * USDC, reason="erc20: insufficient allowance")
+
+
+@pytest.mark.parametrize("amount", [1_000_000 * USDC + 1, MAX_UINT])
+def test_deposit__more_than_the_wallet__reverts_with_the_token_reason(twin, trader, amount):
+    expect_revert(twin, trader, "deposit", amount, reason="erc20: transfer amount exceeds balance")
+
+
+def test_withdraw__returns_free_collateral_to_the_wallet(twin, trader):
+    e, tok = twin.p.engine, twin.p.token
+    expect_ok(twin, trader, "deposit", 500 * USDC)
+    wallet = tok.balanceOf(trader)
+    expect_ok(twin, trader, "withdraw", 200 * USDC)
+    expect_ok(twin, trader, "withdraw", 300 * USDC)
+    assert e.free_collateral(trader) == 0
+    assert tok.balanceOf(trader) == wallet + 500 * USDC
+    assert twin.w.events[-1] == ("Withdrawn", {"account": trader.address, "amount": 300 * USDC})
+    twin.assert_same()
+
+
+def test_withdraw__zero__reverts(twin, trader):
+    expect_ok(twin, trader, "deposit", 500 * USDC)
+    expect_revert(twin, trader, "withdraw", 0, reason="collateral: zero amount")
+
+
+@pytest.mark.parametrize("extra", [1, MAX_UINT - 500 * USDC])
+def test_withdraw__more_than_free__reverts(twin, trader, extra):
+    expect_ok(twin, trader, "deposit", 500 * USDC)
+    expect_revert(twin, trader, "withdraw", 500 * USDC + extra, reason="collateral: insufficient")
+
+
+def test_withdraw__margin_locked_in_a_position_is_not_free(twin, trader):
+    e = twin.p.engine
+    expect_ok(twin, trader, "deposit", 1_000 * USDC)
+    expect_ok(twin, trader, "open_position", 0, WAD // 10, 500 * USDC, 80_000 * WAD)
+    free = e.free_collateral(trader)
+    assert free == 1_000 * USDC - 500 * USDC - 4 * USDC  # 5 bps of 8,000 USDC
+    expect_revert(twin, trader, "withdraw", free + 1, reason="collateral: insufficient")
+    expect_ok(twin, trader, "withdraw", free)
+    twin.assert_same()
+
+
+def test_withdraw__another_accounts_collateral__reverts(twin, trader, stranger):
+    expect_ok(twin, trader, "deposit", 500 * USDC)
+    expect_revert(twin, stranger, "withdraw", 1, reason="collateral: insufficient")

@@ -1,0 +1,170 @@
+"""A second protocol, deployed by hand, whose collateral is
+contracts/mocks/HostileToken.vy: fee-on-transfer, false-returning and
+re-entering. Each misbehaviour reverts the outer call and changes nothing.
+
+There is no model of a hostile token: "nothing changed" is checked against
+the chain's own state before the call (every value `Twin` compares)."""
+
+import pytest
+from ape import project
+from ape.exceptions import ContractLogicError
+
+from scripts import config as cfg
+from scripts.deploy import Protocol, engine_at
+from scripts.twin import read_state, revert_reason
+from tests.unit.perp_engine.helpers import MAX_UINT, USDC, WAD
+
+NORMAL, FEE, FALSE, REENTER = 0, 1, 2, 3
+
+
+def deploy_hostile_protocol(owner):
+    """deploy_protocol's wiring, with HostileToken(6) as collateral and one
+    BTC-PERP market (without funding) on a fresh mock feed."""
+    token = owner.deploy(project.HostileToken, 6)
+    feed = owner.deploy(project.MockAggregator, 8, 80_000 * 10**8)
+    exits = owner.deploy(project.PerpExits, token)
+    engine = owner.deploy(project.PerpEngine, token, exits)
+    vault = owner.deploy(project.LiquidityVault, token, engine)
+    fund = owner.deploy(project.InsuranceFund, token, engine)
+    engine.initialize(vault, fund, sender=owner)
+    # No funding: the views "nothing changed" compares must not move with the clock.
+    market = dict(cfg.load("local")["markets"][0], funding_k_bps_per_hour=0, max_funding_bps_per_hour=0)
+    engine.add_market(cfg.market_params(market, feed.address, 6).as_tuple(), sender=owner)
+    return Protocol(engine=engine_at(engine.address), vault=vault, insurance_fund=fund, token=token,
+                    feeds=[feed], exits=exits)
+
+
+@pytest.fixture(scope="module")
+def hostile(owner, trader, lp):
+    """The hostile protocol with LP cash in the vault, 100 tokens in the fund
+    and a trader holding 10,000 free and a 1 BTC long, all in normal mode."""
+    p = deploy_hostile_protocol(owner)
+    tok = p.token
+    for who, amount in ((lp, 1_000_000 * USDC), (trader, 100_000 * USDC)):
+        tok.mint(who, amount, sender=who)
+        tok.approve(p.engine, MAX_UINT, sender=who)
+        tok.approve(p.vault, MAX_UINT, sender=who)
+    tok.mint(p.insurance_fund, 100 * USDC, sender=owner)
+    p.vault.deposit(500_000 * USDC, lp, sender=lp)
+    p.engine.deposit(10_000 * USDC, sender=trader)
+    p.engine.open_position(0, WAD, 1_000 * USDC, 80_000 * WAD, sender=trader)
+    return p
+
+
+def state(p, accounts):
+    s = read_state(p, [a.address for a in accounts])
+    s["supply"] = p.token.totalSupply()
+    s["allowances"] = tuple(p.token.allowance(a, spender) for a in accounts for spender in (p.engine, p.vault))
+    return s
+
+
+def reverts_and_changes_nothing(p, accounts, call, reason):
+    """`call()` reverts with `reason` (None: no reason string, as the
+    reentrancy lock gives) and leaves every compared value as it was."""
+    before = state(p, accounts)
+    with pytest.raises(ContractLogicError) as exc:
+        call()
+    assert revert_reason(exc.value) == reason
+    assert state(p, accounts) == before
+
+
+# ---------------------------------------------------------------- fee on transfer
+
+
+def test_deposit__fee_on_transfer_token__reverts_balance_mismatch(hostile, trader, lp):
+    p = hostile
+    p.token.set_mode(FEE, sender=trader)
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.engine.deposit(1_000 * USDC, sender=trader),
+                                "collateral: balance mismatch")
+    # Below 100 units the 1% fee rounds to nothing: the balance moves by the amount, and it is credited.
+    free = p.engine.free_collateral(trader)
+    p.engine.deposit(99, sender=trader)
+    assert p.engine.free_collateral(trader) == free + 99
+
+
+def test_vault_deposit__fee_on_transfer_token__reverts_balance_mismatch(hostile, lp, trader):
+    p = hostile
+    p.token.set_mode(FEE, sender=lp)
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.deposit(1_000 * USDC, lp, sender=lp),
+                                "vault: balance mismatch")
+
+
+# ---------------------------------------------------------------- returns false
+
+
+@pytest.mark.parametrize("verb", ["deposit", "withdraw", "open_position", "close_position"])
+def test_engine__token_returning_false__reverts_transfer_failed(hostile, trader, lp, verb):
+    p, e = hostile, hostile.engine
+    call = {
+        "deposit": lambda: e.deposit(1_000 * USDC, sender=trader),
+        "withdraw": lambda: e.withdraw(1_000 * USDC, sender=trader),
+        "open_position": lambda: e.open_position(0, WAD, 1_000 * USDC, 80_000 * WAD, sender=trader),
+        "close_position": lambda: e.close_position(0, -WAD, 0, sender=trader),
+    }[verb]
+    p.token.set_mode(FALSE, sender=trader)
+    reverts_and_changes_nothing(p, [trader, lp], call, "collateral: transfer failed")
+
+
+def test_vault_and_fund__token_returning_false__revert_transfer_failed(hostile, owner, lp, trader):
+    p = hostile
+    p.token.set_mode(FALSE, sender=lp)
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.deposit(1_000 * USDC, lp, sender=lp),
+                                "vault: transfer failed")
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.withdraw(1_000 * USDC, lp, lp, sender=lp),
+                                "vault: transfer failed")
+    reverts_and_changes_nothing(p, [trader, lp, owner],
+                                lambda: p.insurance_fund.withdraw_surplus(owner, 10 * USDC, sender=owner),
+                                "fund: transfer failed")
+
+
+# ---------------------------------------------------------------- re-entering
+
+
+@pytest.fixture
+def reentering(hostile, owner, trader):
+    """The token, in the middle of every transfer, calls engine.pause() as
+    itself, and it is the engine's pauser: outside the engine's lock the
+    call succeeds (the control below), inside it must not."""
+    p = hostile
+    p.engine.set_pauser(p.token, sender=owner)
+    p.token.set_hook(p.engine, p.engine.pause.encode_input(), sender=trader)
+    p.token.set_mode(REENTER, sender=trader)
+    return p
+
+
+def test_reentering_token__outside_the_engine__the_hook_runs(reentering, trader, lp):
+    p = reentering
+    assert not p.engine.paused()
+    p.token.transfer(lp, 1, sender=trader)
+    assert p.engine.paused()  # the hook is live: it pauses when nothing holds the lock
+
+
+@pytest.mark.parametrize("verb", ["deposit", "withdraw", "open_position", "close_position"])
+def test_reentering_token__inside_an_engine_call__outer_call_reverts_and_nothing_changes(reentering, trader, lp, verb):
+    p, e = reentering, reentering.engine
+    call = {
+        "deposit": lambda: e.deposit(1_000 * USDC, sender=trader),
+        "withdraw": lambda: e.withdraw(1_000 * USDC, sender=trader),
+        "open_position": lambda: e.open_position(0, WAD, 1_000 * USDC, 80_000 * WAD, sender=trader),
+        "close_position": lambda: e.close_position(0, -WAD, 0, sender=trader),
+    }[verb]
+    reverts_and_changes_nothing(p, [trader, lp], call, None)
+    assert not e.paused()
+
+
+def test_reentering_token__reading_the_vault_mid_engine_call__reverts(hostile, trader, lp):
+    """Read-only reentrancy: the vault's valuation asks the engine for
+    traders_claim, which must not answer while the engine is mid-call."""
+    p = hostile
+    p.token.set_hook(p.vault, p.vault.totalAssets.encode_input(), sender=trader)
+    p.token.set_mode(REENTER, sender=trader)
+    p.token.transfer(lp, 1, sender=trader)  # control: readable outside the engine
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.engine.open_position(0, WAD, 1_000 * USDC, 80_000 * WAD, sender=trader), None)
+
+
+def test_reentering_token__inside_a_vault_call__outer_call_reverts(hostile, trader, lp):
+    p = hostile
+    p.token.set_hook(p.vault, p.vault.totalAssets.encode_input(), sender=trader)
+    p.token.set_mode(REENTER, sender=trader)
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.deposit(1_000 * USDC, lp, sender=lp), None)
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.withdraw(1_000 * USDC, lp, lp, sender=lp), None)

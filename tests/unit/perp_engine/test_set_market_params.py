@@ -1,0 +1,112 @@
+"""PerpEngine.set_market_params: owner only, known market, and every bound of
+positions._set_params tried at the bound (accepted) and one past it (the
+named reason)."""
+
+import pytest
+from ape import project
+
+from model.positions import (
+    MAX_FUNDING_K, MAX_FUNDING_RATE, MAX_KEEPER_SHARE, MAX_LIQ_FEE, MAX_OPEN_INTEREST,
+    MAX_PRICE_AGE, MAX_TRADING_FEE, MIN_IMF)
+from tests.unit.perp_engine.helpers import (
+    USDC, WAD, ZERO, assert_roles_same, expect_ok, expect_revert, params, position)
+
+MAX_AMOUNT = 2**128
+# A market with room under every cap: imf 5%, mmf 2%.
+ROOMY = dict(imf=5 * 10**16, mmf=2 * 10**16)
+
+# reason -> (accepted changes at the bound, rejected changes one past it)
+BOUNDS = {
+    "params: feed": ([], [dict(feed=ZERO)]),
+    "params: imf": ([dict(imf=MIN_IMF), dict(imf=WAD)], [dict(imf=MIN_IMF - 1), dict(imf=WAD + 1)]),
+    "params: mmf": (
+        [dict(mmf=1, trading_fee=0), dict(mmf=MIN_IMF - 1)],
+        [dict(mmf=0, trading_fee=0), dict(mmf=MIN_IMF), dict(imf=WAD, mmf=WAD)]),
+    "params: trading fee": (
+        [dict(ROOMY, trading_fee=MAX_TRADING_FEE), dict(trading_fee=5 * 10**15 - 1)],
+        [dict(ROOMY, trading_fee=MAX_TRADING_FEE + 1), dict(trading_fee=5 * 10**15)]),
+    "params: liquidation fee": ([dict(liq_fee=MAX_LIQ_FEE), dict(liq_fee=0)], [dict(liq_fee=MAX_LIQ_FEE + 1)]),
+    "params: keeper share": ([dict(keeper_share=MAX_KEEPER_SHARE)], [dict(keeper_share=MAX_KEEPER_SHARE + 1)]),
+    "params: insurance share": ([dict(insurance_share=WAD)], [dict(insurance_share=WAD + 1)]),
+    "params: funding": (
+        [dict(funding_k=MAX_FUNDING_K, max_funding_rate=MAX_FUNDING_RATE), dict(funding_k=0, max_funding_rate=0)],
+        [dict(funding_k=MAX_FUNDING_K + 1), dict(max_funding_rate=MAX_FUNDING_RATE + 1)]),
+    "params: price age": (
+        [dict(max_price_age=1), dict(max_price_age=MAX_PRICE_AGE)],
+        [dict(max_price_age=0), dict(max_price_age=MAX_PRICE_AGE + 1)]),
+    "params: open interest": (
+        [dict(max_open_interest=1), dict(max_open_interest=MAX_OPEN_INTEREST)],
+        [dict(max_open_interest=0), dict(max_open_interest=MAX_OPEN_INTEREST + 1)]),
+    "params: min margin": (
+        [dict(min_margin=1), dict(min_margin=MAX_AMOUNT - 1)],
+        [dict(min_margin=0), dict(min_margin=MAX_AMOUNT)]),
+    "params: execution fee": ([dict(execution_fee=MAX_AMOUNT - 1)], [dict(execution_fee=MAX_AMOUNT)]),
+}
+
+
+@pytest.mark.parametrize("reason", list(BOUNDS))
+def test_set_market_params__each_bound__accepted_at_it_rejected_past_it(twin, owner, reason):
+    accepted, rejected = BOUNDS[reason]
+    for changes in rejected:
+        before = params(twin, 0)
+        expect_revert(twin, owner, "set_market_params", 0, params(twin, 0, **changes), reason=reason)
+        assert params(twin, 0) == before
+    for changes in accepted:
+        new = params(twin, 0, **changes)
+        expect_ok(twin, owner, "set_market_params", 0, new)
+        assert params(twin, 0) == new
+    assert_roles_same(twin)  # the chain holds what the model holds, field by field
+
+
+def test_set_market_params__feed_decimals__18_accepted_19_rejected(twin, owner):
+    for decimals, reason in ((19, "params: feed decimals"), (18, None)):
+        twin._next_time()
+        feed = owner.deploy(project.MockAggregator, decimals, 80_000 * 10**decimals)
+        f = twin.w.add_feed(feed.address, decimals, 0)
+        f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (int(v) for v in feed.latestRoundData())
+        if reason:
+            expect_revert(twin, owner, "set_market_params", 0, params(twin, 0, feed=feed.address), reason=reason)
+        else:
+            expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, feed=feed.address))
+    assert_roles_same(twin)
+    twin.assert_same()
+
+
+def test_set_market_params__stranger__reverts_not_owner(twin, stranger):
+    expect_revert(twin, stranger, "set_market_params", 0, params(twin, 0, liq_fee=0),
+                  reason="ownable: caller is not the owner")
+    assert_roles_same(twin)
+
+
+@pytest.mark.parametrize("mid", [2, 2**256 - 1])
+def test_set_market_params__unknown_market__reverts(twin, owner, mid):
+    expect_revert(twin, owner, "set_market_params", mid, params(twin, 0), reason="market: unknown")
+
+
+def test_set_market_params__funding_accrues_under_the_old_parameters_first(twin, owner, trader):
+    e = twin.p.engine
+    expect_ok(twin, trader, "deposit", 10_000 * USDC)
+    expect_ok(twin, trader, "open_position", 0, WAD, 2_000 * USDC, 80_000 * WAD)
+    opened = e.market_state(0)[6]
+    k = params(twin, 0)[7]
+    twin.advance(999)
+    expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, funding_k=0, max_funding_rate=0))
+    st = e.market_state(0)
+    dt = st[6] - opened
+    assert dt == 1000
+    # All long: the rate is k (clamped at max_rate = k); index += rate * price * dt / 1e18.
+    assert st[5] == k * 80_000 * WAD * dt // WAD > 0
+    twin.advance(5_000)
+    expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, funding_k=0, max_funding_rate=0))
+    assert e.market_state(0)[5] == st[5]  # no funding at a zero rate
+    twin.assert_same()
+
+
+def test_set_market_params__cap_below_open_interest__blocks_new_risk_not_exits(twin, owner, trader):
+    expect_ok(twin, trader, "deposit", 10_000 * USDC)
+    expect_ok(twin, trader, "open_position", 0, 2 * WAD, 4_000 * USDC, 80_000 * WAD)
+    expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, max_open_interest=WAD))
+    expect_revert(twin, trader, "open_position", 0, 1, 4_000 * USDC, 80_000 * WAD, reason="market: open interest cap")
+    expect_ok(twin, trader, "close_position", 0, -2 * WAD, 0)
+    assert position(twin, trader)[0] == 0
+    twin.assert_same()
