@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 NETWORK ?= ethereum:local:foundry
 export BACKSTOP_PORT ?= 8547
 
-.PHONY: install test demo deploy keeper fuzz-deep bench clean
+.PHONY: install compile test demo deploy keeper fuzz-deep bench clean
 
 install: $(VENV)/.stamp node_modules/.stamp .vvm/vyper-0.4.3
 
@@ -30,13 +30,22 @@ node_modules/.stamp: package.json package-lock.json
 	mkdir -p .vvm
 	ln -sf $(BIN)/vyper .vvm/vyper-0.4.3
 
-test: install
+# ape does not see edits to modules it is told not to compile on their own
+# (positions.vy, adl.vy, ...): rebuild whenever any contract source changed.
+CONTRACT_SOURCES := $(shell find contracts -name '*.vy' -o -name '*.vyi')
+.build/.stamp: $(CONTRACT_SOURCES) ape-config.yaml | install
+	$(BIN)/ape compile --force > /dev/null
+	touch $@
+
+compile: .build/.stamp
+
+test: install compile
 	$(BIN)/ape test tests/ --network $(NETWORK) -q
 
-demo: install
+demo: install compile
 	$(BIN)/ape run demo --network $(NETWORK)
 
-deploy: install
+deploy: install compile
 	$(BIN)/ape run deploy --network $(NETWORK)
 
 clean:
@@ -45,12 +54,13 @@ clean:
 # ---- targets owned by later work (keeper, fuzzing, benchmark)
 # make keeper ENGINE=0x... [KEEPER_ACCOUNT=<ape alias>|TEST:<i>] [KEEPER_ARGS="--dry-run --state-file f.json"]
 # joins the node already running for $(NETWORK) (see README, "Running the keeper").
-keeper: install
+keeper: install compile
 	@test -n "$(ENGINE)" || { echo "usage: make keeper ENGINE=<PerpEngine address> [KEEPER_ACCOUNT=alias|TEST:3] [KEEPER_ARGS=...]"; exit 2; }
 	$(BIN)/python -m bots.keeper --network $(NETWORK) --engine $(ENGINE) --account $(or $(KEEPER_ACCOUNT),TEST:3) $(KEEPER_ARGS)
 
+# The differential state machine in process (titanoboa): >= 20,000 steps.
 fuzz-deep: install
-	HYPOTHESIS_PROFILE=deep $(BIN)/pytest tests/stateful -m boa -q -p no:ape_test
+	HYPOTHESIS_PROFILE=deep $(BIN)/pytest tests/stateful/test_machine_boa.py -m boa -q -p no:ape_test
 
-bench: install
+bench: install compile
 	$(BIN)/ape run bench --network $(NETWORK)

@@ -73,7 +73,7 @@ class Node:
                 raise TimeoutError(f"block {number} not mined within {timeout}s")
             time.sleep(0.05)
 
-    def send_as(self, txs, timeout=60.0):
+    def send_as(self, txs, timeout=60.0, gas=2_000_000):
         """Send [(from, to, data)] unsigned (impersonated), each sender's in
         order; wait for every receipt and assert success. Returns the
         receipts, in the order given.
@@ -90,7 +90,7 @@ class Node:
                 round_ = [(f, q[r]) for f, q in queues.items() if r < len(q)]
                 for j in range(0, len(round_), 250):
                     part = round_[j:j + 250]
-                    res = self.rpc.batch([("eth_sendTransaction", [{"from": f, "to": t, "data": d, "gas": hex(2_000_000)}])
+                    res = self.rpc.batch([("eth_sendTransaction", [{"from": f, "to": t, "data": d, "gas": hex(gas)}])
                                           for f, (_, t, d) in part])
                     for (f, (i, t, _)), h in zip(part, res):
                         if isinstance(h, Exception):
@@ -177,7 +177,8 @@ def set_price(node, protocol, market_id, price_usd, sender):
     """Move a mock feed; returns the block the update was mined in."""
     feed = protocol.feeds[market_id].address
     node.set_balances([sender])
-    (rc,) = node.send_as([(sender, feed, R.calldata("set_answer(int256)", ["int256"], [int(price_usd * FEED_UNIT)]))])
+    (rc,) = node.send_as([(sender, feed, R.calldata("set_answer(int256)", ["int256"], [int(price_usd * FEED_UNIT)]))],
+                         gas=200_000)
     return int(rc["blockNumber"], 16)
 
 

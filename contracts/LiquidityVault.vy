@@ -107,7 +107,8 @@ def totalAssets() -> uint256:
 @view
 def free_cash() -> uint256:
     """
-    @notice Cash not needed for what traders could claim now.
+    @notice Cash not reserved for what winning traders could claim now
+            (engine.traders_reserve): the most LPs can withdraw.
     """
     return self._free_cash()
 
@@ -231,10 +232,7 @@ def _total_assets() -> uint256:
 @view
 def _free_cash() -> uint256:
     cash: uint256 = staticcall ASSET.balanceOf(self)
-    claim: int256 = staticcall IEngineValuation(ENGINE).traders_claim()
-    if claim <= 0:
-        return cash
-    return cash - min(cash, convert(claim, uint256))
+    return cash - min(cash, staticcall IEngineValuation(ENGINE).traders_reserve())
 
 
 @internal

@@ -504,18 +504,46 @@ def traders_claim() -> int256:
             minus funding owed, from the aggregates, rounded up (so the
             vault's valuation rounds down).
     """
-    total: int256 = 0
+    claim: int256 = 0
+    reserve: uint256 = 0
+    claim, reserve = self._valuation()
+    return claim
+
+
+@external
+@view
+def traders_reserve() -> uint256:
+    """
+    @notice Cash the vault keeps for what winners could claim now: per
+            market, the long side's and the short side's unrealised profit,
+            each floored at zero (one side's losses never offset the other
+            side's gains), plus net funding owed to traders; each rounded up.
+            LP withdrawals cannot take the vault's cash below it.
+    """
+    claim: int256 = 0
+    reserve: uint256 = 0
+    claim, reserve = self._valuation()
+    return reserve
+
+
+@internal
+@view
+def _valuation() -> (int256, uint256):
+    claim: int256 = 0
+    reserve: int256 = 0
+    scale: int256 = convert(positions.SCALE, int256)
     for mid: uint256 in range(positions.MAX_MARKETS):
         if mid >= positions.market_count:
             break
         price: int256 = convert(positions._price(mid, False), int256)
         st: positions.MarketState = positions._state[mid]
         idx: int256 = positions._pending_index(mid, convert(price, uint256))
-        net_size: int256 = convert(st.long_oi, int256) - convert(st.short_oi, int256)
-        pnl: int256 = price * net_size - convert(st.long_cost, int256) + convert(st.short_cost, int256)
-        owed: int256 = idx * net_size - st.sum_size_index
-        total += fp.div_ceil(pnl - owed, convert(positions.SCALE, int256))
-    return total
+        long_pnl: int256 = price * convert(st.long_oi, int256) - convert(st.long_cost, int256)
+        short_pnl: int256 = convert(st.short_cost, int256) - price * convert(st.short_oi, int256)
+        owed: int256 = idx * (convert(st.long_oi, int256) - convert(st.short_oi, int256)) - st.sum_size_index
+        claim += fp.div_ceil(long_pnl + short_pnl - owed, scale)
+        reserve += max(fp.div_ceil(long_pnl, scale), 0) + max(fp.div_ceil(short_pnl, scale), 0) + max(fp.div_ceil(-owed, scale), 0)
+    return (claim, convert(reserve, uint256))
 
 
 # ---------------------------------------------------------------- internal: markets

@@ -5,7 +5,7 @@
         liquidation, the insurance-fund draw and auto-deleveraging,
         for PerpEngine. It runs only by delegatecall from PerpEngine, on
         PerpEngine's storage (same modules initialized in the same order),
-        under PerpEngine's reentrancy lock. model/perp_liquidator.py mirrors
+        under PerpEngine's reentrancy lock. model/perp_exits.py mirrors
         every function.
 @custom:security Called directly, every function reverts
         "exits: delegatecall only": its own storage is never used.

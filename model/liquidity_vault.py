@@ -29,12 +29,9 @@ def total_assets(w):
 
 def free_cash(w):
     """LiquidityVault._free_cash"""
-    from model.perp_engine import traders_claim
+    from model.perp_engine import traders_reserve
     c = cash(w)
-    claim = traders_claim(w)
-    if claim <= 0:
-        return c
-    return c - min(c, claim)
+    return c - min(c, traders_reserve(w))
 
 
 def _mul_div(x, y, d, up):

@@ -260,14 +260,26 @@ def adl_ranking(w, account, mid, limit=P.MAX_ADL_TARGETS):
 
 def traders_claim(w):
     """PerpEngine.traders_claim"""
+    return _valuation(w)[0]
+
+
+def traders_reserve(w):
+    """PerpEngine.traders_reserve"""
+    return _valuation(w)[1]
+
+
+def _valuation(w):
+    """PerpEngine._valuation"""
     from model.fixed_point import div_ceil
-    total = 0
+    claim = reserve = 0
+    scale = w.e.scale
     for mid in range(w.e.market_count):
         price = P._price(w, mid, False)
         st = w.e.state[mid]
         idx = P._pending_index(w, mid, price)
-        net_size = st.long_oi - st.short_oi
-        pnl = price * net_size - st.long_cost + st.short_cost
-        owed = idx * net_size - st.sum_size_index
-        total += div_ceil(pnl - owed, w.e.scale)
-    return total
+        long_pnl = price * st.long_oi - st.long_cost
+        short_pnl = st.short_cost - price * st.short_oi
+        owed = idx * (st.long_oi - st.short_oi) - st.sum_size_index
+        claim += div_ceil(long_pnl + short_pnl - owed, scale)
+        reserve += max(div_ceil(long_pnl, scale), 0) + max(div_ceil(short_pnl, scale), 0) + max(div_ceil(-owed, scale), 0)
+    return claim, reserve

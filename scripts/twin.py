@@ -156,6 +156,7 @@ def read_state(p, accounts):
     s["vault.totalAssets"] = v.totalAssets()
     s["vault.free_cash"] = v.free_cash()
     s["traders_claim"] = e.traders_claim()
+    s["traders_reserve"] = e.traders_reserve()
     s["paused"] = e.paused()
     for a in accounts:
         s[("free", a)] = e.free_collateral(a)
@@ -186,6 +187,7 @@ def model_state(w, accounts):
     s["vault.totalAssets"] = w.view("vault.total_assets")
     s["vault.free_cash"] = w.view("vault.free_cash")
     s["traders_claim"] = w.view("traders_claim")
+    s["traders_reserve"] = w.view("traders_reserve")
     s["paused"] = w.e.paused
     for a in accounts:
         s[("free", a)] = w.e.free.get(a, 0)

@@ -4,6 +4,8 @@ price path moves the oracles. Everything asserted is read back from the
 chain: events, receipts and views at the price-update block.
 """
 
+import time
+
 from eth_abi import decode
 from eth_utils import to_checksum_address
 
@@ -125,7 +127,12 @@ def test_keeper__price_path_with_a_crash__liquidates_each_position_once_within_t
             if crash:
                 k.wait_for(" sent ", timeout=10, count=sent_before + 1)
                 k.kill()
+                # Hold the blocks while the keeper restarts: what the dead
+                # one sent is still pending, and must not be sent again.
+                node.interval(0)
                 k = run_keeper()
+                time.sleep(1)
+                node.interval(1)
                 node.wait_for_block(node.head() + 3)
             else:
                 node.wait_for_block(block + 3)
@@ -231,12 +238,18 @@ def test_keeper__seed_scenarios__take_profit_at_84000_and_stop_at_78000_beat_liq
     assert kept_with_stop > kept_without + 3_000 * USDC
 
 
-def test_keeper__200_positions_liquidatable_at_once__each_within_two_blocks(protocol, node, keeper_account, tmp_path):
+def test_keeper__200_positions_liquidatable_at_once__each_within_two_blocks_in_one_batch(
+        protocol, node, keeper, keeper_account, tmp_path):
     result = D.blocks_to_liquidation(protocol, 200, node_uri=node.uri, keeper_account=keeper_account, work_dir=tmp_path)
     print(f"blocks to liquidation, 200 positions: {result['histogram']}")
     assert result["missed"] == 0
     assert result["max"] <= 2, result["histogram"]
     assert sum(result["histogram"].values()) == 200
+    # Batched: 200 transactions, none sent twice while an earlier one waited
+    # for its block, none failed.
+    txs = _keeper_txs(node, keeper, result["price_block"], node.head())
+    assert [kind for kind, _, _ in txs] == ["liquidate"] * 200
+    assert all(status == 1 for _, _, status in txs)
 
 
 def test_keeper__dry_run__simulates_and_sends_nothing(protocol, node, run_keeper, keeper):
@@ -254,3 +267,32 @@ def test_keeper__dry_run__simulates_and_sends_nothing(protocol, node, run_keeper
     assert node.rpc.request("eth_getTransactionCount", [keeper.address, "latest"]) == nonce
     assert all(liquidatable_at(node, engine, t, BTC, node.head()) for t in traders)
     assert " sent " not in k.text()
+
+
+def test_keeper__blocks_too_small_for_the_batch__sends_each_liquidation_once(protocol, node, run_keeper, keeper):
+    """With room for about four liquidations a block, a batch of 20 stays in
+    flight for several blocks: the keeper must wait for it, not resend."""
+    engine = protocol.engine.address
+    D.provide_liquidity(node, protocol, _t("lp"), 1_000_000 * USDC)
+    traders = [_t(f"full-{i}") for i in range(20)]
+    D.open_positions(node, protocol, [Spec(t, BTC, TENTH, 160 * USDC) for t in traders])
+    run_keeper()
+    start = node.head()
+    gas_limit = int(node.rpc.request("eth_getBlockByNumber", ["latest", False])["gasLimit"], 16)
+    node.rpc.request("evm_setBlockGasLimit", [hex(1_100_000)])
+    try:
+        with node.interval_mining(1):
+            block = D.set_price(node, protocol, BTC, 78_500, _t("oracle-updater"))
+            deadline = block + 15
+            while len(D.liquidation_blocks(node, engine, block)) < 20 and node.head() < deadline:
+                node.wait_for_block(node.head() + 1)
+            node.wait_for_block(node.head() + 2)
+    finally:
+        node.rpc.request("evm_setBlockGasLimit", [hex(gas_limit)])
+    end = node.head()
+    got = D.liquidation_blocks(node, engine, block, end)
+    assert sorted(a for a, _ in got) == sorted(traders) and all(len(b) == 1 for b in got.values())
+    assert len({b[0] for b in got.values()}) >= 4  # really spread over blocks
+    txs = _keeper_txs(node, keeper, start, end)
+    assert [kind for kind, _, _ in txs] == ["liquidate"] * 20
+    assert all(status == 1 for _, _, status in txs)

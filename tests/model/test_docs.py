@@ -93,7 +93,6 @@ def cited_spans(doc):
 def test_docs__every_cited_contract_name_exists(doc):
     """`PerpExits.liquidate`, `positions._reduce`, `ownable._check_owner`: the
     module is a contract (or snekmate) file and it defines the name."""
-    checked = 0
     for span in cited_spans(doc):
         m = re.fullmatch(r"([A-Za-z]\w*)\.(_?\w+)", span)
         if not m or span.startswith("model.") or m.group(2) in ("vy", "vyi", "py", "md", "yaml"):
@@ -102,8 +101,6 @@ def test_docs__every_cited_contract_name_exists(doc):
         if path is None:
             continue
         assert m.group(2) in _names_in(path), f"{doc.name} cites {span}, which {path.name} does not define"
-        checked += 1
-    assert checked, f"{doc.name} cites no contract function"
 
 
 @pytest.mark.parametrize("doc", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)

@@ -630,8 +630,16 @@ class BackstopMachine(BackstopActions):
         mid = data.draw(st.sampled_from(mids), label="market")
         job = self.w.e.adl_pending[mid]
         targets = self.ranking(mid, job.bankrupt_size)
+        n = len(self.tw.events)
         reason = self.act(self.r["keeper"], "deleverage", mid, targets)
         assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason}"
+        if reason is None:
+            # the continuation covers exactly what was left: haircuts + socialized + still pending
+            ev = self.tw.events[n:]
+            covered = sum(f["haircut"] for e, f in ev if e == "AutoDeleveraged") + sum(
+                f["amount"] for e, f in ev if e == "BadDebtSocialized")
+            left = self.w.e.adl_pending.get(mid, P.AdlPending()).remaining
+            assert job.remaining == covered + left, f"deleverage: {job.remaining} != {covered} + {left} pending"
         self._touch_market(mid)
 
     @precondition(lambda self: any(q.remaining for q in self.w.e.adl_pending.values()))
@@ -823,19 +831,22 @@ def _triggered(pos, price):
     return (pos.take_profit and price <= pos.take_profit) or (pos.stop_loss and price >= pos.stop_loss)
 
 
-def machine_for(session, base=BackstopMachine):
-    """A machine class bound to `session`, with its own counters."""
-    return type(f"{base.__name__}_{session.backend.name}", (base,), {"session": session, "stats": Counter()})
+def machine_for(session, stats=None, base=BackstopMachine):
+    """A machine class bound to `session`, counting into `stats`."""
+    return type(f"{base.__name__}_{session.backend.name}", (base,),
+                {"session": session, "stats": Counter() if stats is None else stats})
 
 
-def run(session, settings, base=BackstopMachine):
-    """Run the machine; return (stats, seconds)."""
+def run(session, settings, stats=None, base=BackstopMachine):
+    """Run the machine under `settings`; return its counters (steps, calls,
+    examples, one per label, seconds). Pass `stats` to keep them when the
+    machine fails."""
     from hypothesis.stateful import run_state_machine_as_test
 
-    cls = machine_for(session, base)
+    cls = machine_for(session, stats, base)
     t0 = time.perf_counter()
     try:
         run_state_machine_as_test(cls, settings=settings)
     finally:
-        cls.stats["seconds"] = time.perf_counter() - t0
+        cls.stats["seconds"] += time.perf_counter() - t0
     return cls.stats

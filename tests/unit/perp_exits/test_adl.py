@@ -19,7 +19,7 @@ from ape import chain
 from model import perp_engine as model_engine
 from tests.unit.perp_exits.helpers import (
     BTC, USDC, WAD, assert_events_agree, balance, free, no_funding, ok, open_position, position,
-    price, reverts, seed_fund, set_params, step,
+    hand_score, price, reverts, seed_fund, set_params, step,
 )
 
 D = 1_000 * USDC
@@ -30,13 +30,6 @@ BOOK = (("a", 2 * 10**17, 320), ("b", 3 * 10**17, 960), ("c", 25 * 10**16, 2_000
 
 def low(account):
     return account.address.lower()
-
-
-def hand_score(short_size, entry, px, margin_):
-    """The ADL score of a short, written out: (upnl/margin) * (notional/(margin+upnl))."""
-    upnl = short_size * (entry - px) // 10**30
-    notional = short_size * px // 10**30
-    return (upnl * WAD // margin_) * notional // (margin_ + upnl)
 
 
 @pytest.fixture
@@ -52,7 +45,7 @@ def book(twin, owner, trader, crowd):
     price(twin, owner, 78_000)
     assert twin.p.engine.equity(trader, BTC) == -D
     assert twin.p.engine.bankruptcy_price(trader, BTC) == BANKRUPTCY_PRICE
-    scores = [hand_score(size, 80_000 * WAD, 78_000 * WAD, m * USDC) for _, size, m in BOOK]
+    scores = [hand_score(-size, 80_000 * WAD, 78_000 * WAD, m * USDC) for _, size, m in BOOK]
     assert scores == sorted(scores, reverse=True)
     assert [twin.p.engine.adl_score(shorts[n], BTC) for n, _, _ in BOOK] == scores
     ranking = [shorts[n] for n, _, _ in BOOK]

@@ -52,11 +52,6 @@ def test_redeem__traders_in_loss__capped_at_cash(long_100_btc, owner, lp):
     twin.assert_same()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Known bug, reported: free_cash nets winners against losers (traders_claim is one "
-    "aggregate), but a winner is paid from vault cash while a loser's loss stays in the "
-    "engine as margin until the loser closes. An LP can take that cash and block the "
-    "winner's close with 'vault: insufficient cash' (PROPERTIES #20)."))
 def test_redeem__netted_claims__cannot_strand_a_winner(twin, owner, trader, other_trader, lp):
     v = twin.p.vault
     for who, size in ((trader, 10 * WAD), (other_trader, -10 * WAD)):

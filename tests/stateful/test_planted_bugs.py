@@ -1,0 +1,95 @@
+"""Planted bugs: the differential machine must catch each one within a
+ci-sized run (the "ci" profile's examples and steps, generation only, no
+shrinking), on titanoboa. A machine that passes with a planted bug is a
+machine that cannot find that class of bug.
+
+    (a) a rounding direction flipped in the model (upnl rounds up)
+    (b) a fee split skipped in a contract (the insurance fund's share of the
+        trading fee is never transferred), compiled from a modified copy
+    (c) an ADL that takes the wrong target: in the model, the keeper's
+        ranking swaps its top two; in a contract, the completeness scan looks
+        at the bankrupt's own side, so a skipped rank goes through
+"""
+
+import re
+import shutil
+from collections import Counter
+
+import pytest
+from hypothesis import Phase, settings
+
+from model import adl as model_adl
+from model import margin as model_margin
+from model.fixed_point import div_ceil
+from tests.stateful.backends import CONTRACTS, BoaBackend
+from tests.stateful.machine import ROLES, Session, run
+
+pytestmark = pytest.mark.boa
+
+
+def ci_sized():
+    """The ci profile's budget, generation only: the first failure ends it."""
+    ci = settings.get_profile("ci")
+    return settings(ci, phases=[Phase.generate], database=None, print_blob=False)
+
+
+def assert_caught(session, pattern, capsys, name):
+    stats = Counter()
+    with pytest.raises(AssertionError) as caught:
+        run(session, ci_sized(), stats)
+    message = str(caught.value)
+    with capsys.disabled():
+        print(f"\n[planted/{name}] caught after {stats['examples']} examples, {stats['steps']} steps "
+              f"({stats['seconds']:.1f} s): {message.splitlines()[0][:140]}")
+    assert re.search(pattern, message), f"the machine failed, but not on the planted bug:\n{message[:2000]}"
+
+
+def variant(tmp_path, path, old, new):
+    """A copy of contracts/ with one edit; the edit must apply exactly once."""
+    root = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS, root)
+    source = (root / path).read_text()
+    assert source.count(old) == 1, f"{path} no longer holds the line this planted bug edits: {old!r}"
+    (root / path).write_text(source.replace(old, new))
+    return root
+
+
+def test_planted__model_upnl_rounds_up__caught(boa_session, monkeypatch, capsys):
+    def upnl_rounding_up(size, entry, price, scale):
+        return div_ceil(size * (price - entry), scale)
+
+    monkeypatch.setattr(model_margin, "upnl", upnl_rounding_up)
+    assert_caught(boa_session, r"model and chain differ|chain (ok|reverted).*model", capsys, "upnl rounds up")
+
+
+def test_planted__contract_skips_insurance_fee_share__caught(tmp_path, capsys):
+    root = variant(
+        tmp_path, "positions.vy",
+        "        assert extcall COLLATERAL.transfer(self.insurance_fund.address, fund_amount, "
+        "default_return_value=True), \"collateral: transfer failed\"\n",
+        "        pass  # planted bug: the insurance fund's share is never sent\n",
+    )
+    session = Session(BoaBackend(ROLES, contracts_dir=root))
+    assert_caught(session, r"\('bal', '(fund|engine)'\)|engine holds", capsys, "fee split skipped")
+
+
+def test_planted__model_ranking_swaps_top_two__caught(boa_session, monkeypatch, capsys):
+    real = model_adl._ranking
+
+    def swapped(*args, **kwargs):
+        out = real(*args, **kwargs)
+        return [out[1], out[0], *out[2:]] if len(out) >= 2 else out
+
+    monkeypatch.setattr(model_adl, "_ranking", swapped)
+    assert_caught(boa_session, r"ADL ranking was refused", capsys, "ranking swaps top two")
+
+
+def test_planted__contract_scans_wrong_side_for_skipped_ranks__caught(tmp_path, capsys):
+    root = variant(
+        tmp_path, "adl.vy",
+        "    key: uint256 = mid * 2 + convert(job.bankrupt_size > 0, uint256)\n",
+        "    key: uint256 = mid * 2 + convert(job.bankrupt_size < 0, uint256)  # planted bug\n",
+    )
+    session = Session(BoaBackend(ROLES, contracts_dir=root))
+    assert_caught(session, r"model and chain differ|chain (ok|reverted).*model|list was accepted", capsys,
+                  "ADL scan on the wrong side")
