@@ -232,7 +232,8 @@ def charts(data):
 
     # price path with liquidation, ADL and stop markers, seconds from the crash start
     fig, ax = plt.subplots(figsize=(10, 4.6))
-    pts = [(t - t0, pr / WAD) for b, t, pr in data["prices"] if t - t0 >= -20]
+    before = [(t - t0, pr / WAD) for b, t, pr in data["prices"] if t - t0 < 0][-1:]
+    pts = [(-3, y) for _, y in before] + [(t - t0, pr / WAD) for b, t, pr in data["prices"] if t - t0 >= 0]
     end_t = max([times[b] - t0 for b in times] + [pts[-1][0] if pts else 0])
     xs = [x for x, _ in pts] + [end_t]
     ys = [y for _, y in pts] + [pts[-1][1] if pts else 0]

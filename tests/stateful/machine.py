@@ -630,7 +630,7 @@ class BackstopMachine(BackstopActions):
         mid = data.draw(st.sampled_from(mids), label="market")
         job = self.w.e.adl_pending[mid]
         targets = self.ranking(mid, job.bankrupt_size)
-        n = len(self.tw.events)
+        before, n = job.remaining, len(self.tw.events)
         reason = self.act(self.r["keeper"], "deleverage", mid, targets)
         assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason}"
         if reason is None:
@@ -639,7 +639,7 @@ class BackstopMachine(BackstopActions):
             covered = sum(f["haircut"] for e, f in ev if e == "AutoDeleveraged") + sum(
                 f["amount"] for e, f in ev if e == "BadDebtSocialized")
             left = self.w.e.adl_pending.get(mid, P.AdlPending()).remaining
-            assert job.remaining == covered + left, f"deleverage: {job.remaining} != {covered} + {left} pending"
+            assert before == covered + left, f"deleverage: {before} != {covered} + {left} pending"
         self._touch_market(mid)
 
     @precondition(lambda self: any(q.remaining for q in self.w.e.adl_pending.values()))
