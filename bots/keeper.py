@@ -64,6 +64,17 @@ RACES = frozenset({
     "not triggered",
     "adl: nothing pending",
     "adl: pending deleverage",
+    # An ADL list goes stale when a trade or another liquidation mined between
+    # planning and inclusion changes the ranking (every tx in its own block
+    # under automine makes that common). The position is re-planned from fresh
+    # state next block; a list that keeps failing in simulation block after
+    # block (RACE_STREAK) still counts as unexpected, so a keeper ranking bug
+    # cannot hide here.
+    "adl: unsorted",
+    "adl: not ranked",
+    "adl: more targets needed",
+    "adl: not in profit",
+    "adl: no position",
 })
 EXIT_BREAKER = 3
 MAX_BATCH = 400  # actions planned per block
