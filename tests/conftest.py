@@ -13,6 +13,26 @@ USDC = 10**6
 WAD = 10**18
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_revert_traces():
+    """ape-foundry builds a full call trace for every reverted transaction,
+    at about 1.8 s each (it regenerates the test accounts to label
+    addresses). The suites send hundreds of expected reverts, so the trace
+    is dropped; the revert reason, which the twin compares, is unchanged."""
+    from ape_foundry.provider import FoundryProvider
+
+    original = FoundryProvider._handle_execution_reverted
+
+    def without_trace(self, exception, revert_message=None, **kwargs):
+        kwargs.pop("trace", None)
+        kwargs.pop("txn", None)
+        return original(self, exception, revert_message=revert_message, **kwargs)
+
+    FoundryProvider._handle_execution_reverted = without_trace
+    yield
+    FoundryProvider._handle_execution_reverted = original
+
+
 @pytest.fixture(scope="session")
 def owner(accounts):
     return accounts[0]

@@ -20,14 +20,15 @@ World restores itself on Revert).
 """
 
 import copy
+import os
 import time
 from collections import Counter
 
 from eth_utils import to_checksum_address
-from hypothesis import event, strategies as st
+from hypothesis import event, reproduce_failure, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from model import World, adl, funding, liquidity_vault, margin, perp_engine
+from model import World, adl, liquidity_vault, margin, perp_engine
 from model import positions as P
 from model.fixed_point import Revert
 from model.mocks import Feed
@@ -844,6 +845,11 @@ def run(session, settings, stats=None, base=BackstopMachine):
     from hypothesis.stateful import run_state_machine_as_test
 
     cls = machine_for(session, stats, base)
+    replay = os.environ.get("BACKSTOP_REPRODUCE")
+    if replay:
+        # "VERSION BLOB", the two arguments of the @reproduce_failure line a failure printed
+        version, blob = replay.split()
+        cls = reproduce_failure(version, blob.removeprefix("b").strip("'\"").encode())(cls)
     t0 = time.perf_counter()
     try:
         run_state_machine_as_test(cls, settings=settings)
