@@ -13,10 +13,9 @@ def seeded(twin, owner):
     return twin
 
 
-@pytest.mark.parametrize("caller", ["stranger", "owner"])
-def test_cover__not_the_engine__reverts(seeded, request, caller):
-    who = request.getfixturevalue(caller)
-    expect_revert(seeded, who, "fund.cover", who, 1, reason="fund: only engine")
+def test_cover__not_the_engine__reverts(seeded, stranger, owner):
+    for who in (stranger, owner):
+        expect_revert(seeded, who, "fund.cover", who, 1, reason="fund: only engine")
     assert seeded.p.insurance_fund.fund_balance() == 1_000 * USDC
 
 
@@ -63,9 +62,9 @@ def test_withdraw_surplus__exactly_the_surplus__accepted_one_unit_more_reverts(s
     twin.assert_same()
 
 
-@pytest.mark.parametrize("amount", [1_000 * USDC + 1, 2**256 - 1])
-def test_withdraw_surplus__more_than_the_balance__reverts(seeded, owner, amount):
-    expect_revert(seeded, owner, "fund.withdraw_surplus", owner, amount, reason="fund: below floor")
+def test_withdraw_surplus__more_than_the_balance__reverts(seeded, owner):
+    for amount in (1_000 * USDC + 1, 2**256 - 1):
+        expect_revert(seeded, owner, "fund.withdraw_surplus", owner, amount, reason="fund: below floor")
 
 
 def test_withdraw_surplus__floor_above_balance__nothing_withdrawable(seeded, owner):

@@ -2,10 +2,6 @@
 
 import pytest
 
-from tests.unit.perp_engine.helpers import memoize_dev_accounts
-
-memoize_dev_accounts()
-
 ACTORS = ("owner", "trader", "other_trader", "keeper", "lp", "pauser", "stranger")
 
 
@@ -13,8 +9,9 @@ ACTORS = ("owner", "trader", "other_trader", "keeper", "lp", "pauser", "stranger
 def _narrow_twin(request):
     """Make a test's `twin` (tests/conftest.py) compare only the actors these
     tests use: `assert_same` reads every listed account's state on chain,
-    and the untouched crowd would triple its cost. (A same-named override of
-    `twin` would be simpler, but it breaks ape's chain isolation.)"""
+    and the 23 untouched crowd accounts would add over a hundred reads to
+    every comparison. (A same-named override of `twin` would be simpler,
+    but it breaks ape's chain isolation.)"""
     if "twin" in request.fixturenames:
         request.getfixturevalue("twin").accounts = [request.getfixturevalue(a) for a in ACTORS]
 

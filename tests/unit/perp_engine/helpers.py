@@ -13,8 +13,6 @@ from scripts.twin import _addr
 
 USDC = 10**6
 WAD = 10**18
-FEED_UNIT = 10**8  # the devnet feeds answer with 8 decimals
-PRICE_UNIT = WAD // FEED_UNIT  # one feed unit in 1e18 prices
 SCALE = 10**30  # 10**(36 - 6): size * price / SCALE is token units
 ZERO = "0x" + "00" * 20
 MAX_UINT = 2**256 - 1
@@ -26,8 +24,8 @@ def ceil_div(a, b):
 
 
 def btc(answer_usd):
-    """A BTC feed answer (8 decimals) from whole dollars."""
-    return answer_usd * FEED_UNIT
+    """A devnet feed answer (8 decimals) from whole dollars."""
+    return answer_usd * 10**8
 
 
 def params(twin, mid=0, **changes):
@@ -82,6 +80,17 @@ def set_round(twin, mid, sender, *, round_id, answer, started_at, updated_at, an
         round_id, answer, started_at, updated_at, answered_in_round)
 
 
+def deploy_feed(twin, deployer, decimals, answer):
+    """A new MockAggregator on chain, registered with the model at the same round."""
+    from ape import project
+
+    twin._next_time()
+    feed = deployer.deploy(project.MockAggregator, decimals, answer)
+    f = twin.w.add_feed(feed.address, decimals, answer)
+    f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (int(v) for v in feed.latestRoundData())
+    return feed
+
+
 def next_timestamp(twin):
     """The block time the twin's next action will run at."""
     return max(twin.now, chain.blocks.head.timestamp) + 1
@@ -113,24 +122,3 @@ def position(twin, account, mid=0):
     assert on_chain == astuple(twin.w.view("get_position", _addr(account), mid))
     return on_chain
 
-
-def memoize_dev_accounts():
-    """Make ape's revert path fast. On every revert ape-foundry prints a call
-    trace, and labelling its addresses asks `address in accounts`, which
-    re-derives all 30 HD test keys each time (about 1.3 s per revert with
-    eth-ape 0.8.51). The derivation is a pure function of its arguments, so
-    caching it changes nothing but the time."""
-    import functools
-
-    import ape_test.accounts as test_accounts
-
-    if getattr(test_accounts.generate_dev_accounts, "memoized", False):
-        return
-    derive = functools.lru_cache(maxsize=None)(lambda *a, **k: tuple(test_accounts.generate_dev_accounts.original(*a, **k)))
-
-    def generate_dev_accounts(*args, **kwargs):
-        return list(derive(*args, **kwargs))
-
-    generate_dev_accounts.original = test_accounts.generate_dev_accounts
-    generate_dev_accounts.memoized = True
-    test_accounts.generate_dev_accounts = generate_dev_accounts

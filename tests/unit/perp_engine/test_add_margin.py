@@ -52,16 +52,16 @@ def test_add_margin__no_position__reverts(long_btc, trader, other_trader):
     expect_revert(long_btc, trader, "add_margin", 1, 1, reason="position: none")
 
 
-@pytest.mark.parametrize("mid", [2, MAX_UINT])
-def test_add_margin__unknown_market__reverts(long_btc, trader, mid):
-    expect_revert(long_btc, trader, "add_margin", mid, 1, reason="market: unknown")
+def test_add_margin__unknown_market__reverts(long_btc, trader):
+    for mid in (2, MAX_UINT):
+        expect_revert(long_btc, trader, "add_margin", mid, 1, reason="market: unknown")
 
 
-@pytest.mark.parametrize("extra", [1, MAX_UINT - 8_960 * USDC])
-def test_add_margin__more_than_free__reverts(long_btc, trader, extra):
+def test_add_margin__more_than_free__reverts(long_btc, trader):
     free = long_btc.p.engine.free_collateral(trader)
     assert free == 8_960 * USDC
-    expect_revert(long_btc, trader, "add_margin", 0, free + extra, reason="collateral: insufficient")
+    for amount in (free + 1, MAX_UINT):
+        expect_revert(long_btc, trader, "add_margin", 0, amount, reason="collateral: insufficient")
 
 
 def test_add_margin__margin_reaching_2_128__reverts(long_btc, trader):

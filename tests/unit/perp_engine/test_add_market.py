@@ -1,19 +1,10 @@
 """PerpEngine.add_market: owner only, bounded parameters, ids from 0 in order."""
 
-from ape import chain, project
+from ape import chain
 
 from model.positions import MAX_MARKETS
 from tests.unit.perp_engine.helpers import (
-    USDC, WAD, assert_roles_same, expect_ok, expect_revert, params, position)
-
-
-def deploy_feed(twin, owner, decimals, answer):
-    """A MockAggregator on chain, registered with the model at the same round."""
-    twin._next_time()
-    feed = owner.deploy(project.MockAggregator, decimals, answer)
-    f = twin.w.add_feed(feed.address, decimals, answer)
-    f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (int(v) for v in feed.latestRoundData())
-    return feed
+    USDC, WAD, assert_roles_same, deploy_feed, expect_ok, expect_revert, params, position)
 
 
 def test_add_market__owner__appends_the_next_id(twin, owner):

@@ -48,9 +48,8 @@ def test_initialize__stranger__reverts_not_owner(fresh, stranger):
     assert fresh.p.engine.vault() == ZERO
 
 
-@pytest.mark.parametrize("which", ["vault", "fund", "both"])
-def test_initialize__zero_address__reverts(fresh, owner, which):
-    vault = ZERO if which in ("vault", "both") else fresh.p.vault.address
-    fund = ZERO if which in ("fund", "both") else fresh.p.insurance_fund.address
-    expect_revert(fresh, owner, "initialize", vault, fund, reason="engine: zero address")
+def test_initialize__zero_address__reverts(fresh, owner):
+    vault, fund = fresh.p.vault.address, fresh.p.insurance_fund.address
+    for args in ((ZERO, fund), (vault, ZERO), (ZERO, ZERO)):
+        expect_revert(fresh, owner, "initialize", *args, reason="engine: zero address")
     assert fresh.p.engine.vault() == ZERO and fresh.p.engine.insurance_fund() == ZERO

@@ -3,13 +3,12 @@ positions._set_params tried at the bound (accepted) and one past it (the
 named reason)."""
 
 import pytest
-from ape import project
 
 from model.positions import (
     MAX_FUNDING_K, MAX_FUNDING_RATE, MAX_KEEPER_SHARE, MAX_LIQ_FEE, MAX_OPEN_INTEREST,
     MAX_PRICE_AGE, MAX_TRADING_FEE, MIN_IMF)
 from tests.unit.perp_engine.helpers import (
-    USDC, WAD, ZERO, assert_roles_same, expect_ok, expect_revert, params, position)
+    USDC, WAD, ZERO, assert_roles_same, deploy_feed, expect_ok, expect_revert, params, position, set_round)
 
 MAX_AMOUNT = 2**128
 # A market with room under every cap: imf 5%, mmf 2%.
@@ -60,10 +59,7 @@ def test_set_market_params__each_bound__accepted_at_it_rejected_past_it(twin, ow
 
 def test_set_market_params__feed_decimals__18_accepted_19_rejected(twin, owner):
     for decimals, reason in ((19, "params: feed decimals"), (18, None)):
-        twin._next_time()
-        feed = owner.deploy(project.MockAggregator, decimals, 80_000 * 10**decimals)
-        f = twin.w.add_feed(feed.address, decimals, 0)
-        f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (int(v) for v in feed.latestRoundData())
+        feed = deploy_feed(twin, owner, decimals, 80_000 * 10**decimals)
         if reason:
             expect_revert(twin, owner, "set_market_params", 0, params(twin, 0, feed=feed.address), reason=reason)
         else:
@@ -78,9 +74,9 @@ def test_set_market_params__stranger__reverts_not_owner(twin, stranger):
     assert_roles_same(twin)
 
 
-@pytest.mark.parametrize("mid", [2, 2**256 - 1])
-def test_set_market_params__unknown_market__reverts(twin, owner, mid):
-    expect_revert(twin, owner, "set_market_params", mid, params(twin, 0), reason="market: unknown")
+def test_set_market_params__unknown_market__reverts(twin, owner):
+    for mid in (2, 2**256 - 1):
+        expect_revert(twin, owner, "set_market_params", mid, params(twin, 0), reason="market: unknown")
 
 
 def test_set_market_params__funding_accrues_under_the_old_parameters_first(twin, owner, trader):
@@ -110,3 +106,16 @@ def test_set_market_params__cap_below_open_interest__blocks_new_risk_not_exits(t
     expect_ok(twin, trader, "close_position", 0, -2 * WAD, 0)
     assert position(twin, trader)[0] == 0
     twin.assert_same()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Known gap, reported: set_market_params accrues funding at the current feed's price "
+    "first, so a feed that answers 0 (or an incomplete round) makes 'bad price' block the "
+    "only way to replace it; the market's positions cannot close until the feed recovers."))
+def test_set_market_params__broken_feed__can_be_replaced(twin, owner, trader):
+    expect_ok(twin, trader, "deposit", 10_000 * USDC)
+    expect_ok(twin, trader, "open_position", 0, WAD, 2_000 * USDC, 80_000 * WAD)
+    set_round(twin, 0, owner, round_id=9, answer=0, started_at=0, updated_at=0, answered_in_round=9)
+    replacement = deploy_feed(twin, owner, 8, 80_000 * 10**8)
+    expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, feed=replacement.address))
+    expect_ok(twin, trader, "close_position", 0, -WAD, 0)

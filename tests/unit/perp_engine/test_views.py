@@ -81,6 +81,13 @@ def test_views__positions_market_and_funding__match_the_spec_formulas(twin, owne
     aggregate = NOW * (3 * WAD // 2) - st[2] + st[3] - (idx * (3 * WAD // 2) - sum_size_index)
     assert e.traders_claim() == ceil_div(aggregate, SCALE)
     assert sum(claims) <= e.traders_claim() <= sum(claims) + len(claims)
+    # traders_reserve: each side's unrealised profit and the funding owed to
+    # traders, each floored at zero, each rounded up. Here only the long side wins.
+    long_pnl, short_pnl = NOW * 2 * WAD - st[2], st[3] - NOW * (WAD // 2)
+    funding_to_traders = sum_size_index - idx * (3 * WAD // 2)
+    assert long_pnl > 0 > short_pnl and funding_to_traders < 0
+    assert e.traders_reserve() == ceil_div(long_pnl, SCALE)
+    assert twin.p.vault.free_cash() == twin.p.vault.cash() - e.traders_reserve()
     twin.assert_same()
 
 
