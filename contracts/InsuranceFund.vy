@@ -17,8 +17,6 @@ initializes: ownable_2step[ownable := ownable]
 exports: (
     ownable_2step.owner,
     ownable_2step.pending_owner,
-    ownable_2step.transfer_ownership,
-    ownable_2step.accept_ownership,
 )
 
 event Covered:
@@ -44,6 +42,27 @@ def __init__(asset: IERC20, engine: address):
     ownable_2step.__init__()
     ASSET = asset
     ENGINE = engine
+
+
+@external
+def transfer_ownership(new_owner: address):
+    """
+    @notice Start a two-step ownership transfer (snekmate ownable_2step),
+            under this contract's reentrancy lock: exported module functions
+            do not take the lock, so both steps are defined here.
+    """
+    ownable._check_owner()
+    ownable_2step.pending_owner = new_owner
+    log ownable_2step.OwnershipTransferStarted(previous_owner=ownable.owner, new_owner=new_owner)
+
+
+@external
+def accept_ownership():
+    """
+    @notice Complete a two-step ownership transfer; only the pending owner.
+    """
+    assert ownable_2step.pending_owner == msg.sender, "ownable_2step: caller is not the new owner"
+    ownable_2step._transfer_ownership(msg.sender)
 
 
 @external

@@ -38,8 +38,6 @@ initializes: adl[positions := positions]
 exports: (
     ownable_2step.owner,
     ownable_2step.pending_owner,
-    ownable_2step.transfer_ownership,
-    ownable_2step.accept_ownership,
     pausable.paused,
     positions.COLLATERAL,
     positions.SCALE,
@@ -65,6 +63,27 @@ def __init__(collateral: IERC20, exits: address):
     positions.__init__(collateral)
     assert exits.is_contract, "engine: exits"
     EXITS = exits
+
+
+@external
+def transfer_ownership(new_owner: address):
+    """
+    @notice Start a two-step ownership transfer (snekmate ownable_2step),
+            under this contract's reentrancy lock: exported module functions
+            do not take the lock, so both steps are defined here.
+    """
+    ownable._check_owner()
+    ownable_2step.pending_owner = new_owner
+    log ownable_2step.OwnershipTransferStarted(previous_owner=ownable.owner, new_owner=new_owner)
+
+
+@external
+def accept_ownership():
+    """
+    @notice Complete a two-step ownership transfer; only the pending owner.
+    """
+    assert ownable_2step.pending_owner == msg.sender, "ownable_2step: caller is not the new owner"
+    ownable_2step._transfer_ownership(msg.sender)
 
 
 # ---------------------------------------------------------------- forwarded to PerpExits
@@ -249,7 +268,7 @@ def open_position(market_id: uint256, size_delta: int256, margin_amount: uint256
         assert price <= acceptable_price, "position: price above acceptable"
     else:
         assert price >= acceptable_price, "position: price below acceptable"
-    p: positions.MarketParams = positions._params[market_id]
+    p: positions.MarketParams = positions._market_params(market_id)
     fee: uint256 = margin.requirement(size_delta, price, p.trading_fee, positions.SCALE)
     assert margin_amount + fee <= free, "collateral: insufficient"
 
@@ -365,7 +384,7 @@ def funding_rate(market_id: uint256) -> int256:
     """
     @notice The current per-second funding rate (1e18), from the stored skew.
     """
-    p: positions.MarketParams = positions._params[market_id]
+    p: positions.MarketParams = positions._market_params(market_id)
     return funding.rate(positions._state[market_id].long_oi, positions._state[market_id].short_oi, p.funding_k, p.max_funding_rate)
 
 
@@ -405,7 +424,7 @@ def is_liquidatable(account: address, market_id: uint256) -> bool:
         return False
     price: uint256 = positions._price(market_id, False)
     return positions._equity(pos, market_id, price) < convert(
-        margin.requirement(pos.size, price, positions._params[market_id].mmf, positions.SCALE), int256
+        margin.requirement(pos.size, price, positions._mmf(market_id), positions.SCALE), int256
     )
 
 
@@ -420,7 +439,7 @@ def liquidation_price(account: address, market_id: uint256) -> uint256:
     if pos.size == 0:
         return 0
     eff: int256 = positions._effective_margin(pos, market_id, positions._price(market_id, False))
-    return margin.liquidation_price(pos.size, pos.entry_price, eff, positions._params[market_id].mmf, positions.SCALE)
+    return margin.liquidation_price(pos.size, pos.entry_price, eff, positions._mmf(market_id), positions.SCALE)
 
 
 @external

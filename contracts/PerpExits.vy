@@ -63,7 +63,7 @@ def set_tp_sl(market_id: uint256, take_profit_price: uint256, stop_loss_price: u
     assert old.size != 0, "position: none"
     assert take_profit_price < positions.MAX_PRICE and stop_loss_price < positions.MAX_PRICE, "tp_sl: price too large"
     liq: uint256 = margin.liquidation_price(
-        old.size, old.entry_price, convert(old.margin, int256), positions._params[market_id].mmf, positions.SCALE
+        old.size, old.entry_price, convert(old.margin, int256), positions._mmf(market_id), positions.SCALE
     )
     if old.size > 0:
         assert take_profit_price == 0 or take_profit_price > old.entry_price, "tp_sl: take profit on wrong side"
@@ -95,7 +95,7 @@ def execute_tp_sl(account: address, market_id: uint256):
     else:
         hit = (old.take_profit != 0 and price <= old.take_profit) or (old.stop_loss != 0 and price >= old.stop_loss)
     assert hit, "not triggered"
-    p: positions.MarketParams = positions._params[market_id]
+    p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
     positions._reduce(account, market_id, old, old.size, price, idx, p, True)
 
@@ -118,7 +118,7 @@ def liquidate(account: address, market_id: uint256, adl_targets: DynArray[addres
     old: positions.Position = positions._load(account, market_id)
     assert old.size != 0, "position: none"
     price: uint256 = positions._price(market_id, True)
-    p: positions.MarketParams = positions._params[market_id]
+    p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
     owed: int256 = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
     eff: int256 = convert(old.margin, int256) - owed
@@ -183,7 +183,7 @@ def deleverage(market_id: uint256, adl_targets: DynArray[address, positions.MAX_
     job: positions.AdlPending = positions._adl_pending[market_id]
     assert job.remaining > 0, "adl: nothing pending"
     price: uint256 = positions._price(market_id, True)
-    p: positions.MarketParams = positions._params[market_id]
+    p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
     adl._deleverage(market_id, job, adl_targets, price, idx, p)
 
@@ -214,7 +214,7 @@ def close_position(market_id: uint256, size_delta: int256, acceptable_price: uin
         assert price >= acceptable_price, "position: price below acceptable"
     else:
         assert price <= acceptable_price, "position: price above acceptable"
-    p: positions.MarketParams = positions._params[market_id]
+    p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
     positions._reduce(msg.sender, market_id, old, -size_delta, price, idx, p, False)
 
@@ -233,7 +233,7 @@ def remove_margin(market_id: uint256, amount: uint256):
     assert old.size != 0, "position: none"
     assert amount < positions.MAX_AMOUNT, "margin: insufficient"
     price: uint256 = positions._price(market_id, True)
-    p: positions.MarketParams = positions._params[market_id]
+    p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
     owed: int256 = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
     left: int256 = convert(old.margin, int256) - owed - convert(amount, int256)

@@ -30,6 +30,8 @@ MAX_PRICE: constant(uint256) = 2**128
 MAX_AMOUNT: constant(uint256) = 2**128
 OFFSET: constant(int256) = 2**127
 MASK: constant(uint256) = 2**128 - 1
+MASK64: constant(uint256) = 2**64 - 1
+MASK160: constant(uint256) = 2**160 - 1
 
 # The per-side position cap bounds the ADL completeness scan (about 6.5k gas
 # per scanned position, so about 6.5M gas at a full side).
@@ -211,6 +213,17 @@ _member_count: HashMap[uint256, uint256]
 _member_index: HashMap[address, HashMap[uint256, uint256]]
 
 _adl_pending: HashMap[uint256, AdlPending]
+
+# The hot-path copy of _params and _feed_scale, five slots instead of
+# fourteen (each field is bounded by _set_params, which writes both copies):
+# [0] feed | max_price_age << 160 | feed_scale << 192
+# [1] imf | mmf << 64 | trading_fee << 128 | insurance_share << 192
+# [2] liq_fee | keeper_share << 64 | funding_k << 128 | max_funding_rate << 192
+# [3] max_open_interest | min_margin << 128
+# [4] execution_fee
+# _params stays the readable copy (market_params, storage readers); declared
+# last, so every other slot keeps its place.
+_packed: HashMap[uint256, uint256[5]]
 _listed: transient(HashMap[address, bool])
 
 
@@ -244,9 +257,50 @@ def _set_params(mid: uint256, p: MarketParams):
     assert p.execution_fee < MAX_AMOUNT, "params: execution fee"
     decimals: uint8 = staticcall AggregatorV3(p.feed).decimals()
     assert decimals <= 18, "params: feed decimals"
-    self._feed_scale[mid] = 10 ** (18 - convert(decimals, uint256))
+    feed_scale: uint256 = 10 ** (18 - convert(decimals, uint256))
+    self._feed_scale[mid] = feed_scale
     self._params[mid] = p
+    self._packed[mid] = [
+        convert(p.feed, uint256) | (p.max_price_age << 160) | (feed_scale << 192),
+        p.imf | (p.mmf << 64) | (p.trading_fee << 128) | (p.insurance_share << 192),
+        p.liq_fee | (p.keeper_share << 64) | (p.funding_k << 128) | (p.max_funding_rate << 192),
+        p.max_open_interest | (p.min_margin << 128),
+        p.execution_fee,
+    ]
     log MarketParamsSet(market_id=mid)
+
+
+@internal
+@view
+def _market_params(mid: uint256) -> MarketParams:
+    """
+    @notice The market's parameters from the packed copy (five SLOADs).
+    """
+    s: uint256[5] = self._packed[mid]
+    return MarketParams(
+        feed=convert(s[0] & MASK160, address),
+        imf=s[1] & MASK64,
+        mmf=(s[1] >> 64) & MASK64,
+        liq_fee=s[2] & MASK64,
+        keeper_share=(s[2] >> 64) & MASK64,
+        trading_fee=(s[1] >> 128) & MASK64,
+        insurance_share=s[1] >> 192,
+        funding_k=(s[2] >> 128) & MASK64,
+        max_funding_rate=s[2] >> 192,
+        max_price_age=(s[0] >> 160) & (2**32 - 1),
+        max_open_interest=s[3] & MASK,
+        min_margin=s[3] >> 128,
+        execution_fee=s[4],
+    )
+
+
+@internal
+@view
+def _mmf(mid: uint256) -> uint256:
+    """
+    @notice The maintenance fraction alone (one SLOAD).
+    """
+    return (self._packed[mid][1] >> 64) & MASK64
 
 
 @internal
@@ -262,12 +316,15 @@ def _price(mid: uint256, fresh: bool) -> uint256:
     started: uint256 = 0
     updated: uint256 = 0
     answered: uint80 = 0
-    (round_id, answer, started, updated, answered) = staticcall AggregatorV3(self._params[mid].feed).latestRoundData()
+    s0: uint256 = self._packed[mid][0]  # feed | max_price_age | feed_scale
+    (round_id, answer, started, updated, answered) = staticcall AggregatorV3(
+        convert(s0 & MASK160, address)
+    ).latestRoundData()
     assert answer > 0, "bad price"
     assert updated != 0 and answered >= round_id and updated <= block.timestamp, "bad price"
     if fresh:
-        assert block.timestamp - updated <= self._params[mid].max_price_age, "stale price"
-    price: uint256 = convert(answer, uint256) * self._feed_scale[mid]
+        assert block.timestamp - updated <= (s0 >> 160) & (2**32 - 1), "stale price"
+    price: uint256 = convert(answer, uint256) * (s0 >> 192)
     assert price < MAX_PRICE, "bad price"
     return price
 
@@ -278,9 +335,8 @@ def _pending_index(mid: uint256, price: uint256) -> int256:
     idx: int256 = self._state[mid].funding_index
     last: uint256 = self._state[mid].last_funding_time
     if block.timestamp > last:
-        r: int256 = funding.rate(
-            self._state[mid].long_oi, self._state[mid].short_oi, self._params[mid].funding_k, self._params[mid].max_funding_rate
-        )
+        s2: uint256 = self._packed[mid][2]  # ... | funding_k << 128 | max_funding_rate << 192
+        r: int256 = funding.rate(self._state[mid].long_oi, self._state[mid].short_oi, (s2 >> 128) & MASK64, s2 >> 192)
         idx += funding.index_step(r, price, block.timestamp - last)
     return idx
 
@@ -322,22 +378,31 @@ def _write(account: address, mid: uint256, old: Position, new: Position):
             aggregates and the side sets equal to the sums over positions.
     """
     assert new.margin < MAX_AMOUNT, "position: margin too large"
-    st: MarketState = self._state[mid]
-    if old.size > 0:
-        st.long_oi -= convert(old.size, uint256)
-        st.long_cost -= convert(old.size, uint256) * old.entry_price
-    elif old.size < 0:
-        st.short_oi -= convert(-old.size, uint256)
-        st.short_cost -= convert(-old.size, uint256) * old.entry_price
-    st.sum_size_index -= old.size * old.funding_index
-    if new.size > 0:
-        st.long_oi += convert(new.size, uint256)
-        st.long_cost += convert(new.size, uint256) * new.entry_price
-    elif new.size < 0:
-        st.short_oi += convert(-new.size, uint256)
-        st.short_cost += convert(-new.size, uint256) * new.entry_price
-    st.sum_size_index += new.size * new.funding_index
-    self._state[mid] = st
+    # Only the side a position is on is read and written (a position never
+    # changes side; a new or closed one has size 0 on one end).
+    if old.size > 0 or new.size > 0:
+        oi: uint256 = self._state[mid].long_oi
+        cost: uint256 = self._state[mid].long_cost
+        if old.size > 0:
+            oi -= convert(old.size, uint256)
+            cost -= convert(old.size, uint256) * old.entry_price
+        if new.size > 0:
+            oi += convert(new.size, uint256)
+            cost += convert(new.size, uint256) * new.entry_price
+        self._state[mid].long_oi = oi
+        self._state[mid].long_cost = cost
+    if old.size < 0 or new.size < 0:
+        oi: uint256 = self._state[mid].short_oi
+        cost: uint256 = self._state[mid].short_cost
+        if old.size < 0:
+            oi -= convert(-old.size, uint256)
+            cost -= convert(-old.size, uint256) * old.entry_price
+        if new.size < 0:
+            oi += convert(-new.size, uint256)
+            cost += convert(-new.size, uint256) * new.entry_price
+        self._state[mid].short_oi = oi
+        self._state[mid].short_cost = cost
+    self._state[mid].sum_size_index = self._state[mid].sum_size_index - old.size * old.funding_index + new.size * new.funding_index
 
     if old.size == 0 and new.size != 0:
         self._add_member(account, mid, new.size)

@@ -13,6 +13,10 @@ MAX_SIZE = 2**120
 MAX_PRICE = 2**128
 MAX_AMOUNT = 2**128
 OFFSET = 2**127
+# Masks of positions.vy's packed hot-path copy of the market parameters
+# (_packed); the model stores the parameters unpacked.
+MASK64 = 2**64 - 1
+MASK160 = 2**160 - 1
 MAX_SIDE_POSITIONS = 1000
 MAX_ADL_TARGETS = 20
 MAX_MARKETS = 64
@@ -129,6 +133,9 @@ def _set_params(w, mid, p):
     check(decimals <= 18, "params: feed decimals")
     w.e.feed_scale[mid] = 10 ** (18 - decimals)
     w.e.params[mid] = replace(p)
+    # positions.vy also writes _packed, a five-slot copy its hot paths read
+    # (_market_params, _mmf, _price, _pending_index): same values, no model
+    # counterpart needed.
     w.log("MarketParamsSet", market_id=mid)
 
 
@@ -176,20 +183,26 @@ def _write(w, account, mid, old, new):
     """positions._write: store `new` over `old`, keeping aggregates and side sets."""
     check(new.margin < MAX_AMOUNT, "position: margin too large")
     st = w.e.state[mid]
-    if old.size > 0:
-        st.long_oi -= old.size
-        st.long_cost -= old.size * old.entry_price
-    elif old.size < 0:
-        st.short_oi -= -old.size
-        st.short_cost -= -old.size * old.entry_price
-    st.sum_size_index -= old.size * old.funding_index
-    if new.size > 0:
-        st.long_oi += new.size
-        st.long_cost += new.size * new.entry_price
-    elif new.size < 0:
-        st.short_oi += -new.size
-        st.short_cost += -new.size * new.entry_price
-    st.sum_size_index += new.size * new.funding_index
+    # Only the side a position is on (the contract reads and writes no more).
+    if old.size > 0 or new.size > 0:
+        oi, cost = st.long_oi, st.long_cost
+        if old.size > 0:
+            oi -= old.size
+            cost -= old.size * old.entry_price
+        if new.size > 0:
+            oi += new.size
+            cost += new.size * new.entry_price
+        st.long_oi, st.long_cost = oi, cost
+    if old.size < 0 or new.size < 0:
+        oi, cost = st.short_oi, st.short_cost
+        if old.size < 0:
+            oi -= -old.size
+            cost -= -old.size * old.entry_price
+        if new.size < 0:
+            oi += -new.size
+            cost += -new.size * new.entry_price
+        st.short_oi, st.short_cost = oi, cost
+    st.sum_size_index = st.sum_size_index - old.size * old.funding_index + new.size * new.funding_index
 
     if old.size == 0 and new.size != 0:
         _add_member(w, account, mid, new.size)

@@ -171,11 +171,10 @@ def test_reentering_token__inside_a_vault_call__outer_call_reverts(hostile, trad
     reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.withdraw(1_000 * USDC, lp, lp, sender=lp), None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Known gap, reported: '# pragma nonreentrancy' applies per module, so the functions "
-    "exported from snekmate's ownable_2step (transfer_ownership, accept_ownership) take no "
-    "lock, against SPEC §7. Fix: define them in PerpEngine instead of exporting them."))
 def test_reentering_token__accepting_ownership_mid_engine_call__reverts(hostile, owner, trader, lp):
+    """'# pragma nonreentrancy' applies per module: functions exported from
+    snekmate's ownable_2step would take no lock, so PerpEngine defines
+    transfer_ownership and accept_ownership itself (SPEC §7)."""
     p = hostile
     p.engine.transfer_ownership(p.token, sender=owner)
     p.token.set_hook(p.engine, p.engine.accept_ownership.encode_input(), sender=trader)
