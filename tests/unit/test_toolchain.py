@@ -41,9 +41,12 @@ def test_installed_compiler__is_0_4_3():
     assert out.startswith("0.4.3"), out
 
 
-@pytest.mark.parametrize("name", ["PerpEngine", "PerpExits", "LiquidityVault", "InsuranceFund"])
+@pytest.mark.parametrize("name", ["PerpEngine", "PerpExits", "LiquidityVault", "InsuranceFund", "BackstopLens"])
 def test_deployable__fits_eip170(name):
-    runtime = vyper("-f", "bytecode_runtime", f"{name}.vy").strip()
+    """Measured on the artifact ape deploys (optimize: gas, ape-vyper's
+    default), not on a codesize build: PerpEngine is the tight one."""
+    from ape import project
+    runtime = getattr(project, name).contract_type.runtime_bytecode.bytecode
     size = (len(runtime) - 2) // 2
     assert size <= EIP170, f"{name} runtime is {size} bytes, over EIP-170's {EIP170}"
 
