@@ -30,6 +30,16 @@ _FUND_VERBS = {n: getattr(insurance_fund, n) for n in (
     "transfer_ownership", "accept_ownership", "set_floor", "withdraw_surplus", "cover")}
 
 
+def resolve_verb(verb):
+    """The model function behind a verb name: engine and exits verbs by
+    name, vault verbs as 'vault.x', insurance-fund verbs as 'fund.x'."""
+    if verb.startswith("vault."):
+        return _VAULT_VERBS[verb[6:]]
+    if verb.startswith("fund."):
+        return _FUND_VERBS[verb[5:]]
+    return _ENGINE_VERBS[verb]
+
+
 class World:
     def __init__(self, *, engine, vault, fund, owner, token_decimals=6, now=0, token_address=None):
         self.engine_address = engine
@@ -80,12 +90,7 @@ class World:
         world's clock). Raises Revert, leaving the world unchanged."""
         if now is not None:
             self.now = now
-        if verb.startswith("vault."):
-            fn = _VAULT_VERBS[verb[6:]]
-        elif verb.startswith("fund."):
-            fn = _FUND_VERBS[verb[5:]]
-        else:
-            fn = _ENGINE_VERBS[verb]
+        fn = resolve_verb(verb)
         snap = self._snapshot()
         self.sender = self.caller = sender
         try:

@@ -27,7 +27,7 @@ from eth_utils import to_checksum_address
 from model import adl
 from model import positions as P
 from model.fixed_point import Revert
-from model.protocol import _ENGINE_VERBS, _FUND_VERBS, _VAULT_VERBS
+from model.protocol import resolve_verb
 from scripts.twin import model_state, read_state
 
 # Events the model mirrors, by emitting contract.
@@ -97,12 +97,7 @@ def _call_committed(w, sender, verb, args, now):
     the undo snapshot (a deep copy of the world, which costs more than the
     verb at a few hundred accounts). Should the model revert anyway, the
     replay has failed already and stops (Replayer.broken)."""
-    if verb.startswith("vault."):
-        fn = _VAULT_VERBS[verb[6:]]
-    elif verb.startswith("fund."):
-        fn = _FUND_VERBS[verb[5:]]
-    else:
-        fn = _ENGINE_VERBS[verb]
+    fn = resolve_verb(verb)
     w.now = now
     w.sender = w.caller = sender
     try:

@@ -89,18 +89,23 @@ def test_vault_deposit__fee_on_transfer_token__reverts_balance_mismatch(hostile,
                                 "vault: balance mismatch")
 
 
+def _engine_call(e, trader, verb):
+    """One token-moving engine verb as a zero-argument call."""
+    return {
+        "deposit": lambda: e.deposit(1_000 * USDC, sender=trader),
+        "withdraw": lambda: e.withdraw(1_000 * USDC, sender=trader),
+        "open_position": lambda: e.open_position(0, WAD, 1_000 * USDC, 80_000 * WAD, sender=trader),
+        "close_position": lambda: e.close_position(0, -WAD, 0, sender=trader),
+    }[verb]
+
+
 # ---------------------------------------------------------------- returns false
 
 
 @pytest.mark.parametrize("verb", ["deposit", "withdraw", "open_position", "close_position"])
 def test_engine__token_returning_false__reverts_transfer_failed(hostile, trader, lp, verb):
     p, e = hostile, hostile.engine
-    call = {
-        "deposit": lambda: e.deposit(1_000 * USDC, sender=trader),
-        "withdraw": lambda: e.withdraw(1_000 * USDC, sender=trader),
-        "open_position": lambda: e.open_position(0, WAD, 1_000 * USDC, 80_000 * WAD, sender=trader),
-        "close_position": lambda: e.close_position(0, -WAD, 0, sender=trader),
-    }[verb]
+    call = _engine_call(e, trader, verb)
     p.token.set_mode(FALSE, sender=trader)
     reverts_and_changes_nothing(p, [trader, lp], call, "collateral: transfer failed")
 
@@ -142,12 +147,7 @@ def test_reentering_token__outside_the_engine__the_hook_runs(reentering, trader,
 @pytest.mark.parametrize("verb", ["deposit", "withdraw", "open_position", "close_position"])
 def test_reentering_token__inside_an_engine_call__outer_call_reverts_and_nothing_changes(reentering, trader, lp, verb):
     p, e = reentering, reentering.engine
-    call = {
-        "deposit": lambda: e.deposit(1_000 * USDC, sender=trader),
-        "withdraw": lambda: e.withdraw(1_000 * USDC, sender=trader),
-        "open_position": lambda: e.open_position(0, WAD, 1_000 * USDC, 80_000 * WAD, sender=trader),
-        "close_position": lambda: e.close_position(0, -WAD, 0, sender=trader),
-    }[verb]
+    call = _engine_call(e, trader, verb)
     reverts_and_changes_nothing(p, [trader, lp], call, None)
     assert not e.paused()
 
