@@ -4,17 +4,20 @@ Both backends take the same calls, as ABI calldata, and give back the same
 things, so the machine in machine.py is written once:
 
     backend.addresses      role -> address: engine, exits, vault, fund, token, lens, feed0, feed1
-    backend.accounts       role -> address: owner, pauser, keeper, lp, lp2, stranger, trader0..
+    backend.accounts       role -> address: owner, pauser, keeper, lp, lp2, trader0..trader24
     backend.send(sender, verb, args, t)  -> reason: None when the call succeeded,
                            else the revert string ("" for a revert without one);
-                           the call is mined with block.timestamp == t
+                           the call is mined with block.timestamp == t (checked
+                           through every comparison: last_funding_time and the
+                           feeds' updated_at are stored values)
     backend.read(accounts) -> (stored, views): two dicts keyed as in
-                           machine.model_state (see state_keys below)
+                           machine.model_state (the keys are listed below)
     backend.snapshot() / backend.restore(snap)   around every example
 
 AnvilBackend deploys with scripts/deploy.py through ape, then talks raw
-JSON-RPC to ape's anvil (ape's transaction pipeline costs ~50 ms a call; raw
-RPC ~2 ms) and reads the whole protocol in one eth_call to BackstopLens.
+JSON-RPC to ape's anvil: one HTTP round trip a transaction
+(eth_sendTransactionSync) and one eth_call to BackstopLens for the whole
+protocol, views included.
 BoaBackend compiles the same .vy sources with titanoboa and runs py-evm in
 process; it reads storage slots directly (py-evm interprets the lens's large
 memory copies at about 0.4 s a call) and reads views only for the positions
@@ -32,7 +35,6 @@ State keys (addresses lower-case hex):
                                bankruptcy_price, adl_score, funding_owed), open positions
 """
 
-import time
 from pathlib import Path
 
 from eth_abi import decode, encode
@@ -41,7 +43,6 @@ from eth_utils import keccak
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"
 GAS = 30_000_000
-ZERO = "0x" + "00" * 20
 
 _P = "(address," + ",".join(["uint256"] * 12) + ")"
 # verb -> (contract role, signature); the machine's verbs, as the model names them.
@@ -232,8 +233,6 @@ class AnvilBackend:
             self.addresses[f"feed{i}"] = feed.address
         self.accounts = {name: a.address for name, a in roles.items()}
         self.tx_count = 0
-        self.check_time = False  # True: check every mined block's timestamp (one more call a step)
-        stored, _ = self.read([a.address for a in roles.values()])
         raw = self._lens_call([a.address for a in roles.values()])
         assert decode_snapshot(raw) == _eth_abi_snapshot(raw), "the hand decoder disagrees with eth_abi"
 
@@ -275,13 +274,9 @@ class AnvilBackend:
                 raise RuntimeError(f"{verb}: {x['error']}")
         self.tx_count += 1
         receipt = r[1]["result"]
-        txh = receipt["transactionHash"]
-        if self.check_time:
-            block = self.rpc("eth_getBlockByNumber", [receipt["blockNumber"], False])
-            assert int(block["timestamp"], 16) == t, "anvil mined at another time than the model ran"
         if receipt["status"] == "0x1":
             return None
-        trace = self.rpc("debug_traceTransaction", [txh, {"tracer": "callTracer"}])
+        trace = self.rpc("debug_traceTransaction", [receipt["transactionHash"], {"tracer": "callTracer"}])
         return decode_revert(bytes.fromhex(trace.get("output", "0x")[2:]))
 
     def _lens_call(self, accounts):
@@ -343,6 +338,8 @@ class BoaBackend:
 
         self._boa = boa
         self.env = boa.Env()
+        # Vyper 0.4.3 targets prague; so must the interpreter (PROPERTIES #29).
+        assert type(self.env.evm.vm).__name__ == "PragueVM", type(self.env.evm.vm).__name__
         self.env.evm.patch.timestamp = max(self.env.evm.patch.timestamp, 1_800_000_000)
         self.accounts = {name: self.env.generate_address(name) for name in roles}
         for name in roles:

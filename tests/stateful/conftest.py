@@ -19,7 +19,7 @@ _COMMON = dict(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
                            HealthCheck.large_base_example],
 )
-settings.register_profile("ci", max_examples=100, stateful_step_count=50, **_COMMON)
+settings.register_profile("ci", max_examples=130, stateful_step_count=50, **_COMMON)
 settings.register_profile("deep", max_examples=250, stateful_step_count=100, **_COMMON)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)

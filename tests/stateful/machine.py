@@ -17,6 +17,10 @@ more than one ADL call) instead of filtering with assume().
 Every rule's reverts are compared reason for reason; a step where nothing
 succeeded must leave every stored value unchanged on chain (and the model's
 World restores itself on Revert).
+
+Replay a failure: rerun the test (hypothesis replays it from .hypothesis/),
+or set BACKSTOP_REPRODUCE="<version> <blob>" from the printed
+@reproduce_failure line; run() applies it to the machine class.
 """
 
 import copy
@@ -46,6 +50,9 @@ ROLES = list(ANVIL_ROLES)
 
 LABELS = ("liquidation", "bad debt", "partial ADL", "full ADL", "socialized loss", "TP/SL execution",
           "pending deleverage")
+# ADL lists: the model's ranking, or one broken on purpose (see _wrong_list).
+TARGET_LISTS = st.sampled_from(["ranked"] * 5 + ["unsorted", "skipped rank", "wrong side", "losing", "no position",
+                                                 "duplicate"])
 # Reasons that mean "this ADL list is not the ranking": the model's list must never get one.
 RANKING_REASONS = {"adl: unsorted", "adl: not ranked", "adl: wrong side", "adl: not in profit",
                    "adl: duplicate target", "adl: no position", "adl: more targets needed"}
@@ -132,7 +139,8 @@ def check_invariants(stored, accounts, minted, where):
             assert len(mem) == len(set(mem)) and set(mem) == want, f"{where}: market {mid} side {side} set"
         q = stored[("pending", mid)]
         if q[0]:
-            assert q[3] > 0 and stored[("pos", q[4], mid)][0] == 0, f"{where}: pending ADL of an open position"
+            # (the bankrupt may open a new position meanwhile, even on the side its own ADL draws on)
+            assert q[3] > 0 and q[2] != 0, f"{where}: pending ADL with nothing left to close {q}"
         else:
             assert q == (0, 0, 0, 0, "0x" + "00" * 20, 0), f"{where}: stale pending record {q}"
     # 11. the insurance fund never negative (the model's ints can be)
@@ -187,7 +195,8 @@ class Twin:
             f"{verb}{_short(args)} from {sender}: chain "
             f"{'ok' if chain_reason is None else 'reverted ' + repr(chain_reason)}, model "
             f"{'ok' if model_reason is None else 'reverted ' + repr(model_reason)}")
-        self.events.extend(w.events[n:])
+        self.call_events = w.events[n:]
+        self.events.extend(self.call_events)
         del w.events[:]
         self.acted += 1
         if chain_reason is None:
@@ -302,7 +311,7 @@ class BackstopActions(RuleBasedStateMachine):
         self.last_stored = s.stored
         self.touched = set()  # (account, market) pairs whose views the in-process backend reads
         self.valuation = False  # ... and whether it reads the vault's valuation
-        self.risk_added = []  # (account, market) after a risk-adding success
+        self.risk_added = []  # (account, market, call number) after a risk-adding success
         self.stats["examples"] += 1
 
     def teardown(self):
@@ -310,7 +319,10 @@ class BackstopActions(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ helpers
     def act(self, sender, verb, *args):
-        return self.tw.act(sender, verb, *args)
+        reason = self.tw.act(sender, verb, *args)
+        if reason is None:
+            self._check_adl_accounting(self.tw.call_events)
+        return reason
 
     def price(self, mid):
         return self.w.feeds[self.b.addresses[f"feed{mid}"]].answer
@@ -329,6 +341,14 @@ class BackstopActions(RuleBasedStateMachine):
     def touch(self, account, mid):
         self.touched.add((account, mid))
 
+    def added_risk(self, account, mid):
+        """After a successful open, increase or margin removal: the position
+        must not be liquidatable, on the model now and on chain when the
+        step ends with this call."""
+        assert not perp_engine.is_liquidatable(self.w, account, mid), (
+            f"liquidatable right after a risk-adding action: {account} market {mid}")
+        self.risk_added.append((account, mid, self.tw.acted))
+
     def ranking(self, mid, bankrupt_size):
         price = P._price(self.w, mid, False)
         return adl._ranking(self.w, mid, bankrupt_size, price)
@@ -341,9 +361,10 @@ class BackstopActions(RuleBasedStateMachine):
         if tw.succeeded == 0:
             diff(stored, self.last_stored, "a step where every call reverted (or none ran) changed state")
         check_invariants(stored, tw.accounts, tw.minted, self.b.name)
-        for a, mid in self.risk_added:
-            v = views.get(("views", a.lower(), mid))
-            assert v is not None and v[1] is False, f"liquidatable right after a risk-adding action: {a} market {mid}"
+        for a, mid, n in self.risk_added:
+            if n == tw.acted:  # the step's last call: the chain's view is still "right after"
+                v = views.get(("views", a.lower(), mid))
+                assert v is not None and v[1] is False, f"liquidatable right after a risk-adding action: {a} market {mid}"
         self._label(tw.events)
         self.last_stored = stored
         self.stats["steps"] += 1
@@ -374,11 +395,10 @@ class BackstopActions(RuleBasedStateMachine):
         for label in sorted(labels):
             event(label)
             self.stats[label] += 1
-        self._check_adl_accounting(events)
 
     def _check_adl_accounting(self, events):
-        """SPEC 8.4 on the model's events: the fund pays first; ADL haircuts
-        plus the socialized part plus what is left pending equal the
+        """SPEC 8.4 on one call's model events: the fund pays first; ADL
+        haircuts plus the socialized part plus what is left pending equal the
         uncovered bad debt, to the unit."""
         bad = sum(f["bad_debt"] for n, f in events if n == "PositionLiquidated")
         covered = sum(f["amount"] for n, f in events if n == "InsuranceFundDrawn")
@@ -412,25 +432,48 @@ class BackstopMachine(BackstopActions):
     @initialize(
         mid=st.integers(0, 1),
         crowd_long=st.booleans(),
-        n=st.sampled_from([21, 23, 8, 0, 3, 20]),  # hypothesis favours the first: a crowd ADL cannot clear in one call
-        crowd_margin=st.integers(10, 1_000),
+        n=st.sampled_from([21, 23, 8, 0, 3, 20]),  # 21 and 23: deeper than one ADL call takes
+        crowd_margin=st.integers(10, 300),
         crowd_levs=st.lists(st.sampled_from([2, 5, 10, 20, 50, 90]), min_size=1, max_size=4),
-        whale_lev=st.sampled_from([20, 50, 80, 99, 100]),
-        whale_margin=st.integers(20_000, 150_000),
+        whale_lev=st.sampled_from([5, 10, 20, 50, 100]),
+        whale_margin=st.integers(100_000, 500_000),
+        opening=st.sampled_from(["quiet", "crash through the whale", "crash through the crowd", "stops and targets"]),
+        gap_bps=st.integers(1, 3_000),
     )
-    def crowd_and_whale(self, mid, crowd_long, n, crowd_margin, crowd_levs, whale_lev, whale_margin):
-        """A crowd of small positions on one side of a market and one large,
-        highly leveraged position against it: a crash either way makes one
-        side bankrupt and the other the ADL queue (more than 20 deep when the
-        crowd is)."""
+    def crowd_and_whale(self, mid, crowd_long, n, crowd_margin, crowd_levs, whale_lev, whale_margin, opening, gap_bps):
+        """A crowd of small positions on one side of a market and one large
+        position against it (at low leverage it survives the small moves and
+        waits for a crash): a crash either way makes one side bankrupt and
+        the other the ADL queue, more than 20 deep when the crowd is.
+        The opening then either leaves it there, or, with the fund emptied,
+        crashes through the whale's bankruptcy price and liquidates it (a
+        pending ADL when the crowd is deep enough), or through the largest
+        crowd position's (the whale is then the ADL target, partly closed),
+        or gives every position a take profit and a stop near entry and
+        crosses one of them."""
+        if opening == "crash through the whale":
+            n = max(n, 22)  # deeper than one call's MAX_ADL_TARGETS = 20
         for i in range(n):
             margin_ = (crowd_margin + 37 * i) * USDC + i
             self._open(self.traders[2 + i], mid, crowd_long, crowd_levs[i % len(crowd_levs)], margin_, i * 7919)
-        self._open(self.traders[0], mid, not crowd_long, whale_lev, whale_margin * USDC, 12345)
+        self._open(self.traders[0], mid, not crowd_long, whale_lev, whale_margin * USDC, 0)
+        whale = (self.traders[0], mid)
+        crowd = sorted((k for k in self.open_positions(mid) if k != whale),
+                       key=lambda k: -abs(self.w.e.positions[k].size))
+        if opening == "crash through the whale" and whale in self.w.e.positions:
+            self._crash_through(*whale, extra_bps=gap_bps, then_liquidate=True, fund_drained=True)
+        elif opening == "crash through the crowd" and crowd:
+            self._crash_through(*crowd[0], extra_bps=gap_bps, then_liquidate=True, fund_drained=True)
+        elif opening == "stops and targets":
+            for i in range(len(self.open_positions())):
+                self.set_tp_sl(pick=i, tp_bps=5 + (gap_bps + 7 * i) % 100, sl_permille=900 + (gap_bps + i) % 100)
+            if self.open_positions():
+                self.price_crosses_trigger(pick=gap_bps, take_profit=gap_bps % 2 == 0, beyond=gap_bps % 50,
+                                           then_execute=True)
 
     # ------------------------------------------------------------ collateral
     @rule(i=st.integers(0, N_TRADERS - 1),
-          amount=st.one_of(st.sampled_from([0, 1]), st.integers(1, 300_000).map(lambda x: x * USDC)))
+          amount=st.one_of(st.sampled_from([0, 1, MAX_UINT]), st.integers(1, 300_000).map(lambda x: x * USDC)))
     def deposit(self, i, amount):
         self.act(self.traders[i], "deposit", amount)
 
@@ -457,15 +500,27 @@ class BackstopMachine(BackstopActions):
         reason = self.act(trader, "open_position", mid, delta, margin_, acceptable)
         self.touch(trader, mid)
         if reason is None:
-            self.risk_added.append((trader, mid))
+            self.added_risk(trader, mid)
         return reason
 
     @rule(i=st.integers(0, N_TRADERS - 1), mid=st.integers(0, 1), long=st.booleans(),
           lev=st.sampled_from([1, 2, 3, 5, 10, 20, 33, 50, 80, 95, 99, 100, 101, 150]),
           margin_=st.one_of(st.integers(10, 60_000).map(lambda x: x * USDC), st.sampled_from([0, 1, 10 * USDC - 1])),
-          jitter=st.integers(0, 10**15), slippage=st.sampled_from(["loose", "loose", "loose", "exact", "worse"]))
-    def open_position(self, i, mid, long, lev, margin_, jitter, slippage):
-        self._open(self.traders[i], mid, long, lev, margin_, jitter, slippage)
+          jitter=st.integers(0, 10**15), slippage=st.sampled_from(["loose", "loose", "loose", "exact", "worse"]),
+          edge=st.one_of(st.none(), st.none(), st.none(), st.tuples(
+              st.sampled_from([2**120, -(2**120), 2**120 - 1, 2**255 - 1, -(2**255), 1, -1]),
+              st.sampled_from([0, 10 * USDC, 2**128, MAX_UINT]))))
+    def open_position(self, i, mid, long, lev, margin_, jitter, slippage, edge):
+        """Leverage from 1x to past the 100x limit; sometimes (`edge`) sizes
+        at and past the caps, dust sizes, margins past any balance."""
+        t = self.traders[i]
+        if edge is None:
+            self._open(t, mid, long, lev, margin_, jitter, slippage)
+            return
+        size, margin_ = edge
+        if self.act(t, "open_position", mid, size, margin_, MAX_UINT if size > 0 else 0) is None:
+            self.added_risk(t, mid)
+        self.touch(t, mid)
 
     @precondition(lambda self: self.w.e.positions)
     @rule(pick=st.integers(0, 2**16), add_bps=st.integers(1, 20_000),
@@ -480,7 +535,7 @@ class BackstopMachine(BackstopActions):
             delta = -delta
         acceptable = 2**200 if delta > 0 else 0
         if self.act(a, "open_position", mid, delta, margin_, acceptable) is None:
-            self.risk_added.append((a, mid))
+            self.added_risk(a, mid)
         self.touch(a, mid)
 
     @precondition(lambda self: self.w.e.positions)
@@ -528,7 +583,7 @@ class BackstopMachine(BackstopActions):
         m = self.w.e.positions[(a, mid)].margin
         amount = m * frac // 10_000 if frac <= 10_000 else frac
         if self.act(a, "remove_margin", mid, amount) is None:
-            self.risk_added.append((a, mid))
+            self.added_risk(a, mid)
         self.touch(a, mid)
 
     @rule(i=st.integers(0, N_TRADERS - 1), mid=st.sampled_from([0, 1, 0, 1, 2]))
@@ -592,12 +647,24 @@ class BackstopMachine(BackstopActions):
 
     @precondition(lambda self: self.w.e.positions)
     @rule(pick=st.integers(0, 2**16), prefer_liquidatable=st.sampled_from([True, True, True, False]),
-          by=st.sampled_from(["keeper", "keeper", "self", "other"]))
-    def liquidate(self, pick, prefer_liquidatable, by):
-        """Liquidate with the ADL list the keeper computes with model/."""
+          by=st.sampled_from(["keeper", "keeper", "self", "other"]), adl_list=TARGET_LISTS)
+    def liquidate(self, pick, prefer_liquidatable, by, adl_list):
+        """Liquidate with the ADL list the keeper computes with model/, or
+        with a list that breaks the ranking: that one must revert whenever
+        ADL runs."""
         a, mid = self._liquidation_target(pick, prefer_liquidatable)
         caller = {"keeper": self.r["keeper"], "self": a, "other": self.traders[(pick + 1) % N_TRADERS]}[by]
-        self._liquidate(a, mid, caller)
+        if adl_list == "ranked":
+            self._liquidate(a, mid, caller)
+            return
+        size = self.w.e.positions[(a, mid)].size
+        good = perp_engine.adl_ranking(self.w, a, mid)
+        bad, must_revert = self._wrong_list(good, mid, size, adl_list, exclude=a)
+        reason = self.act(caller, "liquidate", a, mid, bad)
+        if reason is None and must_revert:
+            assert not self._adl_ran(), f"a {adl_list} ADL list was accepted: {bad}"
+        self.touch(caller, mid)
+        self._touch_market(mid)
 
     def _liquidate(self, a, mid, caller):
         was_liquidatable = self.at_next_block(perp_engine.is_liquidatable, a, mid)
@@ -609,27 +676,22 @@ class BackstopMachine(BackstopActions):
         self.touch(caller, mid)
         self._touch_market(mid)
 
-    @precondition(lambda self: self.w.e.positions)
-    @rule(pick=st.integers(0, 2**16),
-          kind=st.sampled_from(["unsorted", "skipped rank", "wrong side", "losing", "no position", "duplicate"]))
-    def liquidate_with_wrong_list(self, pick, kind):
-        """A list that breaks the ranking must revert whenever ADL runs."""
-        a, mid = self._liquidation_target(pick, True)
-        size = self.w.e.positions[(a, mid)].size
-        good = perp_engine.adl_ranking(self.w, a, mid)
-        bad, must_revert = self._wrong_list(good, mid, size, kind, exclude=a)
-        reason = self.act(self.r["keeper"], "liquidate", a, mid, bad)
-        if reason is None and must_revert:
-            assert not self._adl_ran(), f"a {kind} ADL list was accepted: {bad}"
-        self._touch_market(mid)
-
     @precondition(lambda self: any(q.remaining for q in self.w.e.adl_pending.values()))
-    @rule(data=st.data())
-    def deleverage(self, data):
-        """Continue a pending ADL with the model's next ranked targets."""
+    @rule(data=st.data(), adl_list=TARGET_LISTS)
+    def deleverage(self, data, adl_list):
+        """Continue a pending ADL with the model's next ranked targets (or a
+        list that breaks the ranking, which must revert)."""
         mids = [m for m, q in self.w.e.adl_pending.items() if q.remaining]
         mid = data.draw(st.sampled_from(mids), label="market")
         job = self.w.e.adl_pending[mid]
+        if adl_list != "ranked":
+            good = self.ranking(mid, job.bankrupt_size)
+            bad, must_revert = self._wrong_list(good, mid, job.bankrupt_size, adl_list, exclude=job.bankrupt)
+            reason = self.act(self.r["keeper"], "deleverage", mid, bad)
+            if reason is None and must_revert:
+                assert not self._adl_ran(), f"a {adl_list} ADL list was accepted: {bad}"
+            self._touch_market(mid)
+            return
         targets = self.ranking(mid, job.bankrupt_size)
         before, n = job.remaining, len(self.tw.events)
         reason = self.act(self.r["keeper"], "deleverage", mid, targets)
@@ -641,19 +703,6 @@ class BackstopMachine(BackstopActions):
                 f["amount"] for e, f in ev if e == "BadDebtSocialized")
             left = self.w.e.adl_pending.get(mid, P.AdlPending()).remaining
             assert before == covered + left, f"deleverage: {before} != {covered} + {left} pending"
-        self._touch_market(mid)
-
-    @precondition(lambda self: any(q.remaining for q in self.w.e.adl_pending.values()))
-    @rule(data=st.data(), kind=st.sampled_from(["unsorted", "skipped rank", "wrong side", "losing", "no position"]))
-    def deleverage_with_wrong_list(self, data, kind):
-        mids = [m for m, q in self.w.e.adl_pending.items() if q.remaining]
-        mid = data.draw(st.sampled_from(mids), label="market")
-        job = self.w.e.adl_pending[mid]
-        good = self.ranking(mid, job.bankrupt_size)
-        bad, must_revert = self._wrong_list(good, mid, job.bankrupt_size, kind, exclude=job.bankrupt)
-        reason = self.act(self.r["keeper"], "deleverage", mid, bad)
-        if reason is None and must_revert:
-            assert not self._adl_ran(), f"a {kind} ADL list was accepted: {bad}"
         self._touch_market(mid)
 
     def _wrong_list(self, good, mid, bankrupt_size, kind, exclude):
@@ -700,13 +749,20 @@ class BackstopMachine(BackstopActions):
         self._set_price(mid, self.price(mid) * (10_000 - bps if down else 10_000 + bps) // 10_000)
 
     @precondition(lambda self: self.w.e.positions)
-    @rule(pick=st.integers(0, 2**16), extra_bps=st.integers(1, 3_000), then_liquidate=st.booleans())
-    def crash_through_bankruptcy(self, pick, extra_bps, then_liquidate):
+    @rule(pick=st.integers(0, 2**16), extra_bps=st.integers(1, 3_000),
+          then_liquidate=st.sampled_from([True, True, False]), fund_drained=st.booleans())
+    def crash_through_bankruptcy(self, pick, extra_bps, then_liquidate, fund_drained):
         """A gap to just beyond one position's bankruptcy price (the largest
-        by notional half the time), and often its liquidation in the next block: bad
-        debt, which the fund, then ADL, then the vault absorb."""
+        by notional two times in three), often with the insurance fund emptied
+        first and the liquidation in the next block: bad debt, which the
+        fund, then ADL, then the vault absorb."""
         keys = sorted(self.open_positions(), key=lambda k: -abs(self.w.e.positions[k].size) * self.price(k[1]))
-        a, mid = keys[0] if pick % 2 else keys[pick % len(keys)]
+        a, mid = keys[0] if pick % 3 else keys[pick % len(keys)]
+        self._crash_through(a, mid, extra_bps, then_liquidate, fund_drained)
+
+    def _crash_through(self, a, mid, extra_bps, then_liquidate, fund_drained):
+        if fund_drained:
+            self._drain_fund(10_000)
         size = self.w.e.positions[(a, mid)].size
         bankrupt = perp_engine.bankruptcy_price(self.w, a, mid)
         answer = bankrupt // 10**10
@@ -746,42 +802,42 @@ class BackstopMachine(BackstopActions):
         self.tw.now += dt
 
     # ------------------------------------------------------------ vault and fund
-    @rule(lp=st.integers(0, 1),
-          amount=st.one_of(st.sampled_from([0, 1]), st.integers(1, 2_000_000).map(lambda x: x * USDC)))
-    def lp_deposit(self, lp, amount):
+    @rule(lp=st.integers(0, 1), action=st.sampled_from(["deposit", "withdraw", "redeem"]),
+          amount=st.one_of(st.sampled_from([0, 1]), st.integers(1, 2_000_000).map(lambda x: x * USDC)),
+          frac=st.one_of(st.integers(1, 10_000), st.just(10_001)))
+    def liquidity_provider(self, lp, action, amount, frac):
+        """Deposits, and withdrawals up to (and one past) what free cash allows."""
         a = self.session.lps[lp]
-        self.act(a, "vault.deposit", amount, a)
         self.valuation = True
-
-    @rule(lp=st.integers(0, 1), frac=st.one_of(st.integers(1, 10_000), st.just(10_001)), redeem=st.booleans())
-    def lp_withdraw(self, lp, frac, redeem):
-        a = self.session.lps[lp]
-        if redeem:
+        if action == "deposit":
+            self.act(a, "vault.deposit", amount, a)
+        elif action == "redeem":
             shares = self.w.v.balances.get(a, 0)
             self.act(a, "vault.redeem", shares * frac // 10_000, a, a)
         else:
             m = liquidity_vault.max_withdraw(self.w, a)
             self.act(a, "vault.withdraw", m * frac // 10_000 if frac <= 10_000 else m + 1, a, a)
-        self.valuation = True
 
-    @rule(amount=st.sampled_from([1, 1_000 * USDC, 100_000 * USDC]))
-    def insurance_fund_topped_up(self, amount):
-        self.act(self.r["owner"], "token.mint", self.b.addresses["fund"], amount)
+    @rule(top_up=st.booleans(), amount=st.sampled_from([1, 1_000 * USDC, 100_000 * USDC]),
+          frac=st.sampled_from([1, 5_000, 10_000]))
+    def insurance_fund_changes(self, top_up, amount, frac):
+        """A donation tops the fund up, or the owner takes its surplus (the
+        floor is 0) and it is empty again."""
+        if top_up:
+            self.act(self.r["owner"], "token.mint", self.b.addresses["fund"], amount)
+        else:
+            self._drain_fund(frac)
 
-    @rule(frac=st.sampled_from([1, 5_000, 10_000]))
-    def insurance_fund_drained(self, frac):
-        """The owner takes the surplus (the floor is 0): the fund is empty again."""
+    def _drain_fund(self, frac):
         bal = self.w.token.balance_of(self.w.fund_address)
         self.act(self.r["owner"], "fund.withdraw_surplus", self.r["owner"], bal * frac // 10_000)
 
     # ------------------------------------------------------------ admin
-    @rule(who=st.sampled_from(["pauser", "pauser", "owner", "keeper"]))
-    def pause(self, who):
-        self.act(self.r[who], "pause")
-
-    @rule(who=st.sampled_from(["pauser", "pauser", "owner", "keeper"]))
-    def unpause(self, who):
-        self.act(self.r[who], "unpause")
+    @rule(who=st.sampled_from(["pauser", "pauser", "owner", "keeper"]), pause=st.booleans())
+    def pause_or_unpause(self, who, pause):
+        """Paused, only new risk stops: closes, margin adds, withdrawals,
+        liquidation, ADL and TP/SL go on."""
+        self.act(self.r[who], "pause" if pause else "unpause")
 
     @rule(mid=st.sampled_from([0, 0, 1, 1, 2]),
           which=st.sampled_from(["fees", "margins", "funding", "age", "open interest", "min margin",
