@@ -194,7 +194,6 @@ pauser: public(address)
 
 market_count: public(uint256)
 _params: HashMap[uint256, MarketParams]
-_feed_scale: HashMap[uint256, uint256]
 _state: HashMap[uint256, MarketState]
 
 _free: HashMap[address, uint256]
@@ -214,7 +213,7 @@ _member_index: HashMap[address, HashMap[uint256, uint256]]
 
 _adl_pending: HashMap[uint256, AdlPending]
 
-# The hot-path copy of _params and _feed_scale, five slots instead of
+# The hot-path copy of _params and the feed scale, five slots instead of
 # fourteen (each field is bounded by _set_params, which writes both copies):
 # [0] feed | max_price_age << 160 | feed_scale << 192
 # [1] imf | mmf << 64 | trading_fee << 128 | insurance_share << 192
@@ -258,7 +257,6 @@ def _set_params(mid: uint256, p: MarketParams):
     decimals: uint8 = staticcall AggregatorV3(p.feed).decimals()
     assert decimals <= 18, "params: feed decimals"
     feed_scale: uint256 = 10 ** (18 - convert(decimals, uint256))
-    self._feed_scale[mid] = feed_scale
     self._params[mid] = p
     self._packed[mid] = [
         convert(p.feed, uint256) | (p.max_price_age << 160) | (feed_scale << 192),
