@@ -58,9 +58,10 @@ keeper: install compile
 	@test -n "$(ENGINE)" || { echo "usage: make keeper ENGINE=<PerpEngine address> [KEEPER_ACCOUNT=alias|TEST:3] [KEEPER_ARGS=...]"; exit 2; }
 	$(BIN)/python -m bots.keeper --network $(NETWORK) --engine $(ENGINE) --account $(or $(KEEPER_ACCOUNT),TEST:3) $(KEEPER_ARGS)
 
-# The differential state machine in process (titanoboa): >= 20,000 steps.
+# The differential state machine in process (revm): 100,000 steps by
+# default (BACKSTOP_DEEP_STEPS=N for more; never below 20,000).
 fuzz-deep: install
-	HYPOTHESIS_PROFILE=deep $(BIN)/pytest tests/stateful/test_machine_boa.py -m boa -q -p no:ape_test
+	HYPOTHESIS_PROFILE=deep $(BIN)/pytest tests/stateful/test_machine_revm.py -q -p no:ape_test
 
 bench: install compile
 	$(BIN)/ape run bench --network $(NETWORK)

@@ -30,6 +30,30 @@ _FUND_VERBS = {n: getattr(insurance_fund, n) for n in (
     "transfer_ownership", "accept_ownership", "set_floor", "withdraw_surplus", "cover")}
 
 
+_IMMUTABLE = (int, str, bool, type(None), bytes)
+
+
+def clone(x):
+    """A deep copy of model state: dicts, lists, tuples and dataclass
+    instances are copied, ints, strings, bools and bytes shared (they are
+    immutable). Anything else is a model type this function does not know,
+    and copy.deepcopy takes it. The model state is a tree, so no memo."""
+    t = type(x)
+    if t in _IMMUTABLE:
+        return x
+    if t is dict:
+        return {k: v if type(v) in _IMMUTABLE else clone(v) for k, v in x.items()}
+    if t is list:
+        return [v if type(v) in _IMMUTABLE else clone(v) for v in x]
+    if t is tuple:
+        return tuple(v if type(v) in _IMMUTABLE else clone(v) for v in x)
+    if hasattr(t, "__dataclass_fields__"):
+        new = object.__new__(t)
+        new.__dict__ = {k: v if type(v) in _IMMUTABLE else clone(v) for k, v in x.__dict__.items()}
+        return new
+    return copy.deepcopy(x)
+
+
 def resolve_verb(verb):
     """The model function behind a verb name: engine and exits verbs by
     name, vault verbs as 'vault.x', insurance-fund verbs as 'fund.x'."""
@@ -77,29 +101,38 @@ class World:
             self.caller = caller
 
     def _snapshot(self):
-        return copy.deepcopy((self.e, self.token, self.v, self.feeds, self.fund_floor, self.fund_owner,
-                              self.fund_pending_owner)), len(self.events)
+        """What a reverted verb restores: every piece of mutable state, cloned.
+        (copy.deepcopy did the same at 1 ms a call; clone() is ~20x faster.)"""
+        return clone((self.e, self.token, self.v, self.feeds, self.fund_floor, self.fund_owner,
+                      self.fund_pending_owner)), len(self.events)
 
     def _restore(self, snap):
         (self.e, self.token, self.v, self.feeds, self.fund_floor, self.fund_owner, self.fund_pending_owner), n = snap
         del self.events[n:]
 
     # ------------------------------------------------------------ verbs
-    def call(self, sender, verb, *args, now=None):
+    def call(self, sender, verb, *args, now=None, atomic=True):
         """Run a state-changing verb as `sender` at time `now` (default: the
-        world's clock). Raises Revert, leaving the world unchanged."""
+        world's clock). Raises Revert, leaving the world unchanged.
+
+        atomic=False skips the snapshot that makes a revert leave the world
+        unchanged: only for a caller that already knows the verb succeeded on
+        chain and fails on a model revert anyway (the differential machine,
+        where the snapshot was half of the model's cost)."""
         if now is not None:
             self.now = now
         fn = resolve_verb(verb)
-        snap = self._snapshot()
+        snap = self._snapshot() if atomic else None
         self.sender = self.caller = sender
         try:
             return fn(self, *args)
         except Revert:
-            self._restore(snap)
+            if snap is not None:
+                self._restore(snap)
             raise
         except (ZeroDivisionError, ValueError, OverflowError) as exc:  # pragma: no cover - a model bug
-            self._restore(snap)
+            if snap is not None:
+                self._restore(snap)
             raise Revert(None) from exc
 
     def view(self, name, *args):

@@ -89,10 +89,52 @@ for _verb, (_role, _sig) in SIGNATURES.items():
     _ENCODERS[_verb] = (_role, keccak(text=_sig)[:4], _args)
 
 
+def _word(t, v):
+    """One static ABI word (uint256, int256, address, bool), checked as
+    strictly as eth_abi would."""
+    if t == "address":
+        raw = bytes.fromhex(v[2:]) if isinstance(v, str) else bytes(v)
+        assert len(raw) == 20, f"not an address: {v!r}"
+        return bytes(12) + raw
+    if t == "uint256":
+        assert 0 <= v < 2**256, f"uint256 out of range: {v}"
+        return v.to_bytes(32, "big")
+    if t == "int256":
+        assert -(2**255) <= v < 2**255, f"int256 out of range: {v}"
+        return (v % 2**256).to_bytes(32, "big")
+    if t == "bool":
+        return (1 if v else 0).to_bytes(32, "big")
+    raise KeyError(t)
+
+
+def fast_encode(types, args):
+    """ABI encoding of the machine's argument shapes (static words, one
+    static tuple, address[]), without eth_abi's per-value regex checks,
+    which cost more than a revm transaction. Anything else goes to eth_abi;
+    tests/stateful/test_backends.py checks the two agree."""
+    try:
+        heads, tails = [], []
+        n_head = sum(32 * (t.count(",") + 1) if t.startswith("(") else 32 for t in types)
+        for t, v in zip(types, args, strict=True):
+            if t.endswith("[]"):
+                inner = t[:-2]
+                heads.append((n_head + sum(len(x) for x in tails)).to_bytes(32, "big"))
+                tails.append(len(v).to_bytes(32, "big") + b"".join(_word(inner, x) for x in v))
+            elif t.startswith("("):
+                inner = t[1:-1].split(",")
+                assert "(" not in t[1:], "nested tuple"
+                heads.append(b"".join(_word(it, x) for it, x in zip(inner, v, strict=True)))
+            else:
+                heads.append(_word(t, v))
+        return b"".join(heads) + b"".join(tails)
+    except (KeyError, AssertionError):
+        return encode(types, list(args))
+
+
 def calldata(verb, args):
     """(contract role, calldata bytes) for a machine verb."""
     role, selector, types = _ENCODERS[verb]
-    return role, selector + encode(types, list(args))
+    return role, selector + fast_encode(types, args)
 
 
 def decode_revert(output):
@@ -211,6 +253,7 @@ class AnvilBackend:
     """The real devnet: ape deploys (scripts/deploy.py), raw JSON-RPC runs."""
 
     name = "anvil"
+    full_views = True  # read() returns every view, whatever it is asked
 
     def __init__(self, protocol, roles):
         import requests
@@ -326,11 +369,125 @@ def _slot(base, *keys):
     return got
 
 
-class BoaBackend:
+class SlotReader:
+    """read() from storage slots, for the in-process backends: every stored
+    value (slots located with vyper's storage layout and `_slot`), views only
+    for the `touched` (account, market) pairs, and the vault's valuation only
+    when asked, through the contracts' own view functions.
+
+    A backend supplies _get(role, slot) -> int, _view(role, signature,
+    types, args, out) -> value, self._layout {"engine", "vault"} and
+    self._token_layout. The slots of a given account list are worked out
+    once (_plan); a read is then a few hundred storage lookups."""
+
+    _plans = None
+
+    def _plan(self, accounts):
+        eng = self._layout["engine"]
+        pos = eng["positions"]
+        bal = self._token_layout["balanceOf"]
+        free = pos["_free"]["slot"]
+        shares = self._layout["vault"]["erc20"]["balanceOf"]["slot"]
+        keys = [_l(a) for a in accounts]
+        ints = [int(a, 16) for a in accounts]
+        return {
+            "keys": keys,
+            "market_count": pos["market_count"]["slot"],
+            "owner": eng["ownable"]["owner"]["slot"],
+            "paused": eng["pausable"]["paused"]["slot"],
+            "pauser": pos["pauser"]["slot"],
+            "role_bal": [(role, _slot(bal, int(self.addresses[role], 16))) for role in ("engine", "vault", "fund")],
+            "supply": self._layout["vault"]["erc20"]["totalSupply"]["slot"],
+            # per account: token balance, free collateral, vault shares
+            "acct": [(k, _slot(bal, i), _slot(free, i), _slot(shares, i)) for k, i in zip(keys, ints)],
+            "params": pos["_params"]["slot"], "state": pos["_state"]["slot"],
+            "pending": pos["_adl_pending"]["slot"], "member_count": pos["_member_count"]["slot"],
+            "members": pos["_members"]["slot"],
+            "pos": (pos["_pos_a"]["slot"], pos["_pos_b"]["slot"], pos["_pos_c"]["slot"]),
+            "ints": ints,
+            "markets": {},
+        }
+
+    def _market_plan(self, plan, mid):
+        got = plan["markets"].get(mid)
+        if got is None:
+            sa, sb, sc = plan["pos"]
+            got = plan["markets"][mid] = {
+                "params": _slot(plan["params"], mid), "state": _slot(plan["state"], mid),
+                "pending": _slot(plan["pending"], mid),
+                "count": [_slot(plan["member_count"], mid * 2 + side) for side in (0, 1)],
+                "pos": [(k, _slot(sa, i, mid), _slot(sb, i, mid), _slot(sc, i, mid))
+                        for k, i in zip(plan["keys"], plan["ints"])],
+            }
+        return got
+
+    def read(self, accounts, touched=(), valuation=False):
+        if self._plans is None:
+            self._plans = {}
+        accounts_key = tuple(accounts)
+        plan = self._plans.get(accounts_key)
+        if plan is None:
+            plan = self._plans[accounts_key] = self._plan(accounts)
+        get = self._get
+        stored, views = {}, {}
+        n = get("engine", plan["market_count"])
+        stored[("totals",)] = (n, bool(get("engine", plan["paused"])), "0x%040x" % get("engine", plan["owner"]),
+                               "0x%040x" % get("engine", plan["pauser"]))
+        for role, slot in plan["role_bal"]:
+            stored[("bal", role)] = get("token", slot)
+        stored[("vault.supply",)] = get("vault", plan["supply"])
+        for k, s_bal, s_free, s_shares in plan["acct"]:
+            stored[("bal", k)] = get("token", s_bal)
+            stored[("free", k)] = get("engine", s_free)
+            stored[("shares", k)] = get("vault", s_shares)
+        mask = 2**128 - 1
+        closed = (0, 0, 0, 0, 0, 0)
+        for mid in range(n):
+            m = self._market_plan(plan, mid)
+            base = m["params"]
+            p = [get("engine", base + i) for i in range(13)]
+            stored[("params", mid)] = ("0x%040x" % p[0], *p[1:])
+            base = m["state"]
+            st = [get("engine", base + i) for i in range(7)]
+            st[4], st[5] = _signed(st[4]), _signed(st[5])
+            stored[("state", mid)] = tuple(st)
+            base = m["pending"]
+            q = [get("engine", base + i) for i in range(6)]
+            stored[("pending", mid)] = (q[0], q[1], _signed(q[2]), q[3], "0x%040x" % q[4], q[5])
+            feed = f"feed{mid}"
+            stored[("feed", mid)] = (get(feed, 1), _signed(get(feed, 2)), get(feed, 3), get(feed, 4), get(feed, 5))
+            for side in (0, 1):
+                key = mid * 2 + side
+                cnt = get("engine", m["count"][side])
+                stored[("members", mid, side)] = tuple(
+                    "0x%040x" % get("engine", _slot(plan["members"], key, i)) for i in range(cnt))
+            for k, s_a, s_b, s_c in m["pos"]:
+                pa = get("engine", s_a)
+                if pa == 0:
+                    stored[("pos", k, mid)] = closed
+                    continue
+                pb = get("engine", s_b)
+                pc = get("engine", s_c)
+                stored[("pos", k, mid)] = ((pa & mask) - 2**127, pb & mask, pa >> 128,
+                                           (pb >> 128) - 2**127, pc & mask, pc >> 128)
+        for a, mid in touched:
+            if stored[("pos", _l(a), mid)][0] == 0:
+                continue
+            views[("views", _l(a), mid)] = tuple(
+                self._view("engine", sig, ["address", "uint256"], [a, mid], out) for sig, out in _POSITION_VIEWS)
+        if valuation:
+            views[("valuation",)] = (self._view("vault", "totalAssets()", [], [], "uint256"),
+                                     self._view("vault", "free_cash()", [], [], "uint256"),
+                                     self._view("engine", "traders_claim()", [], [], "int256"))
+        return stored, views
+
+
+class BoaBackend(SlotReader):
     """py-evm in process: the same .vy sources (or a modified copy of them,
     for the planted-bug tests), compiled by titanoboa for prague."""
 
     name = "boa"
+    full_views = False
 
     def __init__(self, roles, contracts_dir=CONTRACTS, config=None):
         import boa
@@ -422,68 +579,156 @@ class BoaBackend:
     def _get(self, role, slot):
         return self._state.get_storage(self._canon[role], slot)
 
-    def _var(self, module, name):
-        lay = self._layout["engine"]
-        return (lay[module] if module else lay)[name]["slot"]
 
-    def read(self, accounts, touched=(), valuation=False):
-        """Every stored value from storage slots; views only for `touched`
-        (account, market) pairs, and the vault's valuation only when asked,
-        through the contracts' own view functions (~2 ms each in py-evm)."""
-        get = self._get
-        eng = self._layout["engine"]
-        pos = eng["positions"]
-        stored, views = {}, {}
-        n = get("engine", pos["market_count"]["slot"])
-        owner = get("engine", eng["ownable"]["owner"]["slot"])
-        stored[("totals",)] = (n, bool(get("engine", eng["pausable"]["paused"]["slot"])),
-                               "0x%040x" % owner, "0x%040x" % get("engine", pos["pauser"]["slot"]))
-        bal_slot = self._token_layout["balanceOf"]
-        for role in ("engine", "vault", "fund"):
-            stored[("bal", role)] = get("token", _slot(bal_slot, int(self.addresses[role], 16)))
-        stored[("vault.supply",)] = get("vault", self._layout["vault"]["erc20"]["totalSupply"]["slot"])
-        for a in accounts:
-            ai = int(a, 16)
-            key = _l(a)
-            stored[("bal", key)] = get("token", _slot(bal_slot, ai))
-            stored[("free", key)] = get("engine", _slot(pos["_free"]["slot"], ai))
-            stored[("shares", key)] = get("vault", _slot(self._layout["vault"]["erc20"]["balanceOf"]["slot"], ai))
-        for mid in range(n):
-            base = _slot(pos["_params"]["slot"], mid)
-            p = [get("engine", base + i) for i in range(13)]
-            stored[("params", mid)] = ("0x%040x" % p[0], *p[1:])
-            base = _slot(pos["_state"]["slot"], mid)
-            s = [get("engine", base + i) for i in range(7)]
-            s[4], s[5] = _signed(s[4]), _signed(s[5])
-            stored[("state", mid)] = tuple(s)
-            base = _slot(pos["_adl_pending"]["slot"], mid)
-            q = [get("engine", base + i) for i in range(6)]
-            stored[("pending", mid)] = (q[0], q[1], _signed(q[2]), q[3], "0x%040x" % q[4], q[5])
-            feed = f"feed{mid}"
-            stored[("feed", mid)] = (get(feed, 1), _signed(get(feed, 2)), get(feed, 3), get(feed, 4), get(feed, 5))
-            for side in (0, 1):
-                key = mid * 2 + side
-                cnt = get("engine", _slot(pos["_member_count"]["slot"], key))
-                stored[("members", mid, side)] = tuple(
-                    "0x%040x" % get("engine", _slot(pos["_members"]["slot"], key, i)) for i in range(cnt))
-            for a in accounts:
-                ai = int(a, 16)
-                pa = get("engine", _slot(pos["_pos_a"]["slot"], ai, mid))
-                if pa == 0:
-                    stored[("pos", _l(a), mid)] = (0, 0, 0, 0, 0, 0)
-                    continue
-                pb = get("engine", _slot(pos["_pos_b"]["slot"], ai, mid))
-                pc = get("engine", _slot(pos["_pos_c"]["slot"], ai, mid))
-                mask = 2**128 - 1
-                stored[("pos", _l(a), mid)] = ((pa & mask) - 2**127, pb & mask, pa >> 128,
-                                               (pb >> 128) - 2**127, pc & mask, pc >> 128)
-        for a, mid in touched:
-            if stored[("pos", _l(a), mid)][0] == 0:
-                continue
-            views[("views", _l(a), mid)] = tuple(
-                self._view("engine", sig, ["address", "uint256"], [a, mid], out) for sig, out in _POSITION_VIEWS)
-        if valuation:
-            views[("valuation",)] = (self._view("vault", "totalAssets()", [], [], "uint256"),
-                                     self._view("vault", "free_cash()", [], [], "uint256"),
-                                     self._view("engine", "traders_claim()", [], [], "int256"))
-        return stored, views
+# ------------------------------------------------------------------ revm (in process)
+
+_SELECTORS = {}
+
+
+def selector(signature):
+    got = _SELECTORS.get(signature)
+    if got is None:
+        got = _SELECTORS[signature] = keccak(text=signature)[:4]
+    return got
+
+
+def compile_source(path):
+    """A .vy source compiled by vyper 0.4.3 through titanoboa's loader
+    (snekmate and the contracts/ modules on its search path): the deployer,
+    whose compiler_data holds the bytecode (the same bytes ape-vyper writes
+    to .build: tests/unit/test_toolchain.py) and the storage layout."""
+    import boa
+
+    return boa.load_partial(str(path))
+
+
+def _revm_address(name):
+    from eth_utils import to_checksum_address
+
+    return to_checksum_address("0x" + keccak(text=f"backstop.revm.{name}")[12:].hex())
+
+
+class RevmBackend(SlotReader):
+    """The same compiled contracts in revm (pyrevm 0.3.7, in process): about
+    20 us a transaction where py-evm takes 7 ms. Reads every stored value
+    from storage slots (0.3 us a slot) after every step, and the views of
+    the positions a step touched through the engine's view functions
+    (~11 us each). Spec prague, as vyper 0.4.3 targets."""
+
+    name = "revm"
+    full_views = False
+
+    def __init__(self, roles, contracts_dir=CONTRACTS, config=None):
+        import pyrevm
+
+        from scripts import config as cfg
+
+        self._pyrevm = pyrevm
+        self.evm = pyrevm.EVM(spec_id="PRAGUE", gas_limit=GAS)
+        self.accounts = {name: _revm_address(name) for name in roles}
+        self._now = 1_800_000_000
+        self._number = 1
+        self._set_block()
+        conf = config or cfg.load("local")
+        d = Path(contracts_dir)
+        owner = self.accounts["owner"]
+        deployers = {}
+
+        def deploy(rel, types=(), args=()):
+            deployers[rel] = compile_source(d / rel)
+            code = deployers[rel].compiler_data.bytecode + encode(list(types), list(args))
+            return self.evm.deploy(owner, code, gas=GAS)
+
+        c = conf["collateral"]
+        token = deploy("mocks/MockToken.vy", ["string", "string", "uint8"], [c["name"], c["symbol"], c["decimals"]])
+        fd = conf.get("feed_decimals", 8)
+        feeds = [deploy("mocks/MockAggregator.vy", ["uint8", "int256"], [fd, m["initial_price"] * 10**fd])
+                 for m in conf["markets"]]
+        exits = deploy("PerpExits.vy", ["address"], [token])
+        engine = deploy("PerpEngine.vy", ["address", "address"], [token, exits])
+        vault = deploy("LiquidityVault.vy", ["address", "address"], [token, engine])
+        fund = deploy("InsuranceFund.vy", ["address", "address"], [token, engine])
+        lens = deploy("BackstopLens.vy")
+        self.addresses = {"engine": engine, "exits": exits, "vault": vault, "fund": fund, "token": token, "lens": lens}
+        for i, feed in enumerate(feeds):
+            self.addresses[f"feed{i}"] = feed
+        ok, out = self._call(owner, engine, selector("initialize(address,address)") + encode(
+            ["address", "address"], [vault, fund]))
+        assert ok, decode_revert(out)
+        self.params = []
+        for m, feed in zip(conf["markets"], feeds):
+            p = cfg.market_params(m, feed, c["decimals"])
+            ok, out = self._call(owner, engine, selector(f"add_market({_P})") + encode([_P], [p.as_tuple()]))
+            assert ok, decode_revert(out)
+            self.params.append(p)
+        self._layout = {"engine": load_layout(deployers["PerpEngine.vy"]),
+                        "vault": load_layout(deployers["LiquidityVault.vy"])}
+        self._token_layout = {"balanceOf": 1, "totalSupply": 3}  # snekmate erc20, checked here
+        assert self._layout["vault"]["erc20"]["balanceOf"]["slot"] == self._token_layout["balanceOf"]
+        self.n_markets = len(feeds)
+        self.tx_count = 0
+        self._snaps = []
+        self._storage = self.evm.storage
+        self._addr = dict(self.addresses)
+
+    def _set_block(self):
+        self.evm.set_block_env(self._pyrevm.BlockEnv(number=self._number, timestamp=self._now))
+
+    def _call(self, sender, to, data):
+        """(success, output). pyrevm reports a revert as a RuntimeError
+        "Revert { gas_used: .., output: 0x.. }" and a halt (out of gas, an
+        invalid opcode) as another RuntimeError."""
+        try:
+            return True, self.evm.message_call(sender, to, data, gas=GAS)
+        except RuntimeError as exc:
+            text = str(exc)
+            if text.startswith("Revert"):
+                return False, bytes.fromhex(text.split("output: 0x", 1)[1].split()[0].rstrip("},"))
+            return False, ("halt: " + text).encode()
+
+    # -------------------------------------------------------------- machine surface
+    def head_time(self):
+        return self._now
+
+    def snapshot(self):
+        self._snaps.append((self.evm.snapshot(), self._now, self._number))
+        return len(self._snaps)
+
+    def restore(self, snap):
+        assert snap == len(self._snaps), "revm checkpoints restore in LIFO order"
+        cp, self._now, self._number = self._snaps.pop()
+        self.evm.revert(cp)
+        self._set_block()
+
+    def send(self, sender, verb, args, t):
+        """One transaction in its own block, at timestamp t. A halt comes back
+        as "halt: ..." so that it can never pass for a Vyper revert."""
+        role, data = calldata(verb, args)
+        self._number += 1
+        self._now = t
+        self._set_block()
+        ok, out = self._call(sender, self.addresses[role], data)
+        self.tx_count += 1
+        if ok:
+            return None
+        if out.startswith(b"halt: "):
+            return out.decode()
+        return decode_revert(out)
+
+    # -------------------------------------------------------------- reads (SlotReader)
+    def _get(self, role, slot):
+        return self._storage(self._addr[role], slot)
+
+    def _view(self, role, signature, types, args, out):
+        ok, raw = self._call(self.accounts["owner"], self.addresses[role],
+                             selector(signature) + fast_encode(types, args))
+        assert ok, f"{signature} reverted: {decode_revert(raw)!r}"
+        assert len(raw) == 32, f"{signature} returned {len(raw)} bytes"
+        x = int.from_bytes(raw, "big")
+        if out == "int256":
+            return _signed(x)
+        if out == "bool":
+            assert x in (0, 1), f"{signature}: not a bool {x}"
+            return x == 1
+        assert out == "uint256", out
+        return x

@@ -1,9 +1,15 @@
 """Hypothesis profiles and the two backends of the differential machine.
 
 HYPOTHESIS_PROFILE selects the profile; unset means "ci":
-    ci    the anvil run inside `make test` (a few minutes) and the ci-sized
-          planted-bug runs
-    deep  `make fuzz-deep`: titanoboa in process, at least 20,000 steps
+    ci    the anvil run inside `make test` (a few minutes), the ci-sized
+          planted-bug runs, and short in-process runs
+    deep  `make fuzz-deep`: revm in process, DEEP_STEPS steps (100,000;
+          BACKSTOP_DEEP_STEPS overrides, never below 20,000)
+
+Backends (tests/stateful/backends.py):
+    anvil   ape's anvil, deployed by scripts/deploy.py: the one that counts
+    revm    pyrevm in process, the same bytecode: deep runs, planted bugs
+    boa     titanoboa's py-evm in process: a third EVM, a short run in CI
 """
 
 import os
@@ -20,16 +26,17 @@ _COMMON = dict(
                            HealthCheck.large_base_example],
 )
 settings.register_profile("ci", max_examples=130, stateful_step_count=50, **_COMMON)
-settings.register_profile("deep", max_examples=250, stateful_step_count=100, **_COMMON)
+settings.register_profile("deep", max_examples=1_000, stateful_step_count=100, **_COMMON)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)
 
 # The deep run's total, across as many hypothesis runs as it takes.
 DEEP_MIN_STEPS = 20_000
+DEEP_STEPS = max(int(os.environ.get("BACKSTOP_DEEP_STEPS", 100_000)), DEEP_MIN_STEPS)
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "boa: runs the contracts in process with titanoboa (make fuzz-deep)")
+    config.addinivalue_line("markers", "in_process: runs the contracts in process (revm or titanoboa), no devnet")
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +56,14 @@ def boa_session():
     from tests.stateful.backends import BoaBackend
 
     return Session(BoaBackend(ROLES))
+
+
+@pytest.fixture(scope="session")
+def revm_session():
+    """The same bytecode in revm, in process."""
+    from tests.stateful.backends import RevmBackend
+
+    return Session(RevmBackend(ROLES))
 
 
 def report(capsys, backend, stats):

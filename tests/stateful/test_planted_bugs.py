@@ -1,6 +1,6 @@
 """Planted bugs: the differential machine must catch each one within a
 ci-sized run (the "ci" profile's examples and steps, generation only, no
-shrinking), on titanoboa. A machine that passes with a planted bug is a
+shrinking), in process on revm. A machine that passes with a planted bug is a
 machine that cannot find that class of bug.
 
     (a) a rounding direction flipped in the model (upnl rounds up)
@@ -21,10 +21,10 @@ from hypothesis import Phase, settings
 from model import adl as model_adl
 from model import margin as model_margin
 from model.fixed_point import div_ceil
-from tests.stateful.backends import CONTRACTS, BoaBackend
+from tests.stateful.backends import CONTRACTS, RevmBackend
 from tests.stateful.machine import ROLES, Session, run
 
-pytestmark = pytest.mark.boa
+pytestmark = pytest.mark.in_process
 
 
 def ci_sized():
@@ -54,12 +54,12 @@ def variant(tmp_path, path, old, new):
     return root
 
 
-def test_planted__model_upnl_rounds_up__caught(boa_session, monkeypatch, capsys):
+def test_planted__model_upnl_rounds_up__caught(revm_session, monkeypatch, capsys):
     def upnl_rounding_up(size, entry, price, scale):
         return div_ceil(size * (price - entry), scale)
 
     monkeypatch.setattr(model_margin, "upnl", upnl_rounding_up)
-    assert_caught(boa_session, r"model and chain differ|chain (ok|reverted).*model", capsys, "upnl rounds up")
+    assert_caught(revm_session, r"model and chain differ|chain (ok|reverted).*model", capsys, "upnl rounds up")
 
 
 def test_planted__contract_skips_insurance_fee_share__caught(tmp_path, capsys):
@@ -69,11 +69,11 @@ def test_planted__contract_skips_insurance_fee_share__caught(tmp_path, capsys):
         "default_return_value=True), \"collateral: transfer failed\"\n",
         "        pass  # planted bug: the insurance fund's share is never sent\n",
     )
-    session = Session(BoaBackend(ROLES, contracts_dir=root))
+    session = Session(RevmBackend(ROLES, contracts_dir=root))
     assert_caught(session, r"\('bal', '(fund|engine)'\)|engine holds", capsys, "fee split skipped")
 
 
-def test_planted__model_ranking_swaps_top_two__caught(boa_session, monkeypatch, capsys):
+def test_planted__model_ranking_swaps_top_two__caught(revm_session, monkeypatch, capsys):
     real = model_adl._ranking
 
     def swapped(*args, **kwargs):
@@ -81,7 +81,7 @@ def test_planted__model_ranking_swaps_top_two__caught(boa_session, monkeypatch, 
         return [out[1], out[0], *out[2:]] if len(out) >= 2 else out
 
     monkeypatch.setattr(model_adl, "_ranking", swapped)
-    assert_caught(boa_session, r"ADL ranking was refused", capsys, "ranking swaps top two")
+    assert_caught(revm_session, r"ADL ranking was refused", capsys, "ranking swaps top two")
 
 
 def test_planted__contract_scans_wrong_side_for_skipped_ranks__caught(tmp_path, capsys):
@@ -90,6 +90,6 @@ def test_planted__contract_scans_wrong_side_for_skipped_ranks__caught(tmp_path, 
         "    key: uint256 = mid * 2 + convert(job.bankrupt_size > 0, uint256)\n",
         "    key: uint256 = mid * 2 + convert(job.bankrupt_size < 0, uint256)  # planted bug\n",
     )
-    session = Session(BoaBackend(ROLES, contracts_dir=root))
+    session = Session(RevmBackend(ROLES, contracts_dir=root))
     assert_caught(session, r"model and chain differ|chain (ok|reverted).*model|list was accepted", capsys,
                   "ADL scan on the wrong side")
