@@ -35,6 +35,7 @@ State keys (addresses lower-case hex):
                                bankruptcy_price, adl_score, funding_owed), open positions
 """
 
+from functools import partial
 from pathlib import Path
 
 from eth_abi import decode, encode
@@ -375,7 +376,7 @@ class SlotReader:
     for the `touched` (account, market) pairs, and the vault's valuation only
     when asked, through the contracts' own view functions.
 
-    A backend supplies _get(role, slot) -> int, _view(role, signature,
+    A backend supplies _reader(role) -> (slot -> int), _view(role, signature,
     types, args, out) -> value, self._layout {"engine", "vault"} and
     self._token_layout. The slots of a given account list are worked out
     once (_plan); a read is then a few hundred storage lookups."""
@@ -399,7 +400,11 @@ class SlotReader:
             "role_bal": [(role, _slot(bal, int(self.addresses[role], 16))) for role in ("engine", "vault", "fund")],
             "supply": self._layout["vault"]["erc20"]["totalSupply"]["slot"],
             # per account: token balance, free collateral, vault shares
-            "acct": [(k, _slot(bal, i), _slot(free, i), _slot(shares, i)) for k, i in zip(keys, ints)],
+            "k_bal": [("bal", k) for k in keys], "k_free": [("free", k) for k in keys],
+            "k_shares": [("shares", k) for k in keys],
+            "s_bal": [_slot(bal, i) for i in ints],
+            "s_free": [_slot(free, i) for i in ints],
+            "s_shares": [_slot(shares, i) for i in ints],
             "params": pos["_params"]["slot"], "state": pos["_state"]["slot"],
             "pending": pos["_adl_pending"]["slot"], "member_count": pos["_member_count"]["slot"],
             "members": pos["_members"]["slot"],
@@ -413,11 +418,14 @@ class SlotReader:
         if got is None:
             sa, sb, sc = plan["pos"]
             got = plan["markets"][mid] = {
-                "params": _slot(plan["params"], mid), "state": _slot(plan["state"], mid),
-                "pending": _slot(plan["pending"], mid),
+                "params": [_slot(plan["params"], mid) + i for i in range(13)],
+                "state": [_slot(plan["state"], mid) + i for i in range(7)],
+                "pending": [_slot(plan["pending"], mid) + i for i in range(6)],
                 "count": [_slot(plan["member_count"], mid * 2 + side) for side in (0, 1)],
-                "pos": [(k, _slot(sa, i, mid), _slot(sb, i, mid), _slot(sc, i, mid))
-                        for k, i in zip(plan["keys"], plan["ints"])],
+                "k_pos": [("pos", k, mid) for k in plan["keys"]],
+                "s_a": [_slot(sa, i, mid) for i in plan["ints"]],
+                "s_b": [_slot(sb, i, mid) for i in plan["ints"]],
+                "s_c": [_slot(sc, i, mid) for i in plan["ints"]],
             }
         return got
 
@@ -428,48 +436,43 @@ class SlotReader:
         plan = self._plans.get(accounts_key)
         if plan is None:
             plan = self._plans[accounts_key] = self._plan(accounts)
-        get = self._get
+        # one C-level storage reader per contract; map() runs them over slot lists
+        ge, gt, gv = self._reader("engine"), self._reader("token"), self._reader("vault")
         stored, views = {}, {}
-        n = get("engine", plan["market_count"])
-        stored[("totals",)] = (n, bool(get("engine", plan["paused"])), "0x%040x" % get("engine", plan["owner"]),
-                               "0x%040x" % get("engine", plan["pauser"]))
+        n = ge(plan["market_count"])
+        stored[("totals",)] = (n, bool(ge(plan["paused"])), "0x%040x" % ge(plan["owner"]),
+                               "0x%040x" % ge(plan["pauser"]))
         for role, slot in plan["role_bal"]:
-            stored[("bal", role)] = get("token", slot)
-        stored[("vault.supply",)] = get("vault", plan["supply"])
-        for k, s_bal, s_free, s_shares in plan["acct"]:
-            stored[("bal", k)] = get("token", s_bal)
-            stored[("free", k)] = get("engine", s_free)
-            stored[("shares", k)] = get("vault", s_shares)
+            stored[("bal", role)] = gt(slot)
+        stored[("vault.supply",)] = gv(plan["supply"])
+        stored.update(zip(plan["k_bal"], map(gt, plan["s_bal"])))
+        stored.update(zip(plan["k_free"], map(ge, plan["s_free"])))
+        stored.update(zip(plan["k_shares"], map(gv, plan["s_shares"])))
         mask = 2**128 - 1
         closed = (0, 0, 0, 0, 0, 0)
         for mid in range(n):
             m = self._market_plan(plan, mid)
-            base = m["params"]
-            p = [get("engine", base + i) for i in range(13)]
+            p = list(map(ge, m["params"]))
             stored[("params", mid)] = ("0x%040x" % p[0], *p[1:])
-            base = m["state"]
-            st = [get("engine", base + i) for i in range(7)]
+            st = list(map(ge, m["state"]))
             st[4], st[5] = _signed(st[4]), _signed(st[5])
             stored[("state", mid)] = tuple(st)
-            base = m["pending"]
-            q = [get("engine", base + i) for i in range(6)]
+            q = list(map(ge, m["pending"]))
             stored[("pending", mid)] = (q[0], q[1], _signed(q[2]), q[3], "0x%040x" % q[4], q[5])
-            feed = f"feed{mid}"
-            stored[("feed", mid)] = (get(feed, 1), _signed(get(feed, 2)), get(feed, 3), get(feed, 4), get(feed, 5))
+            f = list(map(self._reader(f"feed{mid}"), (1, 2, 3, 4, 5)))
+            f[1] = _signed(f[1])
+            stored[("feed", mid)] = tuple(f)
             for side in (0, 1):
                 key = mid * 2 + side
-                cnt = get("engine", m["count"][side])
+                cnt = ge(m["count"][side])
                 stored[("members", mid, side)] = tuple(
-                    "0x%040x" % get("engine", _slot(plan["members"], key, i)) for i in range(cnt))
-            for k, s_a, s_b, s_c in m["pos"]:
-                pa = get("engine", s_a)
-                if pa == 0:
-                    stored[("pos", k, mid)] = closed
-                    continue
-                pb = get("engine", s_b)
-                pc = get("engine", s_c)
-                stored[("pos", k, mid)] = ((pa & mask) - 2**127, pb & mask, pa >> 128,
-                                           (pb >> 128) - 2**127, pc & mask, pc >> 128)
+                    "0x%040x" % ge(_slot(plan["members"], key, i)) for i in range(cnt))
+            # all three slots of every account's position: a close that
+            # leaves a slot behind (a stale TP/SL, say) must show
+            stored.update(zip(m["k_pos"], [
+                closed if pa == pb == pc == 0 else
+                ((pa & mask) - 2**127, pb & mask, pa >> 128, (pb >> 128) - 2**127, pc & mask, pc >> 128)
+                for pa, pb, pc in zip(map(ge, m["s_a"]), map(ge, m["s_b"]), map(ge, m["s_c"]))]))
         for a, mid in touched:
             if stored[("pos", _l(a), mid)][0] == 0:
                 continue
@@ -576,8 +579,8 @@ class BoaBackend(SlotReader):
         return decode([out], c.output)[0]
 
     # -------------------------------------------------------------- storage reads
-    def _get(self, role, slot):
-        return self._state.get_storage(self._canon[role], slot)
+    def _reader(self, role):
+        return partial(self._state.get_storage, self._canon[role])
 
 
 # ------------------------------------------------------------------ revm (in process)
@@ -668,8 +671,9 @@ class RevmBackend(SlotReader):
         self.n_markets = len(feeds)
         self.tx_count = 0
         self._snaps = []
-        self._storage = self.evm.storage
-        self._addr = dict(self.addresses)
+        self._readers = {}
+        self._view_data = {}  # (role, signature, *args) -> (address, calldata)
+        self._owner = self.accounts["owner"]
 
     def _set_block(self):
         self.evm.set_block_env(self._pyrevm.BlockEnv(number=self._number, timestamp=self._now))
@@ -716,12 +720,18 @@ class RevmBackend(SlotReader):
         return decode_revert(out)
 
     # -------------------------------------------------------------- reads (SlotReader)
-    def _get(self, role, slot):
-        return self._storage(self._addr[role], slot)
+    def _reader(self, role):
+        got = self._readers.get(role)
+        if got is None:
+            got = self._readers[role] = partial(self.evm.storage, self.addresses[role])
+        return got
 
     def _view(self, role, signature, types, args, out):
-        ok, raw = self._call(self.accounts["owner"], self.addresses[role],
-                             selector(signature) + fast_encode(types, args))
+        key = (role, signature, *args)
+        data = self._view_data.get(key)
+        if data is None:
+            data = self._view_data[key] = (self.addresses[role], selector(signature) + fast_encode(types, args))
+        ok, raw = self._call(self._owner, *data)
         assert ok, f"{signature} reverted: {decode_revert(raw)!r}"
         assert len(raw) == 32, f"{signature} returned {len(raw)} bytes"
         x = int.from_bytes(raw, "big")

@@ -26,7 +26,7 @@ _COMMON = dict(
                            HealthCheck.large_base_example],
 )
 settings.register_profile("ci", max_examples=130, stateful_step_count=50, **_COMMON)
-settings.register_profile("deep", max_examples=1_000, stateful_step_count=100, **_COMMON)
+settings.register_profile("deep", max_examples=300, stateful_step_count=100, **_COMMON)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)
 
@@ -69,8 +69,13 @@ def revm_session():
 def report(capsys, backend, stats):
     """Steps per second and label counts, printed past pytest's capture."""
     steps, secs = stats["steps"], stats["seconds"]
-    labels = ", ".join(f"{k} {stats[k]}" for k in sorted(stats) if k not in ("steps", "calls", "seconds", "examples"))
+    labels = ", ".join(f"{k} {stats[k]}" for k in sorted(stats)
+                       if k not in ("steps", "calls", "seconds", "examples", "workers", "worker_seconds"))
+    per_worker = ""
+    if stats.get("workers"):
+        per_worker = (f" ({stats['workers']} workers, each {steps / max(stats['worker_seconds'], 1e-9):.1f} "
+                      f"steps/s on average)")
     with capsys.disabled():
         print(f"\n[stateful/{backend}] {stats['examples']} examples, {steps} steps, {stats['calls']} calls in "
               f"{secs:.1f} s: {steps / max(secs, 1e-9):.1f} steps/s, {stats['calls'] / max(secs, 1e-9):.1f} calls/s"
-              f"\n[stateful/{backend}] labels: {labels}")
+              f"{per_worker}\n[stateful/{backend}] labels: {labels}")

@@ -66,6 +66,39 @@ def _pos_tuple(p):
     return (p.size, p.entry_price, p.margin, p.funding_index, p.take_profit, p.stop_loss)
 
 
+_LOWER = {}
+
+
+def _lower(accounts):
+    """(account, its lower-case key) pairs, worked out once per account list."""
+    key = tuple(accounts)
+    got = _LOWER.get(key)
+    if got is None:
+        got = _LOWER[key] = [(a, a.lower()) for a in accounts]
+    return got
+
+
+_KEYS = {}
+
+
+def _keys(accounts):
+    """The per-account keys of model_state, built once per account list."""
+    key = tuple(accounts)
+    got = _KEYS.get(key)
+    if got is None:
+        low = [k for _, k in _lower(accounts)]
+        per_market = {}
+
+        def pos(mid):
+            if mid not in per_market:
+                per_market[mid] = [("pos", k, mid) for k in low]
+            return per_market[mid]
+
+        got = _KEYS[key] = {"bal": [("bal", k) for k in low], "free": [("free", k) for k in low],
+                            "shares": [("shares", k) for k in low], "pos": pos}
+    return got
+
+
 def model_state(w, accounts, touched=None, valuation=True):
     """(stored, views) from the model, keyed as backends.py documents.
     touched=None: views of every open position; else only of those pairs."""
@@ -77,12 +110,14 @@ def model_state(w, accounts, touched=None, valuation=True):
     stored[("bal", "vault")] = bal.get(w.vault_address, 0)
     stored[("bal", "fund")] = bal.get(w.fund_address, 0)
     stored[("vault.supply",)] = w.v.total_supply
-    for a in accounts:
-        k = a.lower()
-        stored[("bal", k)] = bal.get(a, 0)
-        stored[("free", k)] = e.free.get(a, 0)
-        stored[("shares", k)] = w.v.balances.get(a, 0)
-    none = P.Position()
+    pairs = _lower(accounts)
+    ks = _keys(accounts)
+    free, shares = e.free, w.v.balances
+    stored.update(zip(ks["bal"], [bal.get(a, 0) for a, _ in pairs]))
+    stored.update(zip(ks["free"], [free.get(a, 0) for a, _ in pairs]))
+    stored.update(zip(ks["shares"], [shares.get(a, 0) for a, _ in pairs]))
+    closed = (0, 0, 0, 0, 0, 0)
+    positions = e.positions
     for mid in range(e.market_count):
         p = e.params[mid]
         stored[("params", mid)] = (p.feed.lower(), *p.as_tuple()[1:])
@@ -95,10 +130,13 @@ def model_state(w, accounts, touched=None, valuation=True):
         f = w.feeds[p.feed]
         stored[("feed", mid)] = (f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round)
         for side in (0, 1):
-            stored[("members", mid, side)] = tuple(x.lower() for x in e.members.get(mid * 2 + side, []))
-        for a in accounts:
-            stored[("pos", a.lower(), mid)] = _pos_tuple(e.positions.get((a, mid), none))
-    pairs = [k for k in e.positions] if touched is None else [k for k in touched if k in e.positions]
+            stored[("members", mid, side)] = tuple(x.lower() for x in e.members.get(mid * 2 + side, ()))
+        get = positions.get
+        stored.update(zip(ks["pos"](mid), [
+            closed if (pos := get((a, mid))) is None else
+            (pos.size, pos.entry_price, pos.margin, pos.funding_index, pos.take_profit, pos.stop_loss)
+            for a, _ in pairs]))
+    pairs = [k for k in positions] if touched is None else [k for k in touched if k in positions]
     for a, mid in pairs:
         views[("views", a.lower(), mid)] = (
             perp_engine.equity(w, a, mid), perp_engine.is_liquidatable(w, a, mid),
@@ -112,31 +150,35 @@ def model_state(w, accounts, touched=None, valuation=True):
 
 def check_invariants(stored, accounts, minted, where):
     """SPEC section 8 on one side's stored values (chain or model)."""
-    keys = [a.lower() for a in accounts]
+    keys = [k for _, k in _lower(accounts)]
     # 1. token conservation: tokens in == tokens held, to the unit; the engine
     #    holds exactly free collateral plus position margins.
     held = sum(stored[("bal", k)] for k in keys) + sum(stored[("bal", r)] for r in ("engine", "vault", "fund"))
     assert held == minted, f"{where}: tokens held {held} != tokens minted {minted}"
     n = stored[("totals",)][0]
     free = sum(stored[("free", k)] for k in keys)
-    margins = sum(stored[("pos", k, mid)][2] for k in keys for mid in range(n))
+    # open positions per market: (key, (size, entry, margin, funding_index, tp, sl))
+    open_ = [[(k, p) for k in keys if (p := stored[("pos", k, mid)])[0] != 0] for mid in range(n)]
+    margins = sum(p[2] for ps in open_ for _, p in ps)
     assert stored[("bal", "engine")] == free + margins, (
         f"{where}: engine holds {stored[('bal', 'engine')]} != free {free} + margins {margins}")
     # vault shares: the supply is what the LPs hold
     assert stored[("vault.supply",)] == sum(stored[("shares", k)] for k in keys), f"{where}: share supply"
     for mid in range(n):
         # 5. open interest, cost and funding aggregates equal the sums over positions
-        ps = [(k, stored[("pos", k, mid)]) for k in keys]
-        long_oi = sum(p[0] for _, p in ps if p[0] > 0)
-        short_oi = sum(-p[0] for _, p in ps if p[0] < 0)
-        long_cost = sum(p[0] * p[1] for _, p in ps if p[0] > 0)
-        short_cost = sum(-p[0] * p[1] for _, p in ps if p[0] < 0)
+        ps = open_[mid]
+        longs = [(k, p) for k, p in ps if p[0] > 0]
+        shorts = [(k, p) for k, p in ps if p[0] < 0]
+        long_oi = sum(p[0] for _, p in longs)
+        short_oi = sum(-p[0] for _, p in shorts)
+        long_cost = sum(p[0] * p[1] for _, p in longs)
+        short_cost = sum(-p[0] * p[1] for _, p in shorts)
         ssi = sum(p[0] * p[3] for _, p in ps)
         s = stored[("state", mid)]
         assert s[:5] == (long_oi, short_oi, long_cost, short_cost, ssi), f"{where}: market {mid} aggregates {s[:5]}"
-        for side, sign in ((0, 1), (1, -1)):
+        for side, group in ((0, longs), (1, shorts)):
             mem = stored[("members", mid, side)]
-            want = {k for k, p in ps if p[0] * sign > 0}
+            want = {k for k, _ in group}
             assert len(mem) == len(set(mem)) and set(mem) == want, f"{where}: market {mid} side {side} set"
         q = stored[("pending", mid)]
         if q[0]:
@@ -900,13 +942,19 @@ def machine_for(session, stats=None, base=BackstopMachine):
                 {"session": session, "stats": Counter() if stats is None else stats})
 
 
-def run(session, settings, stats=None, base=BackstopMachine):
+def run(session, settings, stats=None, base=BackstopMachine, seed=None):
     """Run the machine under `settings`; return its counters (steps, calls,
     examples, one per label, seconds). Pass `stats` to keep them when the
-    machine fails."""
+    machine fails; `seed` fixes hypothesis's random stream (the parallel deep
+    run gives each worker its own; BACKSTOP_SEED replays one)."""
+    from hypothesis import seed as hypothesis_seed
     from hypothesis.stateful import run_state_machine_as_test
 
     cls = machine_for(session, stats, base)
+    if seed is None:
+        seed = os.environ.get("BACKSTOP_SEED")
+    if seed is not None:
+        cls = hypothesis_seed(int(seed))(cls)
     replay = os.environ.get("BACKSTOP_REPRODUCE")
     if replay:
         # "VERSION BLOB", the two arguments of the @reproduce_failure line a failure printed

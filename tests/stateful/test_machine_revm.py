@@ -2,32 +2,53 @@
 ape deploys, for deep runs.
 
     make fuzz-deep        HYPOTHESIS_PROFILE=deep: DEEP_STEPS steps
-                          (100,000 unless BACKSTOP_DEEP_STEPS says more),
-                          every label reached, steps per second printed
-    make test             the ci profile: a short run that proves the
-                          in-process backend agrees with the model (the
-                          planted-bug tests rely on it)
+                          (100,000 unless BACKSTOP_DEEP_STEPS says more)
+                          on BACKSTOP_WORKERS forked workers (default: one
+                          per core), every label reached, steps per second
+                          printed per worker and in all
+    make test             the ci profile: a short single-process run that
+                          proves the in-process backend agrees with the
+                          model (the planted-bug tests rely on it)
+
+A deep failure names its worker's seed; BACKSTOP_SEED=<seed>
+BACKSTOP_WORKERS=1 make fuzz-deep replays it in one process.
 """
 
-import pytest
+import os
+import random
 from collections import Counter
+
+import pytest
 from hypothesis import settings
 
 from tests.stateful.conftest import DEEP_STEPS, PROFILE, report
 from tests.stateful.machine import LABELS, run
+from tests.stateful.parallel import run_parallel
 
 pytestmark = pytest.mark.in_process
 
+CI_EXAMPLES = 250  # about 10,000 steps, a few seconds
+WORKERS = int(os.environ.get("BACKSTOP_WORKERS", os.cpu_count() or 1))
+
 
 def test_machine__revm__model_and_chain_agree_after_every_step(revm_session, capsys):
-    stats = Counter()
-    if PROFILE == "deep":
-        while stats["steps"] < DEEP_STEPS:
-            run(revm_session, settings(), stats)
-    else:
-        run(revm_session, settings(settings(), max_examples=60), stats)
-    report(capsys, "revm", stats)
-    assert stats["steps"] >= (DEEP_STEPS if PROFILE == "deep" else 60)
-    if PROFILE == "deep":
+    if PROFILE != "deep":
+        stats = run(revm_session, settings(settings(), max_examples=CI_EXAMPLES), Counter())
+        report(capsys, "revm", stats)
+        assert stats["steps"] >= CI_EXAMPLES
         missing = [label for label in LABELS if stats[label] == 0]
         assert not missing, f"never reached in {stats['steps']} steps: {missing}"
+        return
+    if WORKERS == 1:
+        stats = Counter()
+        while stats["steps"] < DEEP_STEPS:
+            run(revm_session, settings(), stats)
+        report(capsys, "revm", stats)
+    else:
+        seed0 = int(os.environ.get("BACKSTOP_SEED", random.randrange(2**31)))
+        stats, failures = run_parallel(revm_session, settings(), DEEP_STEPS, WORKERS, seed0)
+        report(capsys, f"revm x{WORKERS}", stats)
+        assert not failures, "\n\n".join(failures)
+    assert stats["steps"] >= DEEP_STEPS
+    missing = [label for label in LABELS if stats[label] == 0]
+    assert not missing, f"never reached in {stats['steps']} steps: {missing}"
