@@ -70,3 +70,18 @@ def test_exits__refuses_a_direct_call(protocol, trader):
     import ape
     with ape.reverts("exits: delegatecall only"):
         protocol.exits.liquidate(trader, 0, [], sender=trader)
+
+
+@pytest.mark.parametrize("name", ["PerpEngine", "PerpExits", "LiquidityVault", "InsuranceFund", "BackstopLens",
+                                  "MockToken", "MockAggregator"])
+def test_in_process_backends__run_the_bytecode_ape_deploys(name):
+    """The revm and titanoboa backends compile through titanoboa's loader;
+    the differential machine's in-process runs count only if that is the
+    very bytecode ape-vyper builds for the devnet."""
+    from ape import project
+
+    from tests.stateful.backends import compile_source
+
+    rel = f"mocks/{name}.vy" if name.startswith("Mock") else f"{name}.vy"
+    ape_code = getattr(project, name).contract_type.deployment_bytecode.bytecode
+    assert "0x" + compile_source(CONTRACTS / rel).compiler_data.bytecode.hex() == ape_code
