@@ -26,6 +26,7 @@ same numbers); `--update-snapshot` rewrites that file.
 """
 
 import json
+import os
 import platform
 import subprocess
 import time
@@ -221,7 +222,6 @@ def storage_labels(market_count, accounts_):
             labels.update({_slot(S["_packed"], mid) + i: "_packed" for i in range(5)})
         labels.update({_slot(S["_state"], mid) + i: "_state" for i in range(7)})
         labels.update({_slot(S["_adl_pending"], mid) + i: "_adl_pending" for i in range(6)})
-        labels[_slot(S["_feed_scale"], mid)] = "_feed_scale"
         for side in (0, 1):
             key = mid * 2 + side
             labels[_slot(S["_member_count"], key)] = "_member_count"
@@ -862,11 +862,13 @@ def _repo_on_path():
         sys.path.insert(0, str(ROOT))
 
 
-def speed_harness(kind, examples=10, steps=30, progress=None):
+def speed_harness(kind, examples=10, steps=30, progress=None, workers=1):
     """Steps per second of the differential state machine
     (tests/stateful/machine.py: one step is one rule, its calls on chain and
-    on the model, then the full comparison) on `kind` = "anvil" or "boa".
-    Setup (deploying, mirroring, funding the actors) is not timed."""
+    on the model, then the comparison) on `kind` = "anvil", "boa" or "revm";
+    `workers` > 1 forks that many revm workers (tests/stateful/parallel.py)
+    and reports their aggregate. Setup (compiling, deploying, mirroring,
+    funding the actors) is not timed."""
     from collections import Counter
 
     from hypothesis import HealthCheck, settings
@@ -874,7 +876,8 @@ def speed_harness(kind, examples=10, steps=30, progress=None):
     _repo_on_path()
     from tests.stateful.machine import ANVIL_ROLES, ROLES, Session, run
 
-    task = progress.add_task(f"differential machine on {kind} ({examples} examples x {steps} steps)", total=None) if progress else None
+    task = progress.add_task(f"differential machine on {kind} x{workers} ({examples} examples x {steps} steps)",
+                             total=None) if progress else None
     snap = chain.snapshot() if kind == "anvil" else None
     try:
         if kind == "anvil":
@@ -882,15 +885,26 @@ def speed_harness(kind, examples=10, steps=30, progress=None):
 
             roles = {name: accounts.test_accounts[i] for name, i in ANVIL_ROLES.items()}
             session = Session(AnvilBackend(deploy_protocol(roles["owner"]), roles))
-        else:
+        elif kind == "boa":
             from tests.stateful.backends import BoaBackend
 
             session = Session(BoaBackend(ROLES))
+        else:
+            from tests.stateful.backends import RevmBackend
+
+            session = Session(RevmBackend(ROLES))
         stats = Counter()
         failure = None
+        config = settings(max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
+                          suppress_health_check=list(HealthCheck))
         try:
-            run(session, settings(max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
-                                  suppress_health_check=list(HealthCheck)), stats)
+            if workers > 1:
+                from tests.stateful.parallel import run_parallel
+
+                stats, failures = run_parallel(session, config, examples * steps // 2, workers, seed0=1)
+                failure = failures[0].splitlines()[0][:200] if failures else None
+            else:
+                run(session, config, stats)
         except AssertionError as exc:
             # a property the machine checks failed: the speed so far still
             # stands; the failure is reported with it (its owner's suites fail on it)
@@ -903,7 +917,8 @@ def speed_harness(kind, examples=10, steps=30, progress=None):
     sec = stats["seconds"]
     assert stats["steps"] > 0, f"the machine ran no step: {failure}"
     out = {"backend": kind, "examples": stats["examples"], "steps": stats["steps"], "calls": stats["calls"],
-           "seconds": sec, "steps_per_second": stats["steps"] / sec, "calls_per_second": stats["calls"] / sec}
+           "seconds": sec, "steps_per_second": stats["steps"] / sec, "calls_per_second": stats["calls"] / sec,
+           "workers": workers}
     if failure:
         out["failure"] = failure
     return out
@@ -923,6 +938,11 @@ def measure_speed(progress=None, accounts_=SIM_ACCOUNTS, ticks=SIM_TICKS):
         out["harness_anvil"] = _pending(exc)
         out["twin_anvil"] = speed_twin_anvil(60, 0, progress)
         out["twin_anvil_assert_same"] = speed_twin_anvil(20, 1, progress)
+    for key, workers in (("harness_revm", 1), ("harness_revm_parallel", os.cpu_count() or 1)):
+        try:
+            out[key] = speed_harness("revm", examples=200, steps=100, progress=progress, workers=workers)
+        except Exception as exc:  # noqa: BLE001
+            out[key] = _pending(exc)
     try:
         out["harness_boa"] = speed_harness("boa", progress=progress)
     except Exception as exc:  # noqa: BLE001
@@ -950,7 +970,9 @@ def speed_table(speed):
         table.add_row(f"simulation: {label}", f"{m[mode]['checks_per_second']:,.0f} accounts x ticks / s",
                       f"{m['accounts']:,} accounts x {m['ticks']} ticks in {m[mode]['seconds']:.1f} s; up to {m[mode]['liquidatable_max']:,} liquidatable in a tick")
     for key, label in (("harness_anvil", "differential machine on anvil (tests/stateful)"),
-                       ("harness_boa", "differential machine in process (titanoboa)"),
+                       ("harness_revm", "differential machine in process (revm, 1 process)"),
+                       ("harness_revm_parallel", "differential machine in process (revm, one worker per core)"),
+                       ("harness_boa", "differential machine in process (titanoboa py-evm)"),
                        ("twin_anvil", "twin open/close loop on anvil (scripts/twin)"),
                        ("twin_anvil_assert_same", "  ... with assert_same every step"),
                        ("twin_inprocess", "twin open/close loop in process (titanoboa)")):
