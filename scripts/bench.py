@@ -984,7 +984,9 @@ def speed_table(speed):
         elif "calls" in r:
             table.add_row(label, f"{r['steps_per_second']:,.1f} steps / s",
                           f"{r['steps']} steps ({r['calls']} calls, {r['calls_per_second']:,.1f} / s) in {r['seconds']:.1f} s, "
-                          "each step compared in full" + (f"; [red]stopped on a failure: {r['failure']}[/]" if r.get("failure") else ""))
+                          + ("every stored value and view compared each step" if r.get("backend") == "anvil" else
+                             "every stored value compared each step, the views of the touched positions each "
+                             "step and of all at each example's end") + (f"; [red]stopped on a failure: {r['failure']}[/]" if r.get("failure") else ""))
         else:
             table.add_row(label, f"{r['steps_per_second']:,.1f} steps / s", f"{r['steps']} steps in {r['seconds']:.1f} s")
     k = speed.get("keeper", {})

@@ -422,6 +422,7 @@ class SlotReader:
                 "state": [_slot(plan["state"], mid) + i for i in range(7)],
                 "pending": [_slot(plan["pending"], mid) + i for i in range(6)],
                 "count": [_slot(plan["member_count"], mid * 2 + side) for side in (0, 1)],
+                "member_slots": ([], []),
                 "k_pos": [("pos", k, mid) for k in plan["keys"]],
                 "s_a": [_slot(sa, i, mid) for i in plan["ints"]],
                 "s_b": [_slot(sb, i, mid) for i in plan["ints"]],
@@ -463,10 +464,11 @@ class SlotReader:
             f[1] = _signed(f[1])
             stored[("feed", mid)] = tuple(f)
             for side in (0, 1):
-                key = mid * 2 + side
                 cnt = ge(m["count"][side])
-                stored[("members", mid, side)] = tuple(
-                    "0x%040x" % ge(_slot(plan["members"], key, i)) for i in range(cnt))
+                slots = m["member_slots"][side]
+                while len(slots) < cnt:  # slots of the side set's entries, worked out as it grows
+                    slots.append(_slot(plan["members"], mid * 2 + side, len(slots)))
+                stored[("members", mid, side)] = tuple("0x%040x" % x for x in map(ge, slots[:cnt]))
             # all three slots of every account's position: a close that
             # leaves a slot behind (a stale TP/SL, say) must show
             stored.update(zip(m["k_pos"], [
