@@ -93,3 +93,16 @@ def test_planted__contract_scans_wrong_side_for_skipped_ranks__caught(tmp_path, 
     session = Session(RevmBackend(ROLES, contracts_dir=root))
     assert_caught(session, r"model and chain differ|chain (ok|reverted).*model|list was accepted", capsys,
                   "ADL scan on the wrong side")
+
+
+def test_planted__parallel_deep_run__failure_names_seed_and_shrunk_steps(revm_session, monkeypatch):
+    """make fuzz-deep's forked workers: a planted bug comes back from the
+    worker with the seed that replays it and hypothesis's shrunk steps."""
+    from tests.stateful.parallel import run_parallel
+
+    monkeypatch.setattr(model_margin, "upnl", lambda size, entry, price, scale: div_ceil(size * (price - entry), scale))
+    stats, failures = run_parallel(revm_session, ci_sized(), 10_000, 2, seed0=11)
+    assert failures, f"{stats['steps']} steps on two workers missed the planted bug"
+    text = failures[0]
+    assert re.search(r"worker seed 1[12] \(replay: BACKSTOP_SEED=1[12] BACKSTOP_WORKERS=1 make fuzz-deep\)", text), text
+    assert "state = BackstopMachine_revm()" in text and "model and chain differ" in text, text[:3000]
