@@ -180,12 +180,18 @@ def add_market(params: positions.MarketParams) -> uint256:
 def set_market_params(market_id: uint256, params: positions.MarketParams):
     """
     @notice Change a market's parameters, within bounds. Funding accrues
-            under the old parameters first.
+            first, under the old funding parameters, at the price of the
+            feed the market will use: a feed that broke (answers 0, an
+            incomplete round) can be replaced, since only the new one is read.
     """
     ownable._check_owner()
     positions._check_market(market_id)
-    positions._accrue(market_id, positions._price(market_id, False))
+    funding_word: uint256 = positions._packed[market_id][2]  # old funding_k, max_funding_rate
     positions._set_params(market_id, params)
+    new_word: uint256 = positions._packed[market_id][2]
+    positions._packed[market_id][2] = funding_word
+    positions._accrue(market_id, positions._price(market_id, False))
+    positions._packed[market_id][2] = new_word
 
 
 @external

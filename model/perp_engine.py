@@ -63,8 +63,13 @@ def set_market_params(w, mid, params):
     params = _as_params(params)
     _check_owner(w)
     P._check_market(w, mid)
-    P._accrue(w, mid, P._price(w, mid, False))
+    old = w.e.params[mid]
     P._set_params(w, mid, params)
+    new = w.e.params[mid]
+    # accrue under the old funding parameters, at the new feed's price
+    w.e.params[mid] = replace(new, funding_k=old.funding_k, max_funding_rate=old.max_funding_rate)
+    P._accrue(w, mid, P._price(w, mid, False))
+    w.e.params[mid] = new
 
 
 def set_pauser(w, pauser):

@@ -108,14 +108,35 @@ def test_set_market_params__cap_below_open_interest__blocks_new_risk_not_exits(t
     twin.assert_same()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Known gap, reported: set_market_params accrues funding at the current feed's price "
-    "first, so a feed that answers 0 (or an incomplete round) makes 'bad price' block the "
-    "only way to replace it; the market's positions cannot close until the feed recovers."))
 def test_set_market_params__broken_feed__can_be_replaced(twin, owner, trader):
+    """A feed that answers 0 is replaced: funding for the gap accrues under
+    the old funding parameters at the new feed's price, and positions can
+    close again."""
     expect_ok(twin, trader, "deposit", 10_000 * USDC)
     expect_ok(twin, trader, "open_position", 0, WAD, 2_000 * USDC, 80_000 * WAD)
     set_round(twin, 0, owner, round_id=9, answer=0, started_at=0, updated_at=0, answered_in_round=9)
-    replacement = deploy_feed(twin, owner, 8, 80_000 * 10**8)
-    expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, feed=replacement.address))
+    assert twin.act(trader, "close_position", 0, -WAD, 0) == (False, "bad price")  # on both
+    e = twin.p.engine
+    before = e.market_state(0)
+    twin.advance(3_600)
+    replacement = deploy_feed(twin, owner, 8, 79_000 * 10**8)
+    expect_ok(twin, owner, "set_market_params", 0,
+              params(twin, 0, feed=replacement.address, funding_k=0, max_funding_rate=0))
+    after = e.market_state(0)
+    assert after[5] != before[5], "funding for the gap accrued under the old (non-zero) funding parameters"
     expect_ok(twin, trader, "close_position", 0, -WAD, 0)
+    assert position(twin, trader)[0] == 0
+    twin.assert_same()
+
+
+def test_set_market_params__broken_feed_kept__still_bad_price(twin, owner, trader):
+    """Keeping the broken feed changes nothing: funding cannot accrue without
+    a price. Invalid parameters are named before the price is read."""
+    before = params(twin, 0)
+    set_round(twin, 0, owner, round_id=9, answer=0, started_at=0, updated_at=0, answered_in_round=9)
+    assert twin.act(owner, "set_market_params", 0, params(twin, 0, liq_fee=0)) == (False, "bad price")
+    assert twin.act(owner, "set_market_params", 0, params(twin, 0, imf=WAD + 1)) == (False, "params: imf")
+    assert params(twin, 0) == before
+    # a valid answer again, so that the comparison's views can price the market
+    set_round(twin, 0, owner, round_id=10, answer=80_000 * 10**8, started_at=1, updated_at=1, answered_in_round=10)
+    twin.assert_same()
