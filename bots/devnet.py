@@ -142,13 +142,15 @@ class Spec:
 
 def open_positions(node, protocol, specs, price_bound=None):
     """Mint, approve, deposit and open every spec's position (and set its
-    TP/SL), as impersonated batches. `protocol` is scripts.deploy.Protocol."""
+    TP/SL), as impersonated batches. `protocol` is scripts.deploy.Protocol.
+    Returns {(trader, market_id): block number its open_position was mined in}."""
     engine, token = protocol.engine.address, protocol.token.address
     node.set_balances(sorted({s.trader for s in specs}))
-    txs = []
+    txs, opens = [], []
     for s in specs:
         funds = s.margin * 2 + 1_000 * USDC
         acceptable = (price_bound or (MAX_UINT >> 1)) if s.size > 0 else 0
+        opens.append((s, len(txs) + 3))  # the open_position below
         txs += [
             (s.trader, token, R.calldata("mint(address,uint256)", ["address", "uint256"], [s.trader, funds])),
             (s.trader, token, R.calldata("approve(address,uint256)", ["address", "uint256"], [engine, MAX_UINT])),
@@ -159,7 +161,8 @@ def open_positions(node, protocol, specs, price_bound=None):
         if s.take_profit or s.stop_loss:
             txs.append((s.trader, engine, R.calldata("set_tp_sl(uint256,uint256,uint256)", ["uint256", "uint256", "uint256"],
                                                      [s.market_id, s.take_profit, s.stop_loss])))
-    node.send_as(txs)
+    receipts = node.send_as(txs)
+    return {(s.trader, s.market_id): int(receipts[i]["blockNumber"], 16) for s, i in opens}
 
 
 def provide_liquidity(node, protocol, lp, amount):

@@ -199,12 +199,15 @@ def test_keeper__seed_scenarios__take_profit_at_84000_and_stop_at_78000_beat_liq
     pricer = _t("oracle-updater")
     tp_trader, sl_trader, no_stop = _t("seed-tp"), _t("seed-sl"), _t("seed-no-stop")
     D.provide_liquidity(node, protocol, _t("lp"), 5_000_000 * USDC)
-    D.open_positions(node, protocol, [
+    opened = D.open_positions(node, protocol, [
         Spec(tp_trader, BTC, WAD, 8_000 * USDC, take_profit=_price(84_000)),
         Spec(sl_trader, BTC, WAD, 5_375 * USDC, stop_loss=_price(78_000)),
         Spec(no_stop, BTC, WAD, 5_375 * USDC),
     ])
-    assert protocol.engine.liquidation_price(sl_trader, BTC) == _price(75_000)
+    # At its opening block, before any funding accrues: blocks are mined at
+    # wall-clock times, so a later block may be a second later, and with only
+    # longs open the funding rate is not zero.
+    assert protocol.engine.liquidation_price(sl_trader, BTC, block_id=opened[(sl_trader, BTC)]) == _price(75_000)
     start = node.head()
     run_keeper()
     blocks = {}
