@@ -285,6 +285,21 @@ def charts(data):
         ax.patch.set_visible(False)
         return ax2
 
+    def by_block(fig, ax, title, ylabel):
+        """Finish a chart over blocks (crash marker, labels, price overlay,
+        legend); its PNG."""
+        ax.axvline(data["crash_start_block"], color="#999", lw=0.8, ls="--", label="crash starts")
+        ax.set_xlabel("block")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        price_overlay(ax)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+        ax.set_xlim(data["start_block"], data["end_block"])
+        png = _png(fig)
+        plt.close(fig)
+        return png
+
     # insurance fund over blocks
     fig, ax = plt.subplots(figsize=(10, 3.4))
     fs = data["fund_series"] + [(data["end_block"], data["fund_series"][-1][1])]
@@ -296,33 +311,15 @@ def charts(data):
     if adl_blocks:
         ax.scatter(adl_blocks, [0] * len(adl_blocks), marker="v", color="#7d3c98", s=30, zorder=4,
                    label="ADL (fund exhausted)", clip_on=False)
-    ax.axvline(data["crash_start_block"], color="#999", lw=0.8, ls="--", label="crash starts")
-    ax.set_xlabel("block")
-    ax.set_ylabel("balance (mUSD)")
     ax.yaxis.set_major_formatter(thousands)
-    ax.set_title("Insurance fund balance")
-    price_overlay(ax)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_xlim(data["start_block"], data["end_block"])
-    out["fund"] = _png(fig)
-    plt.close(fig)
+    out["fund"] = by_block(fig, ax, "Insurance fund balance", "balance (mUSD)")
 
     # open interest per side over blocks
     fig, ax = plt.subplots(figsize=(10, 3.4))
     oi = data["oi_series"] + [(data["end_block"], *data["oi_series"][-1][1:])]
     ax.step([b for b, _, _ in oi], [lo / WAD for _, lo, _ in oi], where="post", color="#27ae60", lw=2, label="long")
     ax.step([b for b, _, _ in oi], [sh / WAD for _, _, sh in oi], where="post", color="#c0392b", lw=2, label="short")
-    ax.axvline(data["crash_start_block"], color="#999", lw=0.8, ls="--", label="crash starts")
-    ax.set_xlabel("block")
-    ax.set_ylabel(f"open interest ({data['market'].split('-')[0]})")
-    ax.set_title("Open interest per side")
-    price_overlay(ax)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_xlim(data["start_block"], data["end_block"])
-    out["oi"] = _png(fig)
-    plt.close(fig)
+    out["oi"] = by_block(fig, ax, "Open interest per side", f"open interest ({data['market'].split('-')[0]})")
     return out
 
 

@@ -370,6 +370,66 @@ def _slot(base, *keys):
     return got
 
 
+_SELECTORS = {}
+
+
+def selector(signature):
+    got = _SELECTORS.get(signature)
+    if got is None:
+        got = _SELECTORS[signature] = keccak(text=signature)[:4]
+    return got
+
+
+TOKEN_LAYOUT = {"balanceOf": 1, "totalSupply": 3}  # snekmate erc20's slots, checked against the vault's layout
+
+
+def deploy_in_process(contracts_dir, conf, deploy, transact):
+    """scripts/deploy.py's order for the in-process backends: token, feeds,
+    PerpExits, PerpEngine, vault, fund, lens; initialize; add the markets.
+
+        deploy(rel_path, abi_types, args) -> address
+        transact(address, signature, abi_types, args)   must succeed
+
+    Returns (addresses by role and feed<i>, the market parameters, the
+    storage layouts {"engine", "vault"})."""
+    from scripts import config as cfg
+
+    d = Path(contracts_dir)
+    c = conf["collateral"]
+    fd = conf.get("feed_decimals", 8)
+    a = {"token": deploy(d / "mocks/MockToken.vy", ["string", "string", "uint8"], [c["name"], c["symbol"], c["decimals"]])}
+    feeds = [deploy(d / "mocks/MockAggregator.vy", ["uint8", "int256"], [fd, m["initial_price"] * 10**fd])
+             for m in conf["markets"]]
+    a["exits"] = deploy(d / "PerpExits.vy", ["address"], [a["token"]])
+    a["engine"] = deploy(d / "PerpEngine.vy", ["address", "address"], [a["token"], a["exits"]])
+    a["vault"] = deploy(d / "LiquidityVault.vy", ["address", "address"], [a["token"], a["engine"]])
+    a["fund"] = deploy(d / "InsuranceFund.vy", ["address", "address"], [a["token"], a["engine"]])
+    a["lens"] = deploy(d / "BackstopLens.vy", [], [])
+    transact(a["engine"], "initialize(address,address)", ["address", "address"], [a["vault"], a["fund"]])
+    params = []
+    for m, feed in zip(conf["markets"], feeds):
+        p = cfg.market_params(m, feed, c["decimals"])
+        transact(a["engine"], f"add_market({_P})", [_P], [p.as_tuple()])
+        params.append(p)
+    for i, feed in enumerate(feeds):
+        a[f"feed{i}"] = feed
+    layout = {"engine": load_layout(compile_source(d / "PerpEngine.vy")),
+              "vault": load_layout(compile_source(d / "LiquidityVault.vy"))}
+    assert layout["vault"]["erc20"]["balanceOf"]["slot"] == TOKEN_LAYOUT["balanceOf"]
+    return a, params, layout
+
+
+def compile_source(path):
+    """A .vy source compiled by vyper 0.4.3 through titanoboa's loader
+    (snekmate and the contracts/ modules on its search path; cached): the
+    deployer, whose compiler_data holds the bytecode (the same bytes
+    ape-vyper writes to .build: tests/unit/test_toolchain.py) and the
+    storage layout."""
+    import boa
+
+    return boa.load_partial(str(path))
+
+
 class SlotReader:
     """read() from storage slots, for the in-process backends: every stored
     value (slots located with vyper's storage layout and `_slot`), views only
@@ -506,43 +566,28 @@ class BoaBackend(SlotReader):
         self.accounts = {name: self.env.generate_address(name) for name in roles}
         for name in roles:
             self.accounts[name] = str(self.accounts[name])
-        conf = config or cfg.load("local")
-        d = Path(contracts_dir)
         owner = self.accounts["owner"]
         self.env.eoa = owner
+        self.contracts = {}
+
+        def deploy(path, types, args):
+            c = compile_source(path).deploy(*args)
+            self.contracts.setdefault(path.stem, c)
+            return str(c.address)
+
+        def transact(to, signature, types, args):
+            c = self.env.execute_code(to_address=to, sender=owner, data=selector(signature) + encode(types, args),
+                                      gas=GAS)
+            assert not c.is_error, f"{signature}: {decode_revert(c.output)!r}"
+
         with boa.swap_env(self.env):
-            c = conf["collateral"]
-            token = boa.load(str(d / "mocks/MockToken.vy"), c["name"], c["symbol"], c["decimals"])
-            fd = conf.get("feed_decimals", 8)
-            feeds = [boa.load(str(d / "mocks/MockAggregator.vy"), fd, m["initial_price"] * 10**fd) for m in conf["markets"]]
-            exits = boa.load(str(d / "PerpExits.vy"), token.address)
-            engine_deployer = boa.load_partial(str(d / "PerpEngine.vy"))
-            engine = engine_deployer.deploy(token.address, exits.address)
-            vault_deployer = boa.load_partial(str(d / "LiquidityVault.vy"))
-            vault = vault_deployer.deploy(token.address, engine.address)
-            fund = boa.load(str(d / "InsuranceFund.vy"), token.address, engine.address)
-            lens = boa.load(str(d / "BackstopLens.vy"))
-            engine.initialize(vault.address, fund.address)
-            self.params = []
-            for m, feed in zip(conf["markets"], feeds):
-                p = cfg.market_params(m, feed.address, c["decimals"])
-                engine.add_market(p.as_tuple())
-                self.params.append(p)
-        self.contracts = {"engine": engine, "exits": exits, "vault": vault, "fund": fund, "token": token, "lens": lens}
-        self.addresses = {k: str(v.address) for k, v in self.contracts.items()}
-        for i, feed in enumerate(feeds):
-            self.addresses[f"feed{i}"] = str(feed.address)
+            self.addresses, self.params, self._layout = deploy_in_process(
+                contracts_dir, config or cfg.load("local"), deploy, transact)
+        self.contracts = {"engine": self.contracts["PerpEngine"]}  # the wrapper scripts/bench.py reads through
         self._canon = {k: bytes.fromhex(v[2:]) for k, v in self.addresses.items()}
         self._state = self.env.evm.vm.state
-        token_layout = {"balanceOf": 1, "totalSupply": 3}  # snekmate erc20, checked below
-        self._layout = {
-            "engine": load_layout(engine_deployer),
-            "vault": load_layout(vault_deployer),
-        }
-        assert self._layout["vault"]["erc20"]["balanceOf"]["slot"] == token_layout["balanceOf"]
-        self._token_layout = token_layout
-        self._slots = {}
-        self.n_markets = len(feeds)
+        self._token_layout = TOKEN_LAYOUT
+        self.n_markets = len(self.params)
         self.tx_count = 0
         self._now = self.env.evm.patch.timestamp
         self._anchors = []
@@ -575,7 +620,7 @@ class BoaBackend(SlotReader):
     def _view(self, role, signature, types, args, out):
         """A view through execute_code: titanoboa's contract wrapper adds
         about a millisecond a call on top of py-evm."""
-        c = self.env.execute_code(to_address=self.addresses[role], data=keccak(text=signature)[:4] + encode(types, args),
+        c = self.env.execute_code(to_address=self.addresses[role], data=selector(signature) + encode(types, args),
                                   is_modifying=False, gas=GAS)
         assert not c.is_error, f"{signature} reverted: {decode_revert(c.output)!r}"
         return decode([out], c.output)[0]
@@ -586,26 +631,6 @@ class BoaBackend(SlotReader):
 
 
 # ------------------------------------------------------------------ revm (in process)
-
-_SELECTORS = {}
-
-
-def selector(signature):
-    got = _SELECTORS.get(signature)
-    if got is None:
-        got = _SELECTORS[signature] = keccak(text=signature)[:4]
-    return got
-
-
-def compile_source(path):
-    """A .vy source compiled by vyper 0.4.3 through titanoboa's loader
-    (snekmate and the contracts/ modules on its search path): the deployer,
-    whose compiler_data holds the bytecode (the same bytes ape-vyper writes
-    to .build: tests/unit/test_toolchain.py) and the storage layout."""
-    import boa
-
-    return boa.load_partial(str(path))
-
 
 def _revm_address(name):
     from eth_utils import to_checksum_address
@@ -634,43 +659,19 @@ class RevmBackend(SlotReader):
         self._now = 1_800_000_000
         self._number = 1
         self._set_block()
-        conf = config or cfg.load("local")
-        d = Path(contracts_dir)
         owner = self.accounts["owner"]
-        deployers = {}
 
-        def deploy(rel, types=(), args=()):
-            deployers[rel] = compile_source(d / rel)
-            code = deployers[rel].compiler_data.bytecode + encode(list(types), list(args))
-            return self.evm.deploy(owner, code, gas=GAS)
+        def deploy(path, types, args):
+            return self.evm.deploy(owner, compile_source(path).compiler_data.bytecode + encode(types, args), gas=GAS)
 
-        c = conf["collateral"]
-        token = deploy("mocks/MockToken.vy", ["string", "string", "uint8"], [c["name"], c["symbol"], c["decimals"]])
-        fd = conf.get("feed_decimals", 8)
-        feeds = [deploy("mocks/MockAggregator.vy", ["uint8", "int256"], [fd, m["initial_price"] * 10**fd])
-                 for m in conf["markets"]]
-        exits = deploy("PerpExits.vy", ["address"], [token])
-        engine = deploy("PerpEngine.vy", ["address", "address"], [token, exits])
-        vault = deploy("LiquidityVault.vy", ["address", "address"], [token, engine])
-        fund = deploy("InsuranceFund.vy", ["address", "address"], [token, engine])
-        lens = deploy("BackstopLens.vy")
-        self.addresses = {"engine": engine, "exits": exits, "vault": vault, "fund": fund, "token": token, "lens": lens}
-        for i, feed in enumerate(feeds):
-            self.addresses[f"feed{i}"] = feed
-        ok, out = self._call(owner, engine, selector("initialize(address,address)") + encode(
-            ["address", "address"], [vault, fund]))
-        assert ok, decode_revert(out)
-        self.params = []
-        for m, feed in zip(conf["markets"], feeds):
-            p = cfg.market_params(m, feed, c["decimals"])
-            ok, out = self._call(owner, engine, selector(f"add_market({_P})") + encode([_P], [p.as_tuple()]))
-            assert ok, decode_revert(out)
-            self.params.append(p)
-        self._layout = {"engine": load_layout(deployers["PerpEngine.vy"]),
-                        "vault": load_layout(deployers["LiquidityVault.vy"])}
-        self._token_layout = {"balanceOf": 1, "totalSupply": 3}  # snekmate erc20, checked here
-        assert self._layout["vault"]["erc20"]["balanceOf"]["slot"] == self._token_layout["balanceOf"]
-        self.n_markets = len(feeds)
+        def transact(to, signature, types, args):
+            ok, out = self._call(owner, to, selector(signature) + encode(types, args))
+            assert ok, f"{signature}: {decode_revert(out)!r}"
+
+        self.addresses, self.params, self._layout = deploy_in_process(
+            contracts_dir, config or cfg.load("local"), deploy, transact)
+        self._token_layout = TOKEN_LAYOUT
+        self.n_markets = len(self.params)
         self.tx_count = 0
         self._snaps = []
         self._readers = {}

@@ -66,27 +66,17 @@ def _pos_tuple(p):
     return (p.size, p.entry_price, p.margin, p.funding_index, p.take_profit, p.stop_loss)
 
 
-_LOWER = {}
-
-
-def _lower(accounts):
-    """(account, its lower-case key) pairs, worked out once per account list."""
-    key = tuple(accounts)
-    got = _LOWER.get(key)
-    if got is None:
-        got = _LOWER[key] = [(a, a.lower()) for a in accounts]
-    return got
-
-
 _KEYS = {}
 
 
 def _keys(accounts):
-    """The per-account keys of model_state, built once per account list."""
+    """Worked out once per account list: (account, lower-case key) pairs,
+    and the per-account keys of the state dicts (pos keys per market)."""
     key = tuple(accounts)
     got = _KEYS.get(key)
     if got is None:
-        low = [k for _, k in _lower(accounts)]
+        pairs = [(a, a.lower()) for a in accounts]
+        low = [k for _, k in pairs]
         per_market = {}
 
         def pos(mid):
@@ -94,8 +84,8 @@ def _keys(accounts):
                 per_market[mid] = [("pos", k, mid) for k in low]
             return per_market[mid]
 
-        got = _KEYS[key] = {"bal": [("bal", k) for k in low], "free": [("free", k) for k in low],
-                            "shares": [("shares", k) for k in low], "pos": pos}
+        got = _KEYS[key] = {"pairs": pairs, "low": low, "bal": [("bal", k) for k in low],
+                            "free": [("free", k) for k in low], "shares": [("shares", k) for k in low], "pos": pos}
     return got
 
 
@@ -110,8 +100,8 @@ def model_state(w, accounts, touched=None, valuation=True):
     stored[("bal", "vault")] = bal.get(w.vault_address, 0)
     stored[("bal", "fund")] = bal.get(w.fund_address, 0)
     stored[("vault.supply",)] = w.v.total_supply
-    pairs = _lower(accounts)
     ks = _keys(accounts)
+    pairs = ks["pairs"]
     free, shares = e.free, w.v.balances
     stored.update(zip(ks["bal"], [bal.get(a, 0) for a, _ in pairs]))
     stored.update(zip(ks["free"], [free.get(a, 0) for a, _ in pairs]))
@@ -150,7 +140,7 @@ def model_state(w, accounts, touched=None, valuation=True):
 
 def check_invariants(stored, accounts, minted, where):
     """SPEC section 8 on one side's stored values (chain or model)."""
-    keys = [k for _, k in _lower(accounts)]
+    keys = _keys(accounts)["low"]
     # 1. token conservation: tokens in == tokens held, to the unit; the engine
     #    holds exactly free collateral plus position margins.
     held = sum(stored[("bal", k)] for k in keys) + sum(stored[("bal", r)] for r in ("engine", "vault", "fund"))

@@ -25,17 +25,13 @@ def _worker(seed):
     """Run until this worker's share of steps is done; return (stats, None)
     or (stats, failure text): the seed to replay it, hypothesis's own report
     (the shrunk steps, the @reproduce_failure line) and each error's message."""
-    from hypothesis.reporting import with_reporter
-
     session, settings, steps = _JOB["session"], _JOB["settings"], _JOB["steps"]
     stats = Counter()
-    runs = 0
-    lines = []
+    current = seed
     try:
-        with with_reporter(lambda text: lines.append(str(text))):
-            while stats["steps"] < steps:
-                run(session, settings, stats, seed=seed + 1_000_000 * runs)
-                runs += 1
+        while stats["steps"] < steps:
+            run(session, settings, stats, seed=current)
+            current += 1_000_000  # the next run's own stream
         return dict(stats), None
     except BaseException as exc:  # noqa: BLE001 - reported by the parent, with the seed
         errors = exc.exceptions if isinstance(exc, BaseExceptionGroup) else [exc]
@@ -43,8 +39,8 @@ def _worker(seed):
         # line to each error as notes (PEP 678)
         messages = [f"{type(e).__name__}: {str(e)[:1500]}\n" + "\n".join(getattr(e, "__notes__", []))
                     for e in errors]
-        text = (f"worker seed {seed + 1_000_000 * runs} (replay: BACKSTOP_SEED={seed + 1_000_000 * runs} "
-                f"BACKSTOP_WORKERS=1 make fuzz-deep)\n" + "\n".join(lines) + "\n\n" + "\n\n".join(messages))
+        text = (f"worker seed {current} (replay: BACKSTOP_SEED={current} "
+                f"BACKSTOP_WORKERS=1 make fuzz-deep)\n\n" + "\n\n".join(messages))
         return dict(stats), text + "\n\n" + "".join(traceback.format_exception(errors[0]))[-2000:]
 
 
