@@ -123,9 +123,7 @@ def model_state(w, accounts, touched=None, valuation=True):
             stored[("members", mid, side)] = tuple(x.lower() for x in e.members.get(mid * 2 + side, ()))
         get = positions.get
         stored.update(zip(ks["pos"](mid), [
-            closed if (pos := get((a, mid))) is None else
-            (pos.size, pos.entry_price, pos.margin, pos.funding_index, pos.take_profit, pos.stop_loss)
-            for a, _ in pairs]))
+            closed if (pos := get((a, mid))) is None else _pos_tuple(pos) for a, _ in pairs]))
     pairs = [k for k in positions] if touched is None else [k for k in touched if k in positions]
     for a, mid in pairs:
         views[("views", a.lower(), mid)] = (
