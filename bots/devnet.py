@@ -103,20 +103,45 @@ class Node:
         return self.receipts(hashes, timeout)
 
     def receipts(self, hashes, timeout=60.0):
+        """Wait for every receipt. In automine mode anvil mines a block per
+        arriving transaction, and a block holds only what its gas limit
+        allows: transactions that arrive together can be left in the pool
+        with nothing more arriving to mine them (seen once in CI, under
+        load). So when receipts stop coming for a second while automine is
+        on and the pool is not empty, mine a block."""
         end = time.time() + timeout
         out = {}
+        last_progress = time.time()
         while len(out) < len(hashes):
             todo = [h for h in hashes if h not in out]
+            before = len(out)
             for i in range(0, len(todo), 500):
                 part = todo[i:i + 500]
                 for h, rc in zip(part, self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in part])):
                     if isinstance(rc, dict):
                         out[h] = rc
+            if len(out) > before:
+                last_progress = time.time()
             if len(out) < len(hashes):
                 if time.time() > end:
-                    raise TimeoutError(f"{len(hashes) - len(out)} transactions not mined")
+                    raise TimeoutError(f"{len(hashes) - len(out)} transactions not mined: {self._pool_diagnosis(todo)}")
+                if time.time() - last_progress > 1.0 and self._stuck_in_automine():
+                    self.rpc.request("evm_mine", [])
+                    last_progress = time.time()
                 time.sleep(0.1)
         return [out[h] for h in hashes]
+
+    def _stuck_in_automine(self):
+        pool = self.rpc.request("txpool_status", [])
+        return self.rpc.request("anvil_getAutomine", []) and int(pool["pending"], 16) > 0
+
+    def _pool_diagnosis(self, hashes):
+        known = sum(1 for tx in self.rpc.batch([("eth_getTransactionByHash", [h]) for h in hashes[:50]])
+                    if isinstance(tx, dict))
+        block = self.rpc.request("eth_getBlockByNumber", ["latest", False])
+        return (f"automine={self.rpc.request('anvil_getAutomine', [])} pool={self.rpc.request('txpool_status', [])} "
+                f"known to the node={known}/{min(len(hashes), 50)} head={int(block['number'], 16)} "
+                f"gas limit={int(block['gasLimit'], 16)}")
 
     def set_balances(self, addresses, wei=10 * WAD):
         self.rpc.batch([("anvil_setBalance", [a, hex(wei)]) for a in addresses])
