@@ -158,7 +158,16 @@ def maxWithdraw(owner: address) -> uint256:
 @external
 @view
 def maxRedeem(owner: address) -> uint256:
-    return min(erc20.balanceOf[owner], self._to_shares(self._free_cash(), False))
+    """
+    @notice The most `redeem` accepts now: the owner's shares, capped by free
+            cash; 0 when that many shares are worth nothing (redeem would
+            revert "vault: zero amount", and ERC-4626 says maxRedeem must not
+            name an amount that reverts).
+    """
+    shares: uint256 = min(erc20.balanceOf[owner], self._to_shares(self._free_cash(), False))
+    if self._to_assets(shares, False) == 0:
+        return 0
+    return shares
 
 
 @external

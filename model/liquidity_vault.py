@@ -55,7 +55,10 @@ def max_withdraw(w, owner):
 
 def max_redeem(w, owner):
     """LiquidityVault.maxRedeem"""
-    return min(w.v.balances.get(owner, 0), to_shares(w, free_cash(w), False))
+    shares = min(w.v.balances.get(owner, 0), to_shares(w, free_cash(w), False))
+    if to_assets(w, shares, False) == 0:
+        return 0
+    return shares
 
 
 def deposit(w, assets, receiver):

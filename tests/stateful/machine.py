@@ -296,6 +296,7 @@ class Session:
     free collateral. Then chain and model are compared in full."""
 
     LP_SEED = 20_000_000 * USDC
+    exit_every = 1  # the everyone-exits check (PROPERTIES 20) on every n-th example
     TRADER_DEPOSIT = 1_000_000 * USDC
     MINT = 50_000_000 * USDC
 
@@ -359,10 +360,125 @@ class BackstopActions(RuleBasedStateMachine):
         every open position and the vault's valuation (unless the example
         already failed: its first difference is the one to report)."""
         try:
-            if self.checked == self.tw.acted_total and not self.b.full_views:
-                self.tw.compare(list(self.w.e.positions), valuation=True)
+            if self.checked == self.tw.acted_total:
+                if not self.b.full_views:
+                    self.tw.compare(list(self.w.e.positions), valuation=True)
+                if self.stats["examples"] % self.session.exit_every == 0:
+                    t0 = time.perf_counter()
+                    self._everyone_exits()
+                    self.stats["exit seconds"] += time.perf_counter() - t0
         finally:
             self.b.restore(self.snap)
+
+    def _everyone_exits(self):
+        """PROPERTIES 20, on the example's last state (the snapshot restore
+        undoes it): pending ADL finishes, every position is liquidated (if it
+        must be) or closed, losers first; every account withdraws its free
+        collateral and every LP redeems. Each of these succeeds on both
+        sides; the engine ends holding nothing and the vault only the
+        virtual shares' part and rounding. Losers first: a loser's margin,
+        held by the engine, pays its loss into the vault before a winner
+        takes its profit from there (docs/decisions.md: the reserve nets
+        positions within one side, so winner-first can strand a winner).
+
+        The one exemption, a documented limitation: LPs may withdraw down to
+        the reserve at today's prices, and the price may move on, so the
+        winners' profit can outgrow the vault's cash. When the exit starts
+        with cash below the reserve (or a loss is socialized during it), a
+        winner's close may revert "vault: insufficient cash" and only that;
+        losers, withdrawals and everything else must still go through, and
+        the engine then holds exactly the stranded winners' margins."""
+        tw, w = self.tw, self.w
+        acted, keeper = tw.acted_total, self.r["keeper"]
+
+        def state():
+            return (f"vault cash {liquidity_vault.cash(w)}, reserve {perp_engine.traders_reserve(w)}, claim "
+                    f"{perp_engine.traders_claim(w)}, open positions (account, market, size, entry, margin, pnl less "
+                    f"funding): {[(k[0][:8], k[1], p.size, p.entry_price, p.margin, self._gain(k)) for k, p in sorted(w.e.positions.items())][:12]}")
+
+        def must(sender, verb, *args):
+            self._refresh_prices()
+            reason = self.act(sender, verb, *args)
+            assert reason is None, f"exit: {verb}{_short(args)} from {sender} reverted {reason!r}; {state()}"
+
+        self._refresh_prices()
+        vault_short = liquidity_vault.cash(w) < perp_engine.traders_reserve(w)
+        stranded = set()  # winners whose close found too little cash, since the last close that went through
+        for _ in range(6 * len(w.e.positions) + 10):
+            pending = sorted(m for m, q in w.e.adl_pending.items() if q.remaining)
+            if pending:
+                mid = pending[0]
+                must(keeper, "deleverage", mid, self.ranking(mid, w.e.adl_pending[mid].bankrupt_size))
+                vault_short |= any(n == "BadDebtSocialized" for n, _ in tw.call_events)
+                continue
+            left = [k for k in w.e.positions if k not in stranded]
+            if not left:
+                break
+            self._refresh_prices()
+            due = [k for k in sorted(left) if self.at_next_block(perp_engine.is_liquidatable, *k)]
+            if due:
+                a, mid = due[0]
+                must(keeper, "liquidate", a, mid, perp_engine.adl_ranking(w, a, mid))
+                vault_short |= any(n == "BadDebtSocialized" for n, _ in tw.call_events)
+                stranded.clear()
+                continue
+            a, mid = min(left, key=lambda k: (self._gain(k), k))
+            size = w.e.positions[(a, mid)].size
+            reason = self.act(a, "close_position", mid, -size, 0 if size > 0 else 2**200)
+            if reason is None:
+                stranded.clear()  # cash came in (or went out): the stranded may try again
+                continue
+            assert reason == "vault: insufficient cash" and vault_short and self._gain((a, mid)) > 0, (
+                f"exit: close_position of {a} market {mid} reverted {reason!r} (vault short at the start or after "
+                f"a socialized loss: {vault_short}); {state()}")
+            stranded.add((a, mid))
+        assert set(w.e.positions) == stranded and not any(q.remaining for q in w.e.adl_pending.values()), (
+            f"exit: did not finish; {state()}")
+        if stranded:
+            self.stats["exits with the vault short"] += 1
+        for a in sorted(x for x, v in w.e.free.items() if v):
+            must(a, "withdraw", w.e.free[a])
+        margins = sum(p.margin for p in w.e.positions.values())
+        assert w.token.balance_of(self.b.addresses["engine"]) == margins, "exit: the engine kept tokens"
+        cash, supply = liquidity_vault.cash(w), w.v.total_supply
+        lps = sorted(x for x, v in w.v.balances.items() if v)
+        for lp in lps:
+            for _ in range(5):
+                # maxRedeem may underestimate (ERC-4626 allows it; it is
+                # floor(free cash in shares)): the last unit goes by withdraw
+                if shares := liquidity_vault.max_redeem(w, lp):
+                    must(lp, "vault.redeem", shares, lp, lp)
+                elif assets := liquidity_vault.max_withdraw(w, lp):
+                    must(lp, "vault.withdraw", assets, lp, lp)
+                else:
+                    break
+            assert liquidity_vault.max_withdraw(w, lp) == 0, (
+                f"exit: {lp} cannot redeem shares worth something: shares {w.v.balances.get(lp, 0)}, maxRedeem "
+                f"{liquidity_vault.max_redeem(w, lp)}, maxWithdraw {liquidity_vault.max_withdraw(w, lp)}, supply "
+                f"{w.v.total_supply}, cash {liquidity_vault.cash(w)}, total assets {liquidity_vault.total_assets(w)}, "
+                f"free cash {liquidity_vault.free_cash(w)}")
+        # what the virtual shares (10**DECIMALS_OFFSET) own, plus a unit of
+        # floor per redemption and per LP's worthless remainder
+        dust = (cash + 1) * 10**liquidity_vault.DECIMALS_OFFSET // (supply + 10**liquidity_vault.DECIMALS_OFFSET)
+        assert stranded or liquidity_vault.cash(w) <= dust + 2 * len(lps) + 2, (
+            f"exit: the vault kept {liquidity_vault.cash(w)} > dust {dust} after every LP redeemed")
+        stored, _ = tw.compare(self.touched, valuation=True)
+        check_invariants(stored, tw.accounts, tw.minted, f"{self.b.name} after every exit")
+        self.stats["exits"] += 1
+        self.stats["exit calls"] += tw.acted_total - acted
+
+    def _gain(self, key):
+        """A position's PnL less funding owed at the next block (its equity
+        less its margin): the exit closes the smallest first."""
+        return self.at_next_block(perp_engine.equity, *key) - self.w.e.positions[key].margin
+
+    def _refresh_prices(self):
+        """The same answers, freshly stamped, when half the shortest allowed
+        age has passed (exits take many blocks)."""
+        for mid in range(self.w.e.market_count):
+            feed = self.w.feeds[self.b.addresses[f"feed{mid}"]]
+            if self.tw.now + 1 - feed.updated_at >= 30:
+                assert self.act(self.r["owner"], f"feed{mid}.set_answer", feed.answer) is None
 
     # ------------------------------------------------------------ helpers
     def act(self, sender, verb, *args):

@@ -44,6 +44,9 @@ def test_machine__anvil__model_and_chain_agree_after_every_step(anvil_run, capsy
         raise error
     report(capsys, "anvil", stats)
     assert stats["steps"] >= settings().max_examples
+    # PROPERTIES 20 ran on the devnet too (every 4th example; a failed or
+    # unfinished example is skipped)
+    assert stats["exits"] >= stats["examples"] // 8, dict(stats)
 
 
 def test_machine__anvil_ci_run__reaches_every_labelled_path(anvil_run):

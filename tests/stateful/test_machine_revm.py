@@ -36,6 +36,7 @@ def test_machine__revm__model_and_chain_agree_after_every_step(revm_session, cap
         stats = run(revm_session, settings(settings(), max_examples=CI_EXAMPLES), Counter())
         report(capsys, "revm", stats)
         assert stats["steps"] >= CI_EXAMPLES
+        assert stats["exits"] >= stats["examples"] // 2, dict(stats)  # PROPERTIES 20, in teardown
         missing = [label for label in LABELS if stats[label] == 0]
         assert not missing, f"never reached in {stats['steps']} steps: {missing}"
         return

@@ -101,6 +101,22 @@ def test_one_unit__deposit_mints_shares_one_share_redeems_nothing(priced, other_
     twin.assert_same()
 
 
+def test_max_redeem__shares_worth_nothing__is_zero_not_an_amount_that_reverts(priced, other_trader):
+    """ERC-4626: maxRedeem must not name an amount redeem refuses. A holder
+    of less than a unit's worth of shares can redeem nothing."""
+    twin, v = priced, priced.p.vault
+    expect_ok(twin, other_trader, "vault.deposit", 1, other_trader)
+    shares = v.balanceOf(other_trader)
+    assert 0 < shares and v.previewRedeem(shares) == 0
+    assert v.maxRedeem(other_trader) == 0
+    expect_revert(twin, other_trader, "vault.redeem", shares, other_trader, other_trader, reason="vault: zero amount")
+    expect_ok(twin, other_trader, "vault.deposit", 5, other_trader)  # now worth a few units
+    got = v.maxRedeem(other_trader)
+    assert got == v.balanceOf(other_trader) and v.previewRedeem(got) > 0
+    expect_ok(twin, other_trader, "vault.redeem", got, other_trader, other_trader)
+    twin.assert_same()
+
+
 def test_zero__reverts(twin, lp):
     for verb, args in (("vault.deposit", (0, lp)), ("vault.mint", (0, lp)),
                        ("vault.withdraw", (0, lp, lp)), ("vault.redeem", (0, lp, lp))):
