@@ -482,10 +482,25 @@ class BackstopActions(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ helpers
     def act(self, sender, verb, *args):
+        before = [(st.funding_index, st.last_funding_time, st.long_oi - st.short_oi) for st in self.w.e.state.values()]
         reason = self.tw.act(sender, verb, *args)
         if reason is None:
             self._check_adl_accounting(self.tw.call_events)
+            self._check_funding_direction(before)
         return reason
+
+    def _check_funding_direction(self, before):
+        """PROPERTIES 19 on one successful call: a market accrues at most once
+        a call, at the skew it had before the call, so its funding index
+        moves only with that skew's sign (longs heavier: up) and its clock
+        only forward. Checked on the model, which equals the chain after
+        every step."""
+        for mid, (idx, t, skew) in enumerate(before):
+            st = self.w.e.state[mid]
+            moved = st.funding_index - idx
+            assert st.last_funding_time >= t, f"market {mid}: funding clock went back {t} -> {st.last_funding_time}"
+            assert moved == 0 or (moved > 0) == (skew > 0) and skew != 0, (
+                f"market {mid}: funding index moved {moved} with skew {skew}")
 
     def price(self, mid):
         return self.w.feeds[self.b.addresses[f"feed{mid}"]].answer
