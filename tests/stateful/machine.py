@@ -347,6 +347,9 @@ class BackstopActions(RuleBasedStateMachine):
         self.w = self.tw.w
         self.r = s.roles
         self.traders = s.traders
+        # PROPERTIES 16 is checked for them: no LPs (their shares carry the
+        # traders' PnL by design) and no owner (it may drain the fund)
+        self.bystanders = [*s.traders, s.roles["keeper"]]
         self.last_stored = s.stored
         self.touched = set()  # (account, market) pairs whose views the in-process backend reads
         self.valuation = False  # ... and whether it reads the vault's valuation
@@ -482,12 +485,47 @@ class BackstopActions(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ helpers
     def act(self, sender, verb, *args):
-        before = [(st.funding_index, st.last_funding_time, st.long_oi - st.short_oi) for st in self.w.e.state.values()]
+        w = self.w
+        before = [(st.funding_index, st.last_funding_time, st.long_oi - st.short_oi) for st in w.e.state.values()]
+        holders = {k[0] for k in w.e.positions}
+        capital = {a: w.token.balance_of(a) + w.e.free.get(a, 0) for a in self.bystanders if a not in holders}
+        adl_market = {"liquidate": 1, "deleverage": 0}.get(verb)
+        if adl_market is not None and len(args) > adl_market:
+            mid = args[adl_market]
+            targets = {k: (p.size, self.at_next_block(perp_engine.is_liquidatable, *k))
+                       for k, p in w.e.positions.items() if k[1] == mid}
         reason = self.tw.act(sender, verb, *args)
         if reason is None:
             self._check_adl_accounting(self.tw.call_events)
             self._check_funding_direction(before)
+            if adl_market is not None and len(args) > adl_market:
+                self._check_adl_fills(self.tw.call_events, targets)
+            holders = {k[0] for k in w.e.positions}
+            for a, c in capital.items():
+                assert a in holders or w.token.balance_of(a) + w.e.free.get(a, 0) >= c, (
+                    f"{verb}{_short(args)}: {a}, with no position before or after, lost "
+                    f"{c - w.token.balance_of(a) - w.e.free.get(a, 0)} (PROPERTIES 16)")
         return reason
+
+    def _check_adl_fills(self, events, before):
+        """PROPERTIES 13 on one liquidation or deleverage: each ADL fill only
+        reduces its target, never flips its sign, and a target that was
+        healthy before stays healthy."""
+        for name, f in events:
+            if name != "AutoDeleveraged":
+                continue
+            key = (f["target"], f["market_id"])
+            size, was_liquidatable = before[key]
+            pos = self.w.e.positions.get(key)
+            closed = f["size"]
+            assert closed != 0 and (closed > 0) == (size > 0) and abs(closed) <= abs(size), (
+                f"ADL closed {closed} of {size}: {key}")
+            if pos is None:
+                assert closed == size, f"ADL closed {closed} of {size} but the position is gone: {key}"
+                continue
+            assert pos.size == size - closed, f"ADL left {pos.size} of {size} after closing {closed}: {key}"
+            assert was_liquidatable or not perp_engine.is_liquidatable(self.w, *key), (
+                f"ADL left a healthy target liquidatable: {key}, {pos}")
 
     def _check_funding_direction(self, before):
         """PROPERTIES 19 on one successful call: a market accrues at most once
