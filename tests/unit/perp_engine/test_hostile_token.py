@@ -152,6 +152,31 @@ def test_reentering_token__inside_an_engine_call__outer_call_reverts_and_nothing
     assert not e.paused()
 
 
+@pytest.mark.parametrize("verb", ["liquidate", "execute_tp_sl"])
+def test_reentering_token__inside_a_keeper_exit__outer_call_reverts_and_nothing_changes(
+        hostile, owner, trader, lp, verb):
+    """The keeper verbs run in PerpExits by delegatecall under the engine's
+    lock: a token re-entering mid-settlement is refused there too. Then, the
+    token well-behaved, the same call goes through (the setup is real)."""
+    p, e = hostile, hostile.engine
+    if verb == "execute_tp_sl":
+        e.set_tp_sl(0, 80_100 * WAD, 0, sender=trader)
+        p.feeds[0].set_answer(80_200 * 10**8, sender=owner)
+        call = lambda: e.execute_tp_sl(trader, 0, sender=lp)  # noqa: E731
+    else:
+        p.feeds[0].set_answer(79_300 * 10**8, sender=owner)  # 1,000 margin, 700 lost: below maintenance
+        assert e.is_liquidatable(trader, 0)
+        call = lambda: e.liquidate(trader, 0, [], sender=lp)  # noqa: E731
+    e.set_pauser(p.token, sender=owner)
+    p.token.set_hook(e, e.pause.encode_input(), sender=trader)
+    p.token.set_mode(REENTER, sender=trader)
+    reverts_and_changes_nothing(p, [trader, lp], call, None)
+    assert not e.paused()
+    p.token.set_mode(NORMAL, sender=trader)
+    call()
+    assert e.get_position(trader, 0)[0] == 0
+
+
 def test_reentering_token__reading_the_vault_mid_engine_call__reverts(hostile, trader, lp):
     """Read-only reentrancy: the vault's valuation asks the engine for
     traders_claim, which must not answer while the engine is mid-call."""
@@ -169,6 +194,8 @@ def test_reentering_token__inside_a_vault_call__outer_call_reverts(hostile, trad
     p.token.set_mode(REENTER, sender=trader)
     reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.deposit(1_000 * USDC, lp, sender=lp), None)
     reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.withdraw(1_000 * USDC, lp, lp, sender=lp), None)
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.redeem(10**9, lp, lp, sender=lp), None)
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.mint(10**9, lp, sender=lp), None)
 
 
 def test_reentering_token__accepting_ownership_mid_engine_call__reverts(hostile, owner, trader, lp):
