@@ -52,6 +52,25 @@ def test_redeem__traders_in_loss__capped_at_cash(long_100_btc, owner, lp):
     twin.assert_same()
 
 
+def test_close__profit_beyond_the_vault_cash__reverts_insufficient_cash_until_lps_deposit(twin, owner, trader, lp):
+    """The known limitation (docs/decisions.md): LPs may take everything
+    above the reserve at today's price; if the price moves on, a winner's
+    profit can exceed the cash. Its close then reverts and changes nothing,
+    and goes through once the vault has the cash again."""
+    v = twin.p.vault
+    # no funding: maxRedeem, read a block before the redeem runs, must still hold
+    expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, funding_k=0, max_funding_rate=0))
+    expect_ok(twin, trader, "deposit", 100_000 * USDC)
+    expect_ok(twin, trader, "open_position", 0, 10 * WAD, 20_000 * USDC, 80_000 * WAD)
+    expect_ok(twin, lp, "vault.redeem", v.maxRedeem(lp), lp, lp)  # the reserve is 0 at the entry price
+    twin.set_price(0, btc(88_000), owner)  # +80,000 to the long
+    assert v.cash() < 80_000 * USDC == twin.p.engine.traders_reserve()
+    expect_revert(twin, trader, "close_position", 0, -10 * WAD, 0, reason="vault: insufficient cash")
+    expect_ok(twin, lp, "vault.deposit", 100_000 * USDC, lp)
+    expect_ok(twin, trader, "close_position", 0, -10 * WAD, 0)
+    twin.assert_same()
+
+
 def test_redeem__netted_claims__cannot_strand_a_winner(twin, owner, trader, other_trader, lp):
     v = twin.p.vault
     for who, size in ((trader, 10 * WAD), (other_trader, -10 * WAD)):
