@@ -494,18 +494,41 @@ class BackstopActions(RuleBasedStateMachine):
             mid = args[adl_market]
             targets = {k: (p.size, self.at_next_block(perp_engine.is_liquidatable, *k))
                        for k, p in w.e.positions.items() if k[1] == mid}
+            if verb == "liquidate" and (args[0], mid) in w.e.positions:
+                liquidated = (args[0], mid, self.at_next_block(perp_engine.equity, args[0], mid),
+                              w.token.balance_of(sender) + w.e.free.get(sender, 0))
         reason = self.tw.act(sender, verb, *args)
         if reason is None:
             self._check_adl_accounting(self.tw.call_events)
             self._check_funding_direction(before)
             if adl_market is not None and len(args) > adl_market:
                 self._check_adl_fills(self.tw.call_events, targets)
+                if verb == "liquidate":
+                    self._check_liquidation(sender, *liquidated)
             holders = {k[0] for k in w.e.positions}
             for a, c in capital.items():
                 assert a in holders or w.token.balance_of(a) + w.e.free.get(a, 0) >= c, (
                     f"{verb}{_short(args)}: {a}, with no position before or after, lost "
                     f"{c - w.token.balance_of(a) - w.e.free.get(a, 0)} (PROPERTIES 16)")
         return reason
+
+    def _check_liquidation(self, sender, account, mid, equity, capital):
+        """PROPERTIES 8, 9 and 12 on one successful liquidation: the penalty
+        is at most what the position had left and the keeper at most half of
+        it; liquidating yourself never pays (your wallet and free collateral
+        after are at most what they were plus the position's equity); with
+        equity left there is no bad debt, no fund draw and no ADL."""
+        (f,) = [f for n, f in self.tw.call_events if n == "PositionLiquidated"]
+        assert 2 * f["keeper_reward"] <= f["penalty"] <= max(equity, 0), (
+            f"liquidation of {account}: penalty {f['penalty']}, keeper {f['keeper_reward']}, equity {equity}")
+        if sender == account:
+            after = self.w.token.balance_of(sender) + self.w.e.free.get(sender, 0)
+            assert after <= capital + max(equity, 0), (
+                f"self-liquidation paid: {capital} + equity {equity} -> {after} (PROPERTIES 9)")
+        if equity >= 0:
+            assert f["bad_debt"] == 0 and not any(
+                n in ("InsuranceFundDrawn", "AutoDeleveraged", "BadDebtSocialized", "DeleveragePending")
+                for n, _ in self.tw.call_events), f"liquidation with equity {equity} >= 0 drew on the fund or ADL"
 
     def _check_adl_fills(self, events, before):
         """PROPERTIES 13 on one liquidation or deleverage: each ADL fill only
