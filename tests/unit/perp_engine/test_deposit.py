@@ -25,7 +25,7 @@ def test_deposit__without_allowance__reverts_with_the_token_reason(twin, strange
 
 
 def test_deposit__more_than_the_wallet__reverts_with_the_token_reason(twin, trader):
-    for amount in (1_000_000 * USDC + 1, MAX_UINT):
+    for amount in (1_000_000 * USDC + 1, 2**255, MAX_UINT):
         expect_revert(twin, trader, "deposit", amount, reason="erc20: transfer amount exceeds balance")
 
 
@@ -48,7 +48,7 @@ def test_withdraw__zero__reverts(twin, trader):
 
 def test_withdraw__more_than_free__reverts(twin, trader):
     expect_ok(twin, trader, "deposit", 500 * USDC)
-    for amount in (500 * USDC + 1, MAX_UINT):
+    for amount in (500 * USDC + 1, 2**255, MAX_UINT):
         expect_revert(twin, trader, "withdraw", amount, reason="collateral: insufficient")
 
 

@@ -174,8 +174,9 @@ def test_open_position__margin_plus_fee_beyond_free__reverts_insufficient(funded
 
 def test_open_position__margin_below_minimum__reverts_at_minimum_accepted(funded, trader):
     size = WAD // 1_000  # 80 USDC notional: 0.80 initial margin, far below the 10 USDC minimum
-    expect_revert(funded, trader, "open_position", 0, size, 10 * USDC - 1, PRICE,
-                  reason="position: margin below minimum")
+    for margin in (0, 1, 10 * USDC - 1):  # zero margin: the same reason, nothing changed
+        expect_revert(funded, trader, "open_position", 0, size, margin, PRICE,
+                      reason="position: margin below minimum")
     expect_ok(funded, trader, "open_position", 0, size, 10 * USDC, PRICE)
     funded.assert_same()
 

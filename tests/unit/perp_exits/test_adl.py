@@ -148,6 +148,7 @@ def test_liquidate__malformed_target_lists__each_reverts_with_its_reason(
         ([a, stranger], "adl: not in profit"),
         ([a, a, b], "adl: duplicate target"),
         ([a, keeper], "adl: no position"),
+        ([trader, a, b, c, d], "adl: no position"),  # the bankrupt itself: closed before ADL runs
         ([a, c, d, e], "adl: not ranked"),  # b skipped below the top
         ([b, c, d, e], "adl: not ranked"),  # a, the top, skipped
         ([a, b], "adl: more targets needed"),
