@@ -39,8 +39,9 @@ CONTRACT_SOURCES := $(shell find contracts -name '*.vy' -o -name '*.vyi')
 
 compile: .build/.stamp
 
+# anvil without ape-foundry's --steps-tracing (scripts/with_anvil.sh says why)
 test: install compile
-	$(BIN)/ape test tests/ --network $(NETWORK) -q
+	scripts/with_anvil.sh $(BIN)/ape test tests/ --network $(NETWORK) -q
 
 demo: install compile
 	$(BIN)/ape run demo --network $(NETWORK)
