@@ -402,6 +402,7 @@ class BackstopActions(RuleBasedStateMachine):
         def must(sender, verb, *args):
             self._refresh_prices()
             reason = self.act(sender, verb, *args)
+            assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason} (exit: {verb})"
             assert reason is None, f"exit: {verb}{_short(args)} from {sender} reverted {reason!r}; {state()}"
 
         self._refresh_prices()
