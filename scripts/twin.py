@@ -161,6 +161,8 @@ def read_state(p, accounts):
     for a in accounts:
         s[("free", a)] = e.free_collateral(a)
         s[("shares", a)] = v.balanceOf(a)
+        if s[("shares", a)]:
+            s[("vault.max", a)] = (v.maxWithdraw(a), v.maxRedeem(a))
     for mid in range(n):
         s[("state", mid)] = tuple(int(x) for x in e.market_state(mid))
         s[("pending", mid)] = tuple(str(x) if isinstance(x, str) else int(x) for x in e.adl_pending(mid))
@@ -192,6 +194,8 @@ def model_state(w, accounts):
     for a in accounts:
         s[("free", a)] = w.e.free.get(a, 0)
         s[("shares", a)] = w.v.balances.get(a, 0)
+        if s[("shares", a)]:
+            s[("vault.max", a)] = (w.view("vault.max_withdraw", a), w.view("vault.max_redeem", a))
     from model.positions import AdlPending
     for mid in range(w.e.market_count):
         s[("state", mid)] = astuple(w.e.state[mid])

@@ -243,6 +243,16 @@ class Twin:
                 self.minted += args[1]
         return chain_reason
 
+    def restamp_feeds(self, sender, older_than=0):
+        """Each mock feed's answer again, freshly stamped, where it would be
+        at least `older_than` seconds old at the next call (every call is a
+        second: long sequences outlive max_price_age)."""
+        for mid in range(self.w.e.market_count):
+            role = f"feed{mid}"
+            feed = self.w.feeds[self.b.addresses[role]]
+            if self.now + 1 - feed.updated_at >= older_than:
+                assert self.act(sender, f"{role}.set_answer", feed.answer) is None
+
     def compare(self, touched=(), valuation=False):
         """Read both sides, assert equality; return the chain's (stored, views).
         Anvil reads every view anyway; in process only `touched` pairs' views
@@ -399,21 +409,22 @@ class BackstopActions(RuleBasedStateMachine):
                     f"{perp_engine.traders_claim(w)}, open positions (account, market, size, entry, margin, pnl less "
                     f"funding): {[(k[0][:8], k[1], p.size, p.entry_price, p.margin, self._gain(k)) for k, p in sorted(w.e.positions.items())][:12]}")
 
+        self._refresh_prices()
+        vault_short = liquidity_vault.cash(w) < perp_engine.traders_reserve(w)
+
         def must(sender, verb, *args):
+            nonlocal vault_short
             self._refresh_prices()
             reason = self.act(sender, verb, *args)
             assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason} (exit: {verb})"
             assert reason is None, f"exit: {verb}{_short(args)} from {sender} reverted {reason!r}; {state()}"
-
-        self._refresh_prices()
-        vault_short = liquidity_vault.cash(w) < perp_engine.traders_reserve(w)
+            vault_short |= any(n == "BadDebtSocialized" for n, _ in tw.call_events)
         stranded = set()  # winners whose close found too little cash, since the last close that went through
         for _ in range(6 * len(w.e.positions) + 10):
             pending = sorted(m for m, q in w.e.adl_pending.items() if q.remaining)
             if pending:
                 mid = pending[0]
                 must(keeper, "deleverage", mid, self.ranking(mid, w.e.adl_pending[mid].bankrupt_size))
-                vault_short |= any(n == "BadDebtSocialized" for n, _ in tw.call_events)
                 continue
             left = [k for k in w.e.positions if k not in stranded]
             if not left:
@@ -423,7 +434,6 @@ class BackstopActions(RuleBasedStateMachine):
             if due:
                 a, mid = due[0]
                 must(keeper, "liquidate", a, mid, perp_engine.adl_ranking(w, a, mid))
-                vault_short |= any(n == "BadDebtSocialized" for n, _ in tw.call_events)
                 stranded.clear()
                 continue
             a, mid = min(left, key=lambda k: (self._gain(k), k))
@@ -479,17 +489,16 @@ class BackstopActions(RuleBasedStateMachine):
     def _refresh_prices(self):
         """The same answers, freshly stamped, when half the shortest allowed
         age has passed (exits take many blocks)."""
-        for mid in range(self.w.e.market_count):
-            feed = self.w.feeds[self.b.addresses[f"feed{mid}"]]
-            if self.tw.now + 1 - feed.updated_at >= 30:
-                assert self.act(self.r["owner"], f"feed{mid}.set_answer", feed.answer) is None
+        self.tw.restamp_feeds(self.r["owner"], older_than=30)
 
     # ------------------------------------------------------------ helpers
     def act(self, sender, verb, *args):
         w = self.w
-        before = [(st.funding_index, st.last_funding_time, st.long_oi - st.short_oi) for st in w.e.state.values()]
+        before = {mid: (st.funding_index, st.last_funding_time, st.long_oi - st.short_oi)
+                  for mid, st in w.e.state.items()}
         holders = {k[0] for k in w.e.positions}
-        capital = {a: w.token.balance_of(a) + w.e.free.get(a, 0) for a in self.bystanders if a not in holders}
+        capital = {a: self._capital(a) for a in self.bystanders if a not in holders}
+        targets = liquidated = None
         adl_market = {"liquidate": 1, "deleverage": 0}.get(verb)
         if adl_market is not None and len(args) > adl_market:
             mid = args[adl_market]
@@ -497,21 +506,26 @@ class BackstopActions(RuleBasedStateMachine):
                        for k, p in w.e.positions.items() if k[1] == mid}
             if verb == "liquidate" and (args[0], mid) in w.e.positions:
                 liquidated = (args[0], mid, self.at_next_block(perp_engine.equity, args[0], mid),
-                              w.token.balance_of(sender) + w.e.free.get(sender, 0))
+                              self._capital(sender))
         reason = self.tw.act(sender, verb, *args)
         if reason is None:
             self._check_adl_accounting(self.tw.call_events)
             self._check_funding_direction(before)
-            if adl_market is not None and len(args) > adl_market:
+            if targets is not None:
                 self._check_adl_fills(self.tw.call_events, targets)
-                if verb == "liquidate":
-                    self._check_liquidation(sender, *liquidated)
+            if liquidated is not None:
+                self._check_liquidation(sender, *liquidated)
             holders = {k[0] for k in w.e.positions}
             for a, c in capital.items():
-                assert a in holders or w.token.balance_of(a) + w.e.free.get(a, 0) >= c, (
+                assert a in holders or self._capital(a) >= c, (
                     f"{verb}{_short(args)}: {a}, with no position before or after, lost "
-                    f"{c - w.token.balance_of(a) - w.e.free.get(a, 0)} (PROPERTIES 16)")
+                    f"{c - self._capital(a)} (PROPERTIES 16)")
         return reason
+
+    def _capital(self, account):
+        """What an account holds outside positions and vault shares: its
+        wallet and its free collateral."""
+        return self.w.token.balance_of(account) + self.w.e.free.get(account, 0)
 
     def _check_liquidation(self, sender, account, mid, equity, capital):
         """PROPERTIES 8, 9 and 12 on one successful liquidation: the penalty
@@ -523,7 +537,7 @@ class BackstopActions(RuleBasedStateMachine):
         assert 2 * f["keeper_reward"] <= f["penalty"] <= max(equity, 0), (
             f"liquidation of {account}: penalty {f['penalty']}, keeper {f['keeper_reward']}, equity {equity}")
         if sender == account:
-            after = self.w.token.balance_of(sender) + self.w.e.free.get(sender, 0)
+            after = self._capital(sender)
             assert after <= capital + max(equity, 0), (
                 f"self-liquidation paid: {capital} + equity {equity} -> {after} (PROPERTIES 9)")
         if equity >= 0:
@@ -557,7 +571,7 @@ class BackstopActions(RuleBasedStateMachine):
         moves only with that skew's sign (longs heavier: up) and its clock
         only forward. Checked on the model, which equals the chain after
         every step."""
-        for mid, (idx, t, skew) in enumerate(before):
+        for mid, (idx, t, skew) in before.items():
             st = self.w.e.state[mid]
             moved = st.funding_index - idx
             assert st.last_funding_time >= t, f"market {mid}: funding clock went back {t} -> {st.last_funding_time}"

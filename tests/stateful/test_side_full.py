@@ -22,18 +22,13 @@ def _trader(i):
     return to_checksum_address(keccak(text=f"side-full:{i}")[-20:])
 
 
-def fresh(tw):
-    for mid in range(tw.w.e.market_count):
-        feed = f"feed{mid}"
-        assert tw.act(tw.b.accounts["owner"], f"{feed}.set_answer", tw.w.feeds[tw.b.addresses[feed]].answer) is None
-
-
 def test_side_full__the_1001st_long__reverts_and_a_close_frees_a_place(revm_session):
     s = revm_session
     b = s.backend
     snap = b.snapshot()
     try:
         tw = Twin(b, copy.deepcopy(s.world), s.now, s.minted, s.accounts)
+        owner = b.accounts["owner"]
         size, margin, engine = WAD // 1_000, 10 * USDC, b.addresses["engine"]  # 0.001 BTC at 8x
         longs = [_trader(i) for i in range(P.MAX_SIDE_POSITIONS + 1)]
         for t in longs:
@@ -42,9 +37,9 @@ def test_side_full__the_1001st_long__reverts_and_a_close_frees_a_place(revm_sess
             assert tw.act(t, "deposit", 100 * USDC) is None
         for i, t in enumerate(longs[:-1]):
             if i % 500 == 0:  # a transaction a second: keep the answers fresh
-                fresh(tw)
+                tw.restamp_feeds(owner)
             assert tw.act(t, "open_position", 0, size, margin, 2**200) is None
-        fresh(tw)
+        tw.restamp_feeds(owner)
         assert len(tw.w.e.members[P.side_key(0, size)]) == P.MAX_SIDE_POSITIONS
 
         last = longs[-1]
