@@ -45,24 +45,29 @@ exports: (
     positions.insurance_fund,
     positions.pauser,
     positions.market_count,
+    positions.order_count,
+    positions.order_expiry,
 )
 
 EXITS: public(immutable(address))
+ORDERS: public(immutable(address))
 
 
 @deploy
-def __init__(collateral: IERC20, exits: address):
+def __init__(collateral: IERC20, exits: address, orders: address):
     """
-    @notice Deploy the engine for one collateral token, with the
-            PerpExits code it delegates liquidation, ADL and TP/SL to.
-            The vault and the insurance fund are wired once by `initialize`.
+    @notice Deploy the engine for one collateral token, with the facets it
+            delegates to: PerpExits (liquidation, ADL, TP/SL) and PerpOrders
+            (request, execution and cancellation of orders). The vault and
+            the insurance fund are wired once by `initialize`.
     """
     ownable.__init__()
     ownable_2step.__init__()
     pausable.__init__()
     positions.__init__(collateral)
-    assert exits.is_contract, "engine: exits"
+    assert exits.is_contract and orders.is_contract, "engine: facets"
     EXITS = exits
+    ORDERS = orders
 
 
 @external
@@ -86,29 +91,71 @@ def accept_ownership():
     ownable_2step._transfer_ownership(msg.sender)
 
 
+# ---------------------------------------------------------------- forwarded to PerpOrders
+
+
+@external
+def request_order(market_id: uint256, size_delta: int256, margin_delta: int256, acceptable_price: uint256) -> uint256:
+    """
+    @notice Request an open, increase, reduce, close or margin removal,
+            executed later by anyone at a price published after this block;
+            see PerpOrders.request_order and docs/architecture.md ("Orders").
+    @return The order id.
+    """
+    response: Bytes[32] = raw_call(ORDERS, msg.data, max_outsize=32, is_delegate_call=True)
+    return convert(response, uint256)
+
+
+@external
+def execute_order(order_id: uint256):
+    """
+    @notice Permissionless: apply a pending order at a fresh price from a
+            round later than its request, or cancel it with the reason a
+            failed check gives; the caller earns the execution fee.
+    """
+    raw_call(ORDERS, msg.data, is_delegate_call=True)
+
+
+@external
+@reentrant
+def execute_order_inner(order_id: uint256, executor: address, price: uint256):
+    """
+    @notice execute_order's second half; only the engine itself may call it
+            (PerpOrders checks), while execute_order holds the lock.
+    """
+    raw_call(ORDERS, msg.data, is_delegate_call=True)
+
+
+@external
+def cancel_order(order_id: uint256):
+    """
+    @notice The requester's refund of an order that expired unexecuted.
+    """
+    raw_call(ORDERS, msg.data, is_delegate_call=True)
+
+
+@external
+@view
+def get_order(order_id: uint256) -> positions.Order:
+    """
+    @notice A pending order (every field 0 once executed or cancelled).
+    """
+    return positions._load_order(order_id)
+
+
+@external
+def set_order_expiry(expiry: uint256):
+    """
+    @notice How long an order may wait for a later price before it can only
+            be cancelled (bounded; applies to pending orders too).
+    """
+    ownable._check_owner()
+    assert expiry >= positions.MIN_ORDER_EXPIRY and expiry <= positions.MAX_ORDER_EXPIRY, "params: order expiry"
+    positions.order_expiry = expiry
+    log positions.OrderExpirySet(expiry=expiry)
+
+
 # ---------------------------------------------------------------- forwarded to PerpExits
-
-
-@external
-def close_position(market_id: uint256, size_delta: int256, acceptable_price: uint256):
-    """
-    @notice Reduce a position toward zero at the oracle price. Margin is
-            released pro rata; realised PnL, less the trading fee, is
-            credited to free collateral. A full close returns everything.
-    @param size_delta Signed, opposite to the position (a long closes with a
-            negative delta).
-    @param acceptable_price Closing a long reverts below it, a short above it.
-    """
-    raw_call(EXITS, msg.data, is_delegate_call=True)
-
-
-@external
-def remove_margin(market_id: uint256, amount: uint256):
-    """
-    @notice Move margin back to free collateral while the initial-margin
-            check still holds. Unrealised profit does not count toward it.
-    """
-    raw_call(EXITS, msg.data, is_delegate_call=True)
 
 
 @external
@@ -252,72 +299,6 @@ def withdraw(amount: uint256):
 
 
 # ---------------------------------------------------------------- positions
-
-
-@external
-def open_position(market_id: uint256, size_delta: int256, margin_amount: uint256, acceptable_price: uint256):
-    """
-    @notice Open or add to a position. `margin_amount` moves from free
-            collateral into the position; the trading fee is charged to free
-            collateral on top of it.
-    @param size_delta Signed size to add (long > 0, short < 0).
-    @param acceptable_price A long reverts above it, a short below it.
-    """
-    pausable._require_not_paused()
-    positions._check_market(market_id)
-    assert size_delta != 0, "position: zero size"
-    assert size_delta > -positions.MAX_SIZE and size_delta < positions.MAX_SIZE, "position: size too large"
-    free: uint256 = positions._free[msg.sender]
-    assert margin_amount <= free, "collateral: insufficient"
-    price: uint256 = positions._price(market_id, True)
-    if size_delta > 0:
-        assert price <= acceptable_price, "position: price above acceptable"
-    else:
-        assert price >= acceptable_price, "position: price below acceptable"
-    p: positions.MarketParams = positions._market_params(market_id)
-    fee: uint256 = margin.requirement(size_delta, price, p.trading_fee, positions.SCALE)
-    assert margin_amount + fee <= free, "collateral: insufficient"
-
-    idx: int256 = positions._accrue(market_id, price)
-    old: positions.Position = positions._load(msg.sender, market_id)
-    new: positions.Position = old
-    owed: int256 = 0
-    if old.size == 0:
-        new.entry_price = price
-    else:
-        assert (old.size > 0) == (size_delta > 0), "position: opposite direction"
-        owed = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
-        eff: int256 = convert(old.margin, int256) - owed
-        assert eff >= 0, "position: funding exceeds margin"
-        new.margin = convert(eff, uint256)
-        new.entry_price = positions._average_entry(old.size, old.entry_price, size_delta, price)
-    new.size = old.size + size_delta
-    assert new.size > -positions.MAX_SIZE and new.size < positions.MAX_SIZE, "position: size too large"
-    new.margin += margin_amount
-    new.funding_index = idx
-    assert new.margin >= p.min_margin, "position: margin below minimum"
-    if size_delta > 0:
-        assert positions._state[market_id].long_oi + convert(size_delta, uint256) <= p.max_open_interest, "market: open interest cap"
-    else:
-        assert positions._state[market_id].short_oi + convert(-size_delta, uint256) <= p.max_open_interest, "market: open interest cap"
-    equity: int256 = convert(new.margin, int256) + margin.upnl(new.size, new.entry_price, price, positions.SCALE)
-    assert equity >= convert(margin.requirement(new.size, price, p.imf, positions.SCALE), int256), "margin: below initial"
-
-    positions._free[msg.sender] = free - margin_amount - fee
-    positions._write(msg.sender, market_id, old, new)
-    fund_fee: uint256 = fp.mul_div_down(fee, p.insurance_share, positions.WAD)
-    positions._settle(owed + convert(fee - fund_fee, int256), fund_fee)
-    log positions.PositionOpened(
-        account=msg.sender,
-        market_id=market_id,
-        size_delta=size_delta,
-        price=price,
-        margin_added=margin_amount,
-        fee=fee,
-        funding_paid=owed,
-        size=new.size,
-        entry_price=new.entry_price,
-    )
 
 
 @external

@@ -1,9 +1,9 @@
 # pragma version 0.4.3
 """
 @title PerpExits
-@notice Every way out of a position: close, remove margin, TP/SL,
-        liquidation, the insurance-fund draw and auto-deleveraging,
-        for PerpEngine. It runs only by delegatecall from PerpEngine, on
+@notice The keeper's ways out of a position: TP/SL, liquidation, the
+        insurance-fund draw and auto-deleveraging, for PerpEngine (a
+        trader's own closes and margin removals are orders, PerpOrders). It runs only by delegatecall from PerpEngine, on
         PerpEngine's storage (same modules initialized in the same order),
         under PerpEngine's reentrancy lock. model/perp_exits.py mirrors
         every function.
@@ -74,6 +74,7 @@ def set_tp_sl(market_id: uint256, take_profit_price: uint256, stop_loss_price: u
         assert stop_loss_price == 0 or stop_loss_price > old.entry_price, "tp_sl: stop loss on wrong side"
         assert stop_loss_price == 0 or stop_loss_price < liq, "tp_sl: stop beyond liquidation"
     positions._pos_c[msg.sender][market_id] = take_profit_price | (stop_loss_price << 128)
+    positions._tp_sl_at[msg.sender][market_id] = block.timestamp
     log positions.TpSlSet(account=msg.sender, market_id=market_id, take_profit=take_profit_price, stop_loss=stop_loss_price)
 
 
@@ -81,23 +82,29 @@ def set_tp_sl(market_id: uint256, take_profit_price: uint256, stop_loss_price: u
 def execute_tp_sl(account: address, market_id: uint256):
     """
     @notice Permissionless: fully close `account`'s position at the oracle
-            price once its take-profit or stop-loss is crossed. The caller
-            earns the market's fixed execution fee, paid from the position.
+            price once its take-profit or stop-loss is crossed, at a price
+            from a round later than the block the triggers were set in (a
+            trigger set already crossed is no instant exit at a known price).
+            The caller earns the market's fixed execution fee, paid from the
+            position.
     """
     self._only_delegated()
     positions._check_market(market_id)
     old: positions.Position = positions._load(account, market_id)
     assert old.size != 0, "position: none"
-    price: uint256 = positions._price(market_id, True)
+    price: uint256 = 0
+    updated: uint256 = 0
+    price, updated = positions._round(market_id, True)
     hit: bool = False
     if old.size > 0:
         hit = (old.take_profit != 0 and price >= old.take_profit) or (old.stop_loss != 0 and price <= old.stop_loss)
     else:
         hit = (old.take_profit != 0 and price <= old.take_profit) or (old.stop_loss != 0 and price >= old.stop_loss)
     assert hit, "not triggered"
+    assert updated > positions._tp_sl_at[account][market_id], "tp_sl: no later price"
     p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
-    positions._reduce(account, market_id, old, old.size, price, idx, p, True)
+    positions._reduce(account, market_id, old, old.size, price, idx, p, msg.sender)
 
 
 # ---------------------------------------------------------------- liquidation
@@ -188,65 +195,4 @@ def deleverage(market_id: uint256, adl_targets: DynArray[address, positions.MAX_
     adl._deleverage(market_id, job, adl_targets, price, idx, p)
 
 
-# ---------------------------------------------------------------- views
 
-
-@external
-def close_position(market_id: uint256, size_delta: int256, acceptable_price: uint256):
-    """
-    @notice Reduce a position toward zero at the oracle price. Margin is
-            released pro rata; realised PnL, less the trading fee, is
-            credited to free collateral. A full close returns everything.
-    @param size_delta Signed, opposite to the position (a long closes with a
-            negative delta).
-    @param acceptable_price Closing a long reverts below it, a short above it.
-    """
-    self._only_delegated()
-    positions._check_market(market_id)
-    old: positions.Position = positions._load(msg.sender, market_id)
-    assert old.size != 0, "position: none"
-    assert size_delta != 0, "position: zero size"
-    assert size_delta > -positions.MAX_SIZE and size_delta < positions.MAX_SIZE, "position: size too large"
-    assert (size_delta > 0) != (old.size > 0), "position: not reducing"
-    assert abs(size_delta) <= abs(old.size), "position: close exceeds size"
-    price: uint256 = positions._price(market_id, True)
-    if old.size > 0:
-        assert price >= acceptable_price, "position: price below acceptable"
-    else:
-        assert price <= acceptable_price, "position: price above acceptable"
-    p: positions.MarketParams = positions._market_params(market_id)
-    idx: int256 = positions._accrue(market_id, price)
-    positions._reduce(msg.sender, market_id, old, -size_delta, price, idx, p, False)
-
-
-@external
-def remove_margin(market_id: uint256, amount: uint256):
-    """
-    @notice Move margin back to free collateral while the initial-margin
-            check still holds. Unrealised profit does not count toward it.
-    """
-    self._only_delegated()
-    pausable._require_not_paused()
-    positions._check_market(market_id)
-    assert amount > 0, "collateral: zero amount"
-    old: positions.Position = positions._load(msg.sender, market_id)
-    assert old.size != 0, "position: none"
-    assert amount < positions.MAX_AMOUNT, "margin: insufficient"
-    price: uint256 = positions._price(market_id, True)
-    p: positions.MarketParams = positions._market_params(market_id)
-    idx: int256 = positions._accrue(market_id, price)
-    owed: int256 = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
-    left: int256 = convert(old.margin, int256) - owed - convert(amount, int256)
-    assert left >= convert(p.min_margin, int256), "margin: insufficient"
-    pnl: int256 = min(margin.upnl(old.size, old.entry_price, price, positions.SCALE), 0)
-    assert left + pnl >= convert(margin.requirement(old.size, price, p.imf, positions.SCALE), int256), "margin: below initial"
-    new: positions.Position = old
-    new.margin = convert(left, uint256)
-    new.funding_index = idx
-    positions._free[msg.sender] += amount
-    positions._write(msg.sender, market_id, old, new)
-    positions._settle(owed, 0)
-    log positions.MarginChanged(account=msg.sender, market_id=market_id, delta=-convert(amount, int256), funding_paid=owed)
-
-
-# ---------------------------------------------------------------- TP / SL

@@ -49,6 +49,14 @@ MAX_FUNDING_RATE: constant(uint256) = 10**14  # per second
 MAX_PRICE_AGE: constant(uint256) = 86400
 MAX_OPEN_INTEREST: constant(uint256) = 2**120
 
+# Orders (PerpOrders): |margin_delta| < 2**127 and requested_at < 2**35
+# keep an order in three slots (see _store_order).
+MAX_ORDER_MARGIN: constant(int256) = 2**127
+MAX_ORDER_TIME: constant(uint256) = 2**35
+MIN_ORDER_EXPIRY: constant(uint256) = 60
+MAX_ORDER_EXPIRY: constant(uint256) = 7 * 86400
+DEFAULT_ORDER_EXPIRY: constant(uint256) = 7200  # two of a feed's 3,600 s heartbeats
+
 # ---------------------------------------------------------------- structs
 
 struct Position:
@@ -73,6 +81,18 @@ struct MarketParams:
     max_open_interest: uint256
     min_margin: uint256
     execution_fee: uint256
+
+struct Order:
+    account: address
+    market_id: uint256
+    size_delta: int256
+    margin_delta: int256
+    acceptable_price: uint256
+    requested_at: uint256
+    reduce_only: bool
+    trading_fee: uint256
+    execution_fee: uint256
+    escrow: uint256
 
 struct MarketState:
     long_oi: uint256
@@ -140,6 +160,25 @@ event TpSlExecuted:
     keeper: indexed(address)
     price: uint256
     execution_fee: uint256
+
+event OrderRequested:
+    order_id: indexed(uint256)
+    account: indexed(address)
+    market_id: indexed(uint256)
+    size_delta: int256
+    margin_delta: int256
+    acceptable_price: uint256
+
+event OrderExecuted:
+    order_id: indexed(uint256)
+    price: uint256
+
+event OrderCancelled:
+    order_id: indexed(uint256)
+    reason: String[64]
+
+event OrderExpirySet:
+    expiry: uint256
 
 event PositionLiquidated:
     account: indexed(address)
@@ -225,6 +264,15 @@ _adl_pending: HashMap[uint256, AdlPending]
 _packed: HashMap[uint256, uint256[5]]
 _listed: transient(HashMap[address, bool])
 
+# Orders, ids from 1 (0 is never an order). Three slots each (see
+# _store_order); all zero once executed or cancelled.
+order_count: public(uint256)
+order_expiry: public(uint256)
+_orders: HashMap[uint256, uint256[3]]
+# The block time at which each position's TP/SL triggers were last set:
+# execute_tp_sl needs a price round later than it.
+_tp_sl_at: HashMap[address, HashMap[uint256, uint256]]
+
 
 @deploy
 def __init__(collateral: IERC20):
@@ -232,6 +280,7 @@ def __init__(collateral: IERC20):
     decimals: uint8 = staticcall IERC20Detailed(collateral.address).decimals()
     assert decimals <= 36, "engine: token decimals"
     SCALE = 10 ** (36 - convert(decimals, uint256))
+    self.order_expiry = DEFAULT_ORDER_EXPIRY
 
 
 @internal
@@ -305,9 +354,22 @@ def _mmf(mid: uint256) -> uint256:
 @view
 def _price(mid: uint256, fresh: bool) -> uint256:
     """
-    @notice The feed's answer normalised to 1e18. Reverts "bad price" on a
-            non-positive answer, an incomplete round or a future timestamp,
-            and, when `fresh`, "stale price" past max_price_age.
+    @notice The feed's answer normalised to 1e18 (see _round).
+    """
+    price: uint256 = 0
+    updated: uint256 = 0
+    price, updated = self._round(mid, fresh)
+    return price
+
+
+@internal
+@view
+def _round(mid: uint256, fresh: bool) -> (uint256, uint256):
+    """
+    @notice The feed's latest answer normalised to 1e18, and its updatedAt.
+            Reverts "bad price" on a non-positive answer, an incomplete round
+            or a future timestamp, and, when `fresh`, "stale price" past
+            max_price_age.
     """
     round_id: uint80 = 0
     answer: int256 = 0
@@ -324,7 +386,7 @@ def _price(mid: uint256, fresh: bool) -> uint256:
         assert block.timestamp - updated <= (s0 >> 160) & (2**32 - 1), "stale price"
     price: uint256 = convert(answer, uint256) * (s0 >> 192)
     assert price < MAX_PRICE, "bad price"
-    return price
+    return (price, updated)
 
 
 @internal
@@ -470,13 +532,15 @@ def _equity(pos: Position, mid: uint256, price: uint256) -> int256:
 
 @internal
 def _reduce(
-    account: address, mid: uint256, old: Position, closed: int256, price: uint256, idx: int256, p: MarketParams, by_keeper: bool
+    account: address, mid: uint256, old: Position, closed: int256, price: uint256, idx: int256, p: MarketParams, keeper: address
 ):
     """
     @notice Close `closed` (same sign as the position) at `price`: settle the
             whole position's funding, release margin pro rata (floored),
             realise the PnL of the closed part, charge the trading fee (and,
-            for a TP/SL execution, the keeper's execution fee).
+            for a TP/SL execution by `keeper`, the keeper's execution fee
+            from the payout; orders pass the empty address, since their
+            execution fee was escrowed at request).
     """
     owed: int256 = funding.owed(old.size, idx, old.funding_index, SCALE)
     eff: int256 = convert(old.margin, int256) - owed
@@ -490,7 +554,7 @@ def _reduce(
     fee: uint256 = margin.requirement(closed, price, p.trading_fee, SCALE)
     payout: int256 = released + pnl - convert(fee, int256)
     exec_fee: uint256 = 0
-    if by_keeper:
+    if keeper != empty(address):
         exec_fee = min(p.execution_fee, convert(max(payout, 0), uint256))
         payout -= convert(exec_fee, int256)
     left: int256 = eff - released
@@ -511,7 +575,7 @@ def _reduce(
     self._write(account, mid, old, new)
     self._free[account] += convert(payout, uint256)
     if exec_fee > 0:
-        self._free[msg.sender] += exec_fee
+        self._free[keeper] += exec_fee
     fund_fee: uint256 = fp.mul_div_down(fee, p.insurance_share, WAD)
     self._settle(owed - pnl + convert(fee - fund_fee, int256), fund_fee)
     log PositionClosed(
@@ -524,8 +588,8 @@ def _reduce(
         funding_paid=owed,
         payout=convert(payout, uint256),
     )
-    if by_keeper:
-        log TpSlExecuted(account=account, market_id=mid, keeper=msg.sender, price=price, execution_fee=exec_fee)
+    if keeper != empty(address):
+        log TpSlExecuted(account=account, market_id=mid, keeper=keeper, price=price, execution_fee=exec_fee)
 
 
 @internal
@@ -543,3 +607,68 @@ def _settle(vault_delta: int256, fund_amount: uint256):
 
 
 # ---------------------------------------------------------------- internal: ADL
+
+
+# ---------------------------------------------------------------- internal: orders
+
+
+@internal
+@view
+def _load_order(order_id: uint256) -> Order:
+    """
+    @notice The order stored under `order_id` (account empty when there is
+            none), with its escrow worked out (see _escrow).
+    """
+    s: uint256[3] = self._orders[order_id]
+    if s[0] == 0:
+        return empty(Order)
+    o: Order = Order(
+        account=convert(s[0] & MASK160, address),
+        market_id=(s[0] >> 195) & 63,
+        size_delta=convert(s[1] & MASK, int256) - MAX_SIZE,
+        margin_delta=convert(s[2] & MASK, int256) - MAX_ORDER_MARGIN,
+        acceptable_price=s[1] >> 128,
+        requested_at=(s[0] >> 160) & (MAX_ORDER_TIME - 1),
+        reduce_only=(s[0] >> 201) & 1 == 1,
+        trading_fee=s[0] >> 202,
+        execution_fee=s[2] >> 128,
+        escrow=0,
+    )
+    o.escrow = self._escrow(o)
+    return o
+
+
+@internal
+def _store_order(order_id: uint256, o: Order):
+    """
+    @notice Pack an order into three slots:
+            [0] account | requested_at << 160 (35 bits) | market_id << 195
+                (6 bits) | reduce_only << 201 | trading_fee << 202 (54 bits)
+            [1] (size_delta + 2**120) | acceptable_price << 128
+            [2] (margin_delta + 2**127) | execution_fee << 128
+            Every field is bounded by request_order or _set_params:
+            market ids < MAX_MARKETS = 64, trading_fee <= 1e16 < 2**54,
+            |size| < 2**120, prices and fees < 2**128.
+    """
+    self._orders[order_id] = [
+        convert(o.account, uint256) | (o.requested_at << 160) | (o.market_id << 195)
+        | (convert(o.reduce_only, uint256) << 201) | (o.trading_fee << 202),
+        convert(o.size_delta + MAX_SIZE, uint256) | (o.acceptable_price << 128),
+        convert(o.margin_delta + MAX_ORDER_MARGIN, uint256) | (o.execution_fee << 128),
+    ]
+
+
+@internal
+@view
+def _escrow(o: Order) -> uint256:
+    """
+    @notice What an order holds of its account's collateral: the execution
+            fee, and for an open or increase also the margin moving in and
+            the trading fee at the acceptable price (rounded up), the most a
+            buy can cost. A reduce pays its trading fee from the position;
+            a margin removal pays none.
+    """
+    e: uint256 = o.execution_fee
+    if o.size_delta != 0 and not o.reduce_only:
+        e += convert(o.margin_delta, uint256) + margin.requirement(o.size_delta, o.acceptable_price, o.trading_fee, SCALE)
+    return e

@@ -72,6 +72,14 @@ def set_market_params(w, mid, params):
     w.e.params[mid] = new
 
 
+def set_order_expiry(w, expiry):
+    """PerpEngine.set_order_expiry"""
+    _check_owner(w)
+    check(P.MIN_ORDER_EXPIRY <= expiry <= P.MAX_ORDER_EXPIRY, "params: order expiry")
+    w.e.order_expiry = expiry
+    w.log("OrderExpirySet", expiry=expiry)
+
+
 def set_pauser(w, pauser):
     """PerpEngine.set_pauser"""
     _check_owner(w)
@@ -112,58 +120,6 @@ def withdraw(w, amount):
     w.log("Withdrawn", account=w.sender, amount=amount)
 
 
-def open_position(w, mid, size_delta, margin_amount, acceptable_price):
-    """PerpEngine.open_position"""
-    check(not w.e.paused, "pausable: contract is paused")
-    P._check_market(w, mid)
-    check(size_delta != 0, "position: zero size")
-    check(-P.MAX_SIZE < size_delta < P.MAX_SIZE, "position: size too large")
-    free = w.e.free.get(w.sender, 0)
-    check(margin_amount <= free, "collateral: insufficient")
-    price = P._price(w, mid, True)
-    if size_delta > 0:
-        check(price <= acceptable_price, "position: price above acceptable")
-    else:
-        check(price >= acceptable_price, "position: price below acceptable")
-    p = w.e.params[mid]
-    scale = w.e.scale
-    fee = margin.requirement(size_delta, price, p.trading_fee, scale)
-    check(margin_amount + fee <= free, "collateral: insufficient")
-
-    idx = P._accrue(w, mid, price)
-    old = P._load(w, w.sender, mid)
-    new = replace(old)
-    owed = 0
-    if old.size == 0:
-        new.entry_price = price
-    else:
-        check((old.size > 0) == (size_delta > 0), "position: opposite direction")
-        owed = funding.owed(old.size, idx, old.funding_index, scale)
-        eff = old.margin - owed
-        check(eff >= 0, "position: funding exceeds margin")
-        new.margin = eff
-        new.entry_price = P._average_entry(old.size, old.entry_price, size_delta, price)
-    new.size = old.size + size_delta
-    check(-P.MAX_SIZE < new.size < P.MAX_SIZE, "position: size too large")
-    new.margin += margin_amount
-    new.funding_index = idx
-    check(new.margin >= p.min_margin, "position: margin below minimum")
-    st = w.e.state[mid]
-    if size_delta > 0:
-        check(st.long_oi + size_delta <= p.max_open_interest, "market: open interest cap")
-    else:
-        check(st.short_oi + -size_delta <= p.max_open_interest, "market: open interest cap")
-    equity_ = new.margin + margin.upnl(new.size, new.entry_price, price, scale)
-    check(equity_ >= margin.requirement(new.size, price, p.imf, scale), "margin: below initial")
-
-    w.e.free[w.sender] = free - margin_amount - fee
-    P._write(w, w.sender, mid, old, new)
-    fund_fee = mul_div_down(fee, p.insurance_share, WAD)
-    P._settle(w, owed + (fee - fund_fee), fund_fee)
-    w.log("PositionOpened", account=w.sender, market_id=mid, size_delta=size_delta, price=price,
-          margin_added=margin_amount, fee=fee, funding_paid=owed, size=new.size, entry_price=new.entry_price)
-
-
 def add_margin(w, mid, amount):
     """PerpEngine.add_margin"""
     P._check_market(w, mid)
@@ -184,6 +140,21 @@ def add_margin(w, mid, amount):
 def get_position(w, account, mid):
     """PerpEngine.get_position"""
     return P._load(w, account, mid)
+
+
+def get_order(w, order_id):
+    """PerpEngine.get_order"""
+    return P._load_order(w, order_id)
+
+
+def order_count(w):
+    """PerpEngine.order_count (positions.order_count)"""
+    return w.e.order_count
+
+
+def order_expiry(w):
+    """PerpEngine.order_expiry (positions.order_expiry)"""
+    return w.e.order_expiry
 
 
 def free_collateral(w, account):

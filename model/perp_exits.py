@@ -1,55 +1,11 @@
-"""Mirror of contracts/PerpExits.vy: close, remove margin, TP/SL,
-liquidation with the insurance-fund draw, and ADL."""
+"""Mirror of contracts/PerpExits.vy: TP/SL, liquidation with the
+insurance-fund draw, and ADL."""
 
 from dataclasses import replace
 
 from model import adl, funding, margin
 from model import positions as P
 from model.fixed_point import WAD, check, mul_div_down
-
-
-def close_position(w, mid, size_delta, acceptable_price):
-    """PerpExits.close_position"""
-    P._check_market(w, mid)
-    old = P._load(w, w.sender, mid)
-    check(old.size != 0, "position: none")
-    check(size_delta != 0, "position: zero size")
-    check(-P.MAX_SIZE < size_delta < P.MAX_SIZE, "position: size too large")
-    check((size_delta > 0) != (old.size > 0), "position: not reducing")
-    check(abs(size_delta) <= abs(old.size), "position: close exceeds size")
-    price = P._price(w, mid, True)
-    if old.size > 0:
-        check(price >= acceptable_price, "position: price below acceptable")
-    else:
-        check(price <= acceptable_price, "position: price above acceptable")
-    p = w.e.params[mid]
-    idx = P._accrue(w, mid, price)
-    P._reduce(w, w.sender, mid, old, -size_delta, price, idx, p, False)
-
-
-def remove_margin(w, mid, amount):
-    """PerpExits.remove_margin"""
-    check(not w.e.paused, "pausable: contract is paused")
-    P._check_market(w, mid)
-    check(amount > 0, "collateral: zero amount")
-    old = P._load(w, w.sender, mid)
-    check(old.size != 0, "position: none")
-    check(amount < P.MAX_AMOUNT, "margin: insufficient")
-    price = P._price(w, mid, True)
-    p = w.e.params[mid]
-    idx = P._accrue(w, mid, price)
-    owed = funding.owed(old.size, idx, old.funding_index, w.e.scale)
-    left = old.margin - owed - amount
-    check(left >= p.min_margin, "margin: insufficient")
-    pnl = min(margin.upnl(old.size, old.entry_price, price, w.e.scale), 0)
-    check(left + pnl >= margin.requirement(old.size, price, p.imf, w.e.scale), "margin: below initial")
-    new = replace(old)
-    new.margin = left
-    new.funding_index = idx
-    w.e.free[w.sender] = w.e.free.get(w.sender, 0) + amount
-    P._write(w, w.sender, mid, old, new)
-    P._settle(w, owed, 0)
-    w.log("MarginChanged", account=w.sender, market_id=mid, delta=-amount, funding_paid=owed)
 
 
 def set_tp_sl(w, mid, take_profit_price, stop_loss_price):
@@ -70,6 +26,7 @@ def set_tp_sl(w, mid, take_profit_price, stop_loss_price):
         check(sl == 0 or sl < liq, "tp_sl: stop beyond liquidation")
     pos = w.e.positions[(w.sender, mid)]
     pos.take_profit, pos.stop_loss = tp, sl
+    w.e.tp_sl_at[(w.sender, mid)] = w.now
     w.log("TpSlSet", account=w.sender, market_id=mid, take_profit=tp, stop_loss=sl)
 
 
@@ -78,15 +35,16 @@ def execute_tp_sl(w, account, mid):
     P._check_market(w, mid)
     old = P._load(w, account, mid)
     check(old.size != 0, "position: none")
-    price = P._price(w, mid, True)
+    price, updated = P._round(w, mid, True)
     if old.size > 0:
         hit = (old.take_profit != 0 and price >= old.take_profit) or (old.stop_loss != 0 and price <= old.stop_loss)
     else:
         hit = (old.take_profit != 0 and price <= old.take_profit) or (old.stop_loss != 0 and price >= old.stop_loss)
     check(hit, "not triggered")
+    check(updated > w.e.tp_sl_at.get((account, mid), 0), "tp_sl: no later price")
     p = w.e.params[mid]
     idx = P._accrue(w, mid, price)
-    P._reduce(w, account, mid, old, old.size, price, idx, p, True)
+    P._reduce(w, account, mid, old, old.size, price, idx, p, w.sender)
 
 
 def liquidate(w, account, mid, adl_targets):

@@ -28,6 +28,11 @@ MAX_FUNDING_K = 10**14
 MAX_FUNDING_RATE = 10**14
 MAX_PRICE_AGE = 86400
 MAX_OPEN_INTEREST = 2**120
+MAX_ORDER_MARGIN = 2**127
+MAX_ORDER_TIME = 2**35
+MIN_ORDER_EXPIRY = 60
+MAX_ORDER_EXPIRY = 7 * 86400
+DEFAULT_ORDER_EXPIRY = 7200
 
 
 @dataclass
@@ -60,6 +65,20 @@ class MarketParams:
         return (self.feed, self.imf, self.mmf, self.liq_fee, self.keeper_share, self.trading_fee,
                 self.insurance_share, self.funding_k, self.max_funding_rate, self.max_price_age,
                 self.max_open_interest, self.min_margin, self.execution_fee)
+
+
+@dataclass
+class Order:
+    account: str = "0x" + "00" * 20
+    market_id: int = 0
+    size_delta: int = 0
+    margin_delta: int = 0
+    acceptable_price: int = 0
+    requested_at: int = 0
+    reduce_only: bool = False
+    trading_fee: int = 0
+    execution_fee: int = 0
+    escrow: int = 0
 
 
 @dataclass
@@ -100,6 +119,10 @@ class EngineState:
     positions: dict = field(default_factory=dict)  # (account, market_id) -> Position
     members: dict = field(default_factory=dict)  # side key -> [accounts]
     adl_pending: dict = field(default_factory=dict)
+    order_count: int = 0
+    order_expiry: int = DEFAULT_ORDER_EXPIRY
+    orders: dict = field(default_factory=dict)  # order id -> Order (pending only)
+    tp_sl_at: dict = field(default_factory=dict)  # (account, market_id) -> block time
 
 
 def side_key(mid, size):
@@ -141,6 +164,11 @@ def _set_params(w, mid, p):
 
 def _price(w, mid, fresh):
     """positions._price"""
+    return _round(w, mid, fresh)[0]
+
+
+def _round(w, mid, fresh):
+    """positions._round: (price, updatedAt)"""
     f = w.feeds[w.e.params[mid].feed]
     check(f.answer > 0, "bad price")
     check(f.updated_at != 0 and f.answered_in_round >= f.round_id and f.updated_at <= w.now, "bad price")
@@ -148,7 +176,7 @@ def _price(w, mid, fresh):
         check(w.now - f.updated_at <= w.e.params[mid].max_price_age, "stale price")
     price = f.answer * w.e.feed_scale[mid]
     check(price < MAX_PRICE, "bad price")
-    return price
+    return price, f.updated_at
 
 
 def _pending_index(w, mid, price):
@@ -249,7 +277,7 @@ def _equity(w, pos, mid, price):
     return _effective_margin(w, pos, mid, price) + margin.upnl(pos.size, pos.entry_price, price, w.e.scale)
 
 
-def _reduce(w, account, mid, old, closed, price, idx, p, by_keeper):
+def _reduce(w, account, mid, old, closed, price, idx, p, keeper):
     """positions._reduce"""
     scale = w.e.scale
     owed = funding.owed(old.size, idx, old.funding_index, scale)
@@ -264,7 +292,7 @@ def _reduce(w, account, mid, old, closed, price, idx, p, by_keeper):
     fee = margin.requirement(closed, price, p.trading_fee, scale)
     payout = released + pnl - fee
     exec_fee = 0
-    if by_keeper:
+    if keeper is not None:
         exec_fee = min(p.execution_fee, max(payout, 0))
         payout -= exec_fee
     left = eff - released
@@ -285,13 +313,13 @@ def _reduce(w, account, mid, old, closed, price, idx, p, by_keeper):
     _write(w, account, mid, old, new)
     w.e.free[account] = w.e.free.get(account, 0) + payout
     if exec_fee > 0:
-        w.e.free[w.sender] = w.e.free.get(w.sender, 0) + exec_fee
+        w.e.free[keeper] = w.e.free.get(keeper, 0) + exec_fee
     fund_fee = mul_div_down(fee, p.insurance_share, WAD)
     _settle(w, owed - pnl + (fee - fund_fee), fund_fee)
     w.log("PositionClosed", account=account, market_id=mid, size_closed=closed, price=price, pnl=pnl,
           fee=fee, funding_paid=owed, payout=payout)
-    if by_keeper:
-        w.log("TpSlExecuted", account=account, market_id=mid, keeper=w.sender, price=price, execution_fee=exec_fee)
+    if keeper is not None:
+        w.log("TpSlExecuted", account=account, market_id=mid, keeper=keeper, price=price, execution_fee=exec_fee)
 
 
 def _settle(w, vault_delta, fund_amount):
@@ -302,3 +330,22 @@ def _settle(w, vault_delta, fund_amount):
         w.token.transfer(w.engine_address, w.e.vault, vault_delta)
     if fund_amount > 0:
         w.token.transfer(w.engine_address, w.e.insurance_fund, fund_amount)
+
+
+def _load_order(w, order_id):
+    """positions._load_order (a copy; an empty Order when there is none)"""
+    o = w.e.orders.get(order_id)
+    if o is None:
+        return Order()
+    o = Order(**vars(o))
+    o.escrow = _escrow(w, o)
+    return o
+
+
+def _escrow(w, o):
+    """positions._escrow: execution fee, plus margin in and the trading fee at
+    the acceptable price for an open or increase."""
+    e = o.execution_fee
+    if o.size_delta != 0 and not o.reduce_only:
+        e += o.margin_delta + margin.requirement(o.size_delta, o.acceptable_price, o.trading_fee, w.e.scale)
+    return e

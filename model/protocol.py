@@ -2,7 +2,7 @@
 and transactional verbs.
 
     w = World(engine=..., vault=..., fund=..., owner=..., token_decimals=6, now=t0)
-    w.call(trader, "open_position", 0, size, margin, acceptable)   # engine / exits verb
+    w.call(trader, "request_order", 0, size, margin, acceptable)  # engine / facet verb
     w.call(lp, "vault.deposit", assets, lp)                       # vault verb
     w.view("equity", trader, 0)                                   # view, no state change
 
@@ -13,17 +13,18 @@ exactly as the contracts compare them (ADL tie-break).
 
 import copy
 
-from model import insurance_fund, liquidity_vault, perp_engine, perp_exits
+from model import insurance_fund, liquidity_vault, perp_engine, perp_exits, perp_orders
 from model import positions as P
 from model.fixed_point import Revert
 from model.mocks import Feed, Token
 
 _ENGINE_VERBS = {n: getattr(perp_engine, n) for n in (
     "transfer_ownership", "accept_ownership",
-    "initialize", "add_market", "set_market_params", "set_pauser", "pause", "unpause",
-    "deposit", "withdraw", "open_position", "add_margin")}
+    "initialize", "add_market", "set_market_params", "set_order_expiry", "set_pauser", "pause", "unpause",
+    "deposit", "withdraw", "add_margin")}
 _ENGINE_VERBS.update({n: getattr(perp_exits, n) for n in (
-    "close_position", "remove_margin", "set_tp_sl", "execute_tp_sl", "liquidate", "deleverage")})
+    "set_tp_sl", "execute_tp_sl", "liquidate", "deleverage")})
+_ENGINE_VERBS.update({n: getattr(perp_orders, n) for n in ("request_order", "execute_order", "execute_order_inner", "cancel_order")})
 # pay and cover are engine-only: called directly they revert, as on chain.
 _VAULT_VERBS = {n: getattr(liquidity_vault, n) for n in ("deposit", "mint", "withdraw", "redeem", "pay")}
 _FUND_VERBS = {n: getattr(insurance_fund, n) for n in (

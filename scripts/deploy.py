@@ -5,7 +5,8 @@
 
 `deploy_protocol(deployer, config=None)` deploys and wires everything and
 returns a `Protocol` with `engine`, `vault`, `insurance_fund`, `token`,
-`feeds` (indexed by market id) and `exits`.
+`feeds` (indexed by market id), and the engine's facets `exits` and
+`orders`.
 """
 
 from dataclasses import dataclass, field
@@ -25,21 +26,25 @@ class Protocol:
     token: object
     feeds: list
     exits: object
+    orders: object = None
     markets: list = field(default_factory=list)  # names, by market id
     params: list = field(default_factory=list)  # model MarketParams, by market id
     lens: object = None  # BackstopLens: many views in one eth_call
 
 
 def engine_at(address):
-    """PerpEngine at `address`, with PerpExits' events in its ABI.
+    """PerpEngine at `address`, with its facets' events in its ABI.
 
-    PerpExits' code runs inside PerpEngine (delegatecall), so its events are
-    emitted by the engine's address; this contract type decodes them."""
+    PerpExits' and PerpOrders' code runs inside PerpEngine (delegatecall),
+    so their events are emitted by the engine's address; this contract type
+    decodes them."""
     ct = project.PerpEngine.contract_type.model_copy(deep=True)
     names = {getattr(x, "name", None) for x in ct.abi if x.type == "event"}
-    ct.abi = list(ct.abi) + [
-        x for x in project.PerpExits.contract_type.abi if x.type == "event" and x.name not in names
-    ]
+    for facet in (project.PerpExits, project.PerpOrders):
+        for x in facet.contract_type.abi:
+            if x.type == "event" and x.name not in names:
+                ct.abi.append(x)
+                names.add(x.name)
     return Contract(address, contract_type=ct)
 
 
@@ -64,7 +69,8 @@ def deploy_protocol(deployer, config=None):
         feeds = [Contract(m["feed"]) for m in conf["markets"]]
 
     exits = deployer.deploy(project.PerpExits, token)
-    engine = deployer.deploy(project.PerpEngine, token, exits)
+    orders = deployer.deploy(project.PerpOrders, token)
+    engine = deployer.deploy(project.PerpEngine, token, exits, orders)
     vault = deployer.deploy(project.LiquidityVault, token, engine)
     fund = deployer.deploy(project.InsuranceFund, token, engine)
     engine.initialize(vault, fund, sender=deployer)
@@ -88,6 +94,7 @@ def deploy_protocol(deployer, config=None):
         token=token,
         feeds=feeds,
         exits=exits,
+        orders=orders,
         markets=[m["name"] for m in conf["markets"]],
         params=params,
         lens=deployer.deploy(project.BackstopLens),
@@ -107,7 +114,7 @@ def cli(account):
         account = accounts.test_accounts[0]
     p = deploy_protocol(account)
     click.echo(f"network         {networks.provider.network.name} (chain id {chain.chain_id})")
-    for name in ("engine", "exits", "vault", "insurance_fund", "token"):
+    for name in ("engine", "exits", "orders", "vault", "insurance_fund", "token"):
         click.echo(f"{name:<15} {getattr(p, name).address}")
     for i, (name, feed) in enumerate(zip(p.markets, p.feeds)):
         click.echo(f"market {i:<8} {name:<10} feed {feed.address}")

@@ -14,6 +14,17 @@ from model.fixed_point import Revert
 from model.positions import MarketParams
 
 MAX_UINT = 2**256 - 1
+ORDER_VERBS = ("request_order", "execute_order", "cancel_order")
+
+
+def _norm(events):
+    """Events as comparable tuples: addresses by value, ints as ints."""
+    out = []
+    for name, fields in events:
+        out.append((name, tuple(sorted(
+            (k, v.lower() if isinstance(v, str) and v.startswith("0x") else (v if isinstance(v, str) else int(v)))
+            for k, v in fields.items()))))
+    return out
 
 
 def _addr(x):
@@ -84,11 +95,53 @@ class Twin:
         return self.now
 
     def set_price(self, market_id, answer, deployer):
-        """Move a mock feed (answer in the feed's decimals)."""
+        """Move a mock feed (answer in the feed's decimals): a new round,
+        stamped with the next block's time."""
         t = self._next_time()
         feed = self.p.feeds[market_id]
         feed.set_answer(answer, sender=deployer)
         self.w.set_answer(feed.address, answer, now=t)
+
+    def restamp(self, market_id, sender):
+        """A new round at the feed's current answer: the 'later price' an
+        order or a TP/SL trigger waits for, without moving the price."""
+        feed = self.p.feeds[market_id]
+        self.set_price(market_id, self.w.feeds[feed.address].answer, sender)
+
+    # ------------------------------------------------------------ orders
+    def request(self, sender, market_id, size_delta, margin_delta, acceptable_price):
+        """request_order on both; returns (ok, reason, order_id)."""
+        ok, reason = self.act(sender, "request_order", market_id, size_delta, margin_delta, acceptable_price)
+        oid = self.w.e.order_count if ok else None
+        if ok:
+            assert self.p.engine.order_count() == oid
+        return ok, reason, oid
+
+    def execute(self, executor, order_id):
+        """execute_order on both; returns (status, reason): ("executed",
+        None), ("cancelled", reason) from OrderCancelled, or ("reverted",
+        reason) when the execution itself reverted (the order stays)."""
+        n = len(self.w.events)
+        ok, reason = self.act(executor, "execute_order", order_id)
+        if not ok:
+            return "reverted", reason
+        for name, fields in self.w.events[n:]:
+            if name == "OrderCancelled":
+                return "cancelled", fields["reason"]
+        return "executed", None
+
+    def order(self, sender, market_id, size_delta, margin_delta, acceptable_price, executor):
+        """A whole order: request, a later round at the same price, execution
+        by `executor`. Returns (ok, reason): (True, None) when it executed,
+        (False, reason) when the request reverted or the execution cancelled
+        it (the reason the failed check gives)."""
+        ok, reason, oid = self.request(sender, market_id, size_delta, margin_delta, acceptable_price)
+        if not ok:
+            return False, reason
+        self.restamp(market_id, executor)
+        status, reason = self.execute(executor, oid)
+        assert status != "reverted", f"order {oid} did not execute after a later round: {reason!r}"
+        return status == "executed", reason
 
     # ------------------------------------------------------------ actions
     def fund(self, account, amount, spenders=None):
@@ -112,6 +165,7 @@ class Twin:
         except ContractLogicError as exc:
             ok_chain, chain_reason = False, revert_reason(exc)
         model_reason, ok_model = None, True
+        n_events = len(self.w.events)
         try:
             self.w.call(_addr(sender), verb, *[_addr(a) if hasattr(a, "address") else a for a in args], now=t)
         except Revert as exc:
@@ -121,6 +175,12 @@ class Twin:
             assert chain_reason == model_reason, f"{verb}{args}: chain reverted {chain_reason!r}, model {model_reason!r}"
         else:
             assert receipt.timestamp == t, "the chain mined at another time than the model ran"
+            if verb in ORDER_VERBS:
+                chain_events = [(log.event_name, dict(log.event_arguments)) for log in receipt.events
+                                if log.event_name.startswith("Order")]
+                model_events = [(n, f) for n, f in self.w.events[n_events:] if n.startswith("Order")]
+                assert _norm(chain_events) == _norm(model_events), (
+                    f"{verb}{args}: chain logged {chain_events}, model {model_events}")
         return ok_chain, chain_reason
 
     def _target(self, verb):
@@ -158,6 +218,11 @@ def read_state(p, accounts):
     s["traders_claim"] = e.traders_claim()
     s["traders_reserve"] = e.traders_reserve()
     s["paused"] = e.paused()
+    s["orders"] = (e.order_count(), e.order_expiry())
+    for oid in range(1, e.order_count() + 1):
+        o = e.get_order(oid)
+        if int(o[0], 16):
+            s[("order", oid)] = tuple(str(x) if isinstance(x, str) else int(x) for x in o)
     for a in accounts:
         s[("free", a)] = e.free_collateral(a)
         s[("shares", a)] = v.balanceOf(a)
@@ -191,6 +256,10 @@ def model_state(w, accounts):
     s["traders_claim"] = w.view("traders_claim")
     s["traders_reserve"] = w.view("traders_reserve")
     s["paused"] = w.e.paused
+    s["orders"] = (w.e.order_count, w.e.order_expiry)
+    for oid in sorted(w.e.orders):
+        o = w.view("get_order", oid)
+        s[("order", oid)] = tuple(int(x) if isinstance(x, bool) else x for x in astuple(o))
     for a in accounts:
         s[("free", a)] = w.e.free.get(a, 0)
         s[("shares", a)] = w.v.balances.get(a, 0)

@@ -1,0 +1,332 @@
+# pragma version 0.4.3
+"""
+@title PerpOrders
+@notice Every trading verb that adds risk or realises PnL, as a two-step
+        order: `request_order` escrows collateral, `execute_order` (anyone)
+        applies it at the market's price from a round published after the
+        request, `cancel_order` refunds an expired one. Opens, increases,
+        reduces, closes and margin removals all go through here
+        (docs/architecture.md, "Orders"). It runs only by delegatecall from
+        PerpEngine, on PerpEngine's storage (same modules initialized in the
+        same order), under PerpEngine's reentrancy lock.
+        model/perp_orders.py mirrors every function.
+@custom:security Called directly, every function reverts
+        "orders: delegatecall only". `execute_order` applies the order in a
+        call to the engine's own `execute_order_inner` so that a failed check
+        cancels the order instead of reverting: only a revert that carries a
+        reason string cancels; any other failure (out of gas, a call that
+        failed without data) reverts the whole execution and the order stays
+        pending, so an executor cannot cancel an order by starving it of gas.
+"""
+
+from ethereum.ercs import IERC20
+from snekmate.auth import ownable
+from snekmate.auth import ownable_2step
+from snekmate.utils import pausable
+
+import fixed_point as fp
+import margin
+import funding
+import positions
+import adl
+
+initializes: ownable
+initializes: ownable_2step[ownable := ownable]
+initializes: pausable
+initializes: positions
+initializes: adl[positions := positions]
+
+SELF: immutable(address)
+
+# Error(string) with a reason of up to 64 bytes: 4 + 32 + 32 + 64.
+MAX_REVERT: constant(uint256) = 132
+
+
+@deploy
+def __init__(collateral: IERC20):
+    """
+    @notice Deploy with the same collateral as the engine that will use it
+            (immutables live in code, so they must match).
+    """
+    ownable.__init__()
+    ownable_2step.__init__()
+    pausable.__init__()
+    positions.__init__(collateral)
+    SELF = self
+
+
+@internal
+@view
+def _only_delegated():
+    assert self != SELF, "orders: delegatecall only"
+
+
+# ---------------------------------------------------------------- request
+
+
+@external
+def request_order(market_id: uint256, size_delta: int256, margin_delta: int256, acceptable_price: uint256) -> uint256:
+    """
+    @notice Request a trade, executed later by anyone at a price published
+            after this block (see execute_order). Escrows from free
+            collateral the execution fee and, for an open or increase, the
+            margin moving in and the trading fee at `acceptable_price`.
+    @param size_delta Signed size. Against the current position it is a
+            reduce (executed as a full close when larger than what is left
+            at execution); otherwise an open or increase. 0 with a negative
+            `margin_delta` is a margin removal.
+    @param margin_delta > 0 margin in (opens and increases only); < 0 margin
+            out (with size_delta 0 only); 0 otherwise.
+    @param acceptable_price A buy (long open, short close) is cancelled above
+            it, a sell below it.
+    @return The order id (from 1).
+    """
+    self._only_delegated()
+    positions._check_market(market_id)
+    assert size_delta > -positions.MAX_SIZE and size_delta < positions.MAX_SIZE, "position: size too large"
+    assert margin_delta > -positions.MAX_ORDER_MARGIN and margin_delta < positions.MAX_ORDER_MARGIN, "order: margin too large"
+    assert acceptable_price < positions.MAX_PRICE, "order: price too large"
+    # 2**35 s is the year 3058: a bound the packing needs, never a revert.
+    assert block.timestamp < positions.MAX_ORDER_TIME, "order: clock"
+    size: int256 = positions._load(msg.sender, market_id).size
+    reduce: bool = size != 0 and size_delta != 0 and (size_delta > 0) != (size > 0)
+    if size_delta == 0:
+        assert margin_delta < 0, "position: zero size"
+        assert size != 0, "position: none"
+        pausable._require_not_paused()
+    elif reduce:
+        assert margin_delta == 0, "order: margin on reduce"
+    else:
+        assert margin_delta >= 0, "order: margin out on increase"
+        pausable._require_not_paused()
+    s: uint256[5] = positions._packed[market_id]
+    o: positions.Order = positions.Order(
+        account=msg.sender,
+        market_id=market_id,
+        size_delta=size_delta,
+        margin_delta=margin_delta,
+        acceptable_price=acceptable_price,
+        requested_at=block.timestamp,
+        reduce_only=reduce,
+        trading_fee=(s[1] >> 128) & positions.MASK64,
+        execution_fee=s[4],
+        escrow=0,
+    )
+    escrow: uint256 = positions._escrow(o)
+    free: uint256 = positions._free[msg.sender]
+    assert escrow <= free, "collateral: insufficient"
+    positions._free[msg.sender] = free - escrow
+    order_id: uint256 = positions.order_count + 1
+    positions.order_count = order_id
+    positions._store_order(order_id, o)
+    log positions.OrderRequested(
+        order_id=order_id,
+        account=msg.sender,
+        market_id=market_id,
+        size_delta=size_delta,
+        margin_delta=margin_delta,
+        acceptable_price=acceptable_price,
+    )
+    return order_id
+
+
+# ---------------------------------------------------------------- execute
+
+
+@external
+def execute_order(order_id: uint256):
+    """
+    @notice Permissionless. Apply a pending order at the market's latest
+            price, which must be fresh and from a round whose updatedAt is
+            later than the request. Reverts (the order stays pending) on an
+            unknown or expired order, a stale or broken feed, or no later
+            round yet. Any check of the trade itself that fails cancels the
+            order instead: `OrderCancelled(order_id, reason)` with the reason
+            the check reverts with, the escrow refunded less the execution
+            fee. Either way the caller earns the execution fee.
+    """
+    self._only_delegated()
+    o: positions.Order = positions._load_order(order_id)
+    assert o.account != empty(address), "order: unknown"
+    assert block.timestamp <= o.requested_at + positions.order_expiry, "order: expired"
+    price: uint256 = 0
+    updated: uint256 = 0
+    price, updated = positions._round(o.market_id, True)
+    assert updated > o.requested_at, "order: no later price"
+
+    ok: bool = False
+    response: Bytes[MAX_REVERT] = b""
+    ok, response = raw_call(
+        self,
+        abi_encode(order_id, msg.sender, price, method_id=method_id("execute_order_inner(uint256,address,uint256)")),
+        max_outsize=MAX_REVERT,
+        revert_on_failure=False,
+    )
+    if ok:
+        log positions.OrderExecuted(order_id=order_id, price=price)
+        return
+    # Only a reason string cancels; anything else is not the order's fault.
+    if len(response) < 68 or slice(response, 0, 4) != method_id("Error(string)"):
+        raw_revert(response)
+    reason: String[64] = abi_decode(slice(response, 4, len(response) - 4), String[64])
+    positions._orders[order_id] = empty(uint256[3])
+    positions._free[o.account] += o.escrow - o.execution_fee
+    positions._free[msg.sender] += o.execution_fee
+    log positions.OrderCancelled(order_id=order_id, reason=reason)
+
+
+@external
+def execute_order_inner(order_id: uint256, executor: address, price: uint256):
+    """
+    @notice execute_order's second half, callable only by the engine itself
+            (from execute_order): apply the order at `price` or revert with
+            the reason that cancels it.
+    """
+    self._only_delegated()
+    assert msg.sender == self, "orders: internal"
+    o: positions.Order = positions._load_order(order_id)
+    positions._orders[order_id] = empty(uint256[3])
+    p: positions.MarketParams = positions._market_params(o.market_id)
+    p.trading_fee = o.trading_fee  # the order's terms are fixed at request
+    if o.size_delta == 0:
+        self._remove_margin(o, price, p)
+    elif o.reduce_only:
+        self._reduce(o, price, p)
+    else:
+        self._open(o, price, p)
+    positions._free[executor] += o.execution_fee
+
+
+# ---------------------------------------------------------------- cancel
+
+
+@external
+def cancel_order(order_id: uint256):
+    """
+    @notice The account's own cancel, once the order has expired unexecuted:
+            the whole escrow, execution fee included, goes back to free
+            collateral. A pending order cannot be cancelled earlier: that
+            would let the requester wait for the next price and back out.
+    """
+    self._only_delegated()
+    o: positions.Order = positions._load_order(order_id)
+    assert o.account != empty(address), "order: unknown"
+    assert o.account == msg.sender, "order: not yours"
+    assert block.timestamp > o.requested_at + positions.order_expiry, "order: not expired"
+    positions._orders[order_id] = empty(uint256[3])
+    positions._free[o.account] += o.escrow
+    log positions.OrderCancelled(order_id=order_id, reason="order: expired")
+
+
+# ---------------------------------------------------------------- internal
+
+
+@internal
+def _open(o: positions.Order, price: uint256, p: positions.MarketParams):
+    """
+    @notice Open or increase. The trading fee comes out of the escrow first;
+            the margin moved in is what is left of the rest, up to
+            margin_delta (a sell executed above its acceptable price pays a
+            fee above the escrowed one out of its margin), and the remainder
+            is refunded.
+    """
+    pausable._require_not_paused()
+    account: address = o.account
+    mid: uint256 = o.market_id
+    size_delta: int256 = o.size_delta
+    if size_delta > 0:
+        assert price <= o.acceptable_price, "position: price above acceptable"
+    else:
+        assert price >= o.acceptable_price, "position: price below acceptable"
+    fee: uint256 = margin.requirement(size_delta, price, p.trading_fee, positions.SCALE)
+    pool: uint256 = o.escrow - o.execution_fee
+    assert fee <= pool, "collateral: insufficient"
+    margin_in: uint256 = min(convert(o.margin_delta, uint256), pool - fee)
+
+    idx: int256 = positions._accrue(mid, price)
+    old: positions.Position = positions._load(account, mid)
+    new: positions.Position = old
+    owed: int256 = 0
+    if old.size == 0:
+        new.entry_price = price
+    else:
+        assert (old.size > 0) == (size_delta > 0), "position: opposite direction"
+        owed = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
+        eff: int256 = convert(old.margin, int256) - owed
+        assert eff >= 0, "position: funding exceeds margin"
+        new.margin = convert(eff, uint256)
+        new.entry_price = positions._average_entry(old.size, old.entry_price, size_delta, price)
+    new.size = old.size + size_delta
+    assert new.size > -positions.MAX_SIZE and new.size < positions.MAX_SIZE, "position: size too large"
+    new.margin += margin_in
+    new.funding_index = idx
+    assert new.margin >= p.min_margin, "position: margin below minimum"
+    if size_delta > 0:
+        assert positions._state[mid].long_oi + convert(size_delta, uint256) <= p.max_open_interest, "market: open interest cap"
+    else:
+        assert positions._state[mid].short_oi + convert(-size_delta, uint256) <= p.max_open_interest, "market: open interest cap"
+    equity: int256 = convert(new.margin, int256) + margin.upnl(new.size, new.entry_price, price, positions.SCALE)
+    assert equity >= convert(margin.requirement(new.size, price, p.imf, positions.SCALE), int256), "margin: below initial"
+
+    positions._free[account] += pool - fee - margin_in
+    positions._write(account, mid, old, new)
+    fund_fee: uint256 = fp.mul_div_down(fee, p.insurance_share, positions.WAD)
+    positions._settle(owed + convert(fee - fund_fee, int256), fund_fee)
+    log positions.PositionOpened(
+        account=account,
+        market_id=mid,
+        size_delta=size_delta,
+        price=price,
+        margin_added=margin_in,
+        fee=fee,
+        funding_paid=owed,
+        size=new.size,
+        entry_price=new.entry_price,
+    )
+
+
+@internal
+def _reduce(o: positions.Order, price: uint256, p: positions.MarketParams):
+    """
+    @notice Reduce toward zero; a reduce larger than what is left of the
+            position (after ADL, TP/SL or liquidation) closes it in full.
+            Works while paused.
+    """
+    old: positions.Position = positions._load(o.account, o.market_id)
+    assert old.size != 0 and (old.size > 0) != (o.size_delta > 0), "position: none"
+    if old.size > 0:
+        assert price >= o.acceptable_price, "position: price below acceptable"
+    else:
+        assert price <= o.acceptable_price, "position: price above acceptable"
+    closed: int256 = -o.size_delta
+    if abs(closed) >= abs(old.size):
+        closed = old.size
+    idx: int256 = positions._accrue(o.market_id, price)
+    positions._reduce(o.account, o.market_id, old, closed, price, idx, p, empty(address))
+
+
+@internal
+def _remove_margin(o: positions.Order, price: uint256, p: positions.MarketParams):
+    """
+    @notice Move margin back to free collateral while the initial-margin
+            check still holds; unrealised profit does not count toward it.
+    """
+    pausable._require_not_paused()
+    account: address = o.account
+    mid: uint256 = o.market_id
+    amount: uint256 = convert(-o.margin_delta, uint256)
+    old: positions.Position = positions._load(account, mid)
+    assert old.size != 0, "position: none"
+    idx: int256 = positions._accrue(mid, price)
+    owed: int256 = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
+    left: int256 = convert(old.margin, int256) - owed - convert(amount, int256)
+    assert left >= convert(p.min_margin, int256), "margin: insufficient"
+    pnl: int256 = min(margin.upnl(old.size, old.entry_price, price, positions.SCALE), 0)
+    assert left + pnl >= convert(margin.requirement(old.size, price, p.imf, positions.SCALE), int256), "margin: below initial"
+    new: positions.Position = old
+    new.margin = convert(left, uint256)
+    new.funding_index = idx
+    positions._free[account] += amount
+    positions._write(account, mid, old, new)
+    positions._settle(owed, 0)
+    log positions.MarginChanged(account=account, market_id=mid, delta=-convert(amount, int256), funding_paid=owed)
