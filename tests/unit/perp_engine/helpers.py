@@ -122,3 +122,75 @@ def position(twin, account, mid=0):
     assert on_chain == astuple(twin.w.view("get_position", _addr(account), mid))
     return on_chain
 
+
+
+# ---------------------------------------------------------------- orders
+
+
+def execution_fee(twin, mid=0):
+    """Market `mid`'s execution fee (1 USDC on the devnet): what every order
+    pays its executor, executed or cancelled."""
+    return twin.w.e.params[mid].execution_fee
+
+
+def free(twin, account):
+    """Free collateral on chain, after checking the model holds the same."""
+    on_chain = twin.p.engine.free_collateral(account)
+    assert on_chain == twin.w.e.free.get(_addr(account), 0)
+    return on_chain
+
+
+def expect_order_ok(twin, sender, mid, size, margin, acceptable, executor):
+    """request_order, a later round at the same price, execute_order by
+    `executor`: the order executes on both (OrderExecuted at the market's
+    price), and the executor earns the execution fee. Returns the order id."""
+    fee = execution_fee(twin, mid)
+    ok, reason, oid = twin.request(sender, mid, size, margin, acceptable)
+    assert ok, f"request_order{(mid, size, margin, acceptable)} reverted {reason!r}"
+    twin.restamp(mid, executor)
+    paid = free(twin, executor)
+    status, reason = twin.execute(executor, oid)
+    assert status == "executed", f"order {oid} {status}: {reason!r}"
+    feed = twin.p.feeds[mid]
+    price = feed.latestRoundData()[1] * 10 ** (18 - feed.decimals())
+    assert twin.w.events[-1] == ("OrderExecuted", {"order_id": oid, "price": price})
+    if _addr(executor) != _addr(sender):
+        assert free(twin, executor) - paid == fee
+    return oid
+
+
+def expect_order_refused(twin, sender, mid, size, margin, acceptable, executor, *, reason, at=None):
+    """The order is refused with exactly `reason`: either request_order
+    reverts with it (nothing changes), or the order is requested and its
+    execution at a later round cancels it with OrderCancelled(order_id,
+    reason) (the escrow comes back less the execution fee, which the executor
+    earns; the position and the market are as they were). `at` ("request" or
+    "execution") pins where. Then chain and model are compared. Returns
+    where it was refused."""
+    e = twin.p.engine
+    pos0, market0 = position(twin, sender, mid), tuple(e.market_state(mid))
+    free0, paid0 = free(twin, sender), free(twin, executor)
+    ok, got, oid = twin.request(sender, mid, size, margin, acceptable)
+    if not ok:
+        stage = "request"
+        assert free(twin, sender) == free0
+    else:
+        stage = "execution"
+        fee = e.get_order(oid).execution_fee
+        twin.restamp(mid, executor)
+        status, got = twin.execute(executor, oid)
+        assert status == "cancelled", f"order {oid} {status} ({got!r}); expected a cancellation {reason!r}"
+        assert twin.w.events[-1] == ("OrderCancelled", {"order_id": oid, "reason": got})
+        assert int(e.get_order(oid).account, 16) == 0, "a cancelled order is deleted"
+        if _addr(executor) != _addr(sender):
+            assert free(twin, sender) == free0 - fee
+            assert free(twin, executor) == paid0 + fee
+        else:
+            assert free(twin, sender) == free0
+    assert got == reason, f"order {(mid, size, margin, acceptable)} refused at {stage} with {got!r}; expected {reason!r}"
+    if at is not None:
+        assert stage == at, f"refused at {stage}; expected at {at}"
+    assert position(twin, sender, mid) == pos0
+    assert tuple(e.market_state(mid)) == market0
+    twin.assert_same()
+    return stage

@@ -1,7 +1,11 @@
-"""PerpEngine.set_pauser, pause and unpause: a pause stops new risk only."""
+"""PerpEngine.set_pauser, pause and unpause: a pause stops new risk only.
+Risk-adding orders (opens, increases, margin removals) cannot be requested
+while paused, and one requested before the pause is cancelled at execution;
+reduces and closes are requested and executed as usual."""
 
 from tests.unit.perp_engine.helpers import (
-    USDC, WAD, ZERO, assert_roles_same, btc, expect_ok, expect_revert, position)
+    USDC, WAD, ZERO, assert_roles_same, btc, events, execution_fee, expect_ok, expect_order_ok, expect_order_refused,
+    expect_revert, free, position)
 
 PRICE = 80_000 * WAD
 
@@ -52,33 +56,79 @@ def test_set_pauser__replaced__old_pauser_loses_the_right(twin, owner, pauser, s
     expect_ok(twin, stranger, "pause")
 
 
-def test_pause__blocks_open_position_and_remove_margin(twin, owner, trader):
+PAUSED = "pausable: contract is paused"
+
+
+def test_pause__risk_adding_requests__revert_until_unpaused(twin, owner, trader, keeper):
     expect_ok(twin, trader, "deposit", 10_000 * USDC)
-    expect_ok(twin, trader, "open_position", 0, WAD, 2_000 * USDC, PRICE)
+    expect_order_ok(twin, trader, 0, WAD, 2_000 * USDC, PRICE, keeper)
     expect_ok(twin, owner, "pause")
-    expect_revert(twin, trader, "open_position", 0, WAD, 2_000 * USDC, PRICE, reason="pausable: contract is paused")
-    expect_revert(twin, trader, "open_position", 1, -WAD, 100 * USDC, 0, reason="pausable: contract is paused")
-    expect_revert(twin, trader, "remove_margin", 0, 100 * USDC, reason="pausable: contract is paused")
+    count = twin.p.engine.order_count()
+    for mid, size, margin, acceptable in (
+            (0, WAD, 2_000 * USDC, PRICE),        # an increase
+            (0, WAD, 0, PRICE),                   # an increase with no margin
+            (1, -WAD, 100 * USDC, 0),             # a new position
+            (0, 0, -100 * USDC, 0)):              # a margin removal
+        expect_order_refused(twin, trader, mid, size, margin, acceptable, keeper, reason=PAUSED, at="request")
+    assert twin.p.engine.order_count() == count
     expect_ok(twin, owner, "unpause")
-    expect_ok(twin, trader, "remove_margin", 0, 100 * USDC)
-    expect_ok(twin, trader, "open_position", 0, WAD, 2_000 * USDC, PRICE)
+    free0 = free(twin, trader)
+    expect_order_ok(twin, trader, 0, 0, -100 * USDC, 0, keeper)
+    owed = events(twin, "MarginChanged")[-1]["funding_paid"]  # the seconds of funding since the open
+    assert owed > 0
+    assert position(twin, trader)[2] == 2_000 * USDC - owed - 100 * USDC
+    assert free(twin, trader) == free0 + 100 * USDC - execution_fee(twin)
+    expect_order_ok(twin, trader, 0, WAD, 2_000 * USDC, PRICE, keeper)
+    assert position(twin, trader)[0] == 2 * WAD
     twin.assert_same()
 
 
-def test_pause__deposit_withdraw_add_margin_close_and_liquidate_still_work(twin, owner, trader, other_trader, keeper):
+def test_pause__risk_adding_orders_requested_before__cancelled_paused_at_execution(twin, owner, trader, keeper):
+    e = twin.p.engine
+    fee = execution_fee(twin)
+    expect_ok(twin, trader, "deposit", 10_000 * USDC)
+    expect_order_ok(twin, trader, 0, WAD, 2_000 * USDC, PRICE, keeper)
+    free0, paid0 = free(twin, trader), free(twin, keeper)
+    pos0 = position(twin, trader)
+    ok, _, increase = twin.request(trader, 0, WAD, 2_000 * USDC, PRICE)
+    ok2, _, removal = twin.request(trader, 0, 0, -100 * USDC, 0)
+    ok3, _, short = twin.request(trader, 1, -WAD, 100 * USDC, 0)
+    assert ok and ok2 and ok3
+    expect_ok(twin, owner, "pause")
+    twin.restamp(0, keeper)
+    twin.restamp(1, keeper)
+    for oid in (increase, removal, short):
+        assert twin.execute(keeper, oid) == ("cancelled", PAUSED)
+        assert int(e.get_order(oid).account, 16) == 0
+    # Every escrow back less the execution fees, which the keeper earned.
+    assert free(twin, trader) == free0 - 3 * fee
+    assert free(twin, keeper) == paid0 + 3 * fee
+    assert position(twin, trader) == pos0 and position(twin, trader, 1)[0] == 0
+    twin.assert_same()
+
+
+def test_pause__deposit_withdraw_add_margin_reduce_orders_and_liquidate_still_work(
+        twin, owner, trader, other_trader, keeper):
     e = twin.p.engine
     expect_ok(twin, trader, "deposit", 10_000 * USDC)
-    expect_ok(twin, trader, "open_position", 0, WAD, 2_000 * USDC, PRICE)
+    expect_order_ok(twin, trader, 0, WAD, 2_000 * USDC, PRICE, keeper)
     expect_ok(twin, other_trader, "deposit", 10_000 * USDC)
-    expect_ok(twin, other_trader, "open_position", 0, WAD, 1_000 * USDC, PRICE)
+    expect_order_ok(twin, other_trader, 0, WAD, 1_000 * USDC, PRICE, keeper)
+    # A reduce requested before the pause executes during it.
+    ok, reason, early = twin.request(trader, 0, -WAD // 4, 0, 0)
+    assert ok, reason
     expect_ok(twin, owner, "pause")
 
     expect_ok(twin, trader, "deposit", 1_000 * USDC)
     expect_ok(twin, trader, "withdraw", 500 * USDC)
     expect_ok(twin, trader, "add_margin", 0, 300 * USDC)
     assert position(twin, trader)[2] == 2_300 * USDC
-    expect_ok(twin, trader, "close_position", 0, -WAD // 2, 0)
-    expect_ok(twin, trader, "close_position", 0, -WAD // 2, 0)
+    twin.restamp(0, keeper)
+    assert twin.execute(keeper, early) == ("executed", None)
+    assert position(twin, trader)[0] == WAD * 3 // 4
+    expect_order_ok(twin, trader, 0, -WAD // 4, 0, 0, keeper)
+    # A reduce larger than what is left closes it in full.
+    expect_order_ok(twin, trader, 0, -WAD, 0, 0, keeper)
     assert position(twin, trader)[0] == 0
     twin.assert_same()
 
