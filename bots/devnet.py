@@ -1,7 +1,9 @@
 """Devnet tooling around the keeper, for its end-to-end tests, the demo and
 the benchmark: run the keeper as a separate process, switch anvil between
-automine and interval mining, open many positions fast, read back what the
-keeper did, and measure blocks-to-liquidation.
+automine and interval mining, open many positions fast (through orders:
+every trader requests, one later price round, then each order is executed),
+read back what the keeper did, and measure blocks-to-liquidation and
+blocks-to-execution.
 
 Setting many traders up goes through anvil's account impersonation
 (`anvil_autoImpersonateAccount`): traders are plain addresses, their
@@ -17,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from eth_abi import decode
 from eth_utils import keccak, to_checksum_address
 
 from bots import rpc as R
@@ -32,6 +35,7 @@ TP_SL_EXECUTED = R.topic("TpSlExecuted(address,uint256,address,uint256,uint256)"
 AUTO_DELEVERAGED = R.topic("AutoDeleveraged(address,address,uint256,int256,uint256,uint256)")
 FUND_DRAWN = R.topic("InsuranceFundDrawn(uint256,uint256)")
 DELEVERAGE_PENDING = R.topic("DeleveragePending(uint256,address,uint256)")
+ACCEPTABLE_BPS = 100  # a helper's buy accepts up to 1% over the feed's answer at request
 
 
 def trader_address(label):
@@ -143,6 +147,9 @@ class Node:
                 f"known to the node={known}/{min(len(hashes), 50)} head={int(block['number'], 16)} "
                 f"gas limit={int(block['gasLimit'], 16)}")
 
+    def block_timestamp(self, number):
+        return int(self.rpc.request("eth_getBlockByNumber", [hex(number), False])["timestamp"], 16)
+
     def set_balances(self, addresses, wei=10 * WAD):
         self.rpc.batch([("anvil_setBalance", [a, hex(wei)]) for a in addresses])
 
@@ -165,29 +172,133 @@ class Spec:
     stop_loss: int = 0
 
 
-def open_positions(node, protocol, specs, price_bound=None):
-    """Mint, approve, deposit and open every spec's position (and set its
-    TP/SL), as impersonated batches. `protocol` is scripts.deploy.Protocol.
-    Returns {(trader, market_id): block number its open_position was mined in}."""
+def feed_answer(node, protocol, market_id):
+    """The market's feed answer now (feed decimals)."""
+    (res,) = node.rpc.calls([(protocol.feeds[market_id].address, R.calldata("latestRoundData()", [], []))])
+    if isinstance(res, Exception):
+        raise res
+    return decode(R.ROUND, bytes.fromhex(res[2:]))[1]
+
+
+def acceptable_price(node, protocol, market_id, size, price_bound=None):
+    """A helper order's acceptable price: `price_bound` if given, else 1%
+    worse than the feed's answer now for a buy, 0 (any price) for a sell."""
+    if size < 0:
+        return 0
+    if price_bound is not None:
+        return price_bound
+    answer = feed_answer(node, protocol, market_id)
+    return answer * (WAD // FEED_UNIT) * (10_000 + ACCEPTABLE_BPS) // 10_000
+
+
+def order_ids(receipts):
+    """The order id of each request_order receipt (its OrderRequested log)."""
+    out = []
+    for rc in receipts:
+        ids = [int(lg["topics"][1], 16) for lg in rc["logs"] if lg["topics"] and lg["topics"][0] == R.ORDER_REQUESTED]
+        assert len(ids) == 1, f"{rc['transactionHash']}: {len(ids)} OrderRequested logs"
+        out.append(ids[0])
+    return out
+
+
+def order_outcomes(receipts):
+    """{order id: ("executed", price) | ("cancelled", reason)} from receipts."""
+    out = {}
+    for rc in receipts:
+        for lg in rc["logs"]:
+            got = R.order_outcome(lg)
+            if got:
+                out[got[0]] = got[1:]
+    return out
+
+
+def later_round(node, protocol, market_ids, sender, after_timestamp):
+    """A new round at the current answer on each market's feed, in a block
+    whose timestamp (the round's updatedAt) is later than `after_timestamp`:
+    the later price the requests made until then wait for. Returns the
+    block of the last round."""
+    node.set_balances([sender])
+    block = None
+    for mid in sorted(set(market_ids)):
+        while True:
+            (rc,) = node.send_as([(sender, protocol.feeds[mid].address,
+                                   R.calldata("set_answer(int256)", ["int256"], [feed_answer(node, protocol, mid)]))],
+                                 gas=200_000)
+            block = int(rc["blockNumber"], 16)
+            if node.block_timestamp(block) > after_timestamp:
+                break
+            time.sleep(0.2)  # the node stamped it in the same second: one more
+    return block
+
+
+def funding_txs(protocol, s):
+    """Mint, approve and deposit what a spec's order needs (twice its margin
+    and 1,000 for the fees)."""
     engine, token = protocol.engine.address, protocol.token.address
+    funds = s.margin * 2 + 1_000 * USDC
+    return [
+        (s.trader, token, R.calldata("mint(address,uint256)", ["address", "uint256"], [s.trader, funds])),
+        (s.trader, token, R.calldata("approve(address,uint256)", ["address", "uint256"], [engine, MAX_UINT])),
+        (s.trader, engine, R.calldata("deposit(uint256)", ["uint256"], [funds])),
+    ]
+
+
+def request_orders(node, protocol, specs, price_bound=None, fund=True):
+    """Mint, approve, deposit (with `fund`) and request every spec's opening
+    order, as impersonated batches. Returns (order ids in spec order, the
+    latest request block's timestamp, the sorted request blocks)."""
+    engine = protocol.engine.address
     node.set_balances(sorted({s.trader for s in specs}))
-    txs, opens = [], []
+    txs, requests = [], []
     for s in specs:
-        funds = s.margin * 2 + 1_000 * USDC
-        acceptable = (price_bound or (MAX_UINT >> 1)) if s.size > 0 else 0
-        opens.append((s, len(txs) + 3))  # the open_position below
-        txs += [
-            (s.trader, token, R.calldata("mint(address,uint256)", ["address", "uint256"], [s.trader, funds])),
-            (s.trader, token, R.calldata("approve(address,uint256)", ["address", "uint256"], [engine, MAX_UINT])),
-            (s.trader, engine, R.calldata("deposit(uint256)", ["uint256"], [funds])),
-            (s.trader, engine, R.calldata("open_position(uint256,int256,uint256,uint256)", ["uint256", "int256", "uint256", "uint256"],
-                                          [s.market_id, s.size, s.margin, acceptable])),
-        ]
-        if s.take_profit or s.stop_loss:
-            txs.append((s.trader, engine, R.calldata("set_tp_sl(uint256,uint256,uint256)", ["uint256", "uint256", "uint256"],
-                                                     [s.market_id, s.take_profit, s.stop_loss])))
+        if fund:
+            txs += funding_txs(protocol, s)
+        requests.append(len(txs))
+        txs.append((s.trader, engine, R.encode_request_order(
+            s.market_id, s.size, s.margin, acceptable_price(node, protocol, s.market_id, s.size, price_bound))))
     receipts = node.send_as(txs)
-    return {(s.trader, s.market_id): int(receipts[i]["blockNumber"], 16) for s, i in opens}
+    mined = [receipts[i] for i in requests]
+    blocks = sorted({int(rc["blockNumber"], 16) for rc in mined})
+    return order_ids(mined), node.block_timestamp(blocks[-1]), blocks
+
+
+def executor_address(trader):
+    """The helper's executor for a trader's order: one per trader, so the
+    executions go out as one batch (send_as takes one transaction per sender
+    per round). It earns the execution fee."""
+    return trader_address(f"executor:{trader}")
+
+
+def execute_orders(node, protocol, ids, executors):
+    """Execute order `ids[i]` from `executors[i]`; assert every one executed
+    (a cancellation raises with its reason). Returns {order id: block}."""
+    engine = protocol.engine.address
+    node.set_balances(sorted(set(executors)))
+    receipts = node.send_as([(x, engine, R.encode_execute_order(i)) for i, x in zip(ids, executors)])
+    outcomes = order_outcomes(receipts)
+    bad = {i: outcomes.get(i) for i in ids if outcomes.get(i, ("?",))[0] != "executed"}
+    assert not bad, f"orders not executed: {bad}"
+    return {i: int(rc["blockNumber"], 16) for i, rc in zip(ids, receipts)}
+
+
+def open_positions(node, protocol, specs, price_bound=None):
+    """Open every spec's position through an order, and set its TP/SL: mint,
+    approve, deposit and request_order from each trader (impersonated
+    batches), one later round on each market's feed at the same answer, then
+    execute_order by the helper (one executor address per trader, paid the
+    execution fee), then set_tp_sl. Buys accept up to `price_bound` (default:
+    1% over the answer at request). Returns {(trader, market_id): block
+    number its order was executed in}."""
+    ids, requested_at, _ = request_orders(node, protocol, specs, price_bound)
+    later_round(node, protocol, [s.market_id for s in specs], trader_address("devnet-oracle"), requested_at)
+    blocks = execute_orders(node, protocol, ids, [executor_address(s.trader) for s in specs])
+    engine = protocol.engine.address
+    tp_sl = [(s.trader, engine, R.calldata("set_tp_sl(uint256,uint256,uint256)", ["uint256", "uint256", "uint256"],
+                                           [s.market_id, s.take_profit, s.stop_loss]))
+             for s in specs if s.take_profit or s.stop_loss]
+    if tp_sl:
+        node.send_as(tp_sl)
+    return {(s.trader, s.market_id): blocks[i] for s, i in zip(specs, ids)}
 
 
 def provide_liquidity(node, protocol, lp, amount):
@@ -326,4 +437,75 @@ def blocks_to_liquidation(protocol, n=200, *, node_uri, keeper_account="TEST:3",
         "histogram": dict(sorted(hist.items())),
         "max": max(done) if done and not missed else None,
         "missed": missed,
+    }
+
+
+def order_blocks(node, engine, from_block, to_block="latest"):
+    """{order id: (block, "executed" | "cancelled", price | reason)} of every
+    OrderExecuted / OrderCancelled in the range."""
+    out = {}
+    for topic0 in (R.ORDER_EXECUTED, R.ORDER_CANCELLED):
+        for lg in node.logs(engine, topic0, from_block, to_block):
+            oid, status, what = R.order_outcome(lg)
+            out[oid] = (int(lg["blockNumber"], 16), status, what)
+    return out
+
+
+def blocks_to_execution(protocol, n=200, *, node_uri, keeper_account="TEST:3", keeper=None, work_dir=".",
+                        price=80_000, size=WAD // 10, margin=400 * USDC, block_time=1, timeout_blocks=15):
+    """`n` traders (funded first) request a 20x long on market 0 each while
+    a keeper (started here unless one is given) runs and the node mines a
+    block every `block_time` s; then one price round at the same answer,
+    the first with updatedAt later than every request. Measures, per order,
+    how many blocks after that round's block its execution was mined (the
+    goal: 1, the first block after the round).
+
+    Returns {"n", "request_blocks", "round_block", "before_round" (orders
+    executed before the round: must be 0), "blocks": {order id: delta},
+    "histogram": {delta: count}, "max", "missed", "cancelled"}."""
+    node = Node(node_uri)
+    engine = protocol.engine.address
+    oracle = trader_address("bench-oracle")
+    node.automine()
+    set_price(node, protocol, 0, price, oracle)
+    provide_liquidity(node, protocol, trader_address("bench-lp"), 50_000_000 * USDC)
+    specs = [Spec(trader_address(f"bench-order-{i}"), 0, size, margin) for i in range(n)]
+    node.set_balances([s.trader for s in specs])
+    node.send_as([tx for s in specs for tx in funding_txs(protocol, s)])
+    own = keeper is None
+    if own:
+        keeper = KeeperProcess(engine, account=keeper_account, state_file=Path(work_dir) / "bench-order-keeper-state.json",
+                               log_file=Path(work_dir) / "bench-order-keeper.log").start()
+    first = node.head() + 1
+    try:
+        with node.interval_mining(block_time):
+            ids, requested_at, request_blocks = request_orders(node, protocol, specs, fund=False)
+            node.wait_for_block(node.head() + 1)
+            before = order_blocks(node, engine, first)
+            round_block = later_round(node, protocol, [0], oracle, requested_at)
+            end = round_block + timeout_blocks
+            while True:
+                got = order_blocks(node, engine, first)
+                if all(i in got for i in ids) or node.head() >= end:
+                    break
+                time.sleep(0.2)
+    finally:
+        if own:
+            keeper.stop()
+    blocks = {i: (got[i][0] - round_block if i in got else None) for i in ids}
+    done = [d for d in blocks.values() if d is not None]
+    hist = {}
+    for d in done:
+        hist[d] = hist.get(d, 0) + 1
+    missed = sum(1 for d in blocks.values() if d is None)
+    return {
+        "n": n,
+        "request_blocks": request_blocks,
+        "round_block": round_block,
+        "before_round": len(before),
+        "blocks": blocks,
+        "histogram": dict(sorted(hist.items())),
+        "max": max(done) if done and not missed else None,
+        "missed": missed,
+        "cancelled": {i: got[i][2] for i in ids if i in got and got[i][1] == "cancelled"},
     }

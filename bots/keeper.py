@@ -1,4 +1,5 @@
-"""The Backstop keeper: liquidations, ADL continuations and TP/SL executions.
+"""The Backstop keeper: order executions, liquidations, ADL continuations and
+TP/SL executions.
 
     python -m bots.keeper --network ethereum:local:foundry --engine 0x... \\
         --account TEST:3 [--state-file keeper-state.json] [--dry-run] \\
@@ -19,9 +20,16 @@ Each new block:
 3. with model/ (the contracts' integers): a pending ADL job is due a
    `deleverage` with the next 20 ranked targets; a liquidatable position a
    `liquidate` (with the model's ADL ranking when its bad debt exceeds the
-   insurance fund); a crossed take-profit or stop-loss an `execute_tp_sl`;
+   insurance fund); a crossed take-profit or stop-loss an `execute_tp_sl`
+   once its feed has a round later than the block the triggers were set in;
+   a pending order an `execute_order` as soon as its market's feed has a
+   fresh round with updatedAt later than the request (never before: that
+   reverts "order: no later price"). Expired orders are logged, never
+   cancelled (cancelling is the requester's);
 4. the batch runs in order on a copy of the World (so a liquidation that
-   drains the fund gives the next one its ADL targets), then as one
+   drains the fund gives the next one its ADL targets), order executions
+   last (their outcome, executed or cancelled with a reason, needs no
+   decision: the executor is paid either way), then as one
    sequential `eth_simulateV1` on the node (`eth_call` per transaction where
    the node lacks it); reverts a race explains ("position: none", "position
    healthy", "not triggered", ...) are logged and dropped;
@@ -75,6 +83,11 @@ RACES = frozenset({
     "adl: more targets needed",
     "adl: not in profit",
     "adl: no position",
+    # Orders: executed by someone else first, or past expiry on the boundary.
+    "order: unknown",
+    "order: expired",
+    # A trader re-set the TP/SL between planning and inclusion.
+    "tp_sl: no later price",
 })
 EXIT_BREAKER = 3
 MAX_BATCH = 400  # actions planned per block
@@ -88,15 +101,18 @@ class CircuitBreaker(Exception):
 
 @dataclass
 class Action:
-    kind: str  # "liquidate" | "deleverage" | "tp_sl"
+    kind: str  # "liquidate" | "deleverage" | "tp_sl" | "order"
     account: str | None
     market_id: int
     targets: list = field(default_factory=list)
     gas: int = 0
     tag: str = ""  # tells apart the deleverage steps of one batch
+    order_id: int = 0
 
     @property
     def key(self):
+        if self.kind == "order":
+            return f"order:{self.order_id}"
         key = f"{self.kind}:{self.account or '-'}:{self.market_id}"
         return f"{key}:{self.tag}" if self.tag else key
 
@@ -105,9 +121,13 @@ class Action:
             return R.encode_liquidate(self.account, self.market_id, self.targets)
         if self.kind == "deleverage":
             return R.encode_deleverage(self.market_id, self.targets)
+        if self.kind == "order":
+            return R.encode_execute_order(self.order_id)
         return R.encode_execute_tp_sl(self.account, self.market_id)
 
     def describe(self):
+        if self.kind == "order":
+            return f"execute_order {self.order_id} ({self.account} market={self.market_id})"
         who = f" {self.account}" if self.account else ""
         extra = f" targets={len(self.targets)}" if self.kind != "tp_sl" and self.targets else ""
         return f"{self.kind}{who} market={self.market_id}{extra}"
@@ -168,12 +188,14 @@ class Keeper:
         self.in_flight = {}  # key -> {"hash", "nonce", "block", "kind", ...}
         self.nonce = None
         self.unexpected = 0  # consecutive unexpected reverts
-        self.stats = {"sent": 0, "mined": 0, "failed": 0, "races": 0, "unexpected": 0}
+        self.stats = {"sent": 0, "mined": 0, "failed": 0, "races": 0, "unexpected": 0, "orders_executed": 0,
+                      "orders_cancelled": 0}
         self._simulate_v1 = True
         self.race_streak = {}
         self.last_sim_ms = 0.0
         self.exec_time = 0
         self._stale_logged = set()
+        self._expired_logged = set()
 
     # ------------------------------------------------------------ state file
     def _load_state(self):
@@ -223,8 +245,8 @@ class Keeper:
         from eth_keys.backends import get_backend
         if type(get_backend()).__name__ == "NativeECCBackend":
             log.warning("signing with eth-keys' pure-Python backend (~5 ms a transaction): install coincurve for large batches")
-        log.info("start: block %d, %d markets, %d open positions, keeper %s%s", head, w.e.market_count,
-                 len(w.e.positions), self.me, " (dry run)" if self.dry_run else "")
+        log.info("start: block %d, %d markets, %d open positions, %d pending orders, keeper %s%s", head,
+                 w.e.market_count, len(w.e.positions), len(w.e.orders), self.me, " (dry run)" if self.dry_run else "")
         self._save_state()
         self.step(head, fresh=True)
 
@@ -306,7 +328,14 @@ class Keeper:
             if int(rc["status"], 16) == 1:
                 self.stats["mined"] += 1
                 self.unexpected = 0
-                log.info("mined %s in block %d (sent at %d) %s", entry["desc"], blk, entry["block"], entry["hash"])
+                outcome = ""
+                for lg in rc.get("logs") or []:
+                    got = R.order_outcome(lg) if lg.get("address", "").lower() == self.engine.lower() else None
+                    if got:
+                        self.stats["orders_" + got[1]] += 1
+                        outcome = f": executed at {got[2]}" if got[1] == "executed" else f": cancelled ({got[2]})"
+                log.info("mined %s in block %d (sent at %d)%s %s", entry["desc"], blk, entry["block"], outcome,
+                         entry["hash"])
             else:
                 self.stats["failed"] += 1
                 self._on_failed(k, entry, blk)
@@ -355,7 +384,9 @@ class Keeper:
             c.sender = c.caller = self.me
             return c
 
-        w = fresh_copy()
+        orders = [a for a in due if a.kind == "order"]
+        due = [a for a in due if a.kind != "order"]
+        w = fresh_copy() if due else None
         planned = []
         # An unmined transaction of ours may move the fund or the ADL job of
         # its market: plan nothing that depends on them there until it lands.
@@ -392,10 +423,13 @@ class Keeper:
                     break
                 planned.append(d)
                 a = d
-        return planned
+        # Order executions last, not run in the model: whatever the outcome
+        # (executed, or cancelled with the failed check's reason) the call
+        # succeeds, and the node's simulation of the batch checks it does.
+        return planned + orders[:max(0, MAX_BATCH - len(planned))]
 
     def _due(self, w):
-        due_adl, due_liq, due_tp = [], [], []
+        due_adl, due_liq, due_tp, due_orders = [], [], [], []
         stale = set()
         for mid in range(w.e.market_count):
             try:
@@ -419,7 +453,9 @@ class Keeper:
                     due_liq.append(a)
                 continue
             if pos.take_profit or pos.stop_loss:
-                price = P._price(w, mid, False)
+                price, updated = P._round(w, mid, False)
+                if updated <= w.e.tp_sl_at.get((account, mid), 0):
+                    continue  # "tp_sl: no later price": wait for the next round
                 if pos.size > 0:
                     hit = (pos.take_profit != 0 and price >= pos.take_profit) or (pos.stop_loss != 0 and price <= pos.stop_loss)
                 else:
@@ -427,10 +463,25 @@ class Keeper:
                 a = Action("tp_sl", account, mid)
                 if hit and a.key not in self.in_flight:
                     due_tp.append(a)
+        for oid, o in sorted(w.e.orders.items()):
+            if o.market_id in stale:
+                continue
+            if w.now > o.requested_at + w.e.order_expiry:
+                if oid not in self._expired_logged:
+                    self._expired_logged.add(oid)
+                    log.warning("order %d (%s market=%d) expired unexecuted at %d: only its requester can cancel it",
+                                oid, o.account, o.market_id, o.requested_at + w.e.order_expiry)
+                continue
+            _, updated = P._round(w, o.market_id, True)
+            if updated <= o.requested_at:
+                continue  # "order: no later price": the next round executes it
+            a = Action("order", o.account, o.market_id, order_id=oid)
+            if a.key not in self.in_flight:
+                due_orders.append(a)
         # Liquidations first: they have the deadline, and a TP/SL cannot run
         # on a liquidatable position anyway. A pending ADL job blocks the
         # market's next bankrupt liquidation, so it goes before them.
-        return due_adl + due_liq + due_tp
+        return due_adl + due_liq + due_tp + due_orders
 
     def _run_in_model(self, w, a):
         """Run `a` on the model World `w`, choosing its ADL targets there."""
@@ -546,7 +597,7 @@ class Keeper:
                 raw, txhash = self.signer.sign({"nonce": self.nonce, "to": self.engine, "data": data, "gas": a.gas,
                                                 "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip})
                 self.in_flight[a.key] = {"hash": txhash, "nonce": self.nonce, "block": head, "time": time.time(),
-                                         "desc": a.describe(), "data": data, "market_id": a.market_id}
+                                         "desc": a.describe(), "data": data, "market_id": a.market_id, "kind": a.kind}
                 signed.append((a, raw, txhash))
                 self.nonce += 1
             # Recorded before sent: a crash between the two loses nothing.
@@ -595,7 +646,8 @@ def _check_node(choice):
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m bots.keeper", description="Backstop keeper: liquidate, deleverage, execute TP/SL.")
+    ap = argparse.ArgumentParser(prog="python -m bots.keeper",
+                                 description="Backstop keeper: execute orders, liquidate, deleverage, execute TP/SL.")
     ap.add_argument("--network", default="ethereum:local:foundry", help="ape network choice")
     ap.add_argument("--engine", required=True, help="PerpEngine address")
     ap.add_argument("--account", required=True, help="ape account alias, or TEST:<index> for a test account")

@@ -5,6 +5,11 @@ keeps a World whose positions are loaded once at start-up (every member of
 every market side) and then re-read for exactly the (account, market) pairs
 that an engine event touched; market state, oracle answers, pending ADL
 jobs and the token balances the exit paths move are re-read every block.
+Pending orders are read once at start-up (every id up to `order_count`) and
+then followed through OrderRequested (read with `get_order`) and
+OrderExecuted / OrderCancelled (dropped); the time TP/SL triggers were last
+set (`execute_tp_sl` needs a round later than it) comes from the block of
+each TpSlSet event.
 Every read is an eth_call at one block number, so the mirror is the chain
 at that block, to the unit.
 """
@@ -37,6 +42,7 @@ class Change:
     tx: str
     account: str | None
     market_id: int | None
+    order_id: int | None = None
 
 
 class Mirror:
@@ -107,8 +113,65 @@ class Mirror:
                 accounts = [R.addr(m[0]) for m in members]
                 w.e.members[mid * 2 + (0 if is_long else 1)] = accounts
                 self._read_positions([(a, mid) for a in accounts], block)
+        self._load_orders(block)
+        self._load_tp_sl_times(block)
         self.refresh(block)
         return w
+
+    ORDER_CHUNK = 500
+
+    def _load_orders(self, block):
+        """Every pending order at `block` (ids 1..order_count), and the expiry."""
+        w, e = self.w, self.engine
+        (count,), (expiry,) = self._calls([(e, "order_count()", [], [], ["uint256"]),
+                                           (e, "order_expiry()", [], [], ["uint256"])], block)
+        w.e.order_count, w.e.order_expiry = count, expiry
+        w.e.orders = {}
+        for lo in range(1, count + 1, self.ORDER_CHUNK):
+            self._read_orders(list(range(lo, min(count, lo + self.ORDER_CHUNK - 1) + 1)), block)
+
+    def _read_orders(self, ids, block):
+        """Re-read orders by id: pending ones are stored, done ones dropped."""
+        if not ids:
+            return
+        res = self._calls([(self.engine, "get_order(uint256)", ["uint256"], [i], [f"({','.join(R.ORDER)})"]) for i in ids],
+                          block)
+        for oid, (o,) in zip(ids, res):
+            account = R.addr(o[0])
+            if int(account, 16) == 0:
+                self.w.e.orders.pop(oid, None)
+                continue
+            self.w.e.orders[oid] = P.Order(account=account, market_id=int(o[1]), size_delta=int(o[2]),
+                                           margin_delta=int(o[3]), acceptable_price=int(o[4]), requested_at=int(o[5]),
+                                           reduce_only=bool(o[6]), trading_fee=int(o[7]), execution_fee=int(o[8]))
+
+    def _load_tp_sl_times(self, block):
+        """When each open position's TP/SL was last set: the timestamp of the
+        block of its last TpSlSet event (no view exposes it)."""
+        w = self.w
+        wanted = {k for k, pos in w.e.positions.items() if pos.take_profit or pos.stop_loss}
+        if not wanted:
+            return
+        logs = self.rpc.request("eth_getLogs", [{"address": self.engine, "topics": [R.TP_SL_SET], "fromBlock": "0x0",
+                                                 "toBlock": hex(block)}])
+        last = {}
+        for log in logs:
+            key = (R.addr("0x" + log["topics"][1][-40:]), int(log["topics"][2], 16))
+            if key in wanted:
+                last[key] = int(log["blockNumber"], 16)
+        times = self._timestamps(set(last.values()))
+        for key, blk in last.items():
+            w.e.tp_sl_at[key] = times[blk]
+
+    def _timestamps(self, blocks):
+        blocks = sorted(blocks)
+        res = self.rpc.batch([("eth_getBlockByNumber", [hex(b), False]) for b in blocks])
+        out = {}
+        for b, blk in zip(blocks, res):
+            if isinstance(blk, Exception) or blk is None:
+                raise R.RpcError(f"block {b}: {blk}")
+            out[b] = int(blk["timestamp"], 16)
+        return out
 
     def _load_market(self, mid, block):
         w, e = self.w, self.engine
@@ -192,6 +255,10 @@ class Mirror:
             elif t0 in R.MARKET_EVENTS:
                 mid = int(topics[1], 16) if len(topics) > 1 else None
                 out.append(Change(R.MARKET_EVENTS[t0], blk, tx, None, mid))
+            elif t0 in R.ORDER_EVENTS:
+                out.append(Change(R.ORDER_EVENTS[t0], blk, tx, None, None, int(topics[1], 16)))
+            elif t0 == R.ORDER_EXPIRY_SET:
+                out.append(Change("OrderExpirySet", blk, tx, None, None))
         return out
 
     def apply(self, changes, block):
@@ -209,4 +276,23 @@ class Mirror:
         pairs = {(c.account, c.market_id) for c in changes if c.account is not None} | self.dirty
         self.dirty = set()
         self._read_positions(sorted(pairs), block)
+        self._apply_orders(changes, block)
         self.refresh(block)
+
+    def _apply_orders(self, changes, block):
+        w = self.w
+        requested = [c.order_id for c in changes if c.name == "OrderRequested"]
+        done = {c.order_id for c in changes if c.name in ("OrderExecuted", "OrderCancelled")}
+        for oid in done:
+            w.e.orders.pop(oid, None)
+        # Read at `block`: an order requested and done within the range reads as gone.
+        self._read_orders(sorted(set(requested) - done), block)
+        if requested:
+            w.e.order_count = max(w.e.order_count, *requested)
+        if any(c.name == "OrderExpirySet" for c in changes):
+            (w.e.order_expiry,) = self._call("order_expiry()", [], [], ["uint256"], block)
+        tp_sl = {(c.account, c.market_id): c.block for c in changes if c.name == "TpSlSet"}
+        if tp_sl:
+            times = self._timestamps(set(tp_sl.values()))
+            for key, blk in tp_sl.items():
+                w.e.tp_sl_at[key] = times[blk]

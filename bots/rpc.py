@@ -142,10 +142,19 @@ POSITION_EVENTS = {
     topic("PositionLiquidated(address,uint256,int256,uint256,uint256,uint256,uint256)"): ("PositionLiquidated", ((1, 2),)),
     topic("AutoDeleveraged(address,address,uint256,int256,uint256,uint256)"): ("AutoDeleveraged", ((2, 3),)),
 }
+TP_SL_SET = topic("TpSlSet(address,uint256,uint256,uint256)")
 MARKET_EVENTS = {
     topic("MarketAdded(uint256,address)"): "MarketAdded",
     topic("MarketParamsSet(uint256)"): "MarketParamsSet",
 }
+# Order events (PerpOrders, emitted by the engine's address): order id in topic 1.
+ORDER_REQUESTED = topic("OrderRequested(uint256,address,uint256,int256,int256,uint256)")
+ORDER_EXECUTED = topic("OrderExecuted(uint256,uint256)")
+ORDER_CANCELLED = topic("OrderCancelled(uint256,string)")
+ORDER_EVENTS = {ORDER_REQUESTED: "OrderRequested", ORDER_EXECUTED: "OrderExecuted", ORDER_CANCELLED: "OrderCancelled"}
+ORDER_EXPIRY_SET = topic("OrderExpirySet(uint256)")
+# positions.Order as get_order returns it
+ORDER = ["address", "uint256", "int256", "int256", "uint256", "uint256", "bool", "uint256", "uint256", "uint256"]
 
 
 def encode_liquidate(account, market_id, targets):
@@ -158,3 +167,25 @@ def encode_deleverage(market_id, targets):
 
 def encode_execute_tp_sl(account, market_id):
     return calldata("execute_tp_sl(address,uint256)", ["address", "uint256"], [account, market_id])
+
+
+def encode_execute_order(order_id):
+    return calldata("execute_order(uint256)", ["uint256"], [order_id])
+
+
+def encode_request_order(market_id, size_delta, margin_delta, acceptable_price):
+    return calldata("request_order(uint256,int256,int256,uint256)", ["uint256", "int256", "int256", "uint256"],
+                    [market_id, size_delta, margin_delta, acceptable_price])
+
+
+def order_outcome(log):
+    """(order_id, "executed", price) or (order_id, "cancelled", reason) of an
+    OrderExecuted / OrderCancelled log (JSON-RPC shape), else None."""
+    topics = log.get("topics") or []
+    if not topics or topics[0] not in (ORDER_EXECUTED, ORDER_CANCELLED):
+        return None
+    oid = int(topics[1], 16)
+    data = bytes.fromhex(log["data"][2:])
+    if topics[0] == ORDER_EXECUTED:
+        return oid, "executed", decode(["uint256"], data)[0]
+    return oid, "cancelled", decode(["string"], data)[0]

@@ -88,22 +88,36 @@ def test_mirror__events_since_load__bring_it_to_a_fresh_load(protocol, node, kee
     mirror.load(start)
 
     longs = [s for s in specs if s.market_id == BTC and s.size > 0][2:]  # the healthy ones
-    node.send_as([
-        (longs[0].trader, engine, R.calldata("close_position(uint256,int256,uint256)", ["uint256", "int256", "uint256"],
-                                             [BTC, -longs[0].size, 0])),
-        (longs[1].trader, engine, R.calldata("close_position(uint256,int256,uint256)", ["uint256", "int256", "uint256"],
-                                             [BTC, -longs[1].size // 2, 0])),
+    receipts = node.send_as([
+        (longs[0].trader, engine, R.encode_request_order(BTC, -longs[0].size, 0, 0)),  # a close
+        (longs[1].trader, engine, R.encode_request_order(BTC, -longs[1].size // 2, 0, 0)),  # a partial close
         (longs[2].trader, engine, R.calldata("add_margin(uint256,uint256)", ["uint256", "uint256"], [BTC, 7 * USDC])),
         (longs[3].trader, engine, R.calldata("set_tp_sl(uint256,uint256,uint256)", ["uint256", "uint256", "uint256"],
                                              [BTC, 95_000 * WAD, 0])),
+        (longs[4].trader, engine, R.encode_request_order(BTC, 0, -5 * USDC, 0)),  # margin removal, left pending
     ])
+    closes = D.order_ids(receipts[:2])
+    (pending,) = D.order_ids(receipts[4:])
+    D.later_round(node, protocol, [BTC], _t("oracle"), node.block_timestamp(node.head()))
+    D.execute_orders(node, protocol, closes, [_t("executor-0"), _t("executor-1")])
     D.open_positions(node, protocol, [Spec(_t("m-late"), BTC, -TENTH, 500 * USDC)])
     head = node.head()
     changes = mirror.changes(start + 1, head)
     mirror.apply(changes, head)
 
     fresh = Mirror(R.Rpc(node.uri), engine).load(head)
-    assert {c.name for c in changes} >= {"PositionClosed", "MarginChanged", "TpSlSet", "PositionOpened"}
+    assert {c.name for c in changes} >= {"PositionClosed", "MarginChanged", "TpSlSet", "PositionOpened",
+                                         "OrderRequested", "OrderExecuted"}
+    # The pending margin removal is the one order left, in both, as the chain holds it.
+    assert list(mirror.w.e.orders) == list(fresh.e.orders) == [pending]
+    o = mirror.w.e.orders[pending]
+    assert (o.account, o.market_id, o.size_delta, o.margin_delta, o.reduce_only) == (longs[4].trader, BTC, 0, -5 * USDC, False)
+    assert o == fresh.e.orders[pending]
+    assert mirror.w.e.order_count == fresh.e.order_count == max(*closes, pending) + 1  # + m-late's order
+    # When the TP/SL was set: the block of its TpSlSet event, from events and from a fresh load alike.
+    (tp_sl_block,) = {c.block for c in changes if c.name == "TpSlSet" and c.account == longs[3].trader}
+    assert mirror.w.e.tp_sl_at[(longs[3].trader, BTC)] == fresh.e.tp_sl_at[(longs[3].trader, BTC)] \
+        == node.block_timestamp(tp_sl_block)
     assert mirror.w.e.positions == fresh.e.positions
     assert {k: sorted(v) for k, v in mirror.w.e.members.items() if v} == {k: sorted(v) for k, v in fresh.e.members.items() if v}
     assert mirror.w.e.state == fresh.e.state and mirror.w.now == fresh.now
