@@ -1,22 +1,29 @@
 """Shared steps for the PerpExits tests: market parameters, opening positions
-on both twins, reading events on chain and in the model, and the solvency
+on both twins (by order: request, a later round at the same price, execution
+by the keeper), reading events on chain and in the model, and the solvency
 check (token conservation) that every liquidation test runs.
 
 Every number a test asserts is written out by hand in the test itself; these
 helpers only drive the twin and read state.
+
+Orders cost the trader the market's execution fee (1 USDC on the default
+devnet parameters), paid to whoever executes them: in these tests that is
+the keeper unless a test names another executor, so the keeper's free
+collateral grows by 1 USDC per order it executes, and tests that look at the
+keeper's balance measure it across the one action they are about.
 """
 
 from dataclasses import replace
 
 from ape import chain
 
-from model.fixed_point import MAX_UINT256
-
 USDC = 10**6
 WAD = 10**18
 BPS = 10**14
 FEED = 10**8  # MockAggregator answers carry 8 decimals
 BTC = 0
+EXEC_FEE = 1 * USDC  # the default market's execution fee
+KEEPER = 3  # tests/conftest.py lists the roles owner, trader, other_trader, keeper, ...
 
 
 def usd(x):
@@ -59,13 +66,60 @@ def reverts(twin, sender, verb, *args, reason):
     assert got == reason, f"{verb} reverted {got!r}, expected {reason!r}"
 
 
-def open_position(twin, who, size, margin, mid=BTC, deposit=None, funded=True):
-    """Deposit (minting first unless `funded`) and open at the oracle price,
-    with a slippage bound that never binds."""
+def oracle(twin, mid=BTC):
+    """The market's current oracle price (WAD), as the model holds it."""
+    return twin.w.feeds[twin.p.feeds[mid].address].answer * twin.w.e.feed_scale[mid]
+
+
+def keeper_of(twin):
+    """The keeper account: the default executor of the helpers' orders."""
+    return twin.accounts[KEEPER]
+
+
+def order(twin, who, size, margin, acceptable, mid=BTC, executor=None):
+    """A whole order (request, a later round at the same price, execution)
+    that must execute; returns the order id."""
+    executed, reason = twin.order(who, mid, size, margin, acceptable, executor or keeper_of(twin))
+    assert executed, f"order request reverted or execution cancelled it: {reason!r}"
+    return twin.w.e.order_count
+
+
+def cancelled(twin, who, size, margin, acceptable, reason, mid=BTC, executor=None):
+    """A whole order whose execution must cancel it with `reason` (the
+    OrderCancelled event, which Twin.act checks is the same on chain and in
+    the model); returns the order id."""
+    executor = executor or keeper_of(twin)
+    ok_, got, oid = twin.request(who, mid, size, margin, acceptable)
+    assert ok_, f"request_order reverted {got!r}"
+    twin.restamp(mid, executor)
+    status, got = twin.execute(executor, oid)
+    assert (status, got) == ("cancelled", reason), f"order {oid} {status} {got!r}, expected cancelled {reason!r}"
+    assert int(twin.p.engine.get_order(oid)[0], 16) == 0  # deleted
+    return oid
+
+
+def request_reverts(twin, who, size, margin, acceptable, reason, mid=BTC):
+    """request_order must revert with `reason` on both twins."""
+    reverts(twin, who, "request_order", mid, size, margin, acceptable, reason=reason)
+
+
+def open_position(twin, who, size, margin, mid=BTC, deposit=None, funded=True, executor=None):
+    """Deposit (minting first unless `funded`) and open by order at the
+    oracle price: the acceptable price is the current price, which the
+    execution round repeats, so the escrowed trading fee is the one charged.
+    The trader pays margin + trading fee + the execution fee."""
     if not funded:
         twin.fund(who, deposit or margin * 2)
     ok(twin, who, "deposit", deposit or margin * 2)
-    ok(twin, who, "open_position", mid, size, margin, MAX_UINT256 if size > 0 else 0)
+    return order(twin, who, size, margin, oracle(twin, mid), mid, executor)
+
+
+def close(twin, who, size, acceptable=None, mid=BTC, executor=None):
+    """A reduce order of `size` (a long reduces with a negative size) that
+    must execute; the acceptable price defaults to one that never binds."""
+    if acceptable is None:
+        acceptable = 0 if size < 0 else 2**128 - 1
+    return order(twin, who, size, 0, acceptable, mid, executor)
 
 
 def seed_fund(twin, amount):
@@ -114,7 +168,8 @@ def assert_events_agree(twin, name, since):
 
 def assert_conserved(twin):
     """Token conservation to the unit, on chain and in the model:
-    balanceOf(engine) == sum of free collateral + sum of position margins."""
+    balanceOf(engine) == sum of free collateral + sum of position margins
+    + the escrow of every pending order."""
     e = twin.p.engine
     holders = {str(getattr(a, "address", a)) for a in twin.accounts} | set(twin.w.e.free)
     free_sum = sum(e.free_collateral(a) for a in holders)
@@ -123,11 +178,12 @@ def assert_conserved(twin):
         for is_long in (True, False):
             for i in range(e.position_count(mid, is_long)):
                 margins += e.get_position(e.position_at(mid, is_long, i), mid).margin
-    assert twin.p.token.balanceOf(e) == free_sum + margins, (
-        f"engine holds {twin.p.token.balanceOf(e)}, owes {free_sum} free + {margins} margins")
+    escrows = sum(e.get_order(oid).escrow for oid in range(1, e.order_count() + 1))
+    assert twin.p.token.balanceOf(e) == free_sum + margins + escrows, (
+        f"engine holds {twin.p.token.balanceOf(e)}, owes {free_sum} free + {margins} margins + {escrows} escrow")
     w = twin.w
     assert w.token.balance_of(w.engine_address) == sum(w.e.free.values()) + sum(
-        p.margin for p in w.e.positions.values())
+        p.margin for p in w.e.positions.values()) + sum(w.view("get_order", oid).escrow for oid in w.e.orders)
 
 
 def step(twin):

@@ -17,7 +17,7 @@ from ape import chain
 from model.fixed_point import Revert
 from tests.unit.perp_exits.helpers import (
     BPS, BTC, USDC, WAD, assert_events_agree, balance, free, no_funding, ok, open_position, position,
-    price, reverts, step,
+    price, request_reverts, reverts, step,
 )
 
 SIZE = 1_234_567 * 10**12
@@ -129,8 +129,9 @@ def test_liquidate__stale_price__reverts_and_a_fresh_one_liquidates(twin, owner,
 
 def test_liquidate__while_paused__still_liquidates(twin, owner, trader, keeper):
     _open_and_crash(twin, owner, trader, liq_fee_bps=25)
+    ok(twin, keeper, "deposit", 2_000 * USDC)  # funds enough: the pause alone refuses the open
     ok(twin, owner, "pause")
-    reverts(twin, keeper, "open_position", BTC, WAD, 1_000 * USDC, 10**30, reason="pausable: contract is paused")
+    request_reverts(twin, keeper, WAD, 1_000 * USDC, 78_750 * WAD, "pausable: contract is paused")
     before = free(twin, keeper)
     ok(twin, keeper, "liquidate", trader, BTC, [])
     assert free(twin, keeper) - before == 48_611_075
@@ -140,6 +141,7 @@ def test_liquidate__while_paused__still_liquidates(twin, owner, trader, keeper):
 def test_liquidate__second_call_in_the_same_block__reverts_and_gains_nothing(twin, owner, trader, keeper, stranger):
     _open_and_crash(twin, owner, trader, liq_fee_bps=25)
     engine, web3 = twin.p.engine, chain.provider.web3
+    keeper_before, stranger_before = free(twin, keeper), free(twin, stranger)
     t = twin._next_time()
     chain.provider.make_request("evm_setAutomine", [False])
     try:
@@ -158,8 +160,8 @@ def test_liquidate__second_call_in_the_same_block__reverts_and_gains_nothing(twi
     with pytest.raises(Revert) as exc:
         twin.w.call(stranger.address, "liquidate", trader.address, BTC, [], now=t)
     assert exc.value.reason == "position: none"
-    assert free(twin, keeper) == 48_611_075
-    assert free(twin, stranger) == 0
+    assert free(twin, keeper) - keeper_before == 48_611_075
+    assert free(twin, stranger) - stranger_before == 0
     step(twin)
     reverts(twin, stranger, "liquidate", trader, BTC, [], reason="position: none")
 
