@@ -1,14 +1,18 @@
-"""set_tp_sl and execute_tp_sl: validation reasons, triggers, the two seed
-scenarios (TP at 84,000; SL at 78,000 with liquidation at 75,000), and
-orders cleared when the position closes.
+"""set_tp_sl and execute_tp_sl: validation reasons, triggers, the rule that
+a trigger executes only at a price round later than the block in which it
+was set ("tp_sl: no later price", and the take-profit trick it stops), the
+two seed scenarios (TP at 84,000; SL at 78,000 with liquidation at 75,000),
+and triggers cleared when the position closes.
 
 The long used throughout: 1 BTC at 80,000 with 5,375 USDC margin, so its
 liquidation price is (80,000 - 5,375) / 0.995 = 75,000 exactly. Funding is
-off unless a test says otherwise, so every payout below is exact.
+off unless a test says otherwise, so every payout below is exact. It is
+opened by order (executed by the keeper): trading fee 40 and execution fee 1.
 """
 
 from tests.unit.perp_exits.helpers import (
-    BTC, USDC, WAD, assert_events_agree, balance, free, no_funding, ok, open_position, position, price, reverts, step,
+    BTC, EXEC_FEE, USDC, WAD, assert_events_agree, balance, close, free, no_funding, ok, open_position, order,
+    position, price, reverts, step,
 )
 
 MARGIN = 5_375 * USDC
@@ -91,12 +95,13 @@ def test_execute_tp_sl__price_short_of_either_trigger__reverts_not_triggered(twi
 def test_execute_tp_sl__seed_take_profit_at_84000__pays_the_profit_less_fees_and_execution_fee(
         twin, owner, trader, keeper):
     # Fees on (5 bp, 30% of it to the fund), execution fee 1 USDC.
-    # Open: fee 40, free 10,000 - 5,375 - 40 = 4,585.
+    # Open order: fee 40 and the order's execution fee 1 (to the keeper who
+    # executed it), so free is 10,000 - 5,375 - 40 - 1 = 4,584.
     # At 84,000: PnL 4,000, close fee 42, so the trader gets
     # 5,375 + 4,000 - 42 - 1 = 9,332; the keeper 1; the fund 12.6; the vault
     # pays 4,000 and keeps 29.4 of the fee.
     _long(twin, owner, trader)
-    assert free(twin, trader) == 4_585 * USDC
+    assert free(twin, trader) == 4_584 * USDC
     ok(twin, trader, "set_tp_sl", BTC, 84_000 * WAD, 0)
     price(twin, owner, 84_000)
     before = (free(twin, trader), free(twin, keeper), balance(twin, twin.p.insurance_fund), balance(twin, twin.p.vault))
@@ -148,17 +153,74 @@ def test_execute_tp_sl__price_gaps_through_the_stop_past_liquidation__reverts_an
     step(twin)
 
 
-def test_tp_sl__orders_kept_on_partial_close_and_cleared_on_full_close(twin, owner, trader, keeper):
+def test_tp_sl__triggers_kept_on_partial_close_and_cleared_on_full_close(twin, owner, trader, keeper):
     _long(twin, owner, trader)
     ok(twin, trader, "set_tp_sl", BTC, 84_000 * WAD, 78_000 * WAD)
-    ok(twin, trader, "close_position", BTC, -WAD // 2, 0)
+    close(twin, trader, -WAD // 2)
     assert position(twin, trader)[4:] == (84_000 * WAD, 78_000 * WAD)
-    ok(twin, trader, "close_position", BTC, -WAD // 2, 0)
+    close(twin, trader, -WAD // 2)
     assert position(twin, trader) == (0, 0, 0, 0, 0, 0)
     reverts(twin, keeper, "execute_tp_sl", trader, BTC, reason="position: none")
-    # A new position starts with no orders: nothing stale can trigger it.
-    ok(twin, trader, "open_position", BTC, WAD, 2_000 * USDC, 10**30)
+    # A new position starts with no triggers: nothing stale can trigger it.
+    order(twin, trader, WAD, 2_000 * USDC, 80_000 * WAD)
     assert position(twin, trader)[4:] == (0, 0)
     price(twin, owner, 84_000)
     reverts(twin, keeper, "execute_tp_sl", trader, BTC, reason="not triggered")
+    step(twin)
+
+
+def test_execute_tp_sl__no_round_after_the_setting__reverts_no_later_price_until_one_arrives(
+        twin, owner, trader, keeper):
+    # The stop is checked before the round: at 78,500 it is not triggered.
+    # At 77,900 (a round after the setting) it is, but setting the triggers
+    # again, even unchanged, restarts the wait for a later round. At the next
+    # round the stop pays 5,375 - 2,100 - 38.95 fee - 1 = 3,235.05 and the
+    # keeper 1.
+    _long(twin, owner, trader)
+    price(twin, owner, 78_500)
+    ok(twin, trader, "set_tp_sl", BTC, 0, 78_000 * WAD)
+    reverts(twin, keeper, "execute_tp_sl", trader, BTC, reason="not triggered")
+    price(twin, owner, 77_900)
+    ok(twin, trader, "set_tp_sl", BTC, 0, 78_000 * WAD)
+    reverts(twin, keeper, "execute_tp_sl", trader, BTC, reason="tp_sl: no later price")
+    assert position(twin, trader)[0] == WAD
+    step(twin)
+    twin.restamp(BTC, owner)
+    before = (free(twin, trader), free(twin, keeper))
+    ok(twin, keeper, "execute_tp_sl", trader, BTC)
+    assert (free(twin, trader) - before[0], free(twin, keeper) - before[1]) == (3_235_050_000, EXEC_FEE)
+    assert position(twin, trader) == (0, 0, 0, 0, 0, 0)
+    step(twin)
+
+
+def test_execute_tp_sl__take_profit_set_already_crossed__executes_only_at_a_later_round(twin, owner, trader):
+    # The trick: the long is in profit at 82,000 (a known price). It sets a
+    # take-profit one unit above entry, already crossed, and executes it
+    # itself in the same round, to close instantly at the known price
+    # (5,375 + 2,000 - 41 = 7,334 back) instead of by order at an unknown
+    # later one. That reverts. The next round is 81,000 (TP still crossed):
+    # the take-profit executes there, at the later price as an order would:
+    # payout 5,375 + 1,000 - 40.5 fee - 1 execution fee = 6,333.5, and the
+    # trader, as its own keeper, also gets the 1 back: free +6,334.5.
+    # The fund gets 30% of 40.5 = 12.15; the vault pays 1,000, keeps 28.35.
+    _long(twin, owner, trader)
+    price(twin, owner, 82_000)
+    ok(twin, trader, "set_tp_sl", BTC, 80_000 * WAD + 1, 0)
+    reverts(twin, trader, "execute_tp_sl", trader, BTC, reason="tp_sl: no later price")
+    assert position(twin, trader)[:3] == (WAD, 80_000 * WAD, 5_375 * USDC)
+    step(twin)
+    price(twin, owner, 81_000)
+    fund, vault = twin.p.insurance_fund, twin.p.vault
+    before = (free(twin, trader), balance(twin, fund), balance(twin, vault))
+    n = len(twin.w.events)
+    ok(twin, trader, "execute_tp_sl", trader, BTC)
+    after = (free(twin, trader), balance(twin, fund), balance(twin, vault))
+    assert [a - b for a, b in zip(after, before)] == [6_334_500_000, 12_150_000, -971_650_000]
+    (closed,) = assert_events_agree(twin, "PositionClosed", n)
+    assert (closed["price"], closed["pnl"], closed["fee"], closed["payout"]) == (
+        81_000 * WAD, 1_000 * USDC, 40_500_000, 6_333_500_000)
+    (executed,) = assert_events_agree(twin, "TpSlExecuted", n)
+    assert (executed["price"], executed["execution_fee"], executed["keeper"]) == (
+        81_000 * WAD, EXEC_FEE, trader.address.lower())
+    assert position(twin, trader) == (0, 0, 0, 0, 0, 0)
     step(twin)
