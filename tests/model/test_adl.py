@@ -6,7 +6,7 @@ hold."""
 from model import margin
 from tests.model.worlds import (
     CROWD, ENGINE, FUND, KEEPER, OTHER_TRADER, TRADER, USDC, VAULT, WAD,
-    advance, assert_aggregates, assert_token_conservation, make_world, set_price,
+    advance, assert_aggregates, assert_token_conservation, make_world, set_price, trade,
 )
 
 BTC = 0
@@ -24,11 +24,11 @@ def test_deleverage__target_whose_funding_exceeds_its_margin__conserves_tokens()
     collateral (about 10,491 USDC here)."""
     w = make_world(traders=[TRADER, OTHER_TRADER])
     short, long_ = TRADER, OTHER_TRADER
-    w.call(short, "open_position", BTC, -10 * WAD, 8_000 * USDC, 0)
+    trade(w, short, BTC, -10 * WAD, 8_000 * USDC, 80_000 * WAD)  # the fee escrowed at the price
     advance(w, 300 * 3600)
     assert w.view("equity", short, BTC) < 0  # funding-insolvent, and no keeper came
     set_price(w, BTC, 79_990 * WAD)
-    w.call(long_, "open_position", BTC, 5 * WAD, 79_990 * 5 * USDC // 100, 79_990 * WAD)
+    trade(w, long_, BTC, 5 * WAD, 79_990 * 5 * USDC // 100, 79_990 * WAD)
     w.now += 1
     set_price(w, BTC, 78_790 * WAD)
     assert w.view("adl_ranking", long_, BTC) == [short]
@@ -51,10 +51,10 @@ def crash_world(n_targets=3, insurance=0):
     """One 10 BTC long at 100x and `n_targets` 3 BTC shorts at 5x..50x, then
     a 2% crash: the long's bad debt is about its margin, 8,000 USDC."""
     w = make_world(traders=[TRADER, *CROWD], insurance=insurance)
-    w.call(TRADER, "open_position", BTC, 10 * WAD, 8_000 * USDC, 80_000 * WAD)
+    trade(w, TRADER, BTC, 10 * WAD, 8_000 * USDC, 80_000 * WAD)
     for k, who in enumerate(CROWD[:n_targets]):
         lev = (5, 10, 20, 50)[k % 4]
-        w.call(who, "open_position", BTC, -3 * WAD, 240_000 * USDC // lev, 0)
+        trade(w, who, BTC, -3 * WAD, 240_000 * USDC // lev, 80_000 * WAD)
     w.now += 1
     set_price(w, BTC, 78_400 * WAD)
     return w

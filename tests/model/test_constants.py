@@ -14,6 +14,8 @@ from tests.model.sources import CONTRACTS, constants
 # Constants the model does not need, and why.
 CHAIN_ONLY = {
     ("positions", "MASK"): "the 128-bit mask of the packed storage slots; the model stores fields unpacked",
+    ("perp_orders", "MAX_REVERT"): "the byte bound of the revert data execute_order reads back from its inner "
+                                   "call; the model passes the Revert's reason string itself",
 }
 # Vyper built-ins (max_value/min_value) the model spells out as constants.
 MODEL_ONLY = {
@@ -86,6 +88,12 @@ def test_named_caps__have_the_documented_values():
     assert positions.MAX_KEEPER_SHARE == 5 * 10**17
     assert liquidity_vault.DECIMALS_OFFSET == 3
     assert positions.MAX_SIZE == 2**120 and positions.MAX_PRICE == 2**128 and positions.MAX_AMOUNT == 2**128
+    # orders (docs/orders.md): expiry 60 s to 7 days, 7,200 s (two 3,600 s
+    # heartbeats) by default; the packing bounds of _store_order
+    assert positions.MIN_ORDER_EXPIRY == 60
+    assert positions.MAX_ORDER_EXPIRY == 7 * 86_400
+    assert positions.DEFAULT_ORDER_EXPIRY == 7_200 == positions.EngineState(scale=1, owner="").order_expiry
+    assert positions.MAX_ORDER_MARGIN == 2**127 and positions.MAX_ORDER_TIME == 2**35
 
 
 def test_engine_fixed_size_arrays__use_the_shared_constants():

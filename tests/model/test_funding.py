@@ -12,7 +12,8 @@ from hypothesis import given, strategies as st
 from model import funding
 from model.fixed_point import WAD, Revert
 from tests.model.worlds import (
-    CROWD, ENGINE, FUND, OTHER_TRADER, TRADER, USDC, VAULT, advance, make_world, price_of,
+    ANY_PRICE, CROWD, ENGINE, FUND, KEEPER, OTHER_TRADER, TRADER, USDC, VAULT, advance, execute, make_world,
+    price_of,
 )
 
 K = 10**14  # the largest allowed k and max rate, per second
@@ -103,10 +104,12 @@ def funding_events(w, since):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_funding__many_positions_and_time_steps__is_zero_sum_to_the_unit(seed):
-    """With no fees and a constant price, funding is the only flow: after
-    every verb the vault's token change equals the funding settled, and once
-    every position is closed the traders' losses are the vault's gains to the
-    unit, with the rounding on the vault's side."""
+    """With no trading fee and a constant price, funding is the only flow
+    between traders and vault (the keeper earns each order's execution
+    fee): after every order the vault's token change equals the funding
+    settled, and once every position is closed the traders' losses are the
+    vault's gains plus the keeper's fees to the unit, with the rounding on
+    the vault's side."""
     rng = random.Random(seed)
     traders = [TRADER, OTHER_TRADER, *CROWD]
     w = make_world(traders=traders, trading_fee=0)
@@ -114,7 +117,7 @@ def test_funding__many_positions_and_time_steps__is_zero_sum_to_the_unit(seed):
     vault0 = w.token.balance_of(VAULT)
     fund0 = w.token.balance_of(FUND)
     exact_paid = Fraction(0)  # sum over settlements of size * d(index) / scale
-    settled = settlements = 0
+    settled = settlements = orders = 0
     reverted = []
     for _ in range(120):
         advance(w, rng.choice([1, 7, 60, 600, 3599]))
@@ -128,14 +131,21 @@ def test_funding__many_positions_and_time_steps__is_zero_sum_to_the_unit(seed):
                 side = 1 if pos.size > 0 else -1 if pos.size < 0 else rng.choice([1, -1])
                 size = side * rng.randint(1, 50) * WAD // (10 if mid == 0 else 1)
                 margin_amount = abs(size) * price // 10**30 // rng.choice([2, 5, 10, 20])
-                w.call(t, "open_position", mid, size, margin_amount, price if size > 0 else 0)
+                oid = w.call(t, "request_order", mid, size, margin_amount, price if size > 0 else 0)
             elif rng.random() < 0.5:
                 part = pos.size if rng.random() < 0.5 else pos.size // 2
-                w.call(t, "close_position", mid, -part, 0 if pos.size > 0 else 2**256 - 1)
+                oid = w.call(t, "request_order", mid, -part, 0, 0 if pos.size > 0 else ANY_PRICE)
             else:
-                w.call(t, "remove_margin", mid, 1)
+                oid = w.call(t, "request_order", mid, 0, -1, 0)  # a margin removal
         except Revert as exc:
             reverted.append(exc.reason)
+            assert w.token.balance_of(VAULT) == before_vault
+            continue
+        advance(w, 1)  # the later round the order waits for
+        orders += 1
+        reason = execute(w, oid)
+        if reason is not None:  # cancelled: nothing settled
+            reverted.append(reason)
             assert w.token.balance_of(VAULT) == before_vault
             continue
         if pos.size != 0:
@@ -149,15 +159,20 @@ def test_funding__many_positions_and_time_steps__is_zero_sum_to_the_unit(seed):
     # Close everything that is left.
     for (t, mid), pos in list(w.e.positions.items()):
         n_events = len(w.events)
-        w.call(t, "close_position", mid, -pos.size, 0 if pos.size > 0 else 2**256 - 1)
+        oid = w.call(t, "request_order", mid, -pos.size, 0, 0 if pos.size > 0 else ANY_PRICE)
+        advance(w, 1)
+        orders += 1
+        assert execute(w, oid) is None
         exact_paid += Fraction(pos.size * (w.e.state[mid].funding_index - pos.funding_index), w.e.scale)
         settled += funding_events(w, n_events)
         settlements += 1
-    assert not w.e.positions
+    assert not w.e.positions and not w.e.orders
     traders_change = sum(w.e.free[t] - start[t] for t in traders)
     vault_change = w.token.balance_of(VAULT) - vault0
+    fees = w.e.free.get(KEEPER, 0)
+    assert fees == orders * w.e.params[0].execution_fee == orders * w.e.params[1].execution_fee
     assert w.token.balance_of(FUND) == fund0  # no fees, no penalties
-    assert traders_change + vault_change == 0
+    assert traders_change + vault_change + fees == 0
     assert vault_change == settled
     assert w.token.balance_of(ENGINE) == sum(w.e.free.values())
     # Funding really flowed, and rounding went the vault's way (< 1 unit per settlement).

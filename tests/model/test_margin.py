@@ -11,7 +11,7 @@ from hypothesis import assume, given, strategies as st
 
 from model import margin
 from model.fixed_point import WAD, Revert
-from tests.model.worlds import KEEPER, OWNER, TRADER, USDC, make_world, price_of, set_price
+from tests.model.worlds import KEEPER, OWNER, TRADER, USDC, make_world, order, price_of, set_price, trade
 
 SCALE = 10**30  # 6-decimal collateral: 10**(36 - 6)
 BTC = 0  # market id of BTC-PERP in the default configuration
@@ -26,7 +26,7 @@ def mmf_of(w, mid=BTC):
 
 def test_seed__long_1_btc_at_80000_with_5375_margin__liquidation_price_is_75000():
     w = make_world(traders=[TRADER])
-    w.call(TRADER, "open_position", BTC, WAD, 5_375 * USDC, 80_000 * WAD)
+    trade(w, TRADER, BTC, WAD, 5_375 * USDC, 80_000 * WAD)
     assert mmf_of(w) == 5 * 10**15  # 0.5%, from config/networks.yaml
     assert w.view("liquidation_price", TRADER, BTC) == 75_000 * WAD
     assert w.view("bankruptcy_price", TRADER, BTC) == 74_625 * WAD
@@ -37,7 +37,7 @@ def test_seed__long_1_btc_at_80000_with_5375_margin__liquidation_price_is_75000(
 
 def test_seed__at_exactly_75000__healthy_and_one_cent_below__liquidatable():
     w = make_world(traders=[TRADER])
-    w.call(TRADER, "open_position", BTC, WAD, 5_375 * USDC, 80_000 * WAD)
+    trade(w, TRADER, BTC, WAD, 5_375 * USDC, 80_000 * WAD)
     set_price(w, BTC, 75_000 * WAD)
     # equity 375 USDC == maintenance 0.5% of 75,000: not below it.
     assert w.view("equity", TRADER, BTC) == 375 * USDC
@@ -48,7 +48,7 @@ def test_seed__at_exactly_75000__healthy_and_one_cent_below__liquidatable():
 
 def test_seed__at_the_bankruptcy_price__equity_is_zero():
     w = make_world(traders=[TRADER])
-    w.call(TRADER, "open_position", BTC, WAD, 5_375 * USDC, 80_000 * WAD)
+    trade(w, TRADER, BTC, WAD, 5_375 * USDC, 80_000 * WAD)
     set_price(w, BTC, 74_625 * WAD)
     assert w.view("equity", TRADER, BTC) == 0
 
@@ -68,7 +68,7 @@ def open_at_leverage(w, account, leverage, is_long, mid=BTC):
     price = price_of(w, mid)
     notional = price // WAD * USDC
     size = WAD if is_long else -WAD
-    w.call(account, "open_position", mid, size, notional // leverage, price)
+    trade(w, account, mid, size, notional // leverage, price)
 
 
 def moved(w, pct_times_100, is_long, mid=BTC):
@@ -117,12 +117,12 @@ def test_2x_to_5x__fifteen_percent_adverse_move__survives(leverage, is_long):
     assert exc.value.reason == "position healthy"
 
 
-def test_100x__open_at_exactly_the_initial_margin__is_accepted_and_one_unit_less_is_not():
+def test_100x__open_at_exactly_the_initial_margin__is_accepted_and_one_unit_less_is_cancelled():
     w = make_world(traders=[TRADER, OWNER])
-    w.call(TRADER, "open_position", BTC, WAD, 800 * USDC, 80_000 * WAD)
-    with pytest.raises(Revert) as exc:
-        w.call(OWNER, "open_position", BTC, WAD, 800 * USDC - 1, 80_000 * WAD)
-    assert exc.value.reason == "margin: below initial"
+    trade(w, TRADER, BTC, WAD, 800 * USDC, 80_000 * WAD)
+    # the failed check cancels the order at execution, with its reason
+    assert order(w, OWNER, BTC, WAD, 800 * USDC - 1, 80_000 * WAD) == "margin: below initial"
+    assert (OWNER, BTC) not in w.e.positions
 
 
 # ---------------------------------------------------------------- formulas against Fraction

@@ -16,6 +16,7 @@ WAD = 10**18
 FEED_DECIMALS = 8
 T0 = 1_700_000_000
 MAX_UINT = 2**256 - 1
+ANY_PRICE = P.MAX_PRICE - 1  # the highest acceptable price an order may name: a buy at any price
 
 
 def address(n):
@@ -100,16 +101,67 @@ def open_positions(w, account):
     return [mid for (a, mid) in w.e.positions if a == account]
 
 
+# ---------------------------------------------------------------- orders
+
+
+def later_round(w, mid, dt=1):
+    """A new round of market `mid`'s feed at its current answer, `dt`
+    seconds later: the price an order requested before it waits for."""
+    feed = feed_address(mid)
+    w.set_answer(feed, w.feeds[feed].answer, now=w.now + dt)
+
+
+def execute(w, order_id, executor=KEEPER):
+    """execute_order by `executor`; None when the order executed, else the
+    reason of its OrderCancelled (an execution revert raises Revert)."""
+    n = len(w.events)
+    w.call(executor, "execute_order", order_id)
+    for name, f in w.events[n:]:
+        if name == "OrderCancelled":
+            return f["reason"]
+        if name == "OrderExecuted":
+            return None
+    raise AssertionError(f"execute_order({order_id}) logged neither OrderExecuted nor OrderCancelled")
+
+
+def order(w, sender, mid, size_delta, margin_delta, acceptable, executor=KEEPER):
+    """A whole order: request (a revert raises Revert), a later round at the
+    same answer one second on, execution. None when it executed, else the
+    reason it was cancelled with."""
+    oid = w.call(sender, "request_order", mid, size_delta, margin_delta, acceptable)
+    later_round(w, mid)
+    return execute(w, oid, executor)
+
+
+def trade(w, sender, mid, size_delta, margin_delta, acceptable, executor=KEEPER):
+    """An order that must execute."""
+    reason = order(w, sender, mid, size_delta, margin_delta, acceptable, executor)
+    assert reason is None, f"order {size_delta} / {margin_delta} of {sender} in market {mid} cancelled: {reason}"
+
+
+def close(w, sender, mid, executor=KEEPER):
+    """A full close through an order (acceptable at any price)."""
+    size = w.e.positions[(sender, mid)].size
+    trade(w, sender, mid, -size, 0, 0 if size > 0 else ANY_PRICE, executor)
+
+
+def escrows(w, account=None):
+    """Collateral held by pending orders (of `account`, or of everyone)."""
+    return sum(P._escrow(w, o) for o in w.e.orders.values() if account is None or o.account == account)
+
+
 # ---------------------------------------------------------------- invariants
 
 
 def assert_token_conservation(w):
-    """The engine holds exactly free collateral plus margins (fees are settled
-    at once, so nothing is owed), and no token appears or disappears."""
+    """The engine holds exactly free collateral plus margins plus the escrow
+    of pending orders (fees are settled at once, so nothing is owed), and no
+    token appears or disappears."""
     free = sum(w.e.free.values())
     margins = sum(p.margin for p in w.e.positions.values())
+    held = escrows(w)
     engine = w.token.balance_of(ENGINE)
-    assert engine == free + margins, f"engine holds {engine}, free {free} + margins {margins}"
+    assert engine == free + margins + held, f"engine holds {engine}, free {free} + margins {margins} + escrows {held}"
     assert sum(w.token.balances.values()) == w.token.total_supply
     assert all(b >= 0 for b in w.token.balances.values())
     assert all(f >= 0 for f in w.e.free.values())
