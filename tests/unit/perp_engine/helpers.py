@@ -91,6 +91,16 @@ def deploy_feed(twin, deployer, decimals, answer):
     return feed
 
 
+def restamp_feed(twin, feed, sender):
+    """A new round at `feed`'s current answer, on both: Twin.restamp for a
+    feed deployed by a test (deploy_feed), which the twin's protocol does
+    not list."""
+    t = twin._next_time()
+    answer = twin.w.feeds[feed.address].answer
+    feed.set_answer(answer, sender=sender)
+    twin.w.set_answer(feed.address, answer, now=t)
+
+
 def next_timestamp(twin):
     """The block time the twin's next action will run at."""
     return max(twin.now, chain.blocks.head.timestamp) + 1

@@ -3,15 +3,16 @@
 import pytest
 
 from tests.unit.perp_engine.helpers import (
-    MAX_UINT, USDC, WAD, btc, expect_ok, expect_revert, mint_tokens, position, set_round)
+    MAX_UINT, USDC, WAD, btc, execution_fee, expect_ok, expect_order_ok, expect_revert, mint_tokens, position,
+    set_round)
 
 MAX_AMOUNT = 2**128
 
 
 @pytest.fixture
-def long_btc(twin, trader):
+def long_btc(twin, trader, keeper):
     expect_ok(twin, trader, "deposit", 10_000 * USDC)
-    expect_ok(twin, trader, "open_position", 0, WAD, 1_000 * USDC, 80_000 * WAD)
+    expect_order_ok(twin, trader, 0, WAD, 1_000 * USDC, 80_000 * WAD, keeper)
     return twin
 
 
@@ -59,7 +60,9 @@ def test_add_margin__unknown_market__reverts(long_btc, trader):
 
 def test_add_margin__more_than_free__reverts(long_btc, trader):
     free = long_btc.p.engine.free_collateral(trader)
-    assert free == 8_960 * USDC
+    # 10,000 less the 1,000 margin, the 40 USDC fee (5 bps of 80,000) and the execution fee
+    assert execution_fee(long_btc) == 1 * USDC
+    assert free == 10_000 * USDC - 1_000 * USDC - 40 * USDC - 1 * USDC == 8_959 * USDC
     for amount in (free + 1, MAX_UINT):
         expect_revert(long_btc, trader, "add_margin", 0, amount, reason="collateral: insufficient")
 

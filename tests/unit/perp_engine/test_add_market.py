@@ -4,7 +4,7 @@ from ape import chain
 
 from model.positions import MAX_MARKETS
 from tests.unit.perp_engine.helpers import (
-    USDC, WAD, assert_roles_same, deploy_feed, expect_ok, expect_revert, params, position)
+    USDC, WAD, assert_roles_same, deploy_feed, expect_ok, expect_revert, params, position, restamp_feed)
 
 
 def test_add_market__owner__appends_the_next_id(twin, owner):
@@ -40,7 +40,7 @@ def test_add_market__64_markets__the_65th_reverts(twin, owner):
     assert_roles_same(twin)
 
 
-def test_add_market__feed_decimals__normalised_to_1e18_up_to_18(twin, owner, trader):
+def test_add_market__feed_decimals__normalised_to_1e18_up_to_18(twin, owner, trader, keeper):
     feed18 = deploy_feed(twin, owner, 18, 2_500 * WAD + 123)
     feed0 = deploy_feed(twin, owner, 0, 2_500)
     feed19 = deploy_feed(twin, owner, 19, 2_500 * 10 * WAD)
@@ -48,8 +48,17 @@ def test_add_market__feed_decimals__normalised_to_1e18_up_to_18(twin, owner, tra
     expect_ok(twin, owner, "add_market", params(twin, 1, feed=feed18.address))
     expect_ok(twin, owner, "add_market", params(twin, 1, feed=feed0.address))
     expect_ok(twin, trader, "deposit", 1_000 * USDC)
-    expect_ok(twin, trader, "open_position", 2, WAD, 100 * USDC, 2_501 * WAD)
-    expect_ok(twin, trader, "open_position", 3, WAD, 100 * USDC, 2_501 * WAD)
+    # Orders on both new markets; each executes at a later round of its feed
+    # (Twin.restamp knows only the deployed protocol's feeds).
+    ids = []
+    for mid in (2, 3):
+        ok, reason, oid = twin.request(trader, mid, WAD, 100 * USDC, 2_501 * WAD)
+        assert ok, reason
+        ids.append(oid)
+    restamp_feed(twin, feed18, keeper)
+    restamp_feed(twin, feed0, keeper)
+    for oid in ids:
+        assert twin.execute(keeper, oid) == ("executed", None)
     assert position(twin, trader, 2)[1] == 2_500 * WAD + 123
     assert position(twin, trader, 3)[1] == 2_500 * WAD
     twin.assert_same()

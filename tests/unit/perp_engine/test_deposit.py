@@ -1,6 +1,7 @@
 """PerpEngine.deposit and withdraw: free collateral in and out, exact to the unit."""
 
-from tests.unit.perp_engine.helpers import MAX_UINT, USDC, WAD, expect_ok, expect_revert, mint_tokens
+from tests.unit.perp_engine.helpers import (
+    MAX_UINT, USDC, WAD, execution_fee, expect_ok, expect_order_ok, expect_revert, mint_tokens)
 
 
 def test_deposit__credits_free_collateral_and_moves_the_tokens(twin, trader):
@@ -52,12 +53,13 @@ def test_withdraw__more_than_free__reverts(twin, trader):
         expect_revert(twin, trader, "withdraw", amount, reason="collateral: insufficient")
 
 
-def test_withdraw__margin_locked_in_a_position_is_not_free(twin, trader):
+def test_withdraw__margin_locked_in_a_position_is_not_free(twin, trader, keeper):
     e = twin.p.engine
     expect_ok(twin, trader, "deposit", 1_000 * USDC)
-    expect_ok(twin, trader, "open_position", 0, WAD // 10, 500 * USDC, 80_000 * WAD)
+    expect_order_ok(twin, trader, 0, WAD // 10, 500 * USDC, 80_000 * WAD, keeper)
     free = e.free_collateral(trader)
-    assert free == 1_000 * USDC - 500 * USDC - 4 * USDC  # 5 bps of 8,000 USDC
+    assert execution_fee(twin) == 1 * USDC
+    assert free == 1_000 * USDC - 500 * USDC - 4 * USDC - 1 * USDC  # 5 bps of 8,000 USDC, and the keeper's fee
     expect_revert(twin, trader, "withdraw", free + 1, reason="collateral: insufficient")
     expect_ok(twin, trader, "withdraw", free)
     twin.assert_same()

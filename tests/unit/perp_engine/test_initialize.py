@@ -1,10 +1,12 @@
-"""PerpEngine.initialize: wire the vault and the insurance fund, once, owner only."""
+"""PerpEngine's constructor (its facets must be contracts) and initialize:
+wire the vault and the insurance fund, once, owner only."""
 
 import pytest
 from ape import project
+from ape.exceptions import ContractLogicError
 
 from scripts.deploy import Protocol, engine_at
-from scripts.twin import Twin, mirror_world
+from scripts.twin import Twin, mirror_world, revert_reason
 from tests.unit.perp_engine.helpers import ZERO, assert_roles_same, expect_ok, expect_revert
 
 
@@ -14,10 +16,12 @@ def fresh(protocol, owner, stranger):
     and a fund built for it), sharing the module protocol's token."""
     token = protocol.token
     exits = owner.deploy(project.PerpExits, token)
-    engine = owner.deploy(project.PerpEngine, token, exits)
+    orders = owner.deploy(project.PerpOrders, token)
+    engine = owner.deploy(project.PerpEngine, token, exits, orders)
     vault = owner.deploy(project.LiquidityVault, token, engine)
     fund = owner.deploy(project.InsuranceFund, token, engine)
-    p = Protocol(engine=engine_at(engine.address), vault=vault, insurance_fund=fund, token=token, feeds=[], exits=exits)
+    p = Protocol(engine=engine_at(engine.address), vault=vault, insurance_fund=fund, token=token, feeds=[],
+                 exits=exits, orders=orders)
     w = mirror_world(p, owner)
     w.e.vault, w.e.insurance_fund = engine.vault(), engine.insurance_fund()
     assert w.e.vault == ZERO and w.e.insurance_fund == ZERO
@@ -53,3 +57,15 @@ def test_initialize__zero_address__reverts(fresh, owner):
     for args in ((ZERO, fund), (vault, ZERO), (ZERO, ZERO)):
         expect_revert(fresh, owner, "initialize", *args, reason="engine: zero address")
     assert fresh.p.engine.vault() == ZERO and fresh.p.engine.insurance_fund() == ZERO
+
+
+def test_constructor__a_facet_that_is_not_a_contract__reverts_facets(protocol, owner, stranger):
+    """PerpExits and PerpOrders are reached by delegatecall: an address
+    without code there would make every forwarded verb a silent no-op."""
+    token, exits, orders = protocol.token, protocol.exits, protocol.orders
+    for args in ((stranger, orders), (exits, stranger), (ZERO, orders), (exits, ZERO), (ZERO, ZERO)):
+        with pytest.raises(ContractLogicError) as exc:
+            owner.deploy(project.PerpEngine, token, *args)
+        assert revert_reason(exc.value) == "engine: facets"
+    engine = owner.deploy(project.PerpEngine, token, exits, orders)  # the control: both are contracts
+    assert engine.EXITS() == exits.address and engine.ORDERS() == orders.address

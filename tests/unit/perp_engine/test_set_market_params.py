@@ -8,7 +8,8 @@ from model.positions import (
     MAX_FUNDING_K, MAX_FUNDING_RATE, MAX_KEEPER_SHARE, MAX_LIQ_FEE, MAX_OPEN_INTEREST,
     MAX_PRICE_AGE, MAX_TRADING_FEE, MIN_IMF)
 from tests.unit.perp_engine.helpers import (
-    USDC, WAD, ZERO, assert_roles_same, deploy_feed, expect_ok, expect_revert, params, position, set_round)
+    SCALE, USDC, WAD, ZERO, assert_roles_same, ceil_div, deploy_feed, events, expect_ok, expect_order_ok,
+    expect_order_refused, expect_revert, free, params, position, set_round)
 
 MAX_AMOUNT = 2**128
 # A market with room under every cap: imf 5%, mmf 2%.
@@ -79,10 +80,10 @@ def test_set_market_params__unknown_market__reverts(twin, owner):
         expect_revert(twin, owner, "set_market_params", mid, params(twin, 0), reason="market: unknown")
 
 
-def test_set_market_params__funding_accrues_under_the_old_parameters_first(twin, owner, trader):
+def test_set_market_params__funding_accrues_under_the_old_parameters_first(twin, owner, trader, keeper):
     e = twin.p.engine
     expect_ok(twin, trader, "deposit", 10_000 * USDC)
-    expect_ok(twin, trader, "open_position", 0, WAD, 2_000 * USDC, 80_000 * WAD)
+    expect_order_ok(twin, trader, 0, WAD, 2_000 * USDC, 80_000 * WAD, keeper)
     opened = e.market_state(0)[6]
     k = params(twin, 0)[7]
     twin.advance(999)
@@ -98,37 +99,65 @@ def test_set_market_params__funding_accrues_under_the_old_parameters_first(twin,
     twin.assert_same()
 
 
-def test_set_market_params__cap_below_open_interest__blocks_new_risk_not_exits(twin, owner, trader):
+def test_set_market_params__pending_order__keeps_the_fees_of_its_request(twin, owner, trader, keeper):
+    """The trading-fee rate and the execution fee are fixed into an order at
+    request: a change before execution does not reprice it; the next order
+    pays the new ones."""
     expect_ok(twin, trader, "deposit", 10_000 * USDC)
-    expect_ok(twin, trader, "open_position", 0, 2 * WAD, 4_000 * USDC, 80_000 * WAD)
+    ok, reason, oid = twin.request(trader, 0, WAD, 1_000 * USDC, 80_000 * WAD)
+    assert ok, reason
+    old_fee, old_exec = 40 * USDC, 1 * USDC  # 5 bps of 80,000; the devnet execution fee
+    assert free(twin, trader) == 10_000 * USDC - 1_000 * USDC - old_fee - old_exec
+    expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, trading_fee=10**15, execution_fee=3 * USDC))
+    twin.restamp(0, keeper)
+    assert twin.execute(keeper, oid) == ("executed", None)
+    assert events(twin, "PositionOpened")[-1]["fee"] == old_fee
+    assert free(twin, keeper) == old_exec
+    assert free(twin, trader) == 10_000 * USDC - 1_000 * USDC - old_fee - old_exec
+    # A new order: 10 bps (80 USDC on 1 BTC) and 3 USDC to the executor.
+    expect_order_ok(twin, trader, 0, WAD, 1_000 * USDC, 80_000 * WAD, keeper)
+    assert events(twin, "PositionOpened")[-1]["fee"] == ceil_div(ceil_div(WAD * 80_000 * WAD, SCALE) * 10**15, WAD)
+    assert events(twin, "PositionOpened")[-1]["fee"] == 80 * USDC
+    assert free(twin, keeper) == old_exec + 3 * USDC
+    assert free(twin, trader) == 10_000 * USDC - 2_000 * USDC - old_fee - old_exec - 80 * USDC - 3 * USDC
+    twin.assert_same()
+
+
+def test_set_market_params__cap_below_open_interest__blocks_new_risk_not_exits(twin, owner, trader, keeper):
+    expect_ok(twin, trader, "deposit", 10_000 * USDC)
+    expect_order_ok(twin, trader, 0, 2 * WAD, 4_000 * USDC, 80_000 * WAD, keeper)
     expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, max_open_interest=WAD))
-    expect_revert(twin, trader, "open_position", 0, 1, 4_000 * USDC, 80_000 * WAD, reason="market: open interest cap")
-    expect_ok(twin, trader, "close_position", 0, -2 * WAD, 0)
+    expect_order_refused(twin, trader, 0, 1, 4_000 * USDC, 80_000 * WAD, keeper,
+                         reason="market: open interest cap", at="execution")
+    expect_order_ok(twin, trader, 0, -2 * WAD, 0, 0, keeper)
     assert position(twin, trader)[0] == 0
     twin.assert_same()
 
 
-def test_set_market_params__broken_feed__can_be_replaced(twin, owner, trader):
+def test_set_market_params__broken_feed__can_be_replaced(twin, owner, trader, keeper):
     """A feed that answers 0 is replaced: funding for the gap accrues under
-    the old funding parameters at the new feed's price, and positions can
-    close again."""
+    the old funding parameters at the new feed's price, and a close order
+    that could not execute on the broken feed (it stayed pending) executes
+    on the new one."""
     expect_ok(twin, trader, "deposit", 10_000 * USDC)
-    expect_ok(twin, trader, "open_position", 0, WAD, 2_000 * USDC, 80_000 * WAD)
+    expect_order_ok(twin, trader, 0, WAD, 2_000 * USDC, 80_000 * WAD, keeper)
     set_round(twin, 0, owner, round_id=9, answer=0, started_at=0, updated_at=0, answered_in_round=9)
-    assert twin.act(trader, "close_position", 0, -WAD, 0) == (False, "bad price")  # on both
+    ok, reason, close = twin.request(trader, 0, -WAD, 0, 0)  # the request reads no price
+    assert ok, reason
+    assert twin.execute(keeper, close) == ("reverted", "bad price")  # on both; the order stays
     e = twin.p.engine
+    assert e.get_order(close).size_delta == -WAD
     before = e.market_state(0)
     twin.advance(3_600)
-    replacement = deploy_feed(twin, owner, 8, 79_000 * 10**8)
+    replacement = deploy_feed(twin, owner, 8, 79_000 * 10**8)  # a round after the request
     expect_ok(twin, owner, "set_market_params", 0,
               params(twin, 0, feed=replacement.address, funding_k=0, max_funding_rate=0))
     after = e.market_state(0)
     assert after[5] != before[5], "funding for the gap accrued under the old (non-zero) funding parameters"
-    expect_ok(twin, trader, "close_position", 0, -WAD, 0)
+    assert twin.execute(keeper, close) == ("executed", None)
+    assert events(twin, "PositionClosed")[-1]["price"] == 79_000 * WAD
     assert position(twin, trader)[0] == 0
     twin.assert_same()
-
-
 def test_set_market_params__broken_feed_kept__still_bad_price(twin, owner, trader):
     """Keeping the broken feed changes nothing: funding cannot accrue without
     a price. Invalid parameters are named before the price is read."""

@@ -4,7 +4,7 @@ with plain integers (independently of model/), and against the model."""
 from ape import chain
 
 from tests.unit.perp_engine.helpers import (
-    SCALE, USDC, WAD, ceil_div, expect_ok, params, position)
+    SCALE, USDC, WAD, ceil_div, expect_ok, expect_order_ok, params, position)
 
 ENTRY = 80_000 * WAD
 NOW_ANSWER = 8_123_456_000_000  # 81,234.56
@@ -15,13 +15,15 @@ def floor_div(a, b):
     return a // b
 
 
-def open_book(twin, owner, trader, other_trader):
+def open_book(twin, owner, trader, other_trader, keeper):
     """A long of 2 BTC (2,000 margin) and a short of 0.5 BTC (1,000 margin)
-    at 80,000; an hour of long-skewed funding; the price at 81,234.56."""
+    at 80,000 (orders executed by the keeper); an hour of long-skewed
+    funding; the price at 81,234.56."""
     expect_ok(twin, trader, "deposit", 10_000 * USDC)
     expect_ok(twin, other_trader, "deposit", 10_000 * USDC)
-    expect_ok(twin, trader, "open_position", 0, 2 * WAD, 2_000 * USDC, ENTRY)
-    expect_ok(twin, other_trader, "open_position", 0, -WAD // 2, 1_000 * USDC, 0)
+    expect_order_ok(twin, trader, 0, 2 * WAD, 2_000 * USDC, ENTRY, keeper)
+    # acceptable at the entry: the fee escrowed is the fee paid, the margin stays whole
+    expect_order_ok(twin, other_trader, 0, -WAD // 2, 1_000 * USDC, ENTRY, keeper)
     twin.advance(3_600)
     twin.set_price(0, NOW_ANSWER, owner)
 
@@ -36,9 +38,9 @@ def pending_index(e, mid=0):
     return idx + floor_div(rate * NOW * dt, WAD), rate
 
 
-def test_views__positions_market_and_funding__match_the_spec_formulas(twin, owner, trader, other_trader):
+def test_views__positions_market_and_funding__match_the_spec_formulas(twin, owner, trader, other_trader, keeper):
     e = twin.p.engine
-    open_book(twin, owner, trader, other_trader)
+    open_book(twin, owner, trader, other_trader, keeper)
     mmf = e.market_params(0)[2]
     idx, rate = pending_index(e)
     assert rate == e.funding_rate(0) > 0  # longs outweigh shorts: longs pay
@@ -91,12 +93,12 @@ def test_views__positions_market_and_funding__match_the_spec_formulas(twin, owne
     twin.assert_same()
 
 
-def test_views__liquidation_price__separates_healthy_from_liquidatable(twin, owner, trader, other_trader):
+def test_views__liquidation_price__separates_healthy_from_liquidatable(twin, owner, trader, other_trader, keeper):
     e = twin.p.engine
     # Without funding: what is owed accrues at the current price, so with it
     # the liquidation price holds only at the price it was computed for.
     expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, funding_k=0, max_funding_rate=0))
-    open_book(twin, owner, trader, other_trader)
+    open_book(twin, owner, trader, other_trader, keeper)
     unit = 10**10  # one feed unit
     for who, below_is_liquidatable in ((trader, True), (other_trader, False)):
         liq = e.liquidation_price(who, 0)
@@ -111,19 +113,19 @@ def test_views__liquidation_price__separates_healthy_from_liquidatable(twin, own
         twin.assert_same()
 
 
-def test_views__over_collateralised_long__no_liquidation_or_bankruptcy_price(twin, trader):
+def test_views__over_collateralised_long__no_liquidation_or_bankruptcy_price(twin, trader, keeper):
     e = twin.p.engine
     expect_ok(twin, trader, "deposit", 2_000 * USDC)
-    expect_ok(twin, trader, "open_position", 0, WAD // 100, 1_000 * USDC, ENTRY)  # 800 notional
+    expect_order_ok(twin, trader, 0, WAD // 100, 1_000 * USDC, ENTRY, keeper)  # 800 notional
     assert e.liquidation_price(trader, 0) == 0
     assert e.bankruptcy_price(trader, 0) == 0
     assert not e.is_liquidatable(trader, 0)
     twin.assert_same()
 
 
-def test_views__account_without_a_position__zeros(twin, owner, trader, other_trader, stranger):
+def test_views__account_without_a_position__zeros(twin, owner, trader, other_trader, stranger, keeper):
     e = twin.p.engine
-    open_book(twin, owner, trader, other_trader)
+    open_book(twin, owner, trader, other_trader, keeper)
     for mid in (0, 1):
         assert tuple(e.get_position(stranger, mid)) == (0, 0, 0, 0, 0, 0)
         assert e.equity(stranger, mid) == 0
@@ -154,13 +156,13 @@ def test_views__position_count_and_position_at__swap_and_pop(twin, trader, other
     e = twin.p.engine
     for who in (trader, other_trader, keeper):
         expect_ok(twin, who, "deposit", 1_000 * USDC)
-        expect_ok(twin, who, "open_position", 0, WAD // 100, 100 * USDC, ENTRY)
+        expect_order_ok(twin, who, 0, WAD // 100, 100 * USDC, ENTRY, keeper)
     members = [e.position_at(0, True, i) for i in range(e.position_count(0, True))]
     assert members == [trader.address, other_trader.address, keeper.address]
-    expect_ok(twin, trader, "close_position", 0, -WAD // 100, 0)
+    expect_order_ok(twin, trader, 0, -WAD // 100, 0, 0, keeper)
     members = [e.position_at(0, True, i) for i in range(e.position_count(0, True))]
     assert members == [keeper.address, other_trader.address]  # the last moved into the hole
     assert e.position_count(0, False) == 0 and e.position_count(1, True) == 0
-    expect_ok(twin, trader, "open_position", 0, -WAD // 100, 100 * USDC, 0)
+    expect_order_ok(twin, trader, 0, -WAD // 100, 100 * USDC, ENTRY, keeper)
     assert e.position_count(0, False) == 1 and e.position_at(0, False, 0) == trader.address
     twin.assert_same()
