@@ -2,11 +2,13 @@
 
     ape run demo --network ethereum:local:foundry [--scenario scenarios/crash.yaml]
 
-Deploys Backstop on the devnet, seeds a few hundred traders (2x to 100x,
-both sides, some with stop-losses and take-profits), LPs in the vault and the
-insurance fund, starts the keeper as a separate process, and drives the
-scenario's crash on the oracle while the keeper liquidates, deleverages and
-executes stops. Then it stops the keeper, replays the whole run on the model
+Deploys Backstop on the devnet, starts the keeper as a separate process,
+seeds a few hundred traders (2x to 100x, both sides, some with stop-losses
+and take-profits) whose positions open through orders (each trader requests
+in one block; the next price round is later than the request, and the keeper
+executes the order in the block after it), LPs in the vault and the
+insurance fund, and drives the scenario's crash on the oracle while the
+keeper liquidates, deleverages and executes stops. Then it stops the keeper, replays the whole run on the model
 (scripts/replay.py), prints a summary, writes an HTML report under reports/
 (scripts/report.py) and exits non-zero if model and chain disagree.
 
@@ -143,9 +145,11 @@ class Sender:
         self.pending.pop()
         return self.web3.eth.wait_for_transaction_receipt(h, timeout=60, poll_latency=0.02)
 
-    def mine(self, timestamp):
-        """One block with everything pending; raise if any transaction reverted."""
-        if not self.pending:
+    def mine(self, timestamp, force=False):
+        """One block with everything pending (also others', the keeper's);
+        raise if any of ours reverted. Without `force`, nothing of ours
+        pending mines nothing."""
+        if not self.pending and not force:
             return None
         self.web3.provider.make_request("evm_mine", [timestamp])
         number = self.web3.eth.block_number
@@ -160,9 +164,30 @@ class Sender:
 
 # ---------------------------------------------------------------- keepers
 
+def orders_due(w, now=None):
+    """Pending order ids executable at `now` (default: the world's time):
+    their market's feed is fresh and has a round later than the request,
+    and they have not expired."""
+    now = w.now if now is None else now
+    saved, w.now = w.now, now
+    try:
+        due = []
+        for oid, o in sorted(w.e.orders.items()):
+            try:
+                _, updated = P._round(w, o.market_id, True)
+            except Revert:
+                continue
+            if updated > o.requested_at and now <= o.requested_at + w.e.order_expiry:
+                due.append(oid)
+        return due
+    finally:
+        w.now = saved
+
+
 def keeper_work(w):
     """What a keeper still has to do, per the model: positions liquidatable,
-    TP/SL orders triggered (and not liquidatable), markets with ADL pending."""
+    TP/SL orders triggered (and not liquidatable, with a round later than
+    their setting), markets with ADL pending, orders executable."""
     liq, trig, pending = [], [], []
     for mid in range(w.e.market_count):
         if w.e.adl_pending.get(mid, P.AdlPending()).remaining > 0:
@@ -172,8 +197,10 @@ def keeper_work(w):
             if perp_engine.is_liquidatable(w, acct, mid):
                 liq.append((acct, mid))
                 continue
-            price = P._price(w, mid, True)
+            price, updated = P._round(w, mid, True)
         except Revert:
+            continue
+        if updated <= w.e.tp_sl_at.get((acct, mid), 0):
             continue
         long_ = pos.size > 0
         tp, sl = pos.take_profit, pos.stop_loss
@@ -183,7 +210,7 @@ def keeper_work(w):
             hit = (tp and price <= tp) or (sl and price >= sl)
         if hit:
             trig.append((acct, mid))
-    return liq, trig, pending
+    return liq, trig, pending, orders_due(w)
 
 
 class InlineKeeper:
@@ -208,7 +235,8 @@ class InlineKeeper:
         for _ in range(max_txs):
             self.r.catch_up()
             world = self.r.w
-            liq, trig, pending = keeper_work(world)
+            world.now = self.sender.web3.eth.get_block("latest")["timestamp"]
+            liq, trig, pending, due = keeper_work(world)
             if pending:
                 mid = pending[0]
                 job = world.e.adl_pending[mid]
@@ -221,6 +249,8 @@ class InlineKeeper:
             elif liq:
                 acct, mid = liq[0]
                 self._send("liquidate", acct, mid, perp_engine.adl_ranking(world, acct, mid))
+            elif due:
+                self._send("execute_order", due[0])
             else:
                 return
 
@@ -430,31 +460,63 @@ def _play(sc, p, mid, params, feed, fd, unit, owner, batch, replayer, keeper, in
         replayer.catch_up()
         progress.advance(task)
 
-        # ------------------------------------------------ warmup: positions open
-        task = progress.add_task("opening positions", total=len(traders))
-        for i, whole in enumerate(sc["warmup"]["prices"]):
-            price = int(whole) * WAD
+        # ------------------------------------------------ warmup: positions open through orders
+        # Block i's round (price i) is later than the requests of block i - 1:
+        # the keeper process executes them in the next block, at price i.
+        # Each trader's size is set for the price its order will execute at
+        # (the next round's), so its leverage is the planned one.
+        task = progress.add_task("opening positions (orders)", total=len(traders))
+        prices = [int(x) for x in sc["warmup"]["prices"]]
+        waiting = []  # traders whose orders wait for the next round
+        for i in range(len(prices) + 1):
+            whole = prices[min(i, len(prices) - 1)]  # after the last block: one more round at the last price
+            price = whole * WAD
             now += int(sc["warmup"]["seconds_per_block"])
-            batch.send(owner, feed, "set_answer", int(whole) * 10**fd)
+            batch.send(owner, feed, "set_answer", whole * 10**fd)
             batch.mine(now)
+            replayer.catch_up()
+            if waiting:
+                now += 1
+                keeper_mode = _execute_orders(sc, p, batch, replayer, keeper, inline, keeper_mode, now, loud)
+                for t in waiting:
+                    pos = replayer.w.e.positions.get((t.account.address, mid))
+                    if pos is None or pos.size != t.size:
+                        why = [f for name, f in replayer.w.events if name == "OrderCancelled"]
+                        raise click.ClickException(f"{t.account.address}'s order did not open its position "
+                                                   f"(position {pos}, size planned {t.size}; cancellations: {why[:3]})")
+                    t.entry, t.margin = pos.entry_price, pos.margin
+                    if t.stop_way:
+                        liq = M.liquidation_price(t.size, t.entry, t.margin, params.mmf, scale)
+                        batch.send(t.account, p.engine, "set_tp_sl", mid, 0, t.entry - (t.entry - liq) * t.stop_way // 100)
+                    if t.tp_below:
+                        batch.send(t.account, p.engine, "set_tp_sl", mid, t.entry * (100 - t.tp_below) // 100, 0)
+                    progress.advance(task)
+                waiting = []
+            if i == len(prices):
+                now += 1
+                batch.mine(now)
+                replayer.catch_up()
+                break
+            exec_price = prices[min(i + 1, len(prices) - 1)] * WAD  # the next round's
             for t in (t for t in traders if t.block == i):
-                # size so that notional <= margin * leverage (the initial check rounds up)
-                t.size = t.margin * t.leverage * scale // price
+                # size so that notional <= margin * leverage at the execution price (the initial check rounds up)
+                t.size = t.margin * t.leverage * scale // exec_price
                 t.size = t.size if t.is_long else -t.size
-                t.entry = price
                 accept = price * 101 // 100 if t.is_long else price * 99 // 100
-                batch.send(t.account, p.engine, "open_position", mid, t.size, t.margin, accept)
-                if t.stop_way:
-                    liq = M.liquidation_price(t.size, price, t.margin, params.mmf, scale)
-                    stop = price - (price - liq) * t.stop_way // 100
-                    batch.send(t.account, p.engine, "set_tp_sl", mid, 0, stop)
-                if t.tp_below:
-                    batch.send(t.account, p.engine, "set_tp_sl", mid, price * (100 - t.tp_below) // 100, 0)
-                progress.advance(task)
+                # A sell executing above its acceptable price owes a trading
+                # fee above the escrowed one, taken from the margin moving in
+                # (docs/orders.md): a short adds the fee difference up to 2%
+                # above the request price, so its margin still covers 100x.
+                headroom = 0 if t.is_long else (M.requirement(t.size, price * 102 // 100, params.trading_fee, scale)
+                                                - M.requirement(t.size, accept, params.trading_fee, scale))
+                batch.send(t.account, p.engine, "request_order", mid, t.size, t.margin + headroom, accept)
+                waiting.append(t)
             now += 1
             batch.mine(now)
             replayer.catch_up()
     provider.auto_mine = True
+    orders = [f for name, f in replayer.w.events if name == "OrderExecuted"]
+    console.print(f"{len(orders)} orders executed, {len(replayer.w.e.orders)} pending")
     longs = sum(1 for t in traders if t.is_long)
     console.print(f"{len(traders)} traders ({longs} long, {len(traders) - longs} short), {len(lps)} LPs, "
                   f"{sum(1 for t in traders if t.stop_way)} stop-losses, {sum(1 for t in traders if t.tp_below)} "
@@ -506,6 +568,46 @@ def _play(sc, p, mid, params, feed, fd, unit, owner, batch, replayer, keeper, in
                          "margin": t.margin, "stop": bool(t.stop_way), "tp": bool(t.tp_below)} for t in traders]}
 
 
+def _execute_orders(sc, p, batch, replayer, keeper, inline, mode, timestamp, loud):
+    """Manual mining: wait until the keeper has sent an execution for every
+    order the model says is executable in the next block, then mine that
+    block at `timestamp`. If the keeper process is gone or too slow, the
+    fallback executes them (and the demo will exit non-zero)."""
+    web3 = batch.web3
+    due = orders_due(replayer.w, timestamp)
+    if not due:
+        return mode
+    who = keeper.cmd[keeper.cmd.index("--account") + 1] if keeper else None
+    address = accounts.test_accounts[int(who.split(":")[1])].address if who else None
+    t = time.time()
+    timeout = int(sc["keeper"]["step_timeout"])
+    while mode == "process":
+        if not keeper.alive():
+            loud(f"the keeper process exited (code {keeper.proc.returncode}) while orders waited; the in-process "
+                 f"fallback keeper executes them, and the demo will exit non-zero. Its log ends:\n{keeper.tail()}")
+            mode = "failed"
+            break
+        sent = web3.eth.get_transaction_count(address, "pending") - web3.eth.get_transaction_count(address, "latest")
+        if sent >= len(due):
+            break
+        if time.time() - t > timeout:
+            loud(f"the keeper process sent {sent} of {len(due)} order executions in {timeout}s: the in-process "
+                 f"fallback keeper executes them, and the demo will exit non-zero. Its log ends:\n{keeper.tail()}")
+            keeper.stop()
+            mode = "failed"
+            break
+        time.sleep(0.1)
+    if mode != "process":
+        for oid in due:
+            batch.send(inline.account, p.engine, "execute_order", oid)
+    batch.mine(timestamp, force=True)
+    replayer.catch_up()
+    left = [oid for oid in due if oid in replayer.w.e.orders]
+    if left:
+        raise click.ClickException(f"orders {left[:5]} not executed in the block after their later round")
+    return mode
+
+
 def _wait_for_keeper(sc, replayer, keeper, inline, mode, loud):
     """Until the model sees nothing left for a keeper to do. The keeper
     process works on its own; if it has died, the fallback takes over."""
@@ -524,12 +626,12 @@ def _wait_for_keeper(sc, replayer, keeper, inline, mode, loud):
             networks.provider.auto_mine = True  # the fallback waits for each receipt
             inline.run()
             return time.time() - t, mode
-        liq, trig, pending = keeper_work(replayer.w)
-        if not (liq or trig or pending):
+        liq, trig, pending, due = keeper_work(replayer.w)
+        if not (liq or trig or pending or due):
             return time.time() - t, mode
         if time.time() - t > timeout:
             loud(f"the keeper process left {len(liq)} liquidatable, {len(trig)} triggered, {len(pending)} "
-                 f"pending-ADL positions after {timeout}s: it is stopped, the in-process fallback keeper "
+                 f"pending-ADL positions, {len(due)} executable orders after {timeout}s: it is stopped, the in-process fallback keeper "
                  f"takes over, and the demo will exit non-zero. Its log ends:\n{keeper.tail()}")
             keeper.stop()
             networks.provider.auto_mine = True

@@ -8,7 +8,12 @@ timestamp, in block order. For each transaction it checks
 
   - the outcome: mined ok on chain <=> the model's verb did not revert;
   - the events: the engine's and the vault's decoded logs equal, one by one
-    and field by field, the events the model logged for that verb.
+    and field by field, the events the model logged for that verb;
+  - for an order's execution (execute_order) or cancellation (cancel_order):
+    the outcome, executed at a price or cancelled with a reason, read from
+    the receipt's OrderExecuted / OrderCancelled, equals the model's
+    (`order_outcomes` keeps the chain's, by order id). request_order's order
+    id is in its OrderRequested event, compared with the rest.
 
 At the end `compare_state` checks every stored value and view
 (scripts/twin.read_state against twin.model_state). The demo uses the same
@@ -24,6 +29,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
+from bots import rpc as BR
 from model import adl
 from model import positions as P
 from model.fixed_point import Revert
@@ -120,6 +126,7 @@ class Replayer:
         self.block_times = {}  # block number -> timestamp, for every block replayed
         self.answers = []  # (block, timestamp, feed address, answer) of every mined set_answer
         self.senders = {}  # tx hash -> (sender, "kind.verb"), for every mined call
+        self.order_outcomes = {}  # order id -> ("executed", price) | ("cancelled", reason), from the chain
         self.web3 = networks.provider.web3
         self.ecosystem = networks.provider.network.ecosystem
         e = protocol.engine
@@ -189,6 +196,8 @@ class Replayer:
             self.senders[txh] = (sender, label)
             if label == "feed.set_answer":
                 self.answers.append((number, timestamp, to_checksum_address(tx["to"]), args[0]))
+        if ok_chain and kind == ENGINE and abi.name in ("execute_order", "cancel_order"):
+            self._compare_outcome(number, txh, label, args, receipt, self.w.events[n_events:])
         if ok_chain and kind in (ENGINE, VAULT):
             self._compare_events(number, txh, label, receipt, self.w.events[n_events:])
 
@@ -249,6 +258,28 @@ class Replayer:
             return
         self.rankings.append(AdlRanking(number, txh, mid, ranking))
 
+    def _compare_outcome(self, number, txh, label, args, receipt, model_events):
+        """An order's outcome on chain (its receipt) against the model's."""
+        engine = self.p.engine.address.lower()
+        chain = None
+        for lg in receipt["logs"]:
+            if lg["address"].lower() != engine:
+                continue
+            got = BR.order_outcome({"topics": ["0x" + bytes(t).hex() for t in lg["topics"]],
+                                    "data": "0x" + bytes(lg["data"]).hex()})
+            if got:
+                chain = got[1:]
+                self.order_outcomes[got[0]] = chain
+        model = None
+        for name, fields in model_events:
+            if name == "OrderExecuted":
+                model = ("executed", fields["price"])
+            elif name == "OrderCancelled":
+                model = ("cancelled", fields["reason"])
+        if chain != model:
+            self.mismatches.append(Mismatch(number, txh, f"{label}{tuple(args)}: outcome differs: chain "
+                                            f"{_outcome(chain)}, model {_outcome(model)}"))
+
     def _compare_events(self, number, txh, label, receipt, model_events):
         addresses = {self.p.engine.address.lower(): ENGINE, self.p.vault.address.lower(): VAULT}
         raw = [lg for lg in receipt["logs"] if lg["address"].lower() in addresses]
@@ -273,6 +304,12 @@ class Replayer:
         m = model_state(self.w, list(accounts))
         return [f"{k}: chain={c.get(k)!r} model={m.get(k)!r}"
                 for k in sorted(set(c) | set(m), key=str) if c.get(k) != m.get(k)]
+
+
+def _outcome(o):
+    if o is None:
+        return "no outcome"
+    return f"executed at {o[1]}" if o[0] == "executed" else f"cancelled ({o[1]!r})"
 
 
 class _FastContract:

@@ -1,7 +1,9 @@
 """The crash report: numbers from the chain's events, charts, one HTML file.
 
 `collect` reads the engine's logs (decoded with scripts/deploy.engine_at's
-ABI, which includes PerpExits' events) and the token's Transfer logs over the
+ABI, which includes PerpExits' and PerpOrders' events: the traders' orders,
+who executed them and how many blocks after the first price round later
+than the request) and the token's Transfer logs over the
 demo's blocks; prices come from the feed's `set_answer` transactions (the
 mock feed emits no event) and block times from the blocks. The ADL table's
 rank is the target's position in the model's ranking just before the
@@ -121,6 +123,22 @@ def collect(p, mid, replayer, start_block, end_block, sc, crash_start_block, met
         adl_rows.append({**r, "rank": rank, "candidates": len(ranking), "leverage": leverage.get(r["target"]),
                          "caller": replayer.senders.get(r["tx"], ("?",))[0]})
 
+    # ------------------------------------------------ orders: who executed them, how soon after a later round
+    requested = {r["order_id"]: r for r in get("OrderRequested")}  # this market's (filtered by market_id)
+    executed = [r for r in get("OrderExecuted") if r["order_id"] in requested]
+    cancelled = [r for r in get("OrderCancelled") if r["order_id"] in requested]
+    rounds = sorted((b, t) for b, t, _ in prices)
+    after_round = {}
+    for r in executed:
+        r["caller"] = replayer.senders.get(r["tx"], ("?",))[0]
+        at = times.get(requested[r["order_id"]]["block"])
+        later = [b for b, t in rounds if at is not None and t > at]
+        if later:
+            d = r["block"] - later[0]
+            after_round[d] = after_round.get(d, 0) + 1
+    for r in cancelled:
+        r["caller"] = replayer.senders.get(r["tx"], ("?",))[0]
+
     liqs = get("PositionLiquidated")
     for r in liqs:
         r["caller"] = replayer.senders.get(r["tx"], ("?",))[0]
@@ -155,6 +173,12 @@ def collect(p, mid, replayer, start_block, end_block, sc, crash_start_block, met
         "bad_debt_accounted": bad_debt == drawn + haircuts + socialized + pending,
         "adl_in_rank_order": _in_rank_order(adl_rows),
         "liquidations_by": _count_by(liqs, "caller"),
+        "orders_requested": len(requested),
+        "orders_executed": len(executed),
+        "orders_cancelled": len(cancelled),
+        "orders_cancelled_reasons": _count_by(cancelled, "reason"),
+        "orders_executed_by": _count_by(executed, "caller"),
+        "order_blocks_after_round": dict(sorted(after_round.items())),
         "price_low": min(x[2] for x in crash_prices) if crash_prices else 0,
         "price_start": crash_prices[0][2] if crash_prices else 0,
     }
@@ -202,6 +226,10 @@ def print_summary(data, console):
         ("stop-losses hit", str(s["stop_losses_hit"])),
         ("take-profits hit", str(s["take_profits_hit"])),
         ("liquidation penalties (keeper share)", f"{money(s['penalties'])} ({money(s['keeper_rewards'])})"),
+        ("orders requested / executed / cancelled", f"{s['orders_requested']} / {s['orders_executed']} / "
+                                                     f"{s['orders_cancelled']}"),
+        ("orders executed, blocks after the later round", ", ".join(
+            f"{d}: {n}" for d, n in s["order_blocks_after_round"].items()) or "-"),
         ("bad debt = drawn + haircuts + socialized", "yes" if s["bad_debt_accounted"] else "NO"),
         ("ADL fills in the model's rank order", "yes" if s["adl_in_rank_order"] else "NO"),
         ("open interest from events = on chain", "yes" if s["oi_from_events"] == s["oi_on_chain"] else "NO"),
@@ -388,12 +416,18 @@ def write_html(data, out_dir):
         ("Stop-losses hit", s["stop_losses_hit"]),
         ("Take-profits hit", s["take_profits_hit"]),
         ("Liquidation penalties (keeper share)", f"{money(s['penalties'])} ({money(s['keeper_rewards'])})"),
+        ("Orders requested / executed / cancelled", f"{s['orders_requested']} / {s['orders_executed']} / "
+                                                    f"{s['orders_cancelled']}"),
+        ("Orders executed N blocks after the first later price round (N: count)", ", ".join(
+            f"{d}: {n}" for d, n in s["order_blocks_after_round"].items()) or "-"),
         ("Bad debt = drawn + haircuts + socialized + pending", "yes" if s["bad_debt_accounted"] else "NO"),
         ("ADL fills in the model's rank order", "yes" if s["adl_in_rank_order"] else "NO"),
         ("Open interest from events equals the chain's", "yes" if s["oi_from_events"] == s["oi_on_chain"] else "NO"),
     ]
     names = {meta["keeper_account"]: "keeper process", meta["fallback_account"]: "fallback keeper"}
     rows.append(("Liquidated by", ", ".join(f"{names.get(a, a)}: {n}" for a, n in s["liquidations_by"].items()) or "-"))
+    rows.append(("Orders executed by", ", ".join(f"{names.get(a, a)}: {n}" for a, n in s["orders_executed_by"].items())
+                 or "-"))
     summary_html = "".join(f"<tr><th>{esc(str(k))}</th><td class=n>{esc(str(v))}</td></tr>" for k, v in rows)
     adl_html = "".join(
         f"<tr><td class=n>{r['block']}</td><td class=n>{r['t']:+d}s</td><td class=a>{_short(r['target'])}</td>"

@@ -33,8 +33,12 @@ def test_demo__model_replay__same_events_and_state_as_chain(demo):
     assert demo.replay_mismatches == []
     assert demo.state_diffs == []
     replayed = set(demo.replayer.stats.by_verb)
-    assert {"token.mint", "vault.deposit", "engine.deposit", "engine.open_position", "engine.set_tp_sl",
-            "feed.set_answer", "engine.liquidate", "engine.execute_tp_sl"} <= replayed
+    assert {"token.mint", "vault.deposit", "engine.deposit", "engine.request_order", "engine.execute_order",
+            "engine.set_tp_sl", "feed.set_answer", "engine.liquidate", "engine.execute_tp_sl"} <= replayed
+    # Every trader's order was replayed to the same outcome: executed, none cancelled.
+    assert demo.replayer.stats.by_verb["engine.request_order"] == demo.replayer.stats.by_verb["engine.execute_order"] == 48
+    assert len(demo.replayer.order_outcomes) == 48
+    assert all(status == "executed" for status, _ in demo.replayer.order_outcomes.values())
     assert demo.ok
 
 
@@ -45,6 +49,11 @@ def test_demo__keeper_process__did_the_work_and_was_stopped(demo):
     assert demo.keeper_leftovers == 0
     keeper_address = demo.data["meta"]["keeper_account"]
     assert set(demo.summary["liquidations_by"]) == {keeper_address}
+    # The traders' orders were executed by the keeper process, each in the
+    # first block after the round later than its request.
+    assert demo.summary["orders_executed_by"] == {keeper_address: 48}
+    assert demo.summary["orders_cancelled"] == 0
+    assert demo.summary["order_blocks_after_round"] == {1: 48}
 
 
 def test_demo__crash__liquidates_drains_fund_and_deleverages(demo):
