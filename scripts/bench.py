@@ -51,10 +51,17 @@ BTC, ETH = 0, 1
 SNAPSHOT_TOLERANCE_BPS = 500  # the snapshot test fails above +5%
 
 # Targets (gas). Rows without a target are reported only.
+REQUEST_TARGET = 100_000
 TARGETS = {
-    "open position (new)": 150_000,
-    "close position (partial)": 120_000,
-    "close position (full)": 120_000,
+    "request order (open)": REQUEST_TARGET,
+    "request order (increase)": REQUEST_TARGET,
+    "request order (close, partial)": REQUEST_TARGET,
+    "request order (close, full)": REQUEST_TARGET,
+    "request order (remove margin)": REQUEST_TARGET,
+    "execute order (open, new)": 170_000,
+    "execute order (close, partial)": 140_000,
+    "execute order (close, full)": 140_000,
+    "execute TP/SL": 140_000,
     "liquidate (positive equity)": 180_000,
     "liquidate (bad debt, fund pays)": 180_000,
     "ADL: gas per target": 70_000,
@@ -196,8 +203,13 @@ BUCKETS = {
     "_member_index": "side set (_members, _member_index, _member_count)",
     "_free": "free collateral (_free)",
     "_adl_pending": "ADL pending job",
+    "_orders": "order (_orders, 3 slots)",
+    "_order_count": "order count (_order_count)",
+    "_tp_sl_at": "TP/SL set time (_tp_sl_at)",
 }
-SCALARS = "engine scalars (paused, market_count, vault, fund, feed scale)"
+SCALARS = "engine scalars (paused, market_count, vault, fund, feed scale, order expiry)"
+FACETS = {"exits": "PerpExits", "orders": "PerpOrders"}
+MAX_LABELLED_ORDERS = 3_000  # order ids whose slots the breakdown names
 CALLEES = {
     "token": "call token (transfer, balanceOf)",
     "feed": "call feed (latestRoundData)",
@@ -226,12 +238,16 @@ def storage_labels(market_count, accounts_):
             key = mid * 2 + side
             labels[_slot(S["_member_count"], key)] = "_member_count"
             labels.update({_slot(S["_members"], key, i): "_members" for i in range(1000)})
+    if "_orders" in S:
+        for oid in range(1, MAX_LABELLED_ORDERS + 1):
+            labels.update({_slot(S["_orders"], oid) + i: "_orders" for i in range(3)})
     for a in accounts_:
         a = int(str(a), 16)
         labels[_slot(S["_free"], a)] = "_free"
         for mid in range(market_count):
-            for var in ("_pos_a", "_pos_b", "_pos_c", "_member_index"):
-                labels[_slot(S[var], a, mid)] = var
+            for var in ("_pos_a", "_pos_b", "_pos_c", "_member_index", "_tp_sl_at"):
+                if var in S:
+                    labels[_slot(S[var], a, mid)] = var
     return labels
 
 
@@ -260,8 +276,11 @@ def _step_costs(steps):
 def explain_tx(receipt, labels, names):
     """Split a transaction's gas into buckets that sum to gasUsed:
     intrinsic, engine storage reads and writes by variable, external calls
-    by callee, the delegatecall into PerpExits, events, transient storage,
-    compute, and the refund for cleared slots."""
+    by callee, the delegatecalls into the facets (PerpExits, PerpOrders) and
+    execute_order's call to the engine itself (execute_order_inner): the
+    overhead of each such call is its own bucket, what runs inside it is
+    split like the rest; events, transient storage, compute, and the refund
+    for cleared slots."""
     req = networks.provider.make_request
     h = receipt["transactionHash"]
     trace = req("debug_traceTransaction", [h, {"enableMemory": False, "disableStorage": True}])
@@ -276,7 +295,8 @@ def explain_tx(receipt, labels, names):
     cost = _step_costs(steps)
     # frames: depth -> (code role, runs on engine storage)
     frames = {1: ("engine", True)}
-    inner = {}  # delegatecall step index -> gas spent inside
+    inner = {}  # delegatecall / self-call step index -> gas spent inside
+    bucket_of = {}  # that step index -> its overhead bucket
     stack_of_delegates = []
     for k, st in enumerate(steps):
         d, op = st["depth"], st["op"]
@@ -289,10 +309,13 @@ def explain_tx(receipt, labels, names):
             inner[stack_of_delegates[-1]] = inner.get(stack_of_delegates[-1], 0) + cost[k]
         if op in ("CALL", "STATICCALL", "DELEGATECALL"):
             target = names.get("0x" + st["stack"][-2][2:].rjust(40, "0")[-40:].lower(), "other")
-            if op == "DELEGATECALL":
+            if op == "DELEGATECALL" or (op == "CALL" and target == "engine"):
+                # a facet's code on the engine's storage, or the engine calling itself
                 frames[d + 1] = (target, True)
                 stack_of_delegates.append(k)
-                add("delegatecall to PerpExits (overhead)", cost[k])
+                bucket_of[k] = (f"delegatecall to {FACETS.get(target, target)} (overhead)" if op == "DELEGATECALL"
+                                else "call engine.execute_order_inner (overhead)")
+                add(bucket_of[k], cost[k])
             else:
                 frames[d + 1] = (target, False)
                 add(CALLEES.get(target, f"call {target}"), cost[k])
@@ -311,7 +334,7 @@ def explain_tx(receipt, labels, names):
             add("compute (arithmetic, memory, ABI, jumps)", cost[k])
     # the delegatecall's cost includes what ran inside it, counted above
     for i, g in inner.items():
-        add("delegatecall to PerpExits (overhead)", -g)
+        add(bucket_of[i], -g)
     gas_used = int(receipt["gasUsed"], 16)
     add("refund (cleared slots)", gas_used - sum(out.values()))
     return out
@@ -352,9 +375,56 @@ class Bench:
         self.fund(who, deposit)
         self.rpc.send(who, self.e, "deposit", deposit)
 
+    def acceptable(self, mid, size):
+        """A bound 10% worse than the feed's answer for a buy; 0 for a sell."""
+        if size < 0:
+            return 0
+        return self.p.feeds[mid].latestRoundData()[1] * (WAD // self.feed_unit) * 11 // 10
+
     def open(self, who, mid, size, margin):
-        """Open (or add to) a position at the current price, no slippage bound."""
-        self.rpc.send(who, self.e, "open_position", mid, size, margin, MAX_UINT if size > 0 else 0)
+        """Queue an opening (or increasing) order at the current price, 10%
+        slippage bound; `execute_orders` executes every queued order."""
+        self.rpc.send(who, self.e, "request_order", mid, size, margin, self.acceptable(mid, size))
+
+    def execute_orders(self):
+        """Mine what is queued, publish a later round on every feed, then
+        execute every pending order from the keeper; assert each executed."""
+        self.rpc.flush()
+        pending = []  # every earlier order was executed: the pending ones are the last ids
+        oid = self.e.order_count()
+        while oid >= 1 and int(self.e.get_order(oid).account, 16) != 0:
+            pending.append(oid)
+            oid -= 1
+        if not pending:
+            return
+        self.refresh_prices()
+        hashes = [self.rpc.send(self.keeper, self.e, "execute_order", oid) for oid in sorted(pending)]
+        self.rpc.flush()
+        for h in hashes:
+            rc = self.rpc._receipt(h)
+            assert event_count(rc, self.e, "OrderExecuted") == 1, f"order not executed: {h}"
+
+    def restamp(self, mid):
+        """A new round at the same answer: the later price an order waits for."""
+        self.rpc.tx(self.owner, self.p.feeds[mid], "set_answer", self.p.feeds[mid].latestRoundData()[1])
+
+    def order(self, who, mid, size, margin, acceptable, names=(None, None)):
+        """Request, one later round, execution by the keeper (each mined
+        alone); `names` = (request row, execution row) to measure, or None.
+        Asserts the order executed. Returns the execution receipt."""
+        request, execution = names
+        if request:
+            self.measure(request, who, self.e, "request_order", mid, size, margin, acceptable)
+        else:
+            self.rpc.tx(who, self.e, "request_order", mid, size, margin, acceptable)
+        oid = self.e.order_count()
+        self.restamp(mid)
+        if execution:
+            rc = self.measure(execution, self.keeper, self.e, "execute_order", oid)
+        else:
+            rc = self.rpc.tx(self.keeper, self.e, "execute_order", oid)
+        assert event_count(rc, self.e, "OrderExecuted") == 1, f"order {oid} was not executed"
+        return rc
 
     def set_price(self, mid, usd):
         self.rpc.tx(self.owner, self.p.feeds[mid], "set_answer", usd * self.feed_unit)
@@ -401,6 +471,7 @@ class Bench:
             p.vault.address.lower(): "vault",
             p.insurance_fund.address.lower(): "insurance fund",
             p.exits.address.lower(): "exits",
+            p.orders.address.lower(): "orders",
             p.engine.address.lower(): "engine",
             **{f.address.lower(): "feed" for f in p.feeds},
         }
@@ -436,27 +507,31 @@ class Bench:
             who = crowd_address("background", i)
             self.trader_with(who, 20_000 * USDC)
             self.rpc.flush()
-            # one second apart: the funding index and its sums are non-zero,
-            # as on any live market
-            self.rpc.tx(who, self.e, "open_position", BTC, size * WAD // 10, 8_000 * USDC, MAX_UINT if size > 0 else 0)
+            # a block or more apart: the funding index and its sums are
+            # non-zero, as on any live market
+            self.order(who, BTC, size * WAD // 10, 8_000 * USDC, self.acceptable(BTC, size))
         self.rpc.flush()
 
     # ------------------------------------------------------------ lifecycle
     def lifecycle(self):
-        """Deposit, withdraw, open, increase, add margin, TP/SL, closes."""
-        r, e, t, m = self.rpc, self.e, self.trader, self.measure
+        """Deposit, withdraw, the orders (request, then execution by the
+        keeper after a later round) that open, increase, remove margin and
+        close; add margin, TP/SL and its execution."""
+        r, e, t, m, o = self.rpc, self.e, self.trader, self.measure, self.order
         m("deposit (first)", t, e, "deposit", 100_000 * USDC)
         m("deposit (top-up)", t, e, "deposit", 10_000 * USDC)
         m("withdraw", t, e, "withdraw", 5_000 * USDC)
-        m("open position (new)", t, e, "open_position", BTC, WAD // 10, 1_000 * USDC, 81_000 * WAD)
-        m("increase position", t, e, "open_position", BTC, WAD // 10, 1_000 * USDC, 81_000 * WAD)
+        o(t, BTC, WAD // 10, 1_000 * USDC, 81_000 * WAD, ("request order (open)", "execute order (open, new)"))
+        o(t, BTC, WAD // 10, 1_000 * USDC, 81_000 * WAD, ("request order (increase)", "execute order (increase)"))
         m("add margin", t, e, "add_margin", BTC, 500 * USDC)
+        o(t, BTC, 0, -100 * USDC, 0, ("request order (remove margin)", "execute order (remove margin)"))
         m("set TP/SL", t, e, "set_tp_sl", BTC, 90_000 * WAD, 76_000 * WAD)
-        m("close position (partial)", t, e, "close_position", BTC, -WAD // 10, 79_000 * WAD)
-        m("close position (full)", t, e, "close_position", BTC, -WAD // 10, 79_000 * WAD)
+        o(t, BTC, -WAD // 10, 0, 79_000 * WAD, ("request order (close, partial)", "execute order (close, partial)"))
+        o(t, BTC, -WAD // 10, 0, 79_000 * WAD, ("request order (close, full)", "execute order (close, full)"))
         assert e.get_position(t, BTC).size == 0
-        # TP/SL execution: a fresh long with a take-profit at 82,000.
-        r.tx(t, e, "open_position", BTC, WAD // 10, 1_000 * USDC, 81_000 * WAD)
+        # TP/SL execution: a fresh long with a take-profit at 82,000, then a
+        # round later than the set_tp_sl block.
+        o(t, BTC, WAD // 10, 1_000 * USDC, 81_000 * WAD)
         r.tx(t, e, "set_tp_sl", BTC, 82_000 * WAD, 0)
         self.set_price(BTC, 82_000)
         rc = m("execute TP/SL", self.keeper, e, "execute_tp_sl", t, BTC)
@@ -469,7 +544,7 @@ class Bench:
         """A 1 BTC long at 80,000 with 1,200 margin (about 67x)."""
         r, e, t = self.rpc, self.e, self.trader
         r.tx(t, e, "deposit", 10_000 * USDC)
-        r.tx(t, e, "open_position", BTC, WAD, 1_200 * USDC, 81_000 * WAD)
+        self.order(t, BTC, WAD, 1_200 * USDC, 81_000 * WAD)
         opened = r.snapshot()
 
         # equity 1,200 - 900 = 300 > 0, below maintenance (395.5)
@@ -496,7 +571,7 @@ class Bench:
         r, e, t = self.rpc, self.e, self.trader
         size = WAD // 20
         r.tx(t, e, "deposit", 10_000 * USDC)
-        r.tx(t, e, "open_position", BTC, WAD, 1_200 * USDC, 81_000 * WAD)
+        self.order(t, BTC, WAD, 1_200 * USDC, 81_000 * WAD)
         targets, points = [], []
         for k in ADL_TARGET_COUNTS:
             for i in range(len(targets), k):
@@ -504,6 +579,7 @@ class Bench:
                 self.trader_with(who, 1_000 * USDC)
                 self.open(who, BTC, -size, (100 + 10 * i) * USDC)
                 targets.append(who)
+            self.execute_orders()
             ready = r.snapshot()
             self.set_price(BTC, 75_000)
             ranked = list(e.adl_ranking(t, BTC))[:k]
@@ -534,8 +610,9 @@ class Bench:
         target, bankrupt = crowd_address(tag, 0), self.other_trader
         self.trader_with(target, 1_000 * USDC)
         self.open(target, ETH, -WAD, 40 * USDC)
+        self.execute_orders()
         r.tx(bankrupt, e, "deposit", 1_000 * USDC)
-        r.tx(bankrupt, e, "open_position", ETH, WAD, 40 * USDC, 3_100 * WAD)
+        self.order(bankrupt, ETH, WAD, 40 * USDC, 3_100 * WAD)
         if not profitable:
             self.set_price(ETH, 2_700)
         task = self._task(f"scan, {'profitable' if profitable else 'unprofitable'} fillers", max(sizes) - 1)
@@ -547,9 +624,9 @@ class Bench:
                 self.open(who, ETH, -WAD // 10, 100 * USDC)
                 self._advance(task)
                 if i % 100 == 99:
-                    self.refresh_prices()
+                    self.execute_orders()
             have = n
-            r.flush()
+            self.execute_orders()
             assert e.position_count(ETH, False) == n
             ready = r.snapshot()
             self.set_price(ETH, 2_700)
@@ -747,10 +824,11 @@ def speed_twin_anvil(steps=60, check_every=0, progress=None):
         task = progress.add_task(f"twin on anvil ({'assert_same every %d' % check_every if check_every else 'verbs only'})", total=steps) if progress else None
         t0 = time.perf_counter()
         for i in range(steps):
+            # one step is one whole order: request, a later round, execution
             if i % 2 == 0:
-                ok, reason = twin.act(trader, "open_position", BTC, WAD // 10, 1_000 * USDC, MAX_UINT)
+                ok, reason = twin.order(trader, BTC, WAD // 10, 1_000 * USDC, 81_000 * WAD, owner)
             else:
-                ok, reason = twin.act(trader, "close_position", BTC, -WAD // 10, 0)
+                ok, reason = twin.order(trader, BTC, -WAD // 10, 0, 0, owner)
             assert ok, reason
             if check_every and (i + 1) % check_every == 0:
                 twin.assert_same()
@@ -808,11 +886,17 @@ def speed_twin_inprocess(steps=200, progress=None):
     step(a["trader"], "deposit", 500_000 * USDC)
     task = progress.add_task("twin in process (titanoboa)", total=steps) if progress else None
     t0 = time.perf_counter()
+    feed = be.addresses["feed0"]
+    answer = conf["markets"][0]["initial_price"] * 10 ** conf.get("feed_decimals", 8)
     for i in range(steps):
-        if i % 2 == 0:
-            step(a["trader"], "open_position", BTC, WAD // 10, 1_000 * USDC, MAX_UINT)
-        else:
-            step(a["trader"], "close_position", BTC, -WAD // 10, 0)
+        # one step is one whole order: request, a later round (the model's
+        # feed follows), execution by the owner
+        size = WAD // 10 if i % 2 == 0 else -WAD // 10
+        step(a["trader"], "request_order", BTC, size, 1_000 * USDC if size > 0 else 0, 81_000 * WAD if size > 0 else 0)
+        t += 1
+        assert be.send(a["owner"], "feed0.set_answer", [answer], t) is None
+        w.set_answer(feed, answer, now=t)
+        step(a["owner"], "execute_order", w.e.order_count)
         if task is not None:
             progress.advance(task)
     elapsed = time.perf_counter() - t0
@@ -846,6 +930,58 @@ def speed_keeper(n=200, progress=None):
             progress.remove_task(task)
     r.pop("blocks", None)
     return r
+
+
+def speed_orders(n=200, progress=None):
+    """How many blocks after the first later price round each of `n` orders
+    was executed, with bots/keeper.py running as its own process and anvil
+    mining a block a second (bots/devnet.blocks_to_execution: the traders
+    request while the keeper runs, then one round at the same answer). The
+    goal is 1 for every order: the first block after that round."""
+    from bots import devnet
+    import tempfile
+
+    tests = accounts.test_accounts
+    snap = chain.snapshot()
+    task = progress.add_task(f"keeper: {n} orders waiting for a later round (interval mining)", total=None) if progress else None
+    try:
+        p = deploy_protocol(tests[0])
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            r = devnet.blocks_to_execution(p, n=n, node_uri=networks.provider.uri, work_dir=tmp)
+            r["seconds"] = time.perf_counter() - t0
+            per_block = {}
+            for oid, d in r["blocks"].items():
+                if d is not None:
+                    per_block[d] = per_block.get(d, 0) + 1
+            gas = networks.provider.make_request("eth_getBlockByNumber", [hex(r["round_block"] + 1), False])
+            r["first_block_gas_used"] = int(gas["gasUsed"], 16)
+            r["block_gas_limit"] = int(gas["gasLimit"], 16)
+    finally:
+        chain.restore(snap)
+        if task is not None:
+            progress.remove_task(task)
+    r.pop("blocks", None)
+    r["histogram"] = {str(k): v for k, v in r["histogram"].items()}  # JSON keys
+    return r
+
+
+def order_latency_table(r):
+    """The distribution of blocks from the first later round to execution."""
+    from rich.table import Table
+
+    table = Table(title=f"Orders: blocks from the first later price round to execution ({r['n']} orders, 1 s blocks)")
+    table.add_column("blocks after the round", justify="right")
+    table.add_column("orders", justify="right")
+    table.add_column("share", justify="right")
+    for d, count in sorted(r["histogram"].items(), key=lambda kv: int(kv[0])):
+        table.add_row(("1 (goal)" if int(d) == 1 else str(d)), str(count), f"{count * 100 / r['n']:.0f}%")
+    if r.get("missed"):
+        table.add_row("never", str(r["missed"]), f"{r['missed'] * 100 / r['n']:.0f}%")
+    table.caption = (f"round in block {r['round_block']} (requests in {r['request_blocks']}); executed before the round: "
+                     f"{r['before_round']}; cancelled: {len(r.get('cancelled') or {})}; first block after the round used "
+                     f"{r.get('first_block_gas_used', 0):,} of {r.get('block_gas_limit', 0):,} gas")
+    return table
 
 
 def _repo_on_path():
@@ -955,6 +1091,7 @@ def measure_speed(progress=None, accounts_=SIM_ACCOUNTS, ticks=SIM_TICKS):
         out["keeper"] = speed_keeper(200, progress) or {"pending": "bots/keeper.py not importable"}
     except Exception as exc:  # noqa: BLE001
         out["keeper"] = _pending(exc)
+    out["keeper_orders"] = speed_orders(200, progress)
     return out
 
 
@@ -1070,6 +1207,7 @@ def cli(quick, update_snapshot, skip_speed, skip_gas, no_explain):
             speed = measure_speed(progress)
         if skip_gas:
             console.print(speed_table(speed))
+            console.print(order_latency_table(speed["keeper_orders"]))
             return
         b = measure_gas(quick=quick, progress=progress, explain=not (quick or no_explain))
     console.print(gas_table(b.gas))
@@ -1084,6 +1222,7 @@ def cli(quick, update_snapshot, skip_speed, skip_gas, no_explain):
             console.print(breakdown_table(name, b.breakdowns[name], b.gas[name]))
     if speed is not None:
         console.print(speed_table(speed))
+        console.print(order_latency_table(speed["keeper_orders"]))
     results = {
         "meta": {
             "commit": git_commit(),

@@ -4,7 +4,9 @@ Runs the quick subset of scripts/bench.py's gas scenarios (the same
 transactions, the same state, so the same numbers as
 `ape run bench --quick`) and fails when an operation costs more than 5%
 over its committed snapshot, or when an operation in the snapshot is no
-longer measured. After an intended change, rewrite the snapshot with
+longer measured. The trading verbs are orders: each `request order (...)`
+row is the trader's request, each `execute order (...)` row the keeper's
+execution of it after a later price round. After an intended change, rewrite the snapshot with
 
     ape run bench --network ethereum:local:foundry --update-snapshot
 
@@ -28,8 +30,19 @@ def _grown(measured, snapshot):
 
 
 def test_grown__six_percent_over__is_reported_and_five_is_not():
-    snapshot = {"open": 100_000, "close": 100_000}
-    assert _grown({"open": 106_000, "close": 105_000}, snapshot) == {"open": (100_000, 106_000)}
+    snapshot = {"execute order (open, new)": 100_000, "execute order (close, full)": 100_000}
+    assert _grown({"execute order (open, new)": 106_000, "execute order (close, full)": 105_000}, snapshot) == {
+        "execute order (open, new)": (100_000, 106_000)}
+
+
+def test_snapshot__covers_the_order_verbs__and_none_of_the_removed_ones():
+    snapshot = json.loads(SNAPSHOT.read_text())
+    for verb in ("open", "increase", "remove margin", "close, partial", "close, full"):
+        assert f"request order ({verb})" in snapshot
+    for verb in ("open, new", "increase", "remove margin", "close, partial", "close, full"):
+        assert f"execute order ({verb})" in snapshot
+    assert "execute TP/SL" in snapshot and "set TP/SL" in snapshot
+    assert not [name for name in snapshot if name.startswith(("open position", "close position", "increase position"))]
 
 
 def test_gas__every_operation__within_five_percent_of_the_snapshot():
