@@ -4,7 +4,8 @@ and withdraws only the surplus above it; two-step ownership."""
 import pytest
 
 from tests.unit.perp_engine.helpers import (
-    USDC, WAD, ZERO, assert_roles_same, btc, events, expect_ok, expect_revert, mint_tokens, params)
+    USDC, WAD, ZERO, assert_roles_same, btc, events, expect_ok, expect_order_ok, expect_revert, mint_tokens,
+    params)
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def test_cover__bad_debt_liquidation__the_engine_draws_exactly_the_debt(seeded, 
     expect_ok(twin, owner, "fund.set_floor", 1_000 * USDC)  # the floor binds the owner, not the engine
     expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, funding_k=0, max_funding_rate=0))
     expect_ok(twin, trader, "deposit", 1_000 * USDC)
-    expect_ok(twin, trader, "open_position", 0, WAD, 800 * USDC, 80_000 * WAD)
+    expect_order_ok(twin, trader, 0, WAD, 800 * USDC, 80_000 * WAD, keeper)
     twin.set_price(0, btc(79_000), owner)  # equity 800 - 1,000 = -200
     vault_before, fund_before = tok.balanceOf(v), f.fund_balance()
     assert fund_before == 1_000 * USDC + 12 * USDC  # 30% of the 40 USDC opening fee

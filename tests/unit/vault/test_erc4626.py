@@ -6,18 +6,18 @@ snekmate's virtual-share formula written out here:
 import pytest
 
 from tests.unit.perp_engine.helpers import (
-    MAX_UINT, USDC, WAD, ZERO, ceil_div, expect_ok, expect_revert)
+    MAX_UINT, USDC, WAD, ZERO, ceil_div, expect_ok, expect_order_ok, expect_revert)
 
 OFFSET = 10**3
 
 
 @pytest.fixture
-def priced(twin, owner, trader):
+def priced(twin, owner, trader, keeper):
     """A vault whose share price is no longer a round number: fees from a
-    round trip of 3 BTC (the price unchanged) went to the vault."""
+    round trip of 3 BTC (two orders, the price unchanged) went to the vault."""
     expect_ok(twin, trader, "deposit", 100_000 * USDC)
-    expect_ok(twin, trader, "open_position", 0, 3 * WAD + 7, 10_000 * USDC, 80_000 * WAD)
-    expect_ok(twin, trader, "close_position", 0, -3 * WAD - 7, 0)
+    expect_order_ok(twin, trader, 0, 3 * WAD + 7, 10_000 * USDC, 80_000 * WAD, keeper)
+    expect_order_ok(twin, trader, 0, -3 * WAD - 7, 0, 0, keeper)
     v = twin.p.vault
     assert v.totalAssets() * OFFSET != v.totalSupply()
     return twin
