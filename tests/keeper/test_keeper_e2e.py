@@ -21,6 +21,7 @@ SELECTORS = {
     R.selector("liquidate(address,uint256,address[])").hex(): "liquidate",
     R.selector("deleverage(uint256,address[])").hex(): "deleverage",
     R.selector("execute_tp_sl(address,uint256)").hex(): "tp_sl",
+    R.selector("execute_order(uint256)").hex(): "order",
 }
 
 
@@ -300,3 +301,60 @@ def test_keeper__blocks_too_small_for_the_batch__sends_each_liquidation_once(pro
     txs = _keeper_txs(node, keeper, start, end)
     assert [kind for kind, _, _ in txs] == ["liquidate"] * 20
     assert all(status == 1 for _, _, status in txs)
+
+
+def test_keeper__orders__each_executed_in_the_first_block_after_the_later_round(protocol, node, keeper, keeper_account,
+                                                                                 tmp_path):
+    """40 traders request a long while the keeper runs (1 s blocks); none is
+    executed before a round later than its request; every one is executed
+    in the block right after that round, by the keeper."""
+    result = D.blocks_to_execution(protocol, 40, node_uri=node.uri, keeper_account=keeper_account, work_dir=tmp_path)
+    assert result["before_round"] == 0
+    assert result["round_block"] > max(result["request_blocks"])
+    assert result["histogram"] == {1: 40} and result["missed"] == 0 and result["cancelled"] == {}
+    txs = _keeper_txs(node, keeper, result["round_block"], node.head())
+    assert [kind for kind, _, _ in txs] == ["order"] * 40
+    assert all(status == 1 and blk == result["round_block"] + 1 for _, blk, status in txs)
+
+
+def test_keeper__orders__failed_check_cancelled_by_execution_expired_one_logged_and_left(
+        protocol, node, run_keeper, keeper, owner):
+    engine = protocol.engine.address
+    fee = protocol.params[BTC].execution_fee
+    D.provide_liquidity(node, protocol, _t("lp"), 1_000_000 * USDC)
+    fills, too_tight, late = _t("order-fills"), _t("order-too-tight"), _t("order-late")
+    specs = [Spec(t, BTC, TENTH, 400 * USDC) for t in (fills, too_tight, late)]
+    node.set_balances([s.trader for s in specs])
+    node.send_as([tx for s in specs for tx in D.funding_txs(protocol, s)])
+    protocol.engine.set_order_expiry(60, sender=owner)
+    free_before = protocol.engine.free_collateral(keeper)
+    k = run_keeper()
+
+    # An order nobody can execute before it expires: no round for 61 s.
+    (late_id,), late_at, _ = D.request_orders(node, protocol, [specs[2]], fund=False)
+    node.rpc.request("evm_increaseTime", [61])
+    # A buy that accepts 81,000 and one that accepts only 79,000, at 80,000.
+    ids = []
+    for s, bound in ((specs[0], 81_000 * WAD), (specs[1], 79_000 * WAD)):
+        (oid,), requested_at, _ = D.request_orders(node, protocol, [s], price_bound=bound, fund=False)
+        ids.append(oid)
+    fills_id, tight_id = ids
+    with node.interval_mining(1):
+        round_block = D.later_round(node, protocol, [BTC], _t("oracle-updater"), requested_at)
+        while not {fills_id, tight_id} <= set(D.order_blocks(node, engine, round_block)) and node.head() < round_block + 10:
+            node.wait_for_block(node.head() + 1)
+        node.wait_for_block(node.head() + 2)
+    k.wait_for(f"order {late_id} ", timeout=10)
+    end = node.head()
+
+    got = D.order_blocks(node, engine, round_block, end)
+    assert got[fills_id] == (round_block + 1, "executed", 80_000 * WAD)
+    assert got[tight_id] == (round_block + 1, "cancelled", "position: price above acceptable")
+    assert late_id not in got  # expired: the keeper leaves the cancel to the requester
+    assert f"order {late_id} ({late} market=0) expired unexecuted" in k.text()
+    assert protocol.engine.get_order(late_id).account == late
+    txs = _keeper_txs(node, keeper, round_block, end)
+    assert sorted((kind, blk, status) for kind, blk, status in txs) == [("order", round_block + 1, 1)] * 2
+    # Paid the execution fee for both outcomes, executed and cancelled.
+    assert protocol.engine.free_collateral(keeper) == free_before + 2 * fee
+    assert late_at + 60 < node.block_timestamp(round_block)
