@@ -1,5 +1,6 @@
 """The build itself: compiler pin, EVM target, contract sizes, and the
-storage-layout identity that PerpEngine's delegatecall to PerpExits relies on."""
+storage-layout identity that PerpEngine's delegatecalls to its facets
+(PerpExits, PerpOrders) rely on."""
 
 import json
 import re
@@ -13,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"
 VYPER = ROOT / ".venv" / "bin" / "vyper"
 EIP170 = 24_576
+# PerpEngine and every contract whose code runs on its storage by delegatecall.
+FACETS = ("PerpEngine", "PerpExits", "PerpOrders")
 
 
 def vyper(*args):
@@ -41,7 +44,7 @@ def test_installed_compiler__is_0_4_3():
     assert out.startswith("0.4.3"), out
 
 
-@pytest.mark.parametrize("name", ["PerpEngine", "PerpExits", "LiquidityVault", "InsuranceFund", "BackstopLens"])
+@pytest.mark.parametrize("name", [*FACETS, "LiquidityVault", "InsuranceFund", "BackstopLens"])
 def test_deployable__fits_eip170(name):
     """Measured on the artifact ape deploys (optimize: gas, ape-vyper's
     default), not on a codesize build: PerpEngine is the tight one."""
@@ -51,18 +54,40 @@ def test_deployable__fits_eip170(name):
     assert size <= EIP170, f"{name} runtime is {size} bytes, over EIP-170's {EIP170}"
 
 
-def test_engine_and_exits__share_one_storage_layout():
-    """PerpExits runs on PerpEngine's storage by delegatecall: every variable
-    must sit in the same slot in both."""
-    eng = json.loads(vyper("-f", "layout", "PerpEngine.vy"))["storage_layout"]
-    ext = json.loads(vyper("-f", "layout", "PerpExits.vy"))["storage_layout"]
-    assert eng == ext
-    # and neither declares storage outside the shared modules
-    for src in ("PerpEngine.vy", "PerpExits.vy"):
-        text = (CONTRACTS / src).read_text()
+def test_engine_and_every_facet__share_one_storage_layout():
+    """PerpExits and PerpOrders run on PerpEngine's storage by delegatecall:
+    every variable must sit in the same slot (same type, same length) in all
+    three."""
+    full = {name: json.loads(vyper("-f", "layout", f"{name}.vy")) for name in FACETS}
+    layouts = {name: full[name]["storage_layout"] for name in FACETS}
+    engine = layouts["PerpEngine"]
+    assert engine, "the engine's layout is empty: nothing was compared"
+    # the order book is there: the facets do not just agree on the old part
+    assert "_orders" in json.dumps(engine) and "order_count" in json.dumps(engine)
+    for name in FACETS[1:]:
+        assert layouts[name] == engine, f"{name}'s storage layout differs from PerpEngine's"
+    # Transient storage too: the same variables in the same slots, and no
+    # facet uses the slot of the engine's reentrancy lock (the facets run
+    # under that lock and take none of their own).
+    transient = dict(full["PerpEngine"]["transient_storage_layout"])
+    lock = transient.pop("$.nonreentrant_key")
+    assert transient, "the engine's transient layout holds nothing but the lock: nothing was compared"
+    for name in FACETS[1:]:
+        theirs = full[name]["transient_storage_layout"]
+        assert theirs == transient, f"{name}'s transient layout differs from PerpEngine's"
+        assert lock["slot"] not in {v["slot"] for module in theirs.values() for v in module.values()}
+    # and none declares storage outside the shared modules
+    for name in FACETS:
+        text = (CONTRACTS / f"{name}.vy").read_text()
         own = [line for line in text.splitlines()
                if re.match(r"^\w+: (public\()?(HashMap|uint|int|address|bool|DynArray|transient)", line)]
-        assert own == [], f"{src} declares its own storage: {own}"
+        assert own == [], f"{name}.vy declares its own storage: {own}"
+
+
+def test_engine__forwards_to_every_facet_it_was_deployed_with(protocol):
+    """The facets the layout test compares are the ones the engine calls."""
+    assert protocol.engine.EXITS() == protocol.exits.address
+    assert protocol.engine.ORDERS() == protocol.orders.address
 
 
 def test_exits__refuses_a_direct_call(protocol, trader):
@@ -72,7 +97,20 @@ def test_exits__refuses_a_direct_call(protocol, trader):
         protocol.exits.liquidate(trader, 0, [], sender=trader)
 
 
-@pytest.mark.parametrize("name", ["PerpEngine", "PerpExits", "LiquidityVault", "InsuranceFund", "BackstopLens",
+@pytest.mark.parametrize("verb, args", [
+    ("request_order", (0, 10**18, 10**9, 80_000 * 10**18)),
+    ("execute_order", (1,)),
+    ("cancel_order", (1,)),
+    ("execute_order_inner", (1, "0x" + "11" * 20, 80_000 * 10**18)),
+])
+def test_orders__refuses_a_direct_call(protocol, trader, verb, args):
+    """Called at its own address, PerpOrders would act on empty storage."""
+    import ape
+    with ape.reverts("orders: delegatecall only"):
+        getattr(protocol.orders, verb)(*args, sender=trader)
+
+
+@pytest.mark.parametrize("name", [*FACETS, "LiquidityVault", "InsuranceFund", "BackstopLens",
                                   "MockToken", "MockAggregator"])
 def test_in_process_backends__run_the_bytecode_ape_deploys(name):
     """The revm and titanoboa backends compile through titanoboa's loader;
