@@ -1,9 +1,12 @@
 """Backstop's off-chain bots.
 
-- `bots.keeper`: the keeper (liquidations, ADL continuations, TP/SL), run as
+- `bots.keeper`: the keeper (order executions, liquidations, ADL continuations,
+  TP/SL), run as
   `python -m bots.keeper --engine <address> --account <alias | TEST:i>`.
-- `bots.mirror`: the chain's engine state mirrored into a model World.
+- `bots.mirror`: the chain's engine state (positions, pending orders, TP/SL
+  set times) mirrored into a model World.
 - `bots.rpc`: batched JSON-RPC and the engine ABI encodings the keeper uses.
 - `bots.devnet`: devnet tooling: the keeper as a child process, interval
-  mining, fast position set-up, and `blocks_to_liquidation` (the benchmark).
+  mining, fast position set-up through orders, and `blocks_to_liquidation`
+  and `blocks_to_execution` (the benchmark).
 """
