@@ -197,7 +197,8 @@ def expect_order_refused(twin, sender, mid, size, margin, acceptable, executor, 
             assert free(twin, executor) == paid0 + fee
         else:
             assert free(twin, sender) == free0
-    assert got == reason, f"order {(mid, size, margin, acceptable)} refused at {stage} with {got!r}; expected {reason!r}"
+    assert got == reason, (
+        f"order {(mid, size, margin, acceptable)} refused at {stage} with {got!r}; expected {reason!r}")
     if at is not None:
         assert stage == at, f"refused at {stage}; expected at {at}"
     assert position(twin, sender, mid) == pos0
