@@ -3,15 +3,18 @@
 Both backends take the same calls, as ABI calldata, and give back the same
 things, so the machine in machine.py is written once:
 
-    backend.addresses      role -> address: engine, exits, vault, fund, token, lens, feed0, feed1
+    backend.addresses      role -> address: engine, exits, orders, vault, fund, token, lens, feed0, feed1
     backend.accounts       role -> address: owner, pauser, keeper, lp, lp2, trader0..trader24
     backend.send(sender, verb, args, t)  -> reason: None when the call succeeded,
                            else the revert string ("" for a revert without one);
                            the call is mined with block.timestamp == t (checked
                            through every comparison: last_funding_time and the
                            feeds' updated_at are stored values)
-    backend.read(accounts) -> (stored, views): two dicts keyed as in
-                           machine.model_state (the keys are listed below)
+    backend.read(accounts, touched, valuation, orders) -> (stored, views):
+                           two dicts keyed as in machine.model_state (the
+                           keys are listed below); `orders` is the order ids
+                           to read (the model's pending ones and those the
+                           step named)
     backend.snapshot() / backend.restore(snap)   around every example
 
 AnvilBackend deploys with scripts/deploy.py through ape, then talks raw
@@ -30,9 +33,16 @@ State keys (addresses lower-case hex):
             ("params", mid) 13-tuple  ("state", mid) 7-tuple  ("pending", mid) 6-tuple
             ("feed", mid) latestRoundData  ("members", mid, side) side set in order
             ("pos", a, mid) (size, entry, margin, funding_index, tp, sl)
+            ("orders",) (order_count, order_expiry)
+            ("order", id) (account, market_id, size_delta, margin_delta,
+                           acceptable_price, requested_at, reduce_only,
+                           trading_fee, execution_fee), ZERO_ORDER when none
+            ("tp_sl_at", a, mid) the block time of the last set_tp_sl, when
+                           not 0 (in process only: no view reads it)
     views:  ("valuation",) (vault.totalAssets, vault.free_cash, engine.traders_claim)
             ("views", a, mid) (equity, is_liquidatable, liquidation_price,
                                bankruptcy_price, adl_score, funding_owed), open positions
+            ("escrow", id) get_order(id).escrow (anvil: every order read)
 """
 
 from functools import partial
@@ -50,10 +60,11 @@ _P = "(address," + ",".join(["uint256"] * 12) + ")"
 SIGNATURES = {
     "deposit": ("engine", "deposit(uint256)"),
     "withdraw": ("engine", "withdraw(uint256)"),
-    "open_position": ("engine", "open_position(uint256,int256,uint256,uint256)"),
-    "close_position": ("engine", "close_position(uint256,int256,uint256)"),
+    "request_order": ("engine", "request_order(uint256,int256,int256,uint256)"),
+    "execute_order": ("engine", "execute_order(uint256)"),
+    "cancel_order": ("engine", "cancel_order(uint256)"),
+    "set_order_expiry": ("engine", "set_order_expiry(uint256)"),
     "add_margin": ("engine", "add_margin(uint256,uint256)"),
-    "remove_margin": ("engine", "remove_margin(uint256,uint256)"),
     "set_tp_sl": ("engine", "set_tp_sl(uint256,uint256,uint256)"),
     "execute_tp_sl": ("engine", "execute_tp_sl(address,uint256)"),
     "liquidate": ("engine", "liquidate(address,uint256,address[])"),
@@ -154,6 +165,26 @@ def _l(a):
 
 def _signed(x):
     return x - 2**256 if x >= 2**255 else x
+
+
+ZERO_ADDRESS = "0x" + "00" * 20
+ZERO_ORDER = (ZERO_ADDRESS, 0, 0, 0, 0, 0, 0, 0, 0)
+_MASK160, _MASK128 = 2**160 - 1, 2**128 - 1
+_MAX_SIZE, _MAX_ORDER_MARGIN, _MAX_ORDER_TIME = 2**120, 2**127, 2**35
+
+
+def unpack_order(s0, s1, s2):
+    """An order's three slots (positions._store_order's packing) as the
+    ("order", id) tuple; ZERO_ORDER when all three are 0 (executed,
+    cancelled or never requested). A slot left behind shows as a field."""
+    if s0 == s1 == s2 == 0:
+        return ZERO_ORDER
+    return ("0x%040x" % (s0 & _MASK160), (s0 >> 195) & 63, (s1 & _MASK128) - _MAX_SIZE,
+            (s2 & _MASK128) - _MAX_ORDER_MARGIN, s1 >> 128, (s0 >> 160) & (_MAX_ORDER_TIME - 1), (s0 >> 201) & 1,
+            s0 >> 202, s2 >> 128)
+
+
+GET_ORDER = keccak(text="get_order(uint256)")[:4]
 
 
 # ------------------------------------------------------------------ lens decoding
@@ -268,6 +299,7 @@ class AnvilBackend:
         self.addresses = {
             "engine": protocol.engine.address,
             "exits": protocol.exits.address,
+            "orders": protocol.orders.address,
             "vault": protocol.vault.address,
             "fund": protocol.insurance_fund.address,
             "token": protocol.token.address,
@@ -331,10 +363,37 @@ class AnvilBackend:
         }, "latest"])
         return bytes.fromhex(raw[2:])
 
-    def read(self, accounts, touched=(), valuation=True):
-        """Everything, views included, in one eth_call (the arguments are
-        for the in-process backend, which cannot afford that)."""
-        return state_from_lens(self._lens_call(accounts))
+    def _engine_call(self, data, i):
+        return {"jsonrpc": "2.0", "id": i, "method": "eth_call",
+                "params": [{"to": self.addresses["engine"], "data": "0x" + data.hex(), "gas": hex(GAS)}, "latest"]}
+
+    def read(self, accounts, touched=(), valuation=True, orders=()):
+        """Everything, views included: the lens's snapshot, order_count,
+        order_expiry and get_order of each id in `orders`, in one JSON-RPC
+        batch (touched and valuation are for the in-process backends, which
+        cannot afford every view)."""
+        orders = sorted(orders)
+        calls = [{"jsonrpc": "2.0", "id": 0, "method": "eth_call", "params": [{
+            "to": self.addresses["lens"],
+            "data": "0x" + lens_snapshot_calldata(self.addresses["engine"], accounts).hex(),
+            "gas": hex(GAS)}, "latest"]},
+            self._engine_call(keccak(text="order_count()")[:4], 1),
+            self._engine_call(keccak(text="order_expiry()")[:4], 2)]
+        calls += [self._engine_call(GET_ORDER + oid.to_bytes(32, "big"), 3 + k) for k, oid in enumerate(orders)]
+        got = sorted(self._post(calls), key=lambda x: x["id"])
+        for x in got:
+            if "error" in x:
+                raise RuntimeError(f"read: {x['error']}")
+        out = [bytes.fromhex(x["result"][2:]) for x in got]
+        stored, views = state_from_lens(out[0])
+        stored[("orders",)] = (int.from_bytes(out[1], "big"), int.from_bytes(out[2], "big"))
+        for oid, raw in zip(orders, out[3:]):
+            (account, mid, size, margin_delta, acceptable, at, reduce, fee, exec_fee, escrow) = decode(
+                ["address", "uint256", "int256", "int256", "uint256", "uint256", "bool", "uint256", "uint256",
+                 "uint256"], raw)
+            stored[("order", oid)] = (_l(account), mid, size, margin_delta, acceptable, at, int(reduce), fee, exec_fee)
+            views[("escrow", oid)] = escrow
+        return stored, views
 
 
 # ------------------------------------------------------------------ titanoboa
@@ -385,7 +444,8 @@ TOKEN_LAYOUT = {"balanceOf": 1, "totalSupply": 3}  # snekmate erc20's slots, che
 
 def deploy_in_process(contracts_dir, conf, deploy, transact):
     """scripts/deploy.py's order for the in-process backends: token, feeds,
-    PerpExits, PerpEngine, vault, fund, lens; initialize; add the markets.
+    PerpExits, PerpOrders, PerpEngine(token, exits, orders), vault, fund,
+    lens; initialize; add the markets.
 
         deploy(rel_path, abi_types, args) -> address
         transact(address, signature, abi_types, args)   must succeed
@@ -401,7 +461,8 @@ def deploy_in_process(contracts_dir, conf, deploy, transact):
     feeds = [deploy(d / "mocks/MockAggregator.vy", ["uint8", "int256"], [fd, m["initial_price"] * 10**fd])
              for m in conf["markets"]]
     a["exits"] = deploy(d / "PerpExits.vy", ["address"], [a["token"]])
-    a["engine"] = deploy(d / "PerpEngine.vy", ["address", "address"], [a["token"], a["exits"]])
+    a["orders"] = deploy(d / "PerpOrders.vy", ["address"], [a["token"]])
+    a["engine"] = deploy(d / "PerpEngine.vy", ["address", "address", "address"], [a["token"], a["exits"], a["orders"]])
     a["vault"] = deploy(d / "LiquidityVault.vy", ["address", "address"], [a["token"], a["engine"]])
     a["fund"] = deploy(d / "InsuranceFund.vy", ["address", "address"], [a["token"], a["engine"]])
     a["lens"] = deploy(d / "BackstopLens.vy", [], [])
@@ -469,6 +530,8 @@ class SlotReader:
             "pending": pos["_adl_pending"]["slot"], "member_count": pos["_member_count"]["slot"],
             "members": pos["_members"]["slot"],
             "pos": (pos["_pos_a"]["slot"], pos["_pos_b"]["slot"], pos["_pos_c"]["slot"]),
+            "order_count": pos["order_count"]["slot"], "order_expiry": pos["order_expiry"]["slot"],
+            "orders": pos["_orders"]["slot"], "tp_sl_at": pos["_tp_sl_at"]["slot"],
             "ints": ints,
             "markets": {},
         }
@@ -487,10 +550,12 @@ class SlotReader:
                 "s_a": [_slot(sa, i, mid) for i in plan["ints"]],
                 "s_b": [_slot(sb, i, mid) for i in plan["ints"]],
                 "s_c": [_slot(sc, i, mid) for i in plan["ints"]],
+                "k_tp_sl_at": [("tp_sl_at", k, mid) for k in plan["keys"]],
+                "s_tp_sl_at": [_slot(plan["tp_sl_at"], i, mid) for i in plan["ints"]],
             }
         return got
 
-    def read(self, accounts, touched=(), valuation=False):
+    def read(self, accounts, touched=(), valuation=False, orders=()):
         if self._plans is None:
             self._plans = {}
         accounts_key = tuple(accounts)
@@ -535,6 +600,11 @@ class SlotReader:
                 closed if pa == pb == pc == 0 else
                 ((pa & mask) - 2**127, pb & mask, pa >> 128, (pb >> 128) - 2**127, pc & mask, pc >> 128)
                 for pa, pb, pc in zip(map(ge, m["s_a"]), map(ge, m["s_b"]), map(ge, m["s_c"]))]))
+            stored.update((k, t) for k, t in zip(m["k_tp_sl_at"], map(ge, m["s_tp_sl_at"])) if t)
+        stored[("orders",)] = (ge(plan["order_count"]), ge(plan["order_expiry"]))
+        for oid in orders:
+            base = _slot(plan["orders"], oid)
+            stored[("order", oid)] = unpack_order(ge(base), ge(base + 1), ge(base + 2))
         for a, mid in touched:
             if stored[("pos", _l(a), mid)][0] == 0:
                 continue

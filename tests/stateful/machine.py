@@ -37,12 +37,14 @@ from model import World, adl, liquidity_vault, margin, perp_engine
 from model import positions as P
 from model.fixed_point import Revert
 from model.mocks import Feed
+from tests.stateful.backends import ZERO_ORDER
 
 USDC = 10**6
 WAD = 10**18
 FEED_UNIT = 10**8
 BPS = 10**14
 MAX_UINT = 2**256 - 1
+ANY_PRICE = P.MAX_PRICE - 1  # the highest acceptable price an order may name: a buy at any price
 N_TRADERS = 25
 # Role -> index in ape's test accounts (30 of them; tests/conftest.py uses the same).
 ANVIL_ROLES = {"owner": 0, "trader0": 1, "trader1": 2, "keeper": 3, "lp": 4, "pauser": 5, "lp2": 6}
@@ -50,7 +52,13 @@ ANVIL_ROLES.update({f"trader{i}": 5 + i for i in range(2, N_TRADERS)})
 ROLES = list(ANVIL_ROLES)
 
 LABELS = ("liquidation", "bad debt", "partial ADL", "full ADL", "socialized loss", "TP/SL execution",
-          "pending deleverage")
+          "pending deleverage",
+          # orders (docs/orders.md): executed; refused before a later round and
+          # past expiry; cancelled by the requester after expiry (refused
+          # before); cancelled at execution for the reasons the machine reaches
+          "order executed", "order: no later price", "order: expired", "order cancelled after expiry",
+          "order: not expired", "cancelled: acceptable price", "cancelled: margin: below initial",
+          "cancelled: pausable: contract is paused", "cancelled: position: none", "reduce executed as full close")
 # ADL lists: the model's ranking, or one broken on purpose (see _wrong_list).
 TARGET_LISTS = st.sampled_from(["ranked"] * 5 + ["unsorted", "skipped rank", "wrong side", "losing", "no position",
                                                  "duplicate"])
@@ -64,6 +72,24 @@ RANKING_REASONS = {"adl: unsorted", "adl: not ranked", "adl: wrong side", "adl: 
 
 def _pos_tuple(p):
     return (p.size, p.entry_price, p.margin, p.funding_index, p.take_profit, p.stop_loss)
+
+
+def _order_tuple(o):
+    """A pending model Order as backends' ("order", id) tuple."""
+    if o is None:
+        return ZERO_ORDER
+    return (o.account.lower(), o.market_id, o.size_delta, o.margin_delta, o.acceptable_price, o.requested_at,
+            int(o.reduce_only), o.trading_fee, o.execution_fee)
+
+
+def order_escrow(o, scale):
+    """positions._escrow from an ("order", id) tuple: the execution fee, plus
+    the margin in and the trading fee at the acceptable price for an open or
+    increase (used by the token-conservation check on either side)."""
+    _, _, size, margin_delta, acceptable, _, reduce, fee, exec_fee = o
+    if size == 0 or reduce:
+        return exec_fee
+    return exec_fee + margin_delta + margin.requirement(size, acceptable, fee, scale)
 
 
 _KEYS = {}
@@ -89,9 +115,11 @@ def _keys(accounts):
     return got
 
 
-def model_state(w, accounts, touched=None, valuation=True):
+def model_state(w, accounts, touched=None, valuation=True, orders=(), tp_sl_at=False):
     """(stored, views) from the model, keyed as backends.py documents.
-    touched=None: views of every open position; else only of those pairs."""
+    touched=None: views of every open position (and each order's escrow);
+    else only of those pairs. `orders`: the order ids to report;
+    `tp_sl_at`: report the TP/SL setting times (in-process backends)."""
     e = w.e
     bal = w.token.balances
     stored, views = {}, {}
@@ -130,17 +158,27 @@ def model_state(w, accounts, touched=None, valuation=True):
             perp_engine.equity(w, a, mid), perp_engine.is_liquidatable(w, a, mid),
             perp_engine.liquidation_price(w, a, mid), perp_engine.bankruptcy_price(w, a, mid),
             perp_engine.adl_score(w, a, mid), perp_engine.funding_owed(w, a, mid))
+    stored[("orders",)] = (e.order_count, e.order_expiry)
+    for oid in orders:
+        stored[("order", oid)] = _order_tuple(e.orders.get(oid))
+        if touched is None:
+            views[("escrow", oid)] = P._load_order(w, oid).escrow
+    if tp_sl_at:
+        stored.update((("tp_sl_at", a.lower(), mid), t) for (a, mid), t in e.tp_sl_at.items() if t)
     if valuation:
         views[("valuation",)] = (liquidity_vault.total_assets(w), liquidity_vault.free_cash(w),
                                  perp_engine.traders_claim(w))
     return stored, views
 
 
-def check_invariants(stored, accounts, minted, where):
-    """SPEC section 8 on one side's stored values (chain or model)."""
+def check_invariants(stored, accounts, minted, where, scale=10**30):
+    """SPEC section 8 on one side's stored values (chain or model). Every
+    pending order must be among the ("order", id) keys read (the model's
+    pending ones always are)."""
     keys = _keys(accounts)["low"]
     # 1. token conservation: tokens in == tokens held, to the unit; the engine
-    #    holds exactly free collateral plus position margins.
+    #    holds exactly free collateral plus position margins plus the escrow
+    #    of pending orders.
     held = sum(stored[("bal", k)] for k in keys) + sum(stored[("bal", r)] for r in ("engine", "vault", "fund"))
     assert held == minted, f"{where}: tokens held {held} != tokens minted {minted}"
     n = stored[("totals",)][0]
@@ -148,8 +186,13 @@ def check_invariants(stored, accounts, minted, where):
     # open positions per market: (key, (size, entry, margin, funding_index, tp, sl))
     open_ = [[(k, p) for k in keys if (p := stored[("pos", k, mid)])[0] != 0] for mid in range(n)]
     margins = sum(p[2] for ps in open_ for _, p in ps)
-    assert stored[("bal", "engine")] == free + margins, (
-        f"{where}: engine holds {stored[('bal', 'engine')]} != free {free} + margins {margins}")
+    count = stored[("orders",)][0]
+    pending = [(k[1], o) for k, o in stored.items() if k[0] == "order" and o != ZERO_ORDER]
+    escrows = sum(order_escrow(o, scale) for _, o in pending)
+    assert stored[("bal", "engine")] == free + margins + escrows, (
+        f"{where}: engine holds {stored[('bal', 'engine')]} != free {free} + margins {margins} + escrows {escrows}")
+    for oid, o in pending:
+        assert 1 <= oid <= count and o[0] in keys and o[1] < n, f"{where}: order {oid} of {count}: {o}"
     # vault shares: the supply is what the LPs hold
     assert stored[("vault.supply",)] == sum(stored[("shares", k)] for k in keys), f"{where}: share supply"
     for mid in range(n):
@@ -203,6 +246,10 @@ class Twin:
         self.succeeded = 0
         self.acted = 0  # calls in the current step
         self.acted_total = 0
+        self.order_ids = set()  # ids the calls since the last comparison named (read even when done)
+        # every round each market's feed published since this Twin began: (updatedAt, answer)
+        self.rounds = {mid: [(f.updated_at, f.answer)] for mid in range(world.e.market_count)
+                       for f in [world.feeds[backend.addresses[f"feed{mid}"]]]}
 
     def act(self, sender, verb, *args):
         """Run `verb` on both at now + 1; return the revert reason (None on
@@ -237,11 +284,47 @@ class Twin:
         self.events.extend(self.call_events)
         del w.events[:]
         self.acted += 1
+        if verb in ("execute_order", "cancel_order"):
+            self.order_ids.add(args[0])
         if chain_reason is None:
             self.succeeded += 1
             if verb == "token.mint":
                 self.minted += args[1]
+            elif verb.endswith(".set_answer"):
+                self.rounds[int(verb[4:verb.index(".")])].append((t, args[0]))
+            elif verb == "request_order":
+                self.order_ids.add(w.e.order_count)
         return chain_reason
+
+    def outcome(self):
+        """The last execute_order's outcome from its model events (equal to
+        the chain's: the state comparison follows): ("executed", price) or
+        ("cancelled", reason)."""
+        for name, f in self.call_events:
+            if name == "OrderExecuted":
+                return "executed", f["price"]
+            if name == "OrderCancelled":
+                return "cancelled", f["reason"]
+        raise AssertionError(f"execute_order logged neither OrderExecuted nor OrderCancelled: {self.call_events}")
+
+    def restamp(self, mid, sender):
+        """A new round of market `mid`'s feed at its answer, stamped at the
+        next call: the later price an order or a TP/SL trigger waits for."""
+        role = f"feed{mid}"
+        assert self.act(sender, f"{role}.set_answer", self.w.feeds[self.b.addresses[role]].answer) is None
+
+    def order(self, sender, mid, size, margin_delta, acceptable, executor, feeder):
+        """request_order, a later round (set by `feeder`), execute_order by
+        `executor`: ("reverted", reason) when the request reverted, else
+        execute_order's outcome (an execution that reverts fails here)."""
+        reason = self.act(sender, "request_order", mid, size, margin_delta, acceptable)
+        if reason is not None:
+            return "reverted", reason
+        oid = self.w.e.order_count
+        self.restamp(mid, feeder)
+        reason = self.act(executor, "execute_order", oid)
+        assert reason is None, f"order {oid} did not execute after a later round: {reason!r}"
+        return self.outcome()
 
     def restamp_feeds(self, sender, older_than=0):
         """Each mock feed's answer again, freshly stamped, where it would be
@@ -256,12 +339,17 @@ class Twin:
     def compare(self, touched=(), valuation=False):
         """Read both sides, assert equality; return the chain's (stored, views).
         Anvil reads every view anyway; in process only `touched` pairs' views
-        and, when asked, the vault's valuation."""
-        cs, cv = self.b.read(self.accounts, touched, valuation)
+        and, when asked, the vault's valuation. Orders: get_order of every id
+        the model holds pending and of every id named since the last
+        comparison (executed, cancelled or refused: all zero on both), and
+        order_count."""
+        orders = sorted(set(self.w.e.orders) | self.order_ids)
+        self.order_ids = set()
+        cs, cv = self.b.read(self.accounts, touched, valuation, orders)
         if self.b.full_views:
-            ms, mv = model_state(self.w, self.accounts)
+            ms, mv = model_state(self.w, self.accounts, orders=orders)
         else:
-            ms, mv = model_state(self.w, self.accounts, set(touched), valuation)
+            ms, mv = model_state(self.w, self.accounts, set(touched), valuation, orders, tp_sl_at=True)
         diff(cs, ms, "stored values")
         diff(cv, mv, "views")
         return cs, cv
@@ -291,6 +379,7 @@ def mirror_world(backend, stored, now):
         w.e.feed_scale[mid] = 10 ** (18 - f.decimals)
         w.e.state[mid] = P.MarketState(*stored[("state", mid)])
     w.e.market_count = n
+    w.e.order_count, w.e.order_expiry = stored[("orders",)]
     for role in ("engine", "vault", "fund"):
         if stored[("bal", role)]:
             w.token.balances[A[role]] = stored[("bal", role)]
@@ -365,6 +454,7 @@ class BackstopActions(RuleBasedStateMachine):
         self.valuation = False  # ... and whether it reads the vault's valuation
         self.risk_added = []  # (account, market, call number) after a risk-adding success
         self.checked = 0  # calls made when the last comparison passed
+        self.step_labels = set()  # labels of reverted order calls (no event to read them from)
         self.stats["examples"] += 1
 
     def teardown(self):
@@ -402,7 +492,7 @@ class BackstopActions(RuleBasedStateMachine):
         losers, withdrawals and everything else must still go through, and
         the engine then holds exactly the stranded winners' margins."""
         tw, w = self.tw, self.w
-        acted, keeper = tw.acted_total, self.r["keeper"]
+        acted, keeper, owner = tw.acted_total, self.r["keeper"], self.r["owner"]
 
         def state():
             return (f"vault cash {liquidity_vault.cash(w)}, reserve {perp_engine.traders_reserve(w)}, claim "
@@ -419,6 +509,19 @@ class BackstopActions(RuleBasedStateMachine):
             assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason} (exit: {verb})"
             assert reason is None, f"exit: {verb}{_short(args)} from {sender} reverted {reason!r}; {state()}"
             vault_short |= any(n == "BadDebtSocialized" for n, _ in tw.call_events)
+
+        # Pending orders first: each executes (a later round first where its
+        # feed has none) or, expired, is cancelled by its requester.
+        for oid in sorted(w.e.orders):
+            o = w.e.orders[oid]
+            if tw.now + 1 > o.requested_at + w.e.order_expiry:
+                must(o.account, "cancel_order", oid)
+                continue
+            self._refresh_prices()
+            if w.feeds[self.b.addresses[f"feed{o.market_id}"]].updated_at <= o.requested_at:
+                tw.restamp(o.market_id, owner)
+            must(keeper, "execute_order", oid)
+        assert not w.e.orders
         stranded = set()  # winners whose close found too little cash, since the last close that went through
         for _ in range(6 * len(w.e.positions) + 10):
             pending = sorted(m for m, q in w.e.adl_pending.items() if q.remaining)
@@ -438,12 +541,27 @@ class BackstopActions(RuleBasedStateMachine):
                 continue
             a, mid = min(left, key=lambda k: (self._gain(k), k))
             size = w.e.positions[(a, mid)].size
-            reason = self.act(a, "close_position", mid, -size, 0 if size > 0 else 2**200)
-            if reason is None:
+            # A close is an order: its execution fee comes from free collateral.
+            fee = w.e.params[mid].execution_fee
+            if w.e.free.get(a, 0) < fee:
+                must(a, "deposit", fee - w.e.free.get(a, 0))
+            self._refresh_prices()
+            must(a, "request_order", mid, -size, 0, 0 if size > 0 else ANY_PRICE)
+            oid = w.e.order_count
+            tw.restamp(mid, owner)
+            must(keeper, "execute_order", oid)
+            status, reason = tw.outcome()
+            if status == "executed":
                 stranded.clear()  # cash came in (or went out): the stranded may try again
                 continue
+            if reason == "position: liquidatable":
+                # it crossed its maintenance margin in the order's two blocks:
+                # the loop liquidates it next
+                assert self.at_next_block(perp_engine.is_liquidatable, a, mid), (
+                    f"exit: close of {a} market {mid} cancelled 'position: liquidatable' but it is not; {state()}")
+                continue
             assert reason == "vault: insufficient cash" and vault_short and self._gain((a, mid)) > 0, (
-                f"exit: close_position of {a} market {mid} reverted {reason!r} (vault short at the start or after "
+                f"exit: close of {a} market {mid} cancelled {reason!r} (vault short at the start or after "
                 f"a socialized loss: {vault_short}); {state()}")
             stranded.add((a, mid))
         assert set(w.e.positions) == stranded and not any(q.remaining for q in w.e.adl_pending.values()), (
@@ -477,7 +595,7 @@ class BackstopActions(RuleBasedStateMachine):
         assert stranded or liquidity_vault.cash(w) <= dust + 2 * len(lps) + 2, (
             f"exit: the vault kept {liquidity_vault.cash(w)} > dust {dust} after every LP redeemed")
         stored, _ = tw.compare(self.touched, valuation=True)
-        check_invariants(stored, tw.accounts, tw.minted, f"{self.b.name} after every exit")
+        check_invariants(stored, tw.accounts, tw.minted, f"{self.b.name} after every exit", w.e.scale)
         self.stats["exits"] += 1
         self.stats["exit calls"] += tw.acted_total - acted
 
@@ -507,7 +625,16 @@ class BackstopActions(RuleBasedStateMachine):
             if verb == "liquidate" and (args[0], mid) in w.e.positions:
                 liquidated = (args[0], mid, self.at_next_block(perp_engine.equity, args[0], mid),
                               self._capital(sender))
+        order = None
+        if verb in ("execute_order", "cancel_order"):
+            order = w.e.orders.get(args[0])
+            if order is not None:
+                pos = w.e.positions.get((order.account, order.market_id))
+                order = (order, pos.size if pos else 0)
         reason = self.tw.act(sender, verb, *args)
+        if verb in ("execute_order", "cancel_order", "request_order") and reason in (
+                "order: no later price", "order: expired", "order: not expired"):
+            self.step_labels.add(reason)
         if reason is None:
             self._check_adl_accounting(self.tw.call_events)
             self._check_funding_direction(before)
@@ -515,17 +642,46 @@ class BackstopActions(RuleBasedStateMachine):
                 self._check_adl_fills(self.tw.call_events, targets)
             if liquidated is not None:
                 self._check_liquidation(sender, *liquidated)
+            fee_lost = {}
+            if verb == "execute_order":
+                fee_lost = self._check_execution(*order)
             holders = {k[0] for k in w.e.positions}
             for a, c in capital.items():
-                assert a in holders or self._capital(a) >= c, (
+                # a cancelled order costs its account the execution fee
+                assert a in holders or self._capital(a) >= c - fee_lost.get(a, 0), (
                     f"{verb}{_short(args)}: {a}, with no position before or after, lost "
                     f"{c - self._capital(a)} (PROPERTIES 16)")
         return reason
 
+    def _check_execution(self, o, size_before):
+        """One successful execute_order (the model's events; the chain's
+        state equals the model's after the step). Executed: the price is the
+        answer of the market's latest round, and that round was published
+        after the request (an order requested before a price update never
+        executes at a price from before it); a risk-adding order leaves its
+        position not liquidatable. Returns {account: execution fee} when it
+        was cancelled (what the requester may lose)."""
+        status, got = self.tw.outcome()
+        if status == "cancelled":
+            return {o.account: o.execution_fee}
+        rounds = self.tw.rounds[o.market_id]
+        updated_at, answer = rounds[-1]
+        assert got == answer * 10**10 and updated_at > o.requested_at, (
+            f"order requested at {o.requested_at} executed at {got}: the latest round of market {o.market_id} is "
+            f"{answer} at {updated_at} (rounds {rounds[-4:]})")
+        if o.reduce_only and abs(o.size_delta) > abs(size_before):
+            self.step_labels.add("reduce executed as full close")
+            assert (o.account, o.market_id) not in self.w.e.positions, f"an oversized reduce left a position: {o}"
+        if o.size_delta == 0 or not o.reduce_only:
+            self.added_risk(o.account, o.market_id)
+        return {}
+
     def _capital(self, account):
         """What an account holds outside positions and vault shares: its
-        wallet and its free collateral."""
-        return self.w.token.balance_of(account) + self.w.e.free.get(account, 0)
+        wallet, its free collateral and the escrow of its pending orders."""
+        w = self.w
+        escrow = sum(P._escrow(w, o) for o in w.e.orders.values() if o.account == account)
+        return w.token.balance_of(account) + w.e.free.get(account, 0) + escrow
 
     def _check_liquidation(self, sender, account, mid, equity, capital):
         """PROPERTIES 8, 9 and 12 on one successful liquidation: the penalty
@@ -614,13 +770,17 @@ class BackstopActions(RuleBasedStateMachine):
         self.checked = -1  # until this comparison passes
         stored, views = tw.compare(self.touched, self.valuation)
         if tw.succeeded == 0:
-            diff(stored, self.last_stored, "a step where every call reverted (or none ran) changed state")
-        check_invariants(stored, tw.accounts, tw.minted, self.b.name)
+            # (order ids read this step and not the last: refused, all zero on both sides, checked above)
+            common = stored.keys() & self.last_stored.keys()
+            diff({k: stored[k] for k in common}, {k: self.last_stored[k] for k in common},
+                 "a step where every call reverted (or none ran) changed state")
+        check_invariants(stored, tw.accounts, tw.minted, self.b.name, self.w.e.scale)
         for a, mid, n in self.risk_added:
             if n == tw.acted:  # the step's last call: the chain's view is still "right after"
                 v = views.get(("views", a.lower(), mid))
                 assert v is not None and v[1] is False, f"liquidatable right after a risk-adding action: {a} market {mid}"
-        self._label(tw.events)
+        self._label(tw.events, self.step_labels)
+        self.step_labels = set()
         self.checked = tw.acted_total
         self.last_stored = stored
         self.stats["steps"] += 1
@@ -630,8 +790,8 @@ class BackstopActions(RuleBasedStateMachine):
         self.valuation = False
         self.risk_added = []
 
-    def _label(self, events):
-        labels = set()
+    def _label(self, events, labels):
+        labels = set(labels)
         for name, f in events:
             if name == "PositionLiquidated":
                 labels.add("liquidation")
@@ -648,6 +808,16 @@ class BackstopActions(RuleBasedStateMachine):
                 labels.add("pending deleverage")
             elif name == "InsuranceFundDrawn":
                 labels.add("insurance fund draw")
+            elif name == "OrderExecuted":
+                labels.add("order executed")
+            elif name == "OrderCancelled":
+                reason = f["reason"]
+                if reason == "order: expired":  # only cancel_order logs it
+                    labels.add("order cancelled after expiry")
+                elif reason.endswith("acceptable"):
+                    labels.add("cancelled: acceptable price")
+                else:
+                    labels.add(f"cancelled: {reason}")
         for label in sorted(labels):
             event(label)
             self.stats[label] += 1
@@ -709,10 +879,17 @@ class BackstopMachine(BackstopActions):
         crosses one of them."""
         if opening == "crash through the whale":
             n = max(n, 22)  # deeper than one call's MAX_ADL_TARGETS = 20
+        # every open requested, one later round, every order executed
+        ids = []
         for i in range(n):
             margin_ = (crowd_margin + 37 * i) * USDC + i
-            self._open(self.traders[2 + i], mid, crowd_long, crowd_levs[i % len(crowd_levs)], margin_, i * 7919)
-        self._open(self.traders[0], mid, not crowd_long, whale_lev, whale_margin * USDC, 0)
+            ids.append(self._open(self.traders[2 + i], mid, crowd_long, crowd_levs[i % len(crowd_levs)], margin_,
+                                  i * 7919, then="pending"))
+        ids.append(self._open(self.traders[0], mid, not crowd_long, whale_lev, whale_margin * USDC, 0, then="pending"))
+        self._later_round(mid)
+        for status, oid in ids:
+            if status == "pending":
+                self._execute(oid)
         whale = (self.traders[0], mid)
         crowd = sorted((k for k in self.open_positions(mid) if k != whale),
                        key=lambda k: -abs(self.w.e.positions[k].size))
@@ -740,87 +917,160 @@ class BackstopMachine(BackstopActions):
         amount = free * frac // 10_000 if frac <= 10_000 else free + 1
         self.act(t, "withdraw", amount)
 
-    # ------------------------------------------------------------ positions
-    def _open(self, trader, mid, long, lev, margin_, jitter, slippage="loose"):
+    # ------------------------------------------------------------ orders
+    # Every open, increase, reduce, close and margin removal is an order:
+    # requested, then executed by the keeper after a later round (`then`:
+    # at once; "early": first an execution before that round and the
+    # requester's cancel before expiry, both refused; left pending for the
+    # pending-order rules; with the engine paused in between; or "late":
+    # past its expiry, where execution is refused and the requester cancels
+    # it for a full refund).
+    THEN = st.sampled_from(["execute"] * 4 + ["early", "pending", "paused", "late"])
+
+    def _order(self, trader, mid, size, margin_delta, acceptable, then="execute"):
+        """request_order, then as `then` says. Returns ("reverted", reason),
+        ("pending", order id), or execute_order's outcome."""
+        reason = self.act(trader, "request_order", mid, size, margin_delta, acceptable)
+        self.touch(trader, mid)
+        if reason is not None:
+            return "reverted", reason
+        oid = self.w.e.order_count
+        if then == "pending":
+            return "pending", oid
+        if then == "early":
+            # nothing changes: the comparison after the step checks the chain
+            # (a step of refusals alone must leave every stored value as it was)
+            expected = self._refusal(self.w.e.orders[oid])
+            assert expected is not None and self._execute(oid) == ("reverted", expected)
+            assert self.act(trader, "cancel_order", oid) == "order: not expired"
+        if then == "late":
+            self.tw.now = max(self.tw.now, self.w.e.orders[oid].requested_at + self.w.e.order_expiry)
+            self.tw.restamp_feeds(self.r["owner"])
+            self._touch_market(mid)
+            assert self._execute(oid) == ("reverted", "order: expired")
+            assert self.act(trader, "cancel_order", oid) is None
+            return "cancelled", "order: expired"
+        paused = then == "paused" and self.act(self.r["pauser"], "pause") is None
+        self._later_round(mid)
+        out = self._execute(oid)
+        if paused:
+            assert self.act(self.r["pauser"], "unpause") is None
+        return out
+
+    def _later_round(self, mid):
+        """A new round of the market's feed at its answer (the price an order
+        waits for); touches the market's views."""
+        self.tw.restamp(mid, self.r["owner"])
+        self._touch_market(mid)
+
+    def _execute(self, oid, executor=None):
+        """execute_order by the keeper (or `executor`); ("reverted", reason)
+        or its outcome."""
+        o = self.w.e.orders.get(oid)
+        reason = self.act(executor or self.r["keeper"], "execute_order", oid)
+        if o is not None:
+            self.touch(o.account, o.market_id)
+            self._touch_market(o.market_id)
+        if reason is not None:
+            return "reverted", reason
+        return self.tw.outcome()
+
+    def _open(self, trader, mid, long, lev, margin_, jitter, slippage="loose", then="execute"):
+        return self._order(trader, mid, *self._open_args(mid, long, lev, margin_, jitter, slippage), then=then)
+
+    def _open_args(self, mid, long, lev, margin_, jitter, slippage):
+        """(size, margin, acceptable) of an open at `lev` at the current price.
+        slippage: "loose" (10% above the price for a buy, which escrows the
+        fee at that price; any price for a sell), "exact" (the price: the fee
+        escrowed is the fee charged) or "worse" (one unit on the wrong side:
+        cancelled at execution on the same answer)."""
         answer = self.price(mid)
         price = answer * 10**10
         size = margin_ * lev * self.w.e.scale // price + jitter
         size = max(size, 1)
         delta = size if long else -size
         if slippage == "loose":
-            acceptable = 2**200 if long else 0
+            acceptable = price * 11 // 10 if long else 0
         elif slippage == "exact":
             acceptable = price
-        else:  # one unit on the wrong side of the oracle price
+        else:
             acceptable = price - 1 if long else price + 1
-        reason = self.act(trader, "open_position", mid, delta, margin_, acceptable)
-        self.touch(trader, mid)
-        if reason is None:
-            self.added_risk(trader, mid)
-        return reason
+        return delta, margin_, acceptable
 
     @rule(i=st.integers(0, N_TRADERS - 1), mid=st.integers(0, 1), long=st.booleans(),
           lev=st.sampled_from([1, 2, 3, 5, 10, 20, 33, 50, 80, 95, 99, 100, 101, 150]),
           margin_=st.one_of(st.integers(10, 60_000).map(lambda x: x * USDC), st.sampled_from([0, 1, 10 * USDC - 1])),
-          jitter=st.integers(0, 10**15), slippage=st.sampled_from(["loose", "loose", "loose", "exact", "worse"]),
-          edge=st.one_of(st.none(), st.none(), st.none(), st.tuples(
-              st.sampled_from([2**120, -(2**120), 2**120 - 1, 2**255 - 1, -(2**255), 1, -1]),
-              st.sampled_from([0, 10 * USDC, 2**128, MAX_UINT]))))
-    def open_position(self, i, mid, long, lev, margin_, jitter, slippage, edge):
-        """Leverage from 1x to past the 100x limit; sometimes (`edge`) sizes
-        at and past the caps, dust sizes, margins past any balance."""
+          jitter=st.integers(0, 10**15), slippage=st.sampled_from(["loose", "loose", "exact", "exact", "worse"]),
+          edge=st.one_of(st.none(), st.none(), st.none(), st.none(), st.tuples(
+              st.sampled_from([2**120, -(2**120), 2**120 - 1, 2**255 - 1, -(2**255), 1, -1, 0]),
+              st.sampled_from([0, 10 * USDC, 2**127, 2**128, -1]),
+              st.sampled_from([0, ANY_PRICE, P.MAX_PRICE, MAX_UINT]))),
+          then=THEN)
+    def open_order(self, i, mid, long, lev, margin_, jitter, slippage, edge, then):
+        """Leverage from 1x to past the 100x limit (cancelled at execution:
+        margin below initial), acceptable prices that the same answer misses
+        (cancelled); sometimes (`edge`) sizes, margins and acceptable prices
+        at and past the caps, which the request refuses."""
         t = self.traders[i]
         if edge is None:
-            self._open(t, mid, long, lev, margin_, jitter, slippage)
+            self._open(t, mid, long, lev, margin_, jitter, slippage, then)
             return
-        size, margin_ = edge
-        if self.act(t, "open_position", mid, size, margin_, MAX_UINT if size > 0 else 0) is None:
-            self.added_risk(t, mid)
-        self.touch(t, mid)
+        self._order(t, mid, *edge, then=then)
 
     @precondition(lambda self: self.w.e.positions)
     @rule(pick=st.integers(0, 2**16), add_bps=st.integers(1, 20_000),
           margin_=st.one_of(st.just(0), st.integers(1, 20_000).map(lambda x: x * USDC)),
-          opposite=st.sampled_from([False] * 9 + [True]))
-    def increase_position(self, pick, add_bps, margin_, opposite):
+          opposite=st.sampled_from([False] * 9 + [True]), then=THEN)
+    def increase_order(self, pick, add_bps, margin_, opposite, then):
+        """An increase (or, `opposite`, a reduce that carries margin: refused
+        at request unless the margin is 0)."""
         keys = self.open_positions()
         a, mid = keys[pick % len(keys)]
         size = self.w.e.positions[(a, mid)].size
         delta = max(abs(size) * add_bps // 10_000, 1) * (1 if size > 0 else -1)
         if opposite:
             delta = -delta
-        acceptable = 2**200 if delta > 0 else 0
-        if self.act(a, "open_position", mid, delta, margin_, acceptable) is None:
-            self.added_risk(a, mid)
-        self.touch(a, mid)
+        self._order(a, mid, delta, margin_, self.price(mid) * 11 // 10 * 10**10 if delta > 0 else 0, then)
 
     @precondition(lambda self: self.w.e.positions)
-    @rule(pick=st.integers(0, 2**16), frac=st.one_of(st.integers(1, 9_999), st.sampled_from([0, 10_001])),
-          wrong_sign=st.sampled_from([False] * 9 + [True]), slippage=st.sampled_from(["loose"] * 4 + ["worse"]))
-    def close_partially(self, pick, frac, wrong_sign, slippage):
+    @rule(pick=st.integers(0, 2**16), frac=st.one_of(st.integers(1, 9_999), st.integers(1, 9_999),
+                                                      st.sampled_from([0, 10_000, 10_001, 10_001])),
+          wrong_sign=st.sampled_from([False] * 9 + [True]), slippage=st.sampled_from(["loose"] * 4 + ["worse"]),
+          then=THEN)
+    def reduce_order(self, pick, frac, wrong_sign, slippage, then):
+        """A reduce of part of the position, all of it, or more than all (a
+        full close); the wrong sign is an increase with no margin; a worse
+        acceptable price is cancelled at execution."""
         keys = self.open_positions()
         a, mid = keys[pick % len(keys)]
         size = self.w.e.positions[(a, mid)].size
-        amount = abs(size) * frac // 10_000 if frac <= 10_000 else abs(size) + 1
+        amount = abs(size) * frac // 10_000 if frac <= 10_000 else abs(size) + 1 + abs(size) // 3
         delta = -amount if size > 0 else amount
         if wrong_sign:
             delta = -delta
         price = self.price(mid) * 10**10
         if slippage == "loose":
-            acceptable = 0 if size > 0 else 2**200
+            acceptable = 0 if delta < 0 else ANY_PRICE
         else:
-            acceptable = price + 1 if size > 0 else price - 1
-        self.act(a, "close_position", mid, delta, acceptable)
-        self.touch(a, mid)
+            acceptable = price + 1 if delta < 0 else price - 1
+        self._order(a, mid, delta, 0, acceptable, then)
 
     @precondition(lambda self: self.w.e.positions)
-    @rule(pick=st.integers(0, 2**16))
-    def close_fully(self, pick):
+    @rule(pick=st.integers(0, 2**16), twice=st.sampled_from([False, False, True]))
+    def close_order(self, pick, twice):
+        """A full close; `twice`: two close orders before one round, the
+        second finds no position (cancelled, position: none)."""
         keys = self.open_positions()
         a, mid = keys[pick % len(keys)]
         size = self.w.e.positions[(a, mid)].size
-        self.act(a, "close_position", mid, -size, 0 if size > 0 else 2**200)
-        self.touch(a, mid)
+        acceptable = 0 if size > 0 else ANY_PRICE
+        if not twice:
+            self._order(a, mid, -size, 0, acceptable)
+            return
+        ids = [out[1] for _ in range(2) if (out := self._order(a, mid, -size, 0, acceptable, "pending"))[0] == "pending"]
+        self._later_round(mid)
+        for oid in ids:
+            self._execute(oid)
 
     @precondition(lambda self: self.w.e.positions)
     @rule(pick=st.integers(0, 2**16),
@@ -832,26 +1082,105 @@ class BackstopMachine(BackstopActions):
         self.touch(a, mid)
 
     @precondition(lambda self: self.w.e.positions)
-    @rule(pick=st.integers(0, 2**16), frac=st.one_of(st.integers(1, 10_000), st.sampled_from([0, 2**130])))
-    def remove_margin(self, pick, frac):
+    @rule(pick=st.integers(0, 2**16), frac=st.one_of(st.integers(1, 10_000), st.sampled_from([0, 2**130])),
+          then=THEN)
+    def remove_margin_order(self, pick, frac, then):
+        """A margin removal: cancelled at execution below the initial
+        margin or the minimum; past the order margin bound refused."""
         keys = self.open_positions()
         a, mid = keys[pick % len(keys)]
         m = self.w.e.positions[(a, mid)].margin
         amount = m * frac // 10_000 if frac <= 10_000 else frac
-        if self.act(a, "remove_margin", mid, amount) is None:
-            self.added_risk(a, mid)
-        self.touch(a, mid)
+        self._order(a, mid, 0, -amount, 0, then)
+
+    # ------------------------------------------------------------ pending orders
+    @precondition(lambda self: self.w.e.orders)
+    @rule(pick=st.integers(0, 2**16),
+          when=st.sampled_from(["later round", "later round", "moved price", "same round", "past expiry"]),
+          bps=st.integers(-300, 300), by=st.sampled_from(["keeper", "keeper", "requester", "other"]))
+    def execute_pending(self, pick, when, bps, by):
+        """Execute a pending order: after a later round (at the same answer
+        or a moved one: an acceptable price missed cancels it); before one
+        (`same round`: reverts "order: no later price", nothing changes);
+        or past its expiry (a time jump, fresh feeds: reverts
+        "order: expired"). Anyone may execute."""
+        w = self.w
+        ids = sorted(w.e.orders)
+        oid = ids[pick % len(ids)]
+        o = w.e.orders[oid]
+        if when == "later round":
+            self._later_round(o.market_id)
+        elif when == "moved price":
+            self._set_price(o.market_id, self.price(o.market_id) * (10_000 + bps) // 10_000)
+        elif when == "past expiry":
+            self.tw.now = max(self.tw.now, o.requested_at + w.e.order_expiry)
+            self.tw.restamp_feeds(self.r["owner"])
+        executor = {"keeper": self.r["keeper"], "requester": o.account,
+                    "other": self.traders[(pick + 3) % N_TRADERS]}[by]
+        expected = self._refusal(o)
+        status, reason = self._execute(oid, executor)
+        assert (reason if status == "reverted" else None) == expected, (
+            f"execute_order({oid}) {when}: {status} {reason!r}, expected {expected!r}")
+
+    def _refusal(self, o):
+        """The reason execute_order of pending order `o` must revert with
+        at the next call (docs/orders.md, "At execution"), None when it
+        must go through (executed or cancelled)."""
+        t = self.tw.now + 1
+        feed = self.w.feeds[self.b.addresses[f"feed{o.market_id}"]]
+        if t > o.requested_at + self.w.e.order_expiry:
+            return "order: expired"
+        if t - feed.updated_at > self.w.e.params[o.market_id].max_price_age:
+            return "stale price"
+        if feed.updated_at <= o.requested_at:
+            return "order: no later price"
+        return None
+
+    @precondition(lambda self: self.w.e.orders)
+    @rule(pick=st.integers(0, 2**16), wait=st.booleans(), other=st.sampled_from([False] * 4 + [True]))
+    def cancel_pending(self, pick, wait, other):
+        """The requester cancels a pending order: refused before it expires
+        ("order: not expired"); after (`wait`: a time jump past
+        order_expiry) the whole escrow, execution fee included, comes back.
+        Anyone else is refused ("order: not yours")."""
+        w = self.w
+        ids = sorted(w.e.orders)
+        oid = ids[pick % len(ids)]
+        o = w.e.orders[oid]
+        if wait:
+            self.tw.now = max(self.tw.now, o.requested_at + w.e.order_expiry)
+        sender = self.traders[(pick + 1) % N_TRADERS] if other and o.account != self.traders[(pick + 1) % N_TRADERS] \
+            else o.account
+        expired = self.tw.now + 1 > o.requested_at + w.e.order_expiry
+        free, escrow = w.e.free.get(o.account, 0), P._load_order(w, oid).escrow
+        reason = self.act(sender, "cancel_order", oid)
+        expected = "order: not yours" if sender != o.account else None if expired else "order: not expired"
+        assert reason == expected, f"cancel_order({oid}): {reason!r}, expected {expected!r}"
+        if reason is None:
+            assert w.e.free[o.account] == free + escrow and oid not in w.e.orders, "an expired order's cancel"
+
+    @rule(who=st.sampled_from(["owner", "owner", "keeper"]),
+          expiry=st.sampled_from([59, 60, 600, 7_200, 7_200, 7 * 86_400, 7 * 86_400 + 1]))
+    def set_order_expiry(self, who, expiry):
+        """The owner changes the expiry (60 s to 7 days), pending orders
+        included."""
+        self.act(self.r[who], "set_order_expiry", expiry)
 
     @rule(i=st.integers(0, N_TRADERS - 1), mid=st.sampled_from([0, 1, 0, 1, 2]))
     def act_without_position(self, i, mid):
-        """Verbs on a market without a position (or an unknown market), and
-        a deleverage with nothing pending."""
+        """Verbs on a market without a position (or an unknown market):
+        margin removal and reduce-like requests, unknown order ids, and a
+        deleverage with nothing pending."""
         t = self.traders[i]
         if (t, mid) not in self.w.e.positions:
             self.act(t, "add_margin", mid, USDC)
+            self.act(t, "request_order", mid, 0, -USDC, 0)
             self.act(t, "set_tp_sl", mid, 0, 0)
             self.act(self.r["keeper"], "execute_tp_sl", t, mid)
             self.act(self.r["keeper"], "liquidate", t, mid, [])
+        unknown = self.w.e.order_count + 1 + i % 2
+        self.act(self.r["keeper"], "execute_order", unknown)
+        self.act(t, "cancel_order", unknown)
         if self.w.e.adl_pending.get(mid, P.AdlPending()).remaining == 0:
             self.act(self.r["keeper"], "deleverage", mid, [])
 
