@@ -144,10 +144,20 @@ def get_order(order_id: uint256) -> positions.Order:
 
 
 @external
+@view
+def pending_order(account: address, market_id: uint256) -> uint256:
+    """
+    @notice The id of `account`'s pending order in the market, 0 if none.
+    """
+    return positions._pending[account][market_id] & positions.MASK
+
+
+@external
 def set_order_expiry(expiry: uint256):
     """
     @notice How long an order may wait for a later price before it can only
-            be cancelled (bounded; applies to pending orders too).
+            be cancelled (bounded). Applies to orders requested afterwards:
+            a pending order keeps the deadline it was given.
     """
     ownable._check_owner()
     assert expiry >= positions.MIN_ORDER_EXPIRY and expiry <= positions.MAX_ORDER_EXPIRY, "params: order expiry"
@@ -311,6 +321,9 @@ def add_margin(market_id: uint256, amount: uint256):
     assert amount > 0, "collateral: zero amount"
     old: positions.Position = positions._load(msg.sender, market_id)
     assert old.size != 0, "position: none"
+    # Margin that arrives after the next round could decide a pending
+    # order's margin checks: the account would choose whether it fills.
+    assert positions._pending[msg.sender][market_id] == 0, "order: pending"
     free: uint256 = positions._free[msg.sender]
     assert amount <= free, "collateral: insufficient"
     new: positions.Position = old

@@ -61,6 +61,15 @@ def set_tp_sl(market_id: uint256, take_profit_price: uint256, stop_loss_price: u
     positions._check_market(market_id)
     old: positions.Position = positions._load(msg.sender, market_id)
     assert old.size != 0, "position: none"
+    assert positions._pending[msg.sender][market_id] == 0, "order: pending"
+    if old.take_profit != 0 or old.stop_loss != 0:
+        # A trigger that a round after its setting has crossed belongs to
+        # the keeper: re-setting it would let the account keep the exit only
+        # when the next move goes its way.
+        price: uint256 = 0
+        updated: uint256 = 0
+        price, updated = positions._round(market_id, False)
+        assert not (self._hit(old, price) and updated > positions._tp_sl_at[msg.sender][market_id]), "tp_sl: triggered"
     assert take_profit_price < positions.MAX_PRICE and stop_loss_price < positions.MAX_PRICE, "tp_sl: price too large"
     liq: uint256 = margin.liquidation_price(
         old.size, old.entry_price, convert(old.margin, int256), positions._mmf(market_id), positions.SCALE
@@ -95,16 +104,23 @@ def execute_tp_sl(account: address, market_id: uint256):
     price: uint256 = 0
     updated: uint256 = 0
     price, updated = positions._round(market_id, True)
-    hit: bool = False
-    if old.size > 0:
-        hit = (old.take_profit != 0 and price >= old.take_profit) or (old.stop_loss != 0 and price <= old.stop_loss)
-    else:
-        hit = (old.take_profit != 0 and price <= old.take_profit) or (old.stop_loss != 0 and price >= old.stop_loss)
-    assert hit, "not triggered"
+    assert self._hit(old, price), "not triggered"
     assert updated > positions._tp_sl_at[account][market_id], "tp_sl: no later price"
     p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
     positions._reduce(account, market_id, old, old.size, price, idx, p, msg.sender)
+
+
+@internal
+@pure
+def _hit(pos: positions.Position, price: uint256) -> bool:
+    """
+    @notice Whether `price` crosses the position's take-profit or stop-loss
+            (inclusive; 0 means none).
+    """
+    if pos.size > 0:
+        return (pos.take_profit != 0 and price >= pos.take_profit) or (pos.stop_loss != 0 and price <= pos.stop_loss)
+    return (pos.take_profit != 0 and price <= pos.take_profit) or (pos.stop_loss != 0 and price >= pos.stop_loss)
 
 
 # ---------------------------------------------------------------- liquidation

@@ -68,7 +68,9 @@ def _only_delegated():
 def request_order(market_id: uint256, size_delta: int256, margin_delta: int256, acceptable_price: uint256) -> uint256:
     """
     @notice Request a trade, executed later by anyone at a price published
-            after this block (see execute_order). Escrows from free
+            after this block (see execute_order). One order at a time per
+            account and market (`order: pending`): while it waits, nothing
+            the account can do changes how it executes. Escrows from free
             collateral the execution fee and, for an open or increase, the
             margin moving in and the trading fee at `acceptable_price`.
     @param size_delta Signed size. Against the current position it is a
@@ -83,6 +85,7 @@ def request_order(market_id: uint256, size_delta: int256, margin_delta: int256, 
     """
     self._only_delegated()
     positions._check_market(market_id)
+    assert positions._pending[msg.sender][market_id] == 0, "order: pending"
     assert size_delta > -positions.MAX_SIZE and size_delta < positions.MAX_SIZE, "position: size too large"
     assert margin_delta > -positions.MAX_ORDER_MARGIN and margin_delta < positions.MAX_ORDER_MARGIN, "order: margin too large"
     assert acceptable_price < positions.MAX_PRICE, "order: price too large"
@@ -111,6 +114,7 @@ def request_order(market_id: uint256, size_delta: int256, margin_delta: int256, 
         trading_fee=(s[1] >> 128) & positions.MASK64,
         execution_fee=s[4],
         escrow=0,
+        expires_at=block.timestamp + positions.order_expiry,
     )
     escrow: uint256 = positions._escrow(o)
     free: uint256 = positions._free[msg.sender]
@@ -119,6 +123,7 @@ def request_order(market_id: uint256, size_delta: int256, margin_delta: int256, 
     order_id: uint256 = positions.order_count + 1
     positions.order_count = order_id
     positions._store_order(order_id, o)
+    positions._pending[msg.sender][market_id] = order_id | (o.expires_at << 128)
     log positions.OrderRequested(
         order_id=order_id,
         account=msg.sender,
@@ -148,7 +153,7 @@ def execute_order(order_id: uint256):
     self._only_delegated()
     o: positions.Order = positions._load_order(order_id)
     assert o.account != empty(address), "order: unknown"
-    assert block.timestamp <= o.requested_at + positions.order_expiry, "order: expired"
+    assert block.timestamp <= o.expires_at, "order: expired"
     price: uint256 = 0
     updated: uint256 = 0
     price, updated = positions._round(o.market_id, True)
@@ -162,6 +167,7 @@ def execute_order(order_id: uint256):
         max_outsize=MAX_REVERT,
         revert_on_failure=False,
     )
+    positions._pending[o.account][o.market_id] = 0
     if ok:
         log positions.OrderExecuted(order_id=order_id, price=price)
         return
@@ -212,8 +218,9 @@ def cancel_order(order_id: uint256):
     o: positions.Order = positions._load_order(order_id)
     assert o.account != empty(address), "order: unknown"
     assert o.account == msg.sender, "order: not yours"
-    assert block.timestamp > o.requested_at + positions.order_expiry, "order: not expired"
+    assert block.timestamp > o.expires_at, "order: not expired"
     positions._orders[order_id] = empty(uint256[3])
+    positions._pending[o.account][o.market_id] = 0
     positions._free[o.account] += o.escrow
     log positions.OrderCancelled(order_id=order_id, reason="order: expired")
 

@@ -56,6 +56,9 @@ MAX_ORDER_TIME: constant(uint256) = 2**35
 MIN_ORDER_EXPIRY: constant(uint256) = 60
 MAX_ORDER_EXPIRY: constant(uint256) = 7 * 86400
 DEFAULT_ORDER_EXPIRY: constant(uint256) = 7200  # two of a feed's 3,600 s heartbeats
+# The execution fee's cap, in whole tokens (100 USDC on a 6-decimal token):
+# it is paid from every order's escrow and every TP/SL payout.
+MAX_EXECUTION_FEE_TOKENS: constant(uint256) = 100
 
 # ---------------------------------------------------------------- structs
 
@@ -93,6 +96,7 @@ struct Order:
     trading_fee: uint256
     execution_fee: uint256
     escrow: uint256
+    expires_at: uint256
 
 struct MarketState:
     long_oi: uint256
@@ -272,6 +276,10 @@ _orders: HashMap[uint256, uint256[3]]
 # The block time at which each position's TP/SL triggers were last set:
 # execute_tp_sl needs a price round later than it.
 _tp_sl_at: HashMap[address, HashMap[uint256, uint256]]
+# The one pending order of each (account, market): order id | expires_at
+# << 128; 0 when none. While it is set, nothing the account does can change
+# how that order executes (no second order, no add_margin, no TP/SL change).
+_pending: HashMap[address, HashMap[uint256, uint256]]
 
 
 @deploy
@@ -302,7 +310,7 @@ def _set_params(mid: uint256, p: MarketParams):
     assert p.max_price_age > 0 and p.max_price_age <= MAX_PRICE_AGE, "params: price age"
     assert p.max_open_interest > 0 and p.max_open_interest <= MAX_OPEN_INTEREST, "params: open interest"
     assert p.min_margin > 0 and p.min_margin < MAX_AMOUNT, "params: min margin"
-    assert p.execution_fee < MAX_AMOUNT, "params: execution fee"
+    assert p.execution_fee <= MAX_EXECUTION_FEE_TOKENS * (10**36 // SCALE), "params: execution fee"
     decimals: uint8 = staticcall AggregatorV3(p.feed).decimals()
     assert decimals <= 18, "params: feed decimals"
     feed_scale: uint256 = 10 ** (18 - convert(decimals, uint256))
@@ -380,7 +388,7 @@ def _round(mid: uint256, fresh: bool) -> (uint256, uint256):
     (round_id, answer, started, updated, answered) = staticcall AggregatorV3(
         convert(s0 & MASK160, address)
     ).latestRoundData()
-    assert answer > 0, "bad price"
+    assert answer > 0 and answer < convert(MAX_PRICE, int256), "bad price"
     assert updated != 0 and answered >= round_id and updated <= block.timestamp, "bad price"
     if fresh:
         assert block.timestamp - updated <= (s0 >> 160) & (2**32 - 1), "stale price"
@@ -633,8 +641,10 @@ def _load_order(order_id: uint256) -> Order:
         trading_fee=s[0] >> 202,
         execution_fee=s[2] >> 128,
         escrow=0,
+        expires_at=0,
     )
     o.escrow = self._escrow(o)
+    o.expires_at = self._pending[o.account][o.market_id] >> 128
     return o
 
 

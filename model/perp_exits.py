@@ -13,6 +13,10 @@ def set_tp_sl(w, mid, take_profit_price, stop_loss_price):
     P._check_market(w, mid)
     old = P._load(w, w.sender, mid)
     check(old.size != 0, "position: none")
+    check((w.sender, mid) not in w.e.pending, "order: pending")
+    if old.take_profit != 0 or old.stop_loss != 0:
+        price, updated = P._round(w, mid, False)
+        check(not (_hit(old, price) and updated > w.e.tp_sl_at.get((w.sender, mid), 0)), "tp_sl: triggered")
     check(take_profit_price < P.MAX_PRICE and stop_loss_price < P.MAX_PRICE, "tp_sl: price too large")
     liq = margin.liquidation_price(old.size, old.entry_price, old.margin, w.e.params[mid].mmf, w.e.scale)
     tp, sl = take_profit_price, stop_loss_price
@@ -30,17 +34,20 @@ def set_tp_sl(w, mid, take_profit_price, stop_loss_price):
     w.log("TpSlSet", account=w.sender, market_id=mid, take_profit=tp, stop_loss=sl)
 
 
+def _hit(pos, price):
+    """PerpExits._hit: the take-profit or stop-loss is crossed (inclusive)."""
+    if pos.size > 0:
+        return (pos.take_profit != 0 and price >= pos.take_profit) or (pos.stop_loss != 0 and price <= pos.stop_loss)
+    return (pos.take_profit != 0 and price <= pos.take_profit) or (pos.stop_loss != 0 and price >= pos.stop_loss)
+
+
 def execute_tp_sl(w, account, mid):
     """PerpExits.execute_tp_sl"""
     P._check_market(w, mid)
     old = P._load(w, account, mid)
     check(old.size != 0, "position: none")
     price, updated = P._round(w, mid, True)
-    if old.size > 0:
-        hit = (old.take_profit != 0 and price >= old.take_profit) or (old.stop_loss != 0 and price <= old.stop_loss)
-    else:
-        hit = (old.take_profit != 0 and price <= old.take_profit) or (old.stop_loss != 0 and price >= old.stop_loss)
-    check(hit, "not triggered")
+    check(_hit(old, price), "not triggered")
     check(updated > w.e.tp_sl_at.get((account, mid), 0), "tp_sl: no later price")
     p = w.e.params[mid]
     idx = P._accrue(w, mid, price)

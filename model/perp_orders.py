@@ -14,6 +14,7 @@ ZERO = "0x" + "00" * 20
 def request_order(w, mid, size_delta, margin_delta, acceptable_price):
     """PerpOrders.request_order"""
     P._check_market(w, mid)
+    check((w.sender, mid) not in w.e.pending, "order: pending")
     check(-P.MAX_SIZE < size_delta < P.MAX_SIZE, "position: size too large")
     check(-P.MAX_ORDER_MARGIN < margin_delta < P.MAX_ORDER_MARGIN, "order: margin too large")
     check(acceptable_price < P.MAX_PRICE, "order: price too large")
@@ -40,6 +41,7 @@ def request_order(w, mid, size_delta, margin_delta, acceptable_price):
     order_id = w.e.order_count + 1
     w.e.order_count = order_id
     w.e.orders[order_id] = o
+    w.e.pending[(w.sender, mid)] = (order_id, w.now + w.e.order_expiry)
     w.log("OrderRequested", order_id=order_id, account=w.sender, market_id=mid, size_delta=size_delta,
           margin_delta=margin_delta, acceptable_price=acceptable_price)
     return order_id
@@ -50,7 +52,7 @@ def execute_order(w, order_id):
     Revert with a reason cancels the order, one without reverts it all."""
     o = P._load_order(w, order_id)
     check(o.account != ZERO, "order: unknown")
-    check(w.now <= o.requested_at + w.e.order_expiry, "order: expired")
+    check(w.now <= o.expires_at, "order: expired")
     price, updated = P._round(w, o.market_id, True)
     check(updated > o.requested_at, "order: no later price")
     snap = w._snapshot()
@@ -62,12 +64,17 @@ def execute_order(w, order_id):
         w._restore(snap)
         if exc.reason is None:
             raise
+        if len(exc.reason.encode()) > 64:
+            # the chain reads at most 64 bytes of reason: decoding fails
+            raise Revert(None) from exc
+        w.e.pending.pop((o.account, o.market_id), None)
         w.e.orders.pop(order_id, None)
         w.e.free[o.account] = w.e.free.get(o.account, 0) + o.escrow - o.execution_fee
         w.e.free[w.sender] = w.e.free.get(w.sender, 0) + o.execution_fee
         w.log("OrderCancelled", order_id=order_id, reason=exc.reason)
         return
     w.caller = caller
+    w.e.pending.pop((o.account, o.market_id), None)
     w.log("OrderExecuted", order_id=order_id, price=price)
 
 
@@ -91,8 +98,9 @@ def cancel_order(w, order_id):
     o = P._load_order(w, order_id)
     check(o.account != ZERO, "order: unknown")
     check(o.account == w.sender, "order: not yours")
-    check(w.now > o.requested_at + w.e.order_expiry, "order: not expired")
+    check(w.now > o.expires_at, "order: not expired")
     w.e.orders.pop(order_id, None)
+    w.e.pending.pop((o.account, o.market_id), None)
     w.e.free[o.account] = w.e.free.get(o.account, 0) + o.escrow
     w.log("OrderCancelled", order_id=order_id, reason="order: expired")
 

@@ -33,6 +33,7 @@ MAX_ORDER_TIME = 2**35
 MIN_ORDER_EXPIRY = 60
 MAX_ORDER_EXPIRY = 7 * 86400
 DEFAULT_ORDER_EXPIRY = 7200
+MAX_EXECUTION_FEE_TOKENS = 100
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Order:
     trading_fee: int = 0
     execution_fee: int = 0
     escrow: int = 0
+    expires_at: int = 0
 
 
 @dataclass
@@ -123,6 +125,7 @@ class EngineState:
     order_expiry: int = DEFAULT_ORDER_EXPIRY
     orders: dict = field(default_factory=dict)  # order id -> Order (pending only)
     tp_sl_at: dict = field(default_factory=dict)  # (account, market_id) -> block time
+    pending: dict = field(default_factory=dict)  # (account, market_id) -> (order id, expires_at)
 
 
 def side_key(mid, size):
@@ -151,7 +154,7 @@ def _set_params(w, mid, p):
     check(0 < p.max_price_age <= MAX_PRICE_AGE, "params: price age")
     check(0 < p.max_open_interest <= MAX_OPEN_INTEREST, "params: open interest")
     check(0 < p.min_margin < MAX_AMOUNT, "params: min margin")
-    check(p.execution_fee < MAX_AMOUNT, "params: execution fee")
+    check(p.execution_fee <= MAX_EXECUTION_FEE_TOKENS * (10**36 // w.e.scale), "params: execution fee")
     decimals = w.feeds[p.feed].decimals
     check(decimals <= 18, "params: feed decimals")
     w.e.feed_scale[mid] = 10 ** (18 - decimals)
@@ -170,7 +173,7 @@ def _price(w, mid, fresh):
 def _round(w, mid, fresh):
     """positions._round: (price, updatedAt)"""
     f = w.feeds[w.e.params[mid].feed]
-    check(f.answer > 0, "bad price")
+    check(0 < f.answer < MAX_PRICE, "bad price")
     check(f.updated_at != 0 and f.answered_in_round >= f.round_id and f.updated_at <= w.now, "bad price")
     if fresh:
         check(w.now - f.updated_at <= w.e.params[mid].max_price_age, "stale price")
@@ -339,6 +342,7 @@ def _load_order(w, order_id):
         return Order()
     o = Order(**vars(o))
     o.escrow = _escrow(w, o)
+    o.expires_at = w.e.pending.get((o.account, o.market_id), (0, 0))[1]
     return o
 
 

@@ -101,21 +101,76 @@ def test_cancel__backing_out_after_seeing_the_next_round__is_refused(twin, owner
     twin.assert_same()
 
 
-def test_order_spam__each_order_costs_its_execution_fee(twin, owner, attacker, keeper):
+def test_order_spam__a_thousand_accounts_pay_one_execution_fee_per_order(twin, owner, keeper, crowd):
     """Orders live in a mapping, not in a bounded list, so pending orders
-    block nobody; each one the keeper must execute pays it the execution fee
-    even when it is cancelled. 20 orders that are each cancelled (price never
-    acceptable) cost the spammer 20 USDC, all of it the keeper's."""
+    block nobody, and each account holds at most one per market. Every order
+    the keeper executes pays it the execution fee, cancelled or not: 20
+    accounts whose orders are cancelled (price never acceptable) pay 1 USDC
+    each, all of it the keeper's. A thousand accounts pay a thousand."""
     e = twin.p.engine
     keeper0 = e.free_collateral(keeper)
+    spammers = crowd[:20]
     ids = []
-    for _ in range(20):
-        ok, reason, oid = twin.request(attacker, 0, WAD // 100, 10 * USDC, 70_000 * WAD)
+    for a in spammers:
+        twin.fund(a, 100 * USDC, spenders=(twin.p.engine,))
+        expect_ok(twin, a, "deposit", 100 * USDC)
+        ok, reason, oid = twin.request(a, 0, WAD // 100, 10 * USDC, 70_000 * WAD)
         assert ok, reason
         ids.append(oid)
     twin.restamp(0, owner)
     for oid in ids:
         assert twin.execute(keeper, oid) == ("cancelled", "position: price above acceptable")
-    assert e.free_collateral(attacker) == 10_500 * USDC - 20 * EXEC_FEE
+    assert all(e.free_collateral(a) == 100 * USDC - EXEC_FEE for a in spammers)
     assert e.free_collateral(keeper) - keeper0 == 20 * EXEC_FEE
+    twin.assert_same()
+
+
+def test_order_option__margin_added_after_the_round__is_refused(twin, owner, attacker, keeper):
+    """The option an instant add_margin would give (found in review): hold a
+    small position, request +10 BTC with no margin (cancelled by default
+    with 'margin: below initial'), and after seeing the next round add the
+    8,100 USDC that makes it fill only when the round is stale against the
+    market. While the order is pending add_margin reverts, so the order's
+    fate is the round's alone: the keeper cancels it and the attacker is out
+    exactly the execution fee."""
+    e = twin.p.engine
+    assert twin.order(attacker, 0, WAD // 1000, 10 * USDC, 80_000 * WAD, keeper) == (True, None)
+    free0 = e.free_collateral(attacker)
+    ok, reason, oid = twin.request(attacker, 0, 10 * WAD, 0, 81_000 * WAD)
+    assert ok, reason
+    assert e.free_collateral(attacker) == free0 - fee_at(10 * WAD, 81_000 * WAD) - EXEC_FEE
+    twin.restamp(0, owner)  # the round at 80,000; the attacker "knows" 80,400 is next
+    expect_revert(twin, attacker, "add_margin", 0, 8_100 * USDC, reason="order: pending")
+    assert twin.execute(keeper, oid) == ("cancelled", "margin: below initial")
+    assert e.free_collateral(attacker) == free0 - EXEC_FEE
+    twin.assert_same()
+
+
+def test_tp_sl_reset__a_stop_crossed_by_a_later_round__cannot_be_disarmed(twin, owner, attacker, keeper):
+    """A stop at 79,000 that the next round (78,900) crosses belongs to the
+    keeper: re-setting or clearing it would let the trader keep the exit
+    only when the following move went his way."""
+    e = twin.p.engine
+    assert twin.order(attacker, 0, WAD, 2_000 * USDC, 80_000 * WAD, keeper) == (True, None)
+    expect_ok(twin, attacker, "set_tp_sl", 0, 0, 79_000 * WAD)
+    twin.set_price(0, btc(78_900), owner)
+    expect_revert(twin, attacker, "set_tp_sl", 0, 0, 79_000 * WAD, reason="tp_sl: triggered")
+    expect_revert(twin, attacker, "set_tp_sl", 0, 0, 0, reason="tp_sl: triggered")
+    expect_ok(twin, keeper, "execute_tp_sl", attacker, 0)
+    assert events(twin, "PositionClosed")[-1]["price"] == 78_900 * WAD
+    assert e.get_position(attacker, 0).size == 0
+    twin.assert_same()
+
+
+def test_tp_sl_reset__a_trigger_crossed_only_in_its_own_round__may_be_changed(twin, owner, attacker, keeper):
+    """The other side of the rule: a trigger set already crossed (the TP
+    trick) has not been crossed by a later round yet, so it may still be
+    moved; it can never execute before a later round either way."""
+    assert twin.order(attacker, 0, WAD, 2_000 * USDC, 80_000 * WAD, keeper) == (True, None)
+    twin.set_price(0, btc(80_500), owner)
+    expect_ok(twin, attacker, "set_tp_sl", 0, 80_001 * WAD, 0)  # already crossed
+    expect_revert(twin, keeper, "execute_tp_sl", attacker, 0, reason="tp_sl: no later price")
+    expect_ok(twin, attacker, "set_tp_sl", 0, 90_000 * WAD, 0)  # moved before any later round
+    twin.restamp(0, owner)
+    expect_revert(twin, keeper, "execute_tp_sl", attacker, 0, reason="not triggered")
     twin.assert_same()

@@ -51,6 +51,7 @@ def test_request_order__open__escrows_margin_the_fee_at_the_acceptable_price_and
     assert (o.account, o.market_id, o.size_delta, o.margin_delta, o.acceptable_price) == (
         trader.address, 0, WAD, 1_000 * USDC, 80_800 * WAD)
     assert (o.reduce_only, o.trading_fee, o.execution_fee, o.escrow) == (False, 5 * 10**14, EXEC_FEE, 1_000 * USDC + cap + EXEC_FEE)
+    assert o.expires_at == o.requested_at + EXPIRY
     assert events(twin, "OrderRequested")[-1] == dict(
         order_id=1, account=trader.address, market_id=0, size_delta=WAD, margin_delta=1_000 * USDC,
         acceptable_price=80_800 * WAD)
@@ -237,24 +238,52 @@ def test_execute_order__oversized_reduce__closes_in_full(funded, trader, keeper)
     twin.assert_same()
 
 
-def test_execute_order__reduce_after_the_position_closed__cancelled_position_none(funded, trader, keeper):
-    twin = funded
-    assert twin.order(trader, 0, WAD, 1_000 * USDC, PRICE, keeper) == (True, None)
-    first = request(twin, trader, 0, -WAD, 0, 0)
-    second = request(twin, trader, 0, -WAD, 0, 0)
+def test_request_order__a_second_order_in_the_same_market__reverts_pending_until_the_first_is_done(
+        funded, trader, keeper):
+    """One pending order per account and market: a second order's outcome
+    could otherwise depend on the order in which the account has them
+    executed (a margin removal before an increase makes it fail)."""
+    twin, e = funded, funded.p.engine
+    first = request(twin, trader, 0, WAD, 1_000 * USDC, PRICE)
+    assert e.pending_order(trader, 0) == first
+    expect_revert(twin, trader, "request_order", 0, WAD, 1_000 * USDC, PRICE, reason="order: pending")
+    expect_revert(twin, trader, "request_order", 0, -WAD, 0, 0, reason="order: pending")
+    other_market = request(twin, trader, 1, WAD, 100 * USDC, 3_000 * WAD)  # another market is free
+    assert e.pending_order(trader, 1) == other_market
     twin.restamp(0, keeper)
     assert twin.execute(keeper, first) == ("executed", None)
-    assert twin.execute(keeper, second) == ("cancelled", "position: none")
+    assert e.pending_order(trader, 0) == 0
+    request(twin, trader, 0, -WAD, 0, 0)
     twin.assert_same()
 
 
-def test_execute_order__open_after_an_opposite_position_appeared__cancelled_opposite_direction(funded, trader, keeper):
+def test_add_margin_and_set_tp_sl__while_an_order_is_pending__revert_pending(funded, trader, keeper):
     twin = funded
-    long_id = request(twin, trader, 0, WAD, 1_000 * USDC, PRICE)
-    short_id = request(twin, trader, 0, -WAD, 1_000 * USDC, 0)
+    assert twin.order(trader, 0, WAD, 1_000 * USDC, PRICE, keeper) == (True, None)
+    oid = request(twin, trader, 0, 0, -100 * USDC, 0)
+    expect_revert(twin, trader, "add_margin", 0, 100 * USDC, reason="order: pending")
+    expect_revert(twin, trader, "set_tp_sl", 0, 90_000 * WAD, 0, reason="order: pending")
     twin.restamp(0, keeper)
-    assert twin.execute(keeper, long_id) == ("executed", None)
-    assert twin.execute(keeper, short_id) == ("cancelled", "position: opposite direction")
+    assert twin.execute(keeper, oid) == ("executed", None)
+    expect_ok(twin, trader, "add_margin", 0, 100 * USDC)
+    expect_ok(twin, trader, "set_tp_sl", 0, 90_000 * WAD, 0)
+    twin.assert_same()
+
+
+def test_set_order_expiry__pending_orders_keep_their_deadline(funded, owner, trader, keeper):
+    twin, e = funded, funded.p.engine
+    oid = request(twin, trader, 0, WAD, 1_000 * USDC, PRICE)
+    deadline = e.get_order(oid).expires_at
+    assert deadline == e.get_order(oid).requested_at + EXPIRY
+    expect_ok(twin, owner, "set_order_expiry", 7 * 86_400)  # raising it revives nothing
+    assert e.get_order(oid).expires_at == deadline
+    twin.advance(EXPIRY)
+    twin.restamp(0, keeper)
+    expect_revert(twin, keeper, "execute_order", oid, reason="order: expired")
+    expect_ok(twin, trader, "cancel_order", oid)
+    expect_ok(twin, owner, "set_order_expiry", 60)  # lowering it shortens only new orders
+    oid = request(twin, trader, 0, WAD, 1_000 * USDC, PRICE)
+    assert e.get_order(oid).expires_at == e.get_order(oid).requested_at + 60
     twin.assert_same()
 
 
