@@ -190,10 +190,10 @@ class WorldMachine(RuleBasedStateMachine):
         if when == "later round":
             later_round(w, o.market_id)
         elif when == "past expiry":
-            advance(w, o.requested_at + w.e.order_expiry + 1 - w.now)
+            advance(w, P._load_order(w, oid).expires_at + 1 - w.now)
         feed = w.e.params[o.market_id].feed
         no_later_round = w.feeds[feed].updated_at <= o.requested_at
-        expired = w.now > o.requested_at + w.e.order_expiry
+        expired = w.now > P._load_order(w, oid).expires_at
         n = len(w.events)
         risk = o.size_delta == 0 or not o.reduce_only
         if not self.act(KEEPER, "execute_order", oid):
@@ -215,11 +215,11 @@ class WorldMachine(RuleBasedStateMachine):
         oid = self.pending[pick % len(self.pending)]
         o = w.e.orders[oid]
         if wait:
-            w.now = max(w.now, o.requested_at + w.e.order_expiry + 1)
+            w.now = max(w.now, P._load_order(w, oid).expires_at + 1)
         sender = KEEPER if other else o.account
         refund = P._escrow(w, o)
         free = w.e.free.get(o.account, 0)
-        expired = w.now > o.requested_at + w.e.order_expiry
+        expired = w.now > P._load_order(w, oid).expires_at
         if self.act(sender, "cancel_order", oid):
             assert sender == o.account and expired, f"order {oid} cancelled by {sender}, expired {expired}"
             assert w.e.free[o.account] == free + refund, "an expired order's cancel is not a full refund"

@@ -36,9 +36,12 @@ State keys (addresses lower-case hex):
             ("orders",) (order_count, order_expiry)
             ("order", id) (account, market_id, size_delta, margin_delta,
                            acceptable_price, requested_at, reduce_only,
-                           trading_fee, execution_fee), ZERO_ORDER when none
+                           trading_fee, execution_fee, expires_at), ZERO_ORDER
+                           when none
             ("tp_sl_at", a, mid) the block time of the last set_tp_sl, when
                            not 0 (in process only: no view reads it)
+            ("last order", a, mid) (id, expires_at) of the account's last
+                           order in the market, when any (in process only)
     views:  ("valuation",) (vault.totalAssets, vault.free_cash, engine.traders_claim)
             ("views", a, mid) (equity, is_liquidatable, liquidation_price,
                                bankruptcy_price, adl_score, funding_owed), open positions
@@ -168,20 +171,21 @@ def _signed(x):
 
 
 ZERO_ADDRESS = "0x" + "00" * 20
-ZERO_ORDER = (ZERO_ADDRESS, 0, 0, 0, 0, 0, 0, 0, 0)
+ZERO_ORDER = (ZERO_ADDRESS, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 _MASK160, _MASK128 = 2**160 - 1, 2**128 - 1
 _MAX_SIZE, _MAX_ORDER_MARGIN, _MAX_ORDER_TIME = 2**120, 2**127, 2**35
 
 
-def unpack_order(s0, s1, s2):
-    """An order's three slots (positions._store_order's packing) as the
-    ("order", id) tuple; ZERO_ORDER when all three are 0 (executed,
-    cancelled or never requested). A slot left behind shows as a field."""
+def unpack_order(s0, s1, s2, expires_at):
+    """An order's three slots (positions._store_order's packing) and its
+    deadline (from its account's last-order word, as _load_order reads
+    it) as the ("order", id) tuple; ZERO_ORDER when all three slots are 0
+    (executed, cancelled or never requested). A slot left behind shows."""
     if s0 == s1 == s2 == 0:
         return ZERO_ORDER
     return ("0x%040x" % (s0 & _MASK160), (s0 >> 195) & 63, (s1 & _MASK128) - _MAX_SIZE,
             (s2 & _MASK128) - _MAX_ORDER_MARGIN, s1 >> 128, (s0 >> 160) & (_MAX_ORDER_TIME - 1), (s0 >> 201) & 1,
-            s0 >> 202, s2 >> 128)
+            s0 >> 202, s2 >> 128, expires_at)
 
 
 GET_ORDER = keccak(text="get_order(uint256)")[:4]
@@ -388,10 +392,11 @@ class AnvilBackend:
         stored, views = state_from_lens(out[0])
         stored[("orders",)] = (int.from_bytes(out[1], "big"), int.from_bytes(out[2], "big"))
         for oid, raw in zip(orders, out[3:]):
-            (account, mid, size, margin_delta, acceptable, at, reduce, fee, exec_fee, escrow) = decode(
+            (account, mid, size, margin_delta, acceptable, at, reduce, fee, exec_fee, escrow, expires_at) = decode(
                 ["address", "uint256", "int256", "int256", "uint256", "uint256", "bool", "uint256", "uint256",
-                 "uint256"], raw)
-            stored[("order", oid)] = (_l(account), mid, size, margin_delta, acceptable, at, int(reduce), fee, exec_fee)
+                 "uint256", "uint256"], raw)
+            stored[("order", oid)] = (_l(account), mid, size, margin_delta, acceptable, at, int(reduce), fee, exec_fee,
+                                      expires_at)
             views[("escrow", oid)] = escrow
         return stored, views
 
@@ -531,7 +536,7 @@ class SlotReader:
             "members": pos["_members"]["slot"],
             "pos": (pos["_pos_a"]["slot"], pos["_pos_b"]["slot"], pos["_pos_c"]["slot"]),
             "order_count": pos["order_count"]["slot"], "order_expiry": pos["order_expiry"]["slot"],
-            "orders": pos["_orders"]["slot"], "tp_sl_at": pos["_tp_sl_at"]["slot"],
+            "orders": pos["_orders"]["slot"], "tp_sl_at": pos["_tp_sl_at"]["slot"], "last": pos["_pending"]["slot"],
             "ints": ints,
             "markets": {},
         }
@@ -552,6 +557,8 @@ class SlotReader:
                 "s_c": [_slot(sc, i, mid) for i in plan["ints"]],
                 "k_tp_sl_at": [("tp_sl_at", k, mid) for k in plan["keys"]],
                 "s_tp_sl_at": [_slot(plan["tp_sl_at"], i, mid) for i in plan["ints"]],
+                "k_last": [("last order", k, mid) for k in plan["keys"]],
+                "s_last": [_slot(plan["last"], i, mid) for i in plan["ints"]],
             }
         return got
 
@@ -601,10 +608,15 @@ class SlotReader:
                 ((pa & mask) - 2**127, pb & mask, pa >> 128, (pb >> 128) - 2**127, pc & mask, pc >> 128)
                 for pa, pb, pc in zip(map(ge, m["s_a"]), map(ge, m["s_b"]), map(ge, m["s_c"]))]))
             stored.update((k, t) for k, t in zip(m["k_tp_sl_at"], map(ge, m["s_tp_sl_at"])) if t)
+            # each (account, market)'s last order: id | expires_at << 128, never cleared
+            stored.update((k, (v & _MASK128, v >> 128)) for k, v in zip(m["k_last"], map(ge, m["s_last"])) if v)
         stored[("orders",)] = (ge(plan["order_count"]), ge(plan["order_expiry"]))
         for oid in orders:
             base = _slot(plan["orders"], oid)
-            stored[("order", oid)] = unpack_order(ge(base), ge(base + 1), ge(base + 2))
+            s0 = ge(base)
+            last = ge(_slot(plan["last"], s0 & _MASK160, (s0 >> 195) & 63)) if s0 else 0
+            expires_at = last >> 128 if last & _MASK128 == oid else 0
+            stored[("order", oid)] = unpack_order(s0, ge(base + 1), ge(base + 2), expires_at)
         for a, mid in touched:
             if stored[("pos", _l(a), mid)][0] == 0:
                 continue

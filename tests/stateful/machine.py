@@ -74,19 +74,20 @@ def _pos_tuple(p):
     return (p.size, p.entry_price, p.margin, p.funding_index, p.take_profit, p.stop_loss)
 
 
-def _order_tuple(o):
-    """A pending model Order as backends' ("order", id) tuple."""
-    if o is None:
+def _order_tuple(w, oid):
+    """Model order `oid` as backends' ("order", id) tuple."""
+    if oid not in w.e.orders:
         return ZERO_ORDER
+    o = P._load_order(w, oid)
     return (o.account.lower(), o.market_id, o.size_delta, o.margin_delta, o.acceptable_price, o.requested_at,
-            int(o.reduce_only), o.trading_fee, o.execution_fee)
+            int(o.reduce_only), o.trading_fee, o.execution_fee, o.expires_at)
 
 
 def order_escrow(o, scale):
     """positions._escrow from an ("order", id) tuple: the execution fee, plus
     the margin in and the trading fee at the acceptable price for an open or
     increase (used by the token-conservation check on either side)."""
-    _, _, size, margin_delta, acceptable, _, reduce, fee, exec_fee = o
+    _, _, size, margin_delta, acceptable, _, reduce, fee, exec_fee, _ = o
     if size == 0 or reduce:
         return exec_fee
     return exec_fee + margin_delta + margin.requirement(size, acceptable, fee, scale)
@@ -119,7 +120,8 @@ def model_state(w, accounts, touched=None, valuation=True, orders=(), tp_sl_at=F
     """(stored, views) from the model, keyed as backends.py documents.
     touched=None: views of every open position (and each order's escrow);
     else only of those pairs. `orders`: the order ids to report;
-    `tp_sl_at`: report the TP/SL setting times (in-process backends)."""
+    `tp_sl_at`: report the TP/SL setting times and each (account, market)'s
+    last order word (in-process backends)."""
     e = w.e
     bal = w.token.balances
     stored, views = {}, {}
@@ -160,11 +162,12 @@ def model_state(w, accounts, touched=None, valuation=True, orders=(), tp_sl_at=F
             perp_engine.adl_score(w, a, mid), perp_engine.funding_owed(w, a, mid))
     stored[("orders",)] = (e.order_count, e.order_expiry)
     for oid in orders:
-        stored[("order", oid)] = _order_tuple(e.orders.get(oid))
+        stored[("order", oid)] = _order_tuple(w, oid)
         if touched is None:
             views[("escrow", oid)] = P._load_order(w, oid).escrow
     if tp_sl_at:
         stored.update((("tp_sl_at", a.lower(), mid), t) for (a, mid), t in e.tp_sl_at.items() if t)
+        stored.update((("last order", a.lower(), mid), v) for (a, mid), v in e.pending.items() if v != (0, 0))
     if valuation:
         views[("valuation",)] = (liquidity_vault.total_assets(w), liquidity_vault.free_cash(w),
                                  perp_engine.traders_claim(w))
@@ -514,7 +517,7 @@ class BackstopActions(RuleBasedStateMachine):
         # feed has none) or, expired, is cancelled by its requester.
         for oid in sorted(w.e.orders):
             o = w.e.orders[oid]
-            if tw.now + 1 > o.requested_at + w.e.order_expiry:
+            if tw.now + 1 > P._load_order(w, oid).expires_at:
                 must(o.account, "cancel_order", oid)
                 continue
             self._refresh_prices()
@@ -940,11 +943,11 @@ class BackstopMachine(BackstopActions):
         if then == "early":
             # nothing changes: the comparison after the step checks the chain
             # (a step of refusals alone must leave every stored value as it was)
-            expected = self._refusal(self.w.e.orders[oid])
+            expected = self._refusal(oid)
             assert expected is not None and self._execute(oid) == ("reverted", expected)
             assert self.act(trader, "cancel_order", oid) == "order: not expired"
         if then == "late":
-            self.tw.now = max(self.tw.now, self.w.e.orders[oid].requested_at + self.w.e.order_expiry)
+            self.tw.now = max(self.tw.now, P._load_order(self.w, oid).expires_at)
             self.tw.restamp_feeds(self.r["owner"])
             self._touch_market(mid)
             assert self._execute(oid) == ("reverted", "order: expired")
@@ -1056,20 +1059,23 @@ class BackstopMachine(BackstopActions):
         self._order(a, mid, delta, 0, acceptable, then)
 
     @precondition(lambda self: self.w.e.positions)
-    @rule(pick=st.integers(0, 2**16), twice=st.sampled_from([False, False, True]))
-    def close_order(self, pick, twice):
-        """A full close; `twice`: two close orders before one round, the
-        second finds no position (cancelled, position: none)."""
+    @rule(pick=st.integers(0, 2**16), liquidated=st.sampled_from([False, False, True]),
+          extra_bps=st.integers(1, 3_000))
+    def close_order(self, pick, liquidated, extra_bps):
+        """A full close; `liquidated`: while the close waits, a gap through
+        the position's bankruptcy price and its liquidation (that round is
+        the later one): the close finds no position (cancelled,
+        position: none)."""
         keys = self.open_positions()
         a, mid = keys[pick % len(keys)]
         size = self.w.e.positions[(a, mid)].size
         acceptable = 0 if size > 0 else ANY_PRICE
-        if not twice:
+        if not liquidated:
             self._order(a, mid, -size, 0, acceptable)
             return
-        ids = [out[1] for _ in range(2) if (out := self._order(a, mid, -size, 0, acceptable, "pending"))[0] == "pending"]
-        self._later_round(mid)
-        for oid in ids:
+        status, oid = self._order(a, mid, -size, 0, acceptable, "pending")
+        if status == "pending":
+            self._crash_through(a, mid, extra_bps, then_liquidate=True, fund_drained=False)
             self._execute(oid)
 
     @precondition(lambda self: self.w.e.positions)
@@ -1113,22 +1119,23 @@ class BackstopMachine(BackstopActions):
         elif when == "moved price":
             self._set_price(o.market_id, self.price(o.market_id) * (10_000 + bps) // 10_000)
         elif when == "past expiry":
-            self.tw.now = max(self.tw.now, o.requested_at + w.e.order_expiry)
+            self.tw.now = max(self.tw.now, P._load_order(w, oid).expires_at)
             self.tw.restamp_feeds(self.r["owner"])
         executor = {"keeper": self.r["keeper"], "requester": o.account,
                     "other": self.traders[(pick + 3) % N_TRADERS]}[by]
-        expected = self._refusal(o)
+        expected = self._refusal(oid)
         status, reason = self._execute(oid, executor)
         assert (reason if status == "reverted" else None) == expected, (
             f"execute_order({oid}) {when}: {status} {reason!r}, expected {expected!r}")
 
-    def _refusal(self, o):
-        """The reason execute_order of pending order `o` must revert with
+    def _refusal(self, oid):
+        """The reason execute_order of pending order `oid` must revert with
         at the next call (docs/orders.md, "At execution"), None when it
         must go through (executed or cancelled)."""
+        o = self.w.e.orders[oid]
         t = self.tw.now + 1
         feed = self.w.feeds[self.b.addresses[f"feed{o.market_id}"]]
-        if t > o.requested_at + self.w.e.order_expiry:
+        if t > P._load_order(self.w, oid).expires_at:
             return "order: expired"
         if t - feed.updated_at > self.w.e.params[o.market_id].max_price_age:
             return "stale price"
@@ -1148,10 +1155,10 @@ class BackstopMachine(BackstopActions):
         oid = ids[pick % len(ids)]
         o = w.e.orders[oid]
         if wait:
-            self.tw.now = max(self.tw.now, o.requested_at + w.e.order_expiry)
+            self.tw.now = max(self.tw.now, P._load_order(w, oid).expires_at)
         sender = self.traders[(pick + 1) % N_TRADERS] if other and o.account != self.traders[(pick + 1) % N_TRADERS] \
             else o.account
-        expired = self.tw.now + 1 > o.requested_at + w.e.order_expiry
+        expired = self.tw.now + 1 > P._load_order(w, oid).expires_at
         free, escrow = w.e.free.get(o.account, 0), P._load_order(w, oid).escrow
         reason = self.act(sender, "cancel_order", oid)
         expected = "order: not yours" if sender != o.account else None if expired else "order: not expired"
