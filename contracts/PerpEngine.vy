@@ -149,7 +149,7 @@ def pending_order(account: address, market_id: uint256) -> uint256:
     """
     @notice The id of `account`'s pending order in the market, 0 if none.
     """
-    return positions._pending[account][market_id] & positions.MASK
+    return positions._pending_id(account, market_id)
 
 
 @external
@@ -323,7 +323,7 @@ def add_margin(market_id: uint256, amount: uint256):
     assert old.size != 0, "position: none"
     # Margin that arrives after the next round could decide a pending
     # order's margin checks: the account would choose whether it fills.
-    assert positions._pending[msg.sender][market_id] == 0, "order: pending"
+    assert positions._pending_id(msg.sender, market_id) == 0, "order: pending"
     free: uint256 = positions._free[msg.sender]
     assert amount <= free, "collateral: insufficient"
     new: positions.Position = old

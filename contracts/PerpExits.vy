@@ -61,7 +61,7 @@ def set_tp_sl(market_id: uint256, take_profit_price: uint256, stop_loss_price: u
     positions._check_market(market_id)
     old: positions.Position = positions._load(msg.sender, market_id)
     assert old.size != 0, "position: none"
-    assert positions._pending[msg.sender][market_id] == 0, "order: pending"
+    assert positions._pending_id(msg.sender, market_id) == 0, "order: pending"
     if old.take_profit != 0 or old.stop_loss != 0:
         # A trigger that a round after its setting has crossed belongs to
         # the keeper: re-setting it would let the account keep the exit only

@@ -85,7 +85,7 @@ def request_order(market_id: uint256, size_delta: int256, margin_delta: int256, 
     """
     self._only_delegated()
     positions._check_market(market_id)
-    assert positions._pending[msg.sender][market_id] == 0, "order: pending"
+    assert positions._pending_id(msg.sender, market_id) == 0, "order: pending"
     assert size_delta > -positions.MAX_SIZE and size_delta < positions.MAX_SIZE, "position: size too large"
     assert margin_delta > -positions.MAX_ORDER_MARGIN and margin_delta < positions.MAX_ORDER_MARGIN, "order: margin too large"
     assert acceptable_price < positions.MAX_PRICE, "order: price too large"
@@ -167,7 +167,6 @@ def execute_order(order_id: uint256):
         max_outsize=MAX_REVERT,
         revert_on_failure=False,
     )
-    positions._pending[o.account][o.market_id] = 0
     if ok:
         log positions.OrderExecuted(order_id=order_id, price=price)
         return
@@ -220,7 +219,6 @@ def cancel_order(order_id: uint256):
     assert o.account == msg.sender, "order: not yours"
     assert block.timestamp > o.expires_at, "order: not expired"
     positions._orders[order_id] = empty(uint256[3])
-    positions._pending[o.account][o.market_id] = 0
     positions._free[o.account] += o.escrow
     log positions.OrderCancelled(order_id=order_id, reason="order: expired")
 

@@ -276,9 +276,12 @@ _orders: HashMap[uint256, uint256[3]]
 # The block time at which each position's TP/SL triggers were last set:
 # execute_tp_sl needs a price round later than it.
 _tp_sl_at: HashMap[address, HashMap[uint256, uint256]]
-# The one pending order of each (account, market): order id | expires_at
-# << 128; 0 when none. While it is set, nothing the account does can change
-# how that order executes (no second order, no add_margin, no TP/SL change).
+# The last order of each (account, market): order id | expires_at << 128.
+# It is pending while that order's slots are still set (_pending_id); the
+# word is never cleared, so every request after an account's first in a
+# market rewrites a warm slot instead of a fresh one. While an order is
+# pending, nothing its account does can change how it executes (no second
+# order, no add_margin, no TP/SL change).
 _pending: HashMap[address, HashMap[uint256, uint256]]
 
 
@@ -646,6 +649,18 @@ def _load_order(order_id: uint256) -> Order:
     o.escrow = self._escrow(o)
     o.expires_at = self._pending[o.account][o.market_id] >> 128
     return o
+
+
+@internal
+@view
+def _pending_id(account: address, mid: uint256) -> uint256:
+    """
+    @notice The id of the account's pending order in the market, 0 if none.
+    """
+    order_id: uint256 = self._pending[account][mid] & MASK
+    if order_id == 0 or self._orders[order_id][0] == 0:
+        return 0
+    return order_id
 
 
 @internal

@@ -126,7 +126,7 @@ def add_margin(w, mid, amount):
     check(amount > 0, "collateral: zero amount")
     old = P._load(w, w.sender, mid)
     check(old.size != 0, "position: none")
-    check((w.sender, mid) not in w.e.pending, "order: pending")
+    check(P._pending_id(w, w.sender, mid) == 0, "order: pending")
     free = w.e.free.get(w.sender, 0)
     check(amount <= free, "collateral: insufficient")
     new = replace(old)
@@ -150,7 +150,7 @@ def get_order(w, order_id):
 
 def pending_order(w, account, mid):
     """PerpEngine.pending_order"""
-    return w.e.pending.get((account, mid), (0, 0))[0]
+    return P._pending_id(w, account, mid)
 
 
 def order_count(w):

@@ -13,7 +13,7 @@ def set_tp_sl(w, mid, take_profit_price, stop_loss_price):
     P._check_market(w, mid)
     old = P._load(w, w.sender, mid)
     check(old.size != 0, "position: none")
-    check((w.sender, mid) not in w.e.pending, "order: pending")
+    check(P._pending_id(w, w.sender, mid) == 0, "order: pending")
     if old.take_profit != 0 or old.stop_loss != 0:
         price, updated = P._round(w, mid, False)
         check(not (_hit(old, price) and updated > w.e.tp_sl_at.get((w.sender, mid), 0)), "tp_sl: triggered")

@@ -14,7 +14,7 @@ ZERO = "0x" + "00" * 20
 def request_order(w, mid, size_delta, margin_delta, acceptable_price):
     """PerpOrders.request_order"""
     P._check_market(w, mid)
-    check((w.sender, mid) not in w.e.pending, "order: pending")
+    check(P._pending_id(w, w.sender, mid) == 0, "order: pending")
     check(-P.MAX_SIZE < size_delta < P.MAX_SIZE, "position: size too large")
     check(-P.MAX_ORDER_MARGIN < margin_delta < P.MAX_ORDER_MARGIN, "order: margin too large")
     check(acceptable_price < P.MAX_PRICE, "order: price too large")
@@ -67,14 +67,12 @@ def execute_order(w, order_id):
         if len(exc.reason.encode()) > 64:
             # the chain reads at most 64 bytes of reason: decoding fails
             raise Revert(None) from exc
-        w.e.pending.pop((o.account, o.market_id), None)
         w.e.orders.pop(order_id, None)
         w.e.free[o.account] = w.e.free.get(o.account, 0) + o.escrow - o.execution_fee
         w.e.free[w.sender] = w.e.free.get(w.sender, 0) + o.execution_fee
         w.log("OrderCancelled", order_id=order_id, reason=exc.reason)
         return
     w.caller = caller
-    w.e.pending.pop((o.account, o.market_id), None)
     w.log("OrderExecuted", order_id=order_id, price=price)
 
 
@@ -100,7 +98,6 @@ def cancel_order(w, order_id):
     check(o.account == w.sender, "order: not yours")
     check(w.now > o.expires_at, "order: not expired")
     w.e.orders.pop(order_id, None)
-    w.e.pending.pop((o.account, o.market_id), None)
     w.e.free[o.account] = w.e.free.get(o.account, 0) + o.escrow
     w.log("OrderCancelled", order_id=order_id, reason="order: expired")
 

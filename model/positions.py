@@ -125,7 +125,7 @@ class EngineState:
     order_expiry: int = DEFAULT_ORDER_EXPIRY
     orders: dict = field(default_factory=dict)  # order id -> Order (pending only)
     tp_sl_at: dict = field(default_factory=dict)  # (account, market_id) -> block time
-    pending: dict = field(default_factory=dict)  # (account, market_id) -> (order id, expires_at)
+    pending: dict = field(default_factory=dict)  # (account, market_id) -> (last order id, expires_at), never cleared
 
 
 def side_key(mid, size):
@@ -344,6 +344,12 @@ def _load_order(w, order_id):
     o.escrow = _escrow(w, o)
     o.expires_at = w.e.pending.get((o.account, o.market_id), (0, 0))[1]
     return o
+
+
+def _pending_id(w, account, mid):
+    """positions._pending_id: the pending order's id, 0 if none."""
+    order_id = w.e.pending.get((account, mid), (0, 0))[0]
+    return order_id if order_id in w.e.orders else 0
 
 
 def _escrow(w, o):
