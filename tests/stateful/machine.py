@@ -166,8 +166,10 @@ def model_state(w, accounts, touched=None, valuation=True, orders=(), tp_sl_at=F
         if touched is None:
             views[("escrow", oid)] = P._load_order(w, oid).escrow
     if tp_sl_at:
-        stored.update((("tp_sl_at", a.lower(), mid), t) for (a, mid), t in e.tp_sl_at.items() if t)
-        stored.update((("last order", a.lower(), mid), v) for (a, mid), v in e.pending.items() if v != (0, 0))
+        low = set(ks["low"])  # the accounts read: the chain side reads these slots for them only
+        stored.update((("tp_sl_at", k, mid), t) for (a, mid), t in e.tp_sl_at.items() if t and (k := a.lower()) in low)
+        stored.update((("last order", k, mid), v) for (a, mid), v in e.pending.items()
+                      if v != (0, 0) and (k := a.lower()) in low)
     if valuation:
         views[("valuation",)] = (liquidity_vault.total_assets(w), liquidity_vault.free_cash(w),
                                  perp_engine.traders_claim(w))
