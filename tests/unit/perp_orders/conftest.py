@@ -1,23 +1,5 @@
-"""Fixtures of the order unit tests (tests/unit/perp_orders/)."""
+"""Fixtures of the order unit tests (tests/unit/perp_orders/): the engine
+tests' own (compare only the role accounts; create the session roles
+first), imported so both folders share one definition."""
 
-import pytest
-
-ACTORS = ("owner", "trader", "other_trader", "keeper", "lp", "pauser", "stranger")
-
-
-@pytest.fixture(autouse=True)
-def _narrow_twin(request):
-    """Make a test's `twin` (tests/conftest.py) compare only the actors these
-    tests use: `assert_same` reads every listed account's state on chain,
-    and the 23 untouched crowd accounts would add over a hundred reads to
-    every comparison. (A same-named override of `twin` would be simpler,
-    but it breaks ape's chain isolation.)"""
-    if "twin" in request.fixturenames:
-        request.getfixturevalue("twin").accounts = [request.getfixturevalue(a) for a in ACTORS]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _roles_first(owner, trader, other_trader, keeper, lp, pauser, stranger, crowd):
-    """Create every session-scoped role before any module fixture: ape's
-    chain isolation breaks (it redeploys `protocol` under the test) when a
-    session fixture first appears after a module one."""
+from tests.unit.perp_engine.conftest import _narrow_twin, _roles_first  # noqa: F401
