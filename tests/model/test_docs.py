@@ -2,6 +2,7 @@
 reasons written in contracts/ with the functions that raise them, and every
 `module.name` the docs cite exists in that module."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -135,3 +136,89 @@ def test_doc_constants__match_the_contracts():
     assert consts["LiquidityVault.DECIMALS_OFFSET"] == 3 and "10**3" in text
     # the scan cost the docs quote is the one positions.vy states
     assert "6.5k gas" in (CONTRACTS / "positions.vy").read_text() and "6.5k gas" in text
+
+
+PROPERTIES = DOCS / "properties.md"
+MACHINE = ROOT / "tests" / "stateful" / "machine.py"
+WORLD_PROPERTIES = ROOT / "tests" / "model" / "test_world_properties.py"
+_PATH_OR_NAME = re.compile(r"`(tests/[\w/.-]+\.py)`|`(test_\w+)(?:\[[^`\]]*\])?`")
+_RULES = re.compile(r"\b[Rr]ules? (`\w+`(?:(?:, and |, | and | or )`\w+`)*)")
+_MACHINE_SPAN = re.compile(r"\b[Mm]achine: `(\w+)`")
+
+
+def _units(text):
+    """The pieces a citation cannot cross: each cell of a table row, each
+    paragraph or list item of the rest."""
+    units, para = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            units.extend(c for c in line.strip().strip("|").split("|"))
+        elif not line.strip() or line.lstrip().startswith("- "):
+            units.append(" ".join(para))
+            para = [line] if line.strip() else []
+        else:
+            para.append(line)
+    units.append(" ".join(para))
+    return [u for u in units if u.strip()]
+
+
+def _defined(path, classes=None):
+    """Names of the functions a Python file defines (methods included; only
+    those of `classes` when given), and its module-level assignments."""
+    tree = ast.parse(path.read_text())
+    if classes is not None:
+        return {f.name for c in tree.body if isinstance(c, ast.ClassDef) and c.name in classes
+                for f in c.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    names = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def properties_doc_citations(text):
+    """(cited path or None, test name) for every `test_x` span, attributed to
+    the last `tests/....py` span before it in the same cell or paragraph;
+    and the machine names the doc cites (`WorldMachine.x`, rule `x`,
+    machine: `x`, `_check_x`)."""
+    tests, world, machine = [], set(), set()
+    for unit in _units(text):
+        path = None
+        for m in _PATH_OR_NAME.finditer(unit):
+            if m.group(1):
+                path = m.group(1)
+            else:
+                tests.append((path, m.group(2)))
+        world |= set(re.findall(r"`WorldMachine\.(\w+)`", unit))
+        machine |= set(re.findall(r"`BackstopMachine\.(\w+)`", unit))
+        for m in _RULES.finditer(unit):
+            machine |= set(re.findall(r"`(\w+)`", m.group(1)))
+        machine |= set(_MACHINE_SPAN.findall(unit)) | set(re.findall(r"`(_check_\w+)`", unit))
+    return tests, world, machine
+
+
+def test_properties_doc__every_cited_test_exists():
+    """Every `tests/x.py`: `test_a`, `test_b` citation names a test function
+    that file defines (`test_a[...]` counts as `test_a`); a test name with no
+    path before it in its cell must exist somewhere under tests/; every
+    `WorldMachine.x` is a method of WorldMachine, and every rule or check the
+    doc names for the machine is defined in tests/stateful/machine.py."""
+    tests, world, machine = properties_doc_citations(PROPERTIES.read_text())
+    assert len(tests) > 100, "the citation parser found almost nothing: has the doc's format changed?"
+    defined, missing = {}, []
+    everywhere = set().union(*(_defined(p) for p in (ROOT / "tests").rglob("test_*.py")))
+    for path, name in tests:
+        if path is None:
+            if name not in everywhere:
+                missing.append(f"`{name}` (no file before it; defined nowhere under tests/)")
+            continue
+        if not (ROOT / path).exists():
+            missing.append(f"{path}: the file does not exist (cited for `{name}`)")
+            continue
+        if path not in defined:
+            defined[path] = _defined(ROOT / path)
+        if name not in defined[path]:
+            missing.append(f"{path}: `{name}`")
+    missing += [f"WorldMachine.{n}" for n in sorted(world - _defined(WORLD_PROPERTIES, {"WorldMachine"}))]
+    missing += [f"tests/stateful/machine.py: `{n}`" for n in sorted(machine - _defined(MACHINE))]
+    assert not missing, "docs/properties.md cites tests that do not exist:\n" + "\n".join(sorted(set(missing)))
