@@ -88,3 +88,37 @@ def test_add_margin__after_price_move__keeps_entry_and_index(long_btc, owner, tr
     assert after[:2] == before[:2] and after[3] == before[3]  # funding is not settled here
     assert after[2] == before[2] + 10 * USDC
     twin.assert_same()
+
+
+def test_add_margin__order_pending_in_that_market__reverts_until_executed_other_market_works(
+        long_btc, trader, keeper):
+    """One pending order per account and market: while it waits, add_margin on
+    that position reverts 'order: pending' (an instant add after the round
+    would switch on an order built to fail). Another market's position is
+    not held up, and once the order has executed add_margin works again."""
+    twin, e = long_btc, long_btc.p.engine
+    expect_order_ok(twin, trader, 1, WAD, 300 * USDC, 3_000 * WAD, keeper)
+    assert position(twin, trader, 1)[:3] == (WAD, 3_000 * WAD, 300 * USDC)
+    ok, reason, oid = twin.request(trader, 0, -WAD // 2, 0, 0)
+    assert ok, reason
+    assert e.pending_order(trader, 0) == oid and e.pending_order(trader, 1) == 0
+    free0 = e.free_collateral(trader)
+    for amount in (1, 100 * USDC):
+        expect_revert(twin, trader, "add_margin", 0, amount, reason="order: pending")
+    assert position(twin, trader)[2] == 1_000 * USDC
+    assert e.free_collateral(trader) == free0
+    expect_ok(twin, trader, "add_margin", 1, 50 * USDC)
+    assert position(twin, trader, 1)[2] == 350 * USDC
+    assert e.free_collateral(trader) == free0 - 50 * USDC
+    twin.restamp(0, keeper)
+    assert twin.execute(keeper, oid) == ("executed", None)
+    assert e.pending_order(trader, 0) == 0
+    assert position(twin, trader)[0] == WAD // 2
+    margin = position(twin, trader)[2]
+    free1 = e.free_collateral(trader)
+    expect_ok(twin, trader, "add_margin", 0, 100 * USDC)
+    assert position(twin, trader)[2] == margin + 100 * USDC
+    assert e.free_collateral(trader) == free1 - 100 * USDC
+    assert twin.w.events[-1] == ("MarginChanged", {
+        "account": trader.address, "market_id": 0, "delta": 100 * USDC, "funding_paid": 0})
+    twin.assert_same()

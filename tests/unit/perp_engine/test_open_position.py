@@ -165,20 +165,36 @@ def test_open_order__increase_after_a_loss__counts_the_loss_against_initial(fund
     twin.assert_same()
 
 
-def test_open_order__opposite_of_a_position_opened_meanwhile__cancelled_opposite_direction(funded, trader, keeper):
-    """Both requested with no position (so both are opens); once the long has
-    executed, the short is against it and is cancelled."""
-    twin = funded
-    ok, _, long_id = twin.request(trader, 0, WAD, 1_000 * USDC, PRICE)
-    ok2, _, short_id = twin.request(trader, 0, -WAD, 1_000 * USDC, PRICE)
-    assert ok and ok2
+def test_open_order__opposite_while_an_open_is_pending__request_reverts_order_pending(funded, trader, keeper):
+    """Both requested with no position used to be two opens, the short
+    cancelled 'position: opposite direction' once the long had executed. One
+    pending order per account and market makes that unreachable through the
+    trader's own orders: the second request reverts 'order: pending' and
+    changes nothing. 'position: opposite direction' stays in PerpOrders as a
+    defensive check at execution."""
+    twin, e = funded, funded.p.engine
+    fee = fee_of(WAD, PRICE)
+    ok, reason, long_id = twin.request(trader, 0, WAD, 1_000 * USDC, PRICE)
+    assert ok, reason
+    assert e.pending_order(trader, 0) == long_id
+    free0 = free(twin, trader)
+    assert free0 == 10_000 * USDC - (1_000 * USDC + fee + EXEC)
+    count = e.order_count()
+    for size, margin, acceptable in ((-WAD, 1_000 * USDC, PRICE), (WAD, 1_000 * USDC, PRICE)):
+        ok2, reason2, _ = twin.request(trader, 0, size, margin, acceptable)
+        assert (ok2, reason2) == (False, "order: pending")
+    # Nothing changed: no order stored, no escrow taken, the pending id the same.
+    assert e.order_count() == count == long_id
+    assert e.pending_order(trader, 0) == long_id
+    assert free(twin, trader) == free0
+    assert position(twin, trader) == (0, 0, 0, 0, 0, 0)
+    twin.assert_same()
     twin.restamp(0, keeper)
     assert twin.execute(keeper, long_id) == ("executed", None)
-    assert twin.execute(keeper, short_id) == ("cancelled", "position: opposite direction")
+    assert e.pending_order(trader, 0) == 0
     assert position(twin, trader)[:3] == (WAD, PRICE, 1_000 * USDC)
-    fee = fee_of(WAD, PRICE)
-    assert free(twin, trader) == 10_000 * USDC - (1_000 * USDC + fee + EXEC) - EXEC
-    assert free(twin, keeper) == 2 * EXEC
+    assert free(twin, trader) == 10_000 * USDC - (1_000 * USDC + fee + EXEC)
+    assert free(twin, keeper) == EXEC
     twin.assert_same()
 
 

@@ -64,15 +64,27 @@ def test_execute_order__answer_exactly_max_age_old__executes_one_second_more_rev
     twin.assert_same()
 
 
-def test_request_order__broken_or_stale_feed__accepted_nothing_reads_the_price(funded, owner, trader):
+def test_request_order__broken_or_stale_feed__accepted_nothing_reads_the_price(funded, owner, trader, other_trader):
+    """One order per account and market: the opposite request comes from a
+    second trader (the trader's own second request in that market reverts
+    'order: pending', which is checked before anything else and reads no
+    price either)."""
     twin = funded
+    expect_ok(twin, other_trader, "deposit", 10_000 * USDC)
     set_round(twin, 0, owner, round_id=7, answer=0, started_at=0, updated_at=0, answered_in_round=7)
     assert twin.request(trader, 0, SIZE, MARGIN, ACCEPTABLE)[:2] == (True, None)
-    assert twin.request(trader, 0, -SIZE, MARGIN, 0)[:2] == (True, None)  # opposite: both opens, no position
+    assert twin.request(trader, 0, -SIZE, MARGIN, 0)[:2] == (False, "order: pending")
+    t = next_timestamp(twin)
+    # An answer >= 2**128 is a bad price at execution; a request does not read it.
+    set_round(twin, 0, owner, round_id=8, answer=2**128, started_at=t, updated_at=t, answered_in_round=8)
+    assert twin.request(other_trader, 0, -SIZE, MARGIN, 0)[:2] == (True, None)  # the other side, no position
     twin.set_price(0, btc(80_000), owner)
     twin.advance(86_400)  # a day old: stale
     assert twin.request(trader, 1, SIZE, MARGIN, 10**24)[:2] == (True, None)
     assert twin.p.engine.order_count() == 3
+    assert twin.p.engine.pending_order(trader, 0) == 1
+    assert twin.p.engine.pending_order(other_trader, 0) == 2
+    assert twin.p.engine.pending_order(trader, 1) == 3
     twin.set_price(0, btc(80_000), owner)  # the views need a fresh answer
     twin.assert_same()
 

@@ -83,15 +83,21 @@ def test_pause__risk_adding_requests__revert_until_unpaused(twin, owner, trader,
     twin.assert_same()
 
 
-def test_pause__risk_adding_orders_requested_before__cancelled_paused_at_execution(twin, owner, trader, keeper):
+def test_pause__risk_adding_orders_requested_before__cancelled_paused_at_execution(
+        twin, owner, trader, other_trader, keeper):
+    """Three risk-adding orders pending at the pause, each cancelled at
+    execution: one order per account and market, so the margin removal in
+    market 0 is the other trader's."""
     e = twin.p.engine
     fee = execution_fee(twin)
     expect_ok(twin, trader, "deposit", 10_000 * USDC)
+    expect_ok(twin, other_trader, "deposit", 10_000 * USDC)
     expect_order_ok(twin, trader, 0, WAD, 2_000 * USDC, PRICE, keeper)
-    free0, paid0 = free(twin, trader), free(twin, keeper)
-    pos0 = position(twin, trader)
+    expect_order_ok(twin, other_trader, 0, WAD, 2_000 * USDC, PRICE, keeper)
+    free0, other0, paid0 = free(twin, trader), free(twin, other_trader), free(twin, keeper)
+    pos0, other_pos0 = position(twin, trader), position(twin, other_trader)
     ok, _, increase = twin.request(trader, 0, WAD, 2_000 * USDC, PRICE)
-    ok2, _, removal = twin.request(trader, 0, 0, -100 * USDC, 0)
+    ok2, _, removal = twin.request(other_trader, 0, 0, -100 * USDC, 0)
     ok3, _, short = twin.request(trader, 1, -WAD, 100 * USDC, 0)
     assert ok and ok2 and ok3
     expect_ok(twin, owner, "pause")
@@ -101,9 +107,11 @@ def test_pause__risk_adding_orders_requested_before__cancelled_paused_at_executi
         assert twin.execute(keeper, oid) == ("cancelled", PAUSED)
         assert int(e.get_order(oid).account, 16) == 0
     # Every escrow back less the execution fees, which the keeper earned.
-    assert free(twin, trader) == free0 - 3 * fee
+    assert free(twin, trader) == free0 - 2 * fee
+    assert free(twin, other_trader) == other0 - fee
     assert free(twin, keeper) == paid0 + 3 * fee
     assert position(twin, trader) == pos0 and position(twin, trader, 1)[0] == 0
+    assert position(twin, other_trader) == other_pos0
     twin.assert_same()
 
 
@@ -121,11 +129,19 @@ def test_pause__deposit_withdraw_add_margin_reduce_orders_and_liquidate_still_wo
 
     expect_ok(twin, trader, "deposit", 1_000 * USDC)
     expect_ok(twin, trader, "withdraw", 500 * USDC)
-    expect_ok(twin, trader, "add_margin", 0, 300 * USDC)
-    assert position(twin, trader)[2] == 2_300 * USDC
+    # While the reduce waits, add_margin on that position is refused (one
+    # pending order per account and market), paused or not.
+    expect_revert(twin, trader, "add_margin", 0, 300 * USDC, reason="order: pending")
+    assert position(twin, trader)[2] == 2_000 * USDC
     twin.restamp(0, keeper)
     assert twin.execute(keeper, early) == ("executed", None)
     assert position(twin, trader)[0] == WAD * 3 // 4
+    # A quarter of the margin net of the funding settled was released.
+    owed = events(twin, "PositionClosed")[-1]["funding_paid"]
+    left = 2_000 * USDC - owed - (2_000 * USDC - owed) // 4
+    assert position(twin, trader)[2] == left
+    expect_ok(twin, trader, "add_margin", 0, 300 * USDC)
+    assert position(twin, trader)[2] == left + 300 * USDC
     expect_order_ok(twin, trader, 0, -WAD // 4, 0, 0, keeper)
     # A reduce larger than what is left closes it in full.
     expect_order_ok(twin, trader, 0, -WAD, 0, 0, keeper)

@@ -40,12 +40,16 @@ BOUNDS = {
     "params: min margin": (
         [dict(min_margin=1), dict(min_margin=MAX_AMOUNT - 1)],
         [dict(min_margin=0), dict(min_margin=MAX_AMOUNT)]),
-    "params: execution fee": ([dict(execution_fee=MAX_AMOUNT - 1)], [dict(execution_fee=MAX_AMOUNT)]),
+    # 100 whole tokens: 100 * 10**6 units on the 6-decimal devnet token.
+    "params: execution fee": (
+        [dict(execution_fee=100 * 10**6), dict(execution_fee=0)],
+        [dict(execution_fee=100 * 10**6 + 1), dict(execution_fee=MAX_AMOUNT)]),
 }
 
 
 @pytest.mark.parametrize("reason", list(BOUNDS))
 def test_set_market_params__each_bound__accepted_at_it_rejected_past_it(twin, owner, reason):
+    assert twin.p.token.decimals() == 6 and USDC == 10**6  # the execution fee's cap is in whole tokens
     accepted, rejected = BOUNDS[reason]
     for changes in rejected:
         before = params(twin, 0)

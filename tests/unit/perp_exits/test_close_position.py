@@ -1,8 +1,10 @@
 """Reduce and close ORDERS (request_order with a size against the position,
 margin 0; execute_order at a later round): the request-time reverts, every
 cancellation reason at execution, a partial then full close paid to the
-unit, an oversized reduce that executes as a full close, and a reduce whose
-position was liquidated or turned around before it executed.
+unit, an oversized reduce that executes as a full close (also after ADL
+shrank the position under it), and a reduce whose position was liquidated
+before it executed. One pending order per account and market: a second
+request while one waits reverts 'order: pending'.
 
 Funding off; trading fee 5 bp (30% of it to the fund); execution fee 1 USDC,
 escrowed at request and paid to the executor (the keeper) whether the order
@@ -148,16 +150,28 @@ def test_reduce_order__larger_than_the_position__executes_as_a_full_close(twin, 
 
 
 def test_reduce_order__larger_than_what_another_reduce_left__closes_the_rest(twin, owner, trader, keeper):
-    # Two pending reduces of a 1 BTC long at 81,000: 0.4 BTC, then 1 BTC.
-    # The first executes as above (payout 1,183.8); the second finds 0.6 BTC
-    # and closes it (1,775.7). Free: 2,959.5 - 2 execution fees = 2,957.5.
+    # A 1 BTC long at 81,000: a 0.4 BTC reduce executes as above (payout
+    # 1,183.8); a 1 BTC reduce requested then finds 0.6 BTC and closes it
+    # (1,775.7). Free: 2,959.5 - 2 execution fees = 2,957.5. Both pending at
+    # once is no longer possible (one pending order per account and market):
+    # the second request reverts 'order: pending' while the first waits, and
+    # is accepted once it has executed.
+    e = twin.p.engine
     no_funding(twin, owner)
     open_position(twin, trader, WAD, 2_000 * USDC)
     price(twin, owner, 81_000)
     before = free(twin, trader)
-    whole, part = _request(twin, trader, -WAD), _request(twin, trader, -4 * 10**17)
+    part = _request(twin, trader, -4 * 10**17)
+    count = e.order_count()
+    request_reverts(twin, trader, -WAD, 0, 0, "order: pending")
+    assert e.order_count() == count and e.pending_order(trader, BTC) == part
+    assert free(twin, trader) == before - EXEC_FEE
     twin.restamp(BTC, owner)
     assert twin.execute(keeper, part) == ("executed", None)
+    assert e.pending_order(trader, BTC) == 0
+    assert position(twin, trader)[0] == 6 * 10**17
+    whole = _request(twin, trader, -WAD)
+    twin.restamp(BTC, owner)
     n = len(twin.w.events)
     assert twin.execute(keeper, whole) == ("executed", None)
     (closed,) = assert_events_agree(twin, "PositionClosed", n)
@@ -167,33 +181,75 @@ def test_reduce_order__larger_than_what_another_reduce_left__closes_the_rest(twi
     step(twin)
 
 
-def test_reduce_order__position_liquidated_or_turned_short_before_execution__cancelled_position_none(
+def test_reduce_order__larger_than_what_adl_left__closes_the_rest(twin, owner, trader, other_trader, keeper):
+    # What now shrinks a position under a pending reduce is others: here ADL.
+    # Fees and funding off. The trader is long 1 BTC at 80,000 with 1,000;
+    # other_trader short 2 BTC at 80,000 with 8,000 (deposit 16,000: free
+    # 7,999) asks to buy back 1.5 BTC (free 7,998). At 78,000 the long's
+    # equity is -1,000: bad debt 1,000, the fund is empty, so ADL closes 1 BTC
+    # of the short at the bankruptcy price 79,000 (haircut 1,000): 4,000
+    # margin released + 1,000 PnL = 5,000. The reduce then finds 1 BTC and
+    # closes it at 78,000: 4,000 margin + 2,000 PnL = 6,000.
+    e = twin.p.engine
+    no_funding(twin, owner, trading_fee=0)
+    open_position(twin, other_trader, -2 * WAD, 8_000 * USDC)
+    open_position(twin, trader, WAD, 1_000 * USDC)
+    assert free(twin, other_trader) == 7_999 * USDC
+    buy_back = _request(twin, other_trader, 15 * 10**17, acceptable=2**128 - 1)
+    assert free(twin, other_trader) == 7_998 * USDC
+    price(twin, owner, 78_000)
+    assert balance(twin, twin.p.insurance_fund) == 0
+    n = len(twin.w.events)
+    ok(twin, keeper, "liquidate", trader, BTC, [other_trader])
+    (adl,) = assert_events_agree(twin, "AutoDeleveraged", n)
+    assert (adl["size"], adl["haircut"], adl["bankruptcy_price"]) == (-WAD, 1_000 * USDC, 79_000 * WAD)
+    assert position(twin, other_trader)[:3] == (-WAD, 80_000 * WAD, 4_000 * USDC)
+    assert free(twin, other_trader) == 12_998 * USDC
+    assert e.pending_order(other_trader, BTC) == buy_back
+    step(twin)
+    twin.restamp(BTC, owner)
+    n = len(twin.w.events)
+    assert twin.execute(keeper, buy_back) == ("executed", None)
+    (closed,) = assert_events_agree(twin, "PositionClosed", n)
+    assert (closed["size_closed"], closed["pnl"], closed["fee"], closed["payout"]) == (
+        -WAD, 2_000 * USDC, 0, 6_000 * USDC)
+    assert position(twin, other_trader) == (0, 0, 0, 0, 0, 0)
+    # 16,000 in; the short made 4,000 less the 1,000 haircut; two execution fees.
+    assert free(twin, other_trader) == 18_998 * USDC
+    step(twin)
+
+
+def test_reduce_order__position_liquidated_before_execution__cancelled_position_none(
         twin, owner, trader, keeper):
     # Long 1 BTC at 80,000 with 1,000 (deposit 2,000: free 2,000 - 1,000 - 40
-    # - 1 = 959). Two reduces are requested (free 957). At 79,300 the equity
-    # is 300 < 396.5 maintenance: liquidation takes it all as the penalty
-    # (min(396.5, 300)), 20% = 60 to the keeper. The first reduce then finds
-    # no position; the second finds a short the trader opened meanwhile and
-    # does not touch it. Each cancellation refunds escrow 1 - fee 1 = 0.
+    # - 1 = 959). A reduce is requested (free 958). At 79,300 the equity is
+    # 300 < 396.5 maintenance: liquidation takes it all as the penalty
+    # (min(396.5, 300)), 20% = 60 to the keeper. While the reduce waits the
+    # trader cannot open the other side in that market ('order: pending'), so
+    # a reduce finding a position turned short (cancelled 'position: none' in
+    # PerpOrders) is no longer reachable through his own orders: the check
+    # stays as a defensive one. The reduce then finds no position: cancelled,
+    # refund escrow 1 - fee 1 = 0. Only then does the short go through.
     no_funding(twin, owner)
     open_position(twin, trader, WAD, 1_000 * USDC)
     assert free(twin, trader) == 959 * USDC
-    first, second = _request(twin, trader, -WAD), _request(twin, trader, -WAD)
-    assert free(twin, trader) == 957 * USDC
+    reduce = _request(twin, trader, -WAD)
+    assert free(twin, trader) == 958 * USDC
     price(twin, owner, 79_300)
     keeper_before = free(twin, keeper)
     ok(twin, keeper, "liquidate", trader, BTC, [])
     assert free(twin, keeper) - keeper_before == 60 * USDC
-    assert free(twin, trader) == 957 * USDC
-    assert twin.execute(keeper, first) == ("cancelled", "position: none")
-    assert free(twin, trader) == 957 * USDC
+    assert position(twin, trader) == (0, 0, 0, 0, 0, 0)
+    assert free(twin, trader) == 958 * USDC
+    request_reverts(twin, trader, -5 * 10**17, 500 * USDC, 79_300 * WAD, "order: pending")
+    assert free(twin, trader) == 958 * USDC
+    assert twin.execute(keeper, reduce) == ("cancelled", "position: none")
+    assert free(twin, trader) == 958 * USDC
+    assert twin.p.engine.pending_order(trader, BTC) == 0
     step(twin)
     # Short 0.5 BTC at 79,300 with 500: fee 19.825 + execution fee 1.
     order(twin, trader, -5 * 10**17, 500 * USDC, 79_300 * WAD)
-    assert free(twin, trader) == 436_175_000
-    short = position(twin, trader)
-    assert twin.execute(keeper, second) == ("cancelled", "position: none")
-    assert position(twin, trader) == short == (-5 * 10**17, 79_300 * WAD, 500 * USDC, short[3], 0, 0)
-    assert free(twin, trader) == 436_175_000
-    assert free(twin, keeper) - keeper_before == 60 * USDC + 3 * EXEC_FEE
+    assert free(twin, trader) == 437_175_000
+    assert position(twin, trader) == (-5 * 10**17, 79_300 * WAD, 500 * USDC, position(twin, trader)[3], 0, 0)
+    assert free(twin, keeper) - keeper_before == 60 * USDC + 2 * EXEC_FEE
     step(twin)

@@ -171,23 +171,33 @@ def test_tp_sl__triggers_kept_on_partial_close_and_cleared_on_full_close(twin, o
 
 def test_execute_tp_sl__no_round_after_the_setting__reverts_no_later_price_until_one_arrives(
         twin, owner, trader, keeper):
-    # The stop is checked before the round: at 78,500 it is not triggered.
-    # At 77,900 (a round after the setting) it is, but setting the triggers
-    # again, even unchanged, restarts the wait for a later round. At the next
-    # round the stop pays 5,375 - 2,100 - 38.95 fee - 1 = 3,235.05 and the
-    # keeper 1.
+    # The stop is checked before the round: at 78,500 a stop at 78,000 is not
+    # triggered. Moved to 78,600 in that same round it is crossed, but only
+    # by the round it was set in: no later price. A trigger crossed only by
+    # its own round can still be moved: back to 78,000. At 77,900 (a round
+    # after the setting) it is crossed by a later round: it is the keeper's,
+    # and re-setting it (even unchanged) or clearing it reverts
+    # 'tp_sl: triggered'. The keeper executes at that round's price: the stop
+    # pays 5,375 - 2,100 - 38.95 fee - 1 = 3,235.05 and the keeper 1.
     _long(twin, owner, trader)
     price(twin, owner, 78_500)
     ok(twin, trader, "set_tp_sl", BTC, 0, 78_000 * WAD)
     reverts(twin, keeper, "execute_tp_sl", trader, BTC, reason="not triggered")
-    price(twin, owner, 77_900)
-    ok(twin, trader, "set_tp_sl", BTC, 0, 78_000 * WAD)
+    ok(twin, trader, "set_tp_sl", BTC, 0, 78_600 * WAD)
     reverts(twin, keeper, "execute_tp_sl", trader, BTC, reason="tp_sl: no later price")
-    assert position(twin, trader)[0] == WAD
+    ok(twin, trader, "set_tp_sl", BTC, 0, 78_000 * WAD)
+    assert position(twin, trader)[:6] == (WAD, 80_000 * WAD, MARGIN, position(twin, trader)[3], 0, 78_000 * WAD)
     step(twin)
-    twin.restamp(BTC, owner)
+    price(twin, owner, 77_900)
+    for tp, sl in ((0, 78_000 * WAD), (0, 77_000 * WAD), (0, 0)):
+        reverts(twin, trader, "set_tp_sl", BTC, tp, sl, reason="tp_sl: triggered")
+    assert position(twin, trader)[5] == 78_000 * WAD
+    step(twin)
     before = (free(twin, trader), free(twin, keeper))
+    n = len(twin.w.events)
     ok(twin, keeper, "execute_tp_sl", trader, BTC)
+    (closed,) = assert_events_agree(twin, "PositionClosed", n)
+    assert (closed["price"], closed["fee"]) == (77_900 * WAD, 38_950_000)
     assert (free(twin, trader) - before[0], free(twin, keeper) - before[1]) == (3_235_050_000, EXEC_FEE)
     assert position(twin, trader) == (0, 0, 0, 0, 0, 0)
     step(twin)
