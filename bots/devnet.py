@@ -243,11 +243,33 @@ def funding_txs(protocol, s):
     ]
 
 
+def pending_orders(node, protocol, pairs):
+    """{(account, market_id): the account's pending order id there, 0 if none}."""
+    engine = protocol.engine.address
+    res = node.rpc.calls([(engine, R.calldata("pending_order(address,uint256)", ["address", "uint256"], [a, mid]))
+                          for a, mid in pairs])
+    out = {}
+    for pair, r in zip(pairs, res):
+        if isinstance(r, Exception):
+            raise r
+        out[pair] = decode(["uint256"], bytes.fromhex(r[2:]))[0]
+    return out
+
+
 def request_orders(node, protocol, specs, price_bound=None, fund=True):
     """Mint, approve, deposit (with `fund`) and request every spec's opening
     order, as impersonated batches. Returns (order ids in spec order, the
-    latest request block's timestamp, the sorted request blocks)."""
+    latest request block's timestamp, the sorted request blocks).
+
+    One pending order per (account, market): a second request there reverts
+    "order: pending" until the first is executed or cancelled, so the specs
+    must name each (trader, market) once, none with an order still pending."""
     engine = protocol.engine.address
+    pairs = [(s.trader, s.market_id) for s in specs]
+    twice = sorted({p for p in pairs if pairs.count(p) > 1})
+    assert not twice, f"one pending order per account and market: {twice} requested twice"
+    waiting = {p: oid for p, oid in pending_orders(node, protocol, pairs).items() if oid}
+    assert not waiting, f"one pending order per account and market: already pending {waiting}"
     node.set_balances(sorted({s.trader for s in specs}))
     txs, requests = [], []
     for s in specs:

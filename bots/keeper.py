@@ -88,6 +88,13 @@ RACES = frozenset({
     "order: expired",
     # A trader re-set the TP/SL between planning and inclusion.
     "tp_sl: no later price",
+    # Not here, on purpose: "order: pending" and "tp_sl: triggered" revert
+    # only a trader's own request_order / add_margin / set_tp_sl (they check
+    # msg.sender's pending order and triggers), verbs the keeper never sends.
+    # A pending order does not block liquidate, deleverage or execute_tp_sl,
+    # and a crossed trigger is exactly what execute_tp_sl executes. Seeing
+    # either reason on a keeper transaction would mean the keeper sent the
+    # wrong call: an unexpected revert (circuit breaker), not a race.
 })
 EXIT_BREAKER = 3
 MAX_BATCH = 400  # actions planned per block
@@ -466,11 +473,14 @@ class Keeper:
         for oid, o in sorted(w.e.orders.items()):
             if o.market_id in stale:
                 continue
-            if w.now > o.requested_at + w.e.order_expiry:
+            # Each order's own deadline (requested_at + the expiry at its
+            # request): set_order_expiry does not move a pending order's.
+            expires_at = P._load_order(w, oid).expires_at
+            if w.now > expires_at:
                 if oid not in self._expired_logged:
                     self._expired_logged.add(oid)
                     log.warning("order %d (%s market=%d) expired unexecuted at %d: only its requester can cancel it",
-                                oid, o.account, o.market_id, o.requested_at + w.e.order_expiry)
+                                oid, o.account, o.market_id, expires_at)
                 continue
             _, updated = P._round(w, o.market_id, True)
             if updated <= o.requested_at:

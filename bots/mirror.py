@@ -6,7 +6,8 @@ every market side) and then re-read for exactly the (account, market) pairs
 that an engine event touched; market state, oracle answers, pending ADL
 jobs and the token balances the exit paths move are re-read every block.
 Pending orders are read once at start-up (every id up to `order_count`) and
-then followed through OrderRequested (read with `get_order`) and
+then followed through OrderRequested (read with `get_order`, with the
+order's own deadline `expires_at`: `set_order_expiry` does not move it) and
 OrderExecuted / OrderCancelled (dropped); the time TP/SL triggers were last
 set (`execute_tp_sl` needs a round later than it) comes from the block of
 each TpSlSet event.
@@ -127,6 +128,7 @@ class Mirror:
                                            (e, "order_expiry()", [], [], ["uint256"])], block)
         w.e.order_count, w.e.order_expiry = count, expiry
         w.e.orders = {}
+        w.e.pending = {}
         for lo in range(1, count + 1, self.ORDER_CHUNK):
             self._read_orders(list(range(lo, min(count, lo + self.ORDER_CHUNK - 1) + 1)), block)
 
@@ -141,9 +143,14 @@ class Mirror:
             if int(account, 16) == 0:
                 self.w.e.orders.pop(oid, None)
                 continue
-            self.w.e.orders[oid] = P.Order(account=account, market_id=int(o[1]), size_delta=int(o[2]),
+            mid, expires_at = int(o[1]), int(o[10])
+            self.w.e.orders[oid] = P.Order(account=account, market_id=mid, size_delta=int(o[2]),
                                            margin_delta=int(o[3]), acceptable_price=int(o[4]), requested_at=int(o[5]),
                                            reduce_only=bool(o[6]), trading_fee=int(o[7]), execution_fee=int(o[8]))
+            # As the model keeps it: escrow and deadline are derived by
+            # P._load_order, the deadline from the account's pending word
+            # (order id, expires_at), which also gives P._pending_id.
+            self.w.e.pending[(account, mid)] = (oid, expires_at)
 
     def _load_tp_sl_times(self, block):
         """When each open position's TP/SL was last set: the timestamp of the

@@ -153,8 +153,11 @@ ORDER_EXECUTED = topic("OrderExecuted(uint256,uint256)")
 ORDER_CANCELLED = topic("OrderCancelled(uint256,string)")
 ORDER_EVENTS = {ORDER_REQUESTED: "OrderRequested", ORDER_EXECUTED: "OrderExecuted", ORDER_CANCELLED: "OrderCancelled"}
 ORDER_EXPIRY_SET = topic("OrderExpirySet(uint256)")
-# positions.Order as get_order returns it
-ORDER = ["address", "uint256", "int256", "int256", "uint256", "uint256", "bool", "uint256", "uint256", "uint256"]
+# positions.Order as get_order returns it: account, market_id, size_delta,
+# margin_delta, acceptable_price, requested_at, reduce_only, trading_fee,
+# execution_fee, escrow, expires_at (each order's own deadline)
+ORDER = ["address", "uint256", "int256", "int256", "uint256", "uint256", "bool", "uint256", "uint256", "uint256",
+         "uint256"]
 
 
 def encode_liquidate(account, market_id, targets):

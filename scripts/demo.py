@@ -177,7 +177,8 @@ def orders_due(w, now=None):
                 _, updated = P._round(w, o.market_id, True)
             except Revert:
                 continue
-            if updated > o.requested_at and now <= o.requested_at + w.e.order_expiry:
+            # each order's own deadline: set_order_expiry does not move it
+            if updated > o.requested_at and now <= P._load_order(w, oid).expires_at:
                 due.append(oid)
         return due
     finally:

@@ -319,24 +319,41 @@ def test_keeper__orders__each_executed_in_the_first_block_after_the_later_round(
 
 def test_keeper__orders__failed_check_cancelled_by_execution_expired_one_logged_and_left(
         protocol, node, run_keeper, keeper, owner):
+    """Three traders, one order each (one pending order per account and
+    market). The first is requested under a 60 s expiry, which the owner
+    then puts back to the default: that order keeps its own 60 s deadline
+    (set_order_expiry applies to later orders only), and the keeper, which
+    reads each order's deadline, logs it expired and leaves it to its
+    requester instead of sending an execution that reverts. The two orders
+    requested under the default expiry are executed in the first block after
+    the later round: one fills, the other is cancelled with the failed
+    check's reason; the keeper is paid the execution fee for both."""
     engine = protocol.engine.address
     fee = protocol.params[BTC].execution_fee
+    default_expiry = protocol.engine.order_expiry()
+    assert default_expiry > 120
     D.provide_liquidity(node, protocol, _t("lp"), 1_000_000 * USDC)
     fills, too_tight, late = _t("order-fills"), _t("order-too-tight"), _t("order-late")
     specs = [Spec(t, BTC, TENTH, 400 * USDC) for t in (fills, too_tight, late)]
     node.set_balances([s.trader for s in specs])
     node.send_as([tx for s in specs for tx in D.funding_txs(protocol, s)])
-    protocol.engine.set_order_expiry(60, sender=owner)
     free_before = protocol.engine.free_collateral(keeper)
     k = run_keeper()
 
-    # An order nobody can execute before it expires: no round for 61 s.
+    # An order nobody can execute before it expires: its deadline is 60 s
+    # after the request, and no round comes for 61 s.
+    protocol.engine.set_order_expiry(60, sender=owner)
+    late_free = protocol.engine.free_collateral(late)
     (late_id,), late_at, _ = D.request_orders(node, protocol, [specs[2]], fund=False)
+    late_escrow = late_free - protocol.engine.free_collateral(late)
+    protocol.engine.set_order_expiry(default_expiry, sender=owner)
+    assert protocol.engine.get_order(late_id).expires_at == late_at + 60  # not moved by the new expiry
     node.rpc.request("evm_increaseTime", [61])
     # A buy that accepts 81,000 and one that accepts only 79,000, at 80,000.
     ids = []
     for s, bound in ((specs[0], 81_000 * WAD), (specs[1], 79_000 * WAD)):
         (oid,), requested_at, _ = D.request_orders(node, protocol, [s], price_bound=bound, fund=False)
+        assert protocol.engine.get_order(oid).expires_at == requested_at + default_expiry
         ids.append(oid)
     fills_id, tight_id = ids
     with node.interval_mining(1):
@@ -351,10 +368,19 @@ def test_keeper__orders__failed_check_cancelled_by_execution_expired_one_logged_
     assert got[fills_id] == (round_block + 1, "executed", 80_000 * WAD)
     assert got[tight_id] == (round_block + 1, "cancelled", "position: price above acceptable")
     assert late_id not in got  # expired: the keeper leaves the cancel to the requester
-    assert f"order {late_id} ({late} market=0) expired unexecuted" in k.text()
+    assert f"order {late_id} ({late} market=0) expired unexecuted at {late_at + 60}" in k.text()
+    assert "unexpected revert" not in k.text() and f"execute_order {late_id} " not in k.text()
     assert protocol.engine.get_order(late_id).account == late
     txs = _keeper_txs(node, keeper, round_block, end)
     assert sorted((kind, blk, status) for kind, blk, status in txs) == [("order", round_block + 1, 1)] * 2
     # Paid the execution fee for both outcomes, executed and cancelled.
     assert protocol.engine.free_collateral(keeper) == free_before + 2 * fee
-    assert late_at + 60 < node.block_timestamp(round_block)
+    assert late_at + 60 < node.block_timestamp(round_block) < late_at + default_expiry
+    # The expired order still holds its requester's slot in the market
+    # until he cancels it (full refund, execution fee included).
+    assert protocol.engine.pending_order(late, BTC) == late_id
+    assert late_escrow == protocol.engine.get_order(late_id).escrow > 400 * USDC + fee  # margin, execution and trading fees
+    (rc,) = node.send_as([(late, engine, R.calldata("cancel_order(uint256)", ["uint256"], [late_id]))])
+    assert D.order_outcomes([rc]) == {late_id: ("cancelled", "order: expired")}
+    assert protocol.engine.pending_order(late, BTC) == 0
+    assert protocol.engine.free_collateral(late) == late_free

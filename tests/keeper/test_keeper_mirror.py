@@ -13,10 +13,13 @@ from bots.devnet import USDC, WAD, Spec
 from bots.keeper import CircuitBreaker, Keeper, Signer
 from bots.mirror import Mirror
 from model import perp_engine as PE
+from model import positions as P
 from tests.keeper.conftest import view
 
 BTC, ETH = 0, 1
 TENTH = WAD // 10
+ORDER_FIELDS = ("account", "market_id", "size_delta", "margin_delta", "acceptable_price", "requested_at", "reduce_only",
+                "trading_fee", "execution_fee", "escrow", "expires_at")
 
 
 def _t(label):
@@ -113,6 +116,14 @@ def test_mirror__events_since_load__bring_it_to_a_fresh_load(protocol, node, kee
     o = mirror.w.e.orders[pending]
     assert (o.account, o.market_id, o.size_delta, o.margin_delta, o.reduce_only) == (longs[4].trader, BTC, 0, -5 * USDC, False)
     assert o == fresh.e.orders[pending]
+    # Its deadline and escrow as the model derives them (P._load_order, from
+    # the account's pending word) equal the chain's get_order, every field.
+    on_chain = protocol.engine.get_order(pending)
+    for w in (mirror.w, fresh):
+        loaded = P._load_order(w, pending)
+        assert all(getattr(loaded, f) == getattr(on_chain, f) for f in ORDER_FIELDS), (loaded, on_chain)
+        assert P._pending_id(w, longs[4].trader, BTC) == pending
+    assert on_chain.expires_at == on_chain.requested_at + protocol.engine.order_expiry()
     assert mirror.w.e.order_count == fresh.e.order_count == max(*closes, pending) + 1  # + m-late's order
     # When the TP/SL was set: the block of its TpSlSet event, from events and from a fresh load alike.
     (tp_sl_block,) = {c.block for c in changes if c.name == "TpSlSet" and c.account == longs[3].trader}
