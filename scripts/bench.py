@@ -206,6 +206,7 @@ BUCKETS = {
     "_orders": "order (_orders, 3 slots)",
     "_order_count": "order count (_order_count)",
     "_tp_sl_at": "TP/SL set time (_tp_sl_at)",
+    "_pending": "pending-order word (_pending: last order id, deadline)",
 }
 SCALARS = "engine scalars (paused, market_count, vault, fund, feed scale, order expiry)"
 FACETS = {"exits": "PerpExits", "orders": "PerpOrders"}
@@ -245,7 +246,7 @@ def storage_labels(market_count, accounts_):
         a = int(str(a), 16)
         labels[_slot(S["_free"], a)] = "_free"
         for mid in range(market_count):
-            for var in ("_pos_a", "_pos_b", "_pos_c", "_member_index", "_tp_sl_at"):
+            for var in ("_pos_a", "_pos_b", "_pos_c", "_member_index", "_tp_sl_at", "_pending"):
                 if var in S:
                     labels[_slot(S[var], a, mid)] = var
     return labels
