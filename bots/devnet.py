@@ -447,19 +447,20 @@ def blocks_to_liquidation(protocol, n=200, *, node_uri, keeper_account="TEST:3",
         if own:
             keeper.stop()
     blocks = {s.trader: (got[(s.trader, 0)][0] - price_block if (s.trader, 0) in got else None) for s in specs}
+    return {"n": n, "price_block": price_block, **_delays(blocks)}
+
+
+def _delays(blocks):
+    """{"blocks", "histogram" {delay: count}, "max" (None when any is
+    missing), "missed"} of {key: delay in blocks, or None when it never
+    happened}."""
     done = [d for d in blocks.values() if d is not None]
     hist = {}
     for d in done:
         hist[d] = hist.get(d, 0) + 1
     missed = sum(1 for d in blocks.values() if d is None)
-    return {
-        "n": n,
-        "price_block": price_block,
-        "blocks": blocks,
-        "histogram": dict(sorted(hist.items())),
-        "max": max(done) if done and not missed else None,
-        "missed": missed,
-    }
+    return {"blocks": blocks, "histogram": dict(sorted(hist.items())),
+            "max": max(done) if done and not missed else None, "missed": missed}
 
 
 def order_blocks(node, engine, from_block, to_block="latest"):
@@ -515,19 +516,11 @@ def blocks_to_execution(protocol, n=200, *, node_uri, keeper_account="TEST:3", k
         if own:
             keeper.stop()
     blocks = {i: (got[i][0] - round_block if i in got else None) for i in ids}
-    done = [d for d in blocks.values() if d is not None]
-    hist = {}
-    for d in done:
-        hist[d] = hist.get(d, 0) + 1
-    missed = sum(1 for d in blocks.values() if d is None)
     return {
         "n": n,
         "request_blocks": request_blocks,
         "round_block": round_block,
         "before_round": len(before),
-        "blocks": blocks,
-        "histogram": dict(sorted(hist.items())),
-        "max": max(done) if done and not missed else None,
-        "missed": missed,
+        **_delays(blocks),
         "cancelled": {i: got[i][2] for i in ids if i in got and got[i][1] == "cancelled"},
     }
