@@ -3,9 +3,10 @@
 @title PerpExits
 @notice The keeper's ways out of a position: TP/SL, liquidation, the
         insurance-fund draw and auto-deleveraging, for PerpEngine (a
-        trader's own closes and margin removals are orders, PerpOrders). It runs only by delegatecall from PerpEngine, on
-        PerpEngine's storage (same modules initialized in the same order),
-        under PerpEngine's reentrancy lock. model/perp_exits.py mirrors
+        trader's own closes and margin removals are orders, PerpOrders).
+        It runs only by delegatecall from PerpEngine, on PerpEngine's
+        storage (same modules initialized in the same order), under
+        PerpEngine's reentrancy lock. model/perp_exits.py mirrors
         every function.
 @custom:security Called directly, every function reverts
         "exits: delegatecall only": its own storage is never used.
@@ -209,6 +210,3 @@ def deleverage(market_id: uint256, adl_targets: DynArray[address, positions.MAX_
     p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
     adl._deleverage(market_id, job, adl_targets, price, idx, p)
-
-
-
