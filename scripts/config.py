@@ -1,26 +1,410 @@
-"""Read config/networks.yaml into integers the contracts take (no floats)."""
+"""Read and validate config/networks.yaml into integers the contracts take.
 
+Every entry is checked with pydantic before anything is sent: unknown keys
+(typos), missing keys, non-integers, and each market against the bounds
+`positions._set_params` enforces, with the model's constants (which
+tests/model/test_constants.py keeps equal to the compiled contracts'). A bad
+entry raises `ConfigError` with one line naming the file, the network, the
+market and the field:
+
+    config/networks.yaml: local: markets[0] (BTC-PERP): mmf_bps 150 must be below imf_bps 100
+
+Bounds that depend on the collateral's decimals (min_margin and
+execution_fee_units) are checked when the decimals are known: from
+`collateral.decimals` with mocks, from the token itself (deploy reads it
+before its first transaction) otherwise.
+"""
+
+import difflib
 from pathlib import Path
+from typing import Optional
 
 import yaml
+from eth_utils import is_address
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from model.positions import MarketParams
+from model.fixed_point import WAD
+from model.positions import (
+    DEFAULT_ORDER_EXPIRY, MAX_AMOUNT, MAX_EXECUTION_FEE_TOKENS, MAX_FUNDING_K, MAX_FUNDING_RATE, MAX_KEEPER_SHARE,
+    MAX_LIQ_FEE, MAX_MARKETS, MAX_OPEN_INTEREST, MAX_ORDER_EXPIRY, MAX_PRICE, MAX_PRICE_AGE, MAX_TRADING_FEE,
+    MIN_IMF, MIN_ORDER_EXPIRY, MarketParams)
 
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PATH = ROOT / "config" / "networks.yaml"
 BPS = 10**14  # 1 bp in 1e18 fixed point
 HOUR = 3600
+MAX_TOKEN_DECIMALS = 36  # positions.__init__: "engine: token decimals"
+MAX_FEED_DECIMALS = 18  # positions._set_params: "params: feed decimals"
+NOT_NETWORKS = {"defaults"}  # YAML anchors, not ape network names
 
 
-def load(network_name):
-    """The config entry for an ape network name ('local', 'sepolia', ...)."""
-    data = yaml.safe_load((ROOT / "config" / "networks.yaml").read_text())
-    if network_name not in data:
-        raise KeyError(f"no entry for network {network_name!r} in config/networks.yaml")
-    return data[network_name]
+class ConfigError(Exception):
+    """A deployment config that would fail, or deploy something unintended."""
+
+
+# ---- the largest (smallest) config value whose contract integer is in bounds
+
+def _bps_max(cap):
+    """Largest b with b * BPS <= cap."""
+    return cap // BPS
+
+
+def _per_hour_max(cap):
+    """Largest b with b * BPS // HOUR <= cap."""
+    return ((cap + 1) * HOUR - 1) // BPS
+
+
+IMF_MIN_BPS = -(-MIN_IMF // BPS)  # smallest b with b * BPS >= MIN_IMF
+IMF_MAX_BPS = _bps_max(WAD)
+TRADING_FEE_MAX_BPS = _bps_max(MAX_TRADING_FEE)
+LIQ_FEE_MAX_BPS = _bps_max(MAX_LIQ_FEE)
+KEEPER_SHARE_MAX_BPS = _bps_max(MAX_KEEPER_SHARE)
+INSURANCE_SHARE_MAX_BPS = _bps_max(WAD)
+FUNDING_K_MAX = _per_hour_max(MAX_FUNDING_K)
+FUNDING_RATE_MAX = _per_hour_max(MAX_FUNDING_RATE)
+OPEN_INTEREST_MAX = MAX_OPEN_INTEREST // 10**18  # whole asset units
+
+
+def _within(v, lo, hi, why):
+    if not lo <= v <= hi:
+        raise ValueError(f"must be within {lo}..{hi} ({why})")
+    return v
+
+
+def _decimals(info: ValidationInfo):
+    return (info.context or {}).get("decimals")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Market(_Strict):
+    """One market; fields in bps/hour/whole units as written in the YAML."""
+
+    name: str = Field(min_length=1)
+    initial_price: Optional[int] = None  # mocks only: the MockAggregator's first answer, whole dollars
+    feed: Optional[str] = None  # mocks: false only: an AggregatorV3 address
+    imf_bps: int
+    mmf_bps: int
+    trading_fee_bps: int
+    liq_fee_bps: int
+    keeper_share_bps: int
+    insurance_share_bps: int
+    funding_k_bps_per_hour: int
+    max_funding_bps_per_hour: int
+    max_price_age: int
+    max_open_interest: int
+    min_margin: int
+    execution_fee_units: int
+
+    @field_validator("initial_price")
+    @classmethod
+    def _initial_price(cls, v):
+        # the feed answer scaled to 1e18 must stay below MAX_PRICE, else "bad price"
+        return v if v is None else _within(v, 1, (MAX_PRICE - 1) // 10**18, "a positive price below MAX_PRICE")
+
+    @field_validator("feed")
+    @classmethod
+    def _feed(cls, v):
+        if v is not None and not is_address(v):
+            raise ValueError("must be a 0x address (40 hex digits, checksummed if mixed case)")
+        if v is not None and int(v, 16) == 0:
+            raise ValueError("must not be the zero address (params: feed)")
+        return v
+
+    @field_validator("imf_bps")
+    @classmethod
+    def _imf(cls, v):
+        return _within(v, IMF_MIN_BPS, IMF_MAX_BPS, "params: imf, MIN_IMF..100%")
+
+    @field_validator("mmf_bps")
+    @classmethod
+    def _mmf(cls, v, info: ValidationInfo):
+        if v <= 0:
+            raise ValueError("must be above 0 (params: mmf)")
+        imf = info.data.get("imf_bps")
+        if imf is not None and v >= imf:
+            raise ValueError(f"must be below imf_bps {imf} (params: mmf)")
+        return v
+
+    @field_validator("trading_fee_bps")
+    @classmethod
+    def _trading_fee(cls, v, info: ValidationInfo):
+        _within(v, 0, TRADING_FEE_MAX_BPS, "params: trading fee, MAX_TRADING_FEE")
+        mmf = info.data.get("mmf_bps")
+        if mmf is not None and v >= mmf:
+            raise ValueError(f"must be below mmf_bps {mmf} (params: trading fee)")
+        return v
+
+    @field_validator("liq_fee_bps")
+    @classmethod
+    def _liq_fee(cls, v):
+        return _within(v, 0, LIQ_FEE_MAX_BPS, "params: liquidation fee, MAX_LIQ_FEE")
+
+    @field_validator("keeper_share_bps")
+    @classmethod
+    def _keeper_share(cls, v):
+        return _within(v, 0, KEEPER_SHARE_MAX_BPS, "params: keeper share, MAX_KEEPER_SHARE")
+
+    @field_validator("insurance_share_bps")
+    @classmethod
+    def _insurance_share(cls, v):
+        return _within(v, 0, INSURANCE_SHARE_MAX_BPS, "params: insurance share, at most 100%")
+
+    @field_validator("funding_k_bps_per_hour")
+    @classmethod
+    def _funding_k(cls, v):
+        return _within(v, 0, FUNDING_K_MAX, "params: funding, MAX_FUNDING_K")
+
+    @field_validator("max_funding_bps_per_hour")
+    @classmethod
+    def _max_funding(cls, v):
+        return _within(v, 0, FUNDING_RATE_MAX, "params: funding, MAX_FUNDING_RATE")
+
+    @field_validator("max_price_age")
+    @classmethod
+    def _price_age(cls, v):
+        return _within(v, 1, MAX_PRICE_AGE, "params: price age, seconds, MAX_PRICE_AGE")
+
+    @field_validator("max_open_interest")
+    @classmethod
+    def _open_interest(cls, v):
+        return _within(v, 1, OPEN_INTEREST_MAX, "params: open interest, whole asset units, MAX_OPEN_INTEREST")
+
+    @field_validator("min_margin")
+    @classmethod
+    def _min_margin(cls, v, info: ValidationInfo):
+        d = _decimals(info)
+        hi = (MAX_AMOUNT - 1) // 10**d if d is not None else None
+        if v <= 0 or (hi is not None and v > hi):
+            raise ValueError(f"must be within 1..{hi if hi is not None else ''} (params: min margin, whole tokens)")
+        return v
+
+    @field_validator("execution_fee_units")
+    @classmethod
+    def _execution_fee(cls, v, info: ValidationInfo):
+        d = _decimals(info)
+        if v < 0:
+            raise ValueError("must not be negative (params: execution fee)")
+        if d is not None and v > MAX_EXECUTION_FEE_TOKENS * 10**d:
+            raise ValueError(f"must be at most {MAX_EXECUTION_FEE_TOKENS * 10**d} "
+                             f"(params: execution fee, MAX_EXECUTION_FEE_TOKENS = {MAX_EXECUTION_FEE_TOKENS} "
+                             f"whole tokens of {d} decimals)")
+        return v
+
+
+class Collateral(_Strict):
+    name: Optional[str] = Field(None, min_length=1, max_length=25)  # mocks: MockToken's String[25]
+    symbol: Optional[str] = Field(None, min_length=1, max_length=5)  # mocks: String[5]
+    decimals: Optional[int] = Field(None, ge=0, le=MAX_TOKEN_DECIMALS)  # mocks only
+    address: Optional[str] = None  # mocks: false only
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v):
+        if v is not None and (not is_address(v) or int(v, 16) == 0):
+            raise ValueError("must be a nonzero 0x address (40 hex digits, checksummed if mixed case)")
+        return v
+
+
+class NetworkConfig(_Strict):
+    mocks: bool
+    collateral: Collateral
+    markets: list[Market] = Field(min_length=1, max_length=MAX_MARKETS)
+    feed_decimals: Optional[int] = Field(None, ge=0, le=MAX_FEED_DECIMALS)  # mocks only; 8 if absent
+    insurance_seed: int = Field(0, ge=0)  # mocks only: tokens minted into the fund
+    vault_seed: int = Field(0, ge=0)  # mocks only: tokens minted and deposited into the vault
+    order_expiry: int = Field(DEFAULT_ORDER_EXPIRY, ge=MIN_ORDER_EXPIRY, le=MAX_ORDER_EXPIRY)  # seconds
+
+    def as_dict(self):
+        """The plain dict callers used before validation existed (None fields dropped)."""
+        return self.model_dump(exclude_none=True)
+
+
+# ---- one-line messages
+
+def _label(path):
+    """A path relative to the repo when inside it."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _where(loc, raw):
+    """('markets', 0, 'mmf_bps') -> 'markets[0] (BTC-PERP): mmf_bps'."""
+    parts, i = [], 0
+    while i < len(loc):
+        key = loc[i]
+        if key == "markets" and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+            idx = loc[i + 1]
+            name = None
+            if isinstance(raw, dict) and isinstance(raw.get("markets"), list) and idx < len(raw["markets"]):
+                m = raw["markets"][idx]
+                name = m.get("name") if isinstance(m, dict) else None
+            parts.append(f"markets[{idx}]" + (f" ({name})" if isinstance(name, str) else ""))
+            i += 2
+        else:
+            parts.append(str(key))
+            i += 1
+    # the market is a prefix of its own; the field path is dotted
+    if parts and parts[0].startswith("markets["):
+        return parts[0] + (": " + ".".join(parts[1:]) if len(parts) > 1 else "")
+    return ".".join(parts)
+
+
+def _describe(err, raw):
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = _known_keys(loc[:-1])
+        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f" (did you mean {guess[0]!r}?)" if guess else f" (known keys: {', '.join(known)})"
+        where = _where(loc[:-1], raw)
+        return (f"{where}: " if where else "") + f"unknown key {loc[-1]!r}{hint}"
+    where = _where(loc, raw)
+    value = err.get("input")
+    if kind == "missing":
+        return f"{where} is missing"
+    if kind == "int_type":
+        return f"{where} must be an integer, got {value!r}"
+    if kind == "bool_type":
+        return f"{where} must be true or false, got {value!r}"
+    if kind == "string_type":
+        return f"{where} must be a string, got {value!r}"
+    if kind in ("model_type", "dict_type"):
+        return f"{where} must be a mapping, got {value!r}"
+    if kind == "list_type":
+        return f"{where} must be a list, got {value!r}"
+    ctx = err.get("ctx") or {}
+    if kind == "greater_than_equal":
+        msg = f"must be at least {ctx['ge']}"
+    elif kind == "less_than_equal":
+        msg = f"must be at most {ctx['le']}"
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        msg = msg[0].lower() + msg[1:]
+    return f"{where} {value!r} {msg}" if not isinstance(value, (dict, list)) else f"{where} {msg}"
+
+
+def _known_keys(loc):
+    model = NetworkConfig
+    if loc[:1] == ("markets",):
+        model = Market
+    elif loc[:1] == ("collateral",):
+        model = Collateral
+    return list(model.model_fields)
+
+
+def _mode_checks(net):
+    """What mocks: true / false needs and ignores: (loc, message) or None."""
+    if net.mocks:
+        for f in ("name", "symbol", "decimals"):
+            if getattr(net.collateral, f) is None:
+                return ("collateral", f), "is missing (mocks: true deploys a MockToken)"
+        if net.collateral.address is not None:
+            return ("collateral", "address"), "is used only with mocks: false"
+        for i, m in enumerate(net.markets):
+            if m.initial_price is None:
+                return ("markets", i, "initial_price"), "is missing (mocks: true deploys a MockAggregator)"
+            if m.feed is not None:
+                return ("markets", i, "feed"), "is used only with mocks: false"
+    else:
+        if net.collateral.address is None:
+            return ("collateral", "address"), "is missing (mocks: false uses an existing token)"
+        for f in ("name", "symbol", "decimals"):
+            if getattr(net.collateral, f) is not None:
+                return ("collateral", f), "is used only with mocks: true (the token's own is read)"
+        if net.feed_decimals is not None:
+            return ("feed_decimals",), "is used only with mocks: true (each feed's own is read)"
+        for f in ("insurance_seed", "vault_seed"):
+            if getattr(net, f):
+                return (f,), "must be 0 with mocks: false (seeds are minted mock tokens)"
+        for i, m in enumerate(net.markets):
+            if m.feed is None:
+                return ("markets", i, "feed"), "is missing (mocks: false reads an existing feed)"
+            if m.initial_price is not None:
+                return ("markets", i, "initial_price"), "is used only with mocks: true"
+    seen = {}
+    for i, m in enumerate(net.markets):
+        if m.name in seen:
+            return ("markets", i, "name"), f"{m.name!r} repeats markets[{seen[m.name]}]"
+        seen[m.name] = i
+    return None
+
+
+def validate(entry, network, source=DEFAULT_PATH, decimals=None):
+    """A NetworkConfig from one network's entry, or ConfigError (one line).
+
+    `decimals`: the collateral's decimals when known (deploy reads them from
+    an existing token); with mocks they come from collateral.decimals."""
+    label = _label(source) if isinstance(source, Path) else str(source)
+    head = f"{label}: {network}: "
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{head}the entry must be a mapping, got {entry!r}")
+    if decimals is None and entry.get("mocks") is True and isinstance(entry.get("collateral"), dict):
+        d = entry["collateral"].get("decimals")
+        if type(d) is int and 0 <= d <= MAX_TOKEN_DECIMALS:
+            decimals = d
+    try:
+        net = NetworkConfig.model_validate(entry, context={"decimals": decimals})
+    except ValidationError as e:
+        # an unknown key first: a typo also makes the key it misspells missing
+        errors = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(head + _describe(errors[0], entry) + more) from None
+    bad = _mode_checks(net)
+    if bad:
+        loc, msg = bad
+        raise ConfigError(f"{head}{_where(loc, entry)} {msg}")
+    return net
+
+
+def read(path=None):
+    """The YAML file as a dict of network entries, or ConfigError."""
+    path = Path(path) if path is not None else DEFAULT_PATH
+    label = _label(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{label}: cannot read: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"{label}: {where}not valid YAML: {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: must map network names to entries")
+    return data
+
+
+def networks(path=None):
+    """The network names a config file defines."""
+    return [k for k in read(path) if k not in NOT_NETWORKS]
+
+
+def load_config(network_name, path=None, decimals=None):
+    """The validated NetworkConfig of an ape network name ('local', 'sepolia', ...)."""
+    path = Path(path) if path is not None else DEFAULT_PATH
+    data = read(path)
+    if network_name not in data or network_name in NOT_NETWORKS:
+        known = ", ".join(k for k in data if k not in NOT_NETWORKS)
+        raise ConfigError(f"{_label(path)}: no entry for network {network_name!r} (entries: {known})")
+    return validate(data[network_name], network_name, path, decimals)
+
+
+def load(network_name, path=None):
+    """The validated entry of a network as a plain dict (the shape callers index)."""
+    return load_config(network_name, path).as_dict()
 
 
 def market_params(m, feed, token_decimals):
-    """A MarketParams (model dataclass, same field order as the contract struct)."""
+    """A MarketParams (model dataclass, same field order as the contract struct).
+
+    `m`: a market's dict (as `load` returns) or a `Market`."""
+    if isinstance(m, Market):
+        m = m.model_dump()
     unit = 10**token_decimals
     return MarketParams(
         feed=str(feed),

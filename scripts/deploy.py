@@ -2,19 +2,34 @@
 
     ape run deploy --network ethereum:local:foundry
     ape run deploy --network ethereum:sepolia:<provider>   # reads config/networks.yaml
+    ape run deploy --config my.yaml ...                     # or BACKSTOP_CONFIG=my.yaml
 
 `deploy_protocol(deployer, config=None)` deploys and wires everything and
 returns a `Protocol` with `engine`, `vault`, `insurance_fund`, `token`,
 `feeds` (indexed by market id), and the engine's facets `exits` and
 `orders`.
+
+The whole config is validated (scripts/config.py) before the first
+transaction; a bad one raises `ConfigError` naming the file, network,
+market and field, and nothing is sent. An existing token and feeds are
+reached through the interfaces the contracts themselves compile against
+(vyper's ethereum.ercs IERC20 + IERC20Detailed, and
+contracts/interfaces/AggregatorV3.vyi), so no explorer plugin or API key is
+needed.
 """
 
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import click
 from ape import Contract, accounts, chain, networks, project
 from ape.cli import ConnectedProviderCommand, account_option
+from ape.contracts import ContractInstance
+from eth_utils import to_checksum_address
+from ethpm_types import ContractType
 
+from model.positions import DEFAULT_ORDER_EXPIRY
 from scripts import config as cfg
 
 
@@ -48,25 +63,101 @@ def engine_at(address):
     return Contract(address, contract_type=ct)
 
 
+@lru_cache(maxsize=None)
+def interface(name):
+    """The ContractType of an interface the contracts import: 'AggregatorV3'
+    (contracts/interfaces/AggregatorV3.vyi) or 'ERC20' (vyper's built-in
+    ethereum.ercs IERC20 and IERC20Detailed, which positions.vy uses).
+
+    ape-vyper compiles no .vyi to a contract type (project.AggregatorV3 does
+    not exist), so the ABI comes from the pinned vyper compiler itself."""
+    import vyper
+    from vyper.compiler import compile_code
+
+    if name == "AggregatorV3":
+        paths = [cfg.ROOT / "contracts" / "interfaces" / "AggregatorV3.vyi"]
+    elif name == "ERC20":
+        builtin = Path(vyper.__file__).parent / "builtins" / "interfaces"
+        paths = [builtin / "IERC20.vyi", builtin / "IERC20Detailed.vyi"]
+    else:
+        raise ValueError(f"no interface {name!r}")
+    abi, seen = [], set()
+    for p in paths:
+        for item in compile_code(p.read_text(), contract_path=p.name, output_formats=["abi"])["abi"]:
+            key = (item["type"], item.get("name"))
+            if key not in seen:
+                seen.add(key)
+                abi.append(item)
+    return ContractType(contractName=name, abi=abi)
+
+
+def at_interface(address, name, what):
+    """`address` as the interface `name`, or ConfigError when no code is there."""
+    if not networks.provider.get_code(address):
+        raise cfg.ConfigError(f"{what} {address} has no code on {networks.provider.network.name}")
+    # not Contract(address, contract_type=...): ape prefers a type it already
+    # caches for the address (from a deploy, an explorer or its disk cache)
+    return ContractInstance(to_checksum_address(address), interface(name))
+
+
 def network_name():
     name = networks.provider.network.name
     return "local" if name in ("local", "development") else name
 
 
-def deploy_protocol(deployer, config=None):
+def checked_config(config=None, path=None):
+    """The validated NetworkConfig for the connected network and, with
+    mocks: false, the token and feeds it names (read, not sent to): every
+    check runs before deploy_protocol's first transaction.
+
+    `config`: None (the connected network's entry of `path`, default
+    config/networks.yaml), a dict (one network's entry) or a NetworkConfig.
+    Returns (net, token, decimals, feeds); token and feeds are None with mocks."""
+    network = network_name()
+    if config is None:
+        net = cfg.load_config(network, path)
+        source = cfg._label(Path(path) if path is not None else cfg.DEFAULT_PATH)
+    elif isinstance(config, cfg.NetworkConfig):
+        net, source = config, "config"
+    else:
+        net, source = cfg.validate(config, network, "deploy_protocol(config=...)"), "deploy_protocol(config=...)"
+    if net.mocks:
+        return net, None, net.collateral.decimals, None
+    where = f"{source}: {network}: "
+    try:
+        token = at_interface(net.collateral.address, "ERC20", "collateral.address")
+        decimals = int(token.decimals())
+        feeds = []
+        for i, m in enumerate(net.markets):
+            feed = at_interface(m.feed, "AggregatorV3", f"markets[{i}] ({m.name}): feed")
+            fd = int(feed.decimals())
+            if fd > cfg.MAX_FEED_DECIMALS:
+                raise cfg.ConfigError(f"markets[{i}] ({m.name}): feed {m.feed} has {fd} decimals, "
+                                      f"above {cfg.MAX_FEED_DECIMALS} (params: feed decimals)")
+            feeds.append(feed)
+    except cfg.ConfigError as e:
+        raise cfg.ConfigError(where + str(e)) from None
+    if decimals > cfg.MAX_TOKEN_DECIMALS:
+        raise cfg.ConfigError(f"{where}collateral.address {net.collateral.address} has {decimals} decimals, "
+                              f"above {cfg.MAX_TOKEN_DECIMALS} (engine: token decimals)")
+    # the bounds that depend on the token's decimals (min_margin, execution fee)
+    cfg.validate(net.model_dump(exclude_none=True), network, source, decimals=decimals)
+    return net, token, decimals, feeds
+
+
+def deploy_protocol(deployer, config=None, path=None):
     """Deploy token (mock on local networks), feeds, PerpExits, PerpEngine,
-    LiquidityVault and InsuranceFund; wire them; add the configured markets."""
-    conf = config if config is not None else cfg.load(network_name())
+    LiquidityVault and InsuranceFund; wire them; add the configured markets.
+
+    The config is validated first (see `checked_config`); a bad one raises
+    scripts.config.ConfigError before anything is sent."""
+    net, token, decimals, feeds = checked_config(config, path)
+    conf = net.as_dict()
     if conf["mocks"]:
         c = conf["collateral"]
         token = deployer.deploy(project.MockToken, c["name"], c["symbol"], c["decimals"])
-        decimals = c["decimals"]
         fd = conf.get("feed_decimals", 8)
         feeds = [deployer.deploy(project.MockAggregator, fd, m["initial_price"] * 10**fd) for m in conf["markets"]]
-    else:
-        token = Contract(conf["collateral"]["address"])
-        decimals = token.decimals()
-        feeds = [Contract(m["feed"]) for m in conf["markets"]]
 
     exits = deployer.deploy(project.PerpExits, token)
     orders = deployer.deploy(project.PerpOrders, token)
@@ -74,6 +165,8 @@ def deploy_protocol(deployer, config=None):
     vault = deployer.deploy(project.LiquidityVault, token, engine)
     fund = deployer.deploy(project.InsuranceFund, token, engine)
     engine.initialize(vault, fund, sender=deployer)
+    if conf["order_expiry"] != DEFAULT_ORDER_EXPIRY:
+        engine.set_order_expiry(conf["order_expiry"], sender=deployer)
     params = []
     for m, feed in zip(conf["markets"], feeds):
         p = cfg.market_params(m, feed.address, decimals)
@@ -103,18 +196,26 @@ def deploy_protocol(deployer, config=None):
 
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
-def cli(account):
+@click.option("--config", "config_path", envvar="BACKSTOP_CONFIG", type=click.Path(dir_okay=False),
+              default=None, help="deployment config (default config/networks.yaml; env BACKSTOP_CONFIG)")
+def cli(account, config_path):
     """Deploy Backstop to the connected network and print the addresses.
 
     --account takes an ape account alias (or TEST::<n>). It is required off
-    local networks; on local ones the first test account deploys."""
+    local networks; on local ones the first test account deploys. The config
+    is validated, token and feeds included, before anything is sent."""
+    try:
+        checked = checked_config(None, config_path)
+    except cfg.ConfigError as e:
+        raise click.ClickException(str(e)) from None
     if account is None:
         if network_name() != "local":
             raise click.UsageError(f"--account is required on {networks.provider.network.name}")
         account = accounts.test_accounts[0]
-    p = deploy_protocol(account)
+    p = deploy_protocol(account, config=checked[0])
     click.echo(f"network         {networks.provider.network.name} (chain id {chain.chain_id})")
     for name in ("engine", "exits", "orders", "vault", "insurance_fund", "token"):
         click.echo(f"{name:<15} {getattr(p, name).address}")
+    click.echo(f"order expiry    {p.engine.order_expiry()} s")
     for i, (name, feed) in enumerate(zip(p.markets, p.feeds)):
         click.echo(f"market {i:<8} {name:<10} feed {feed.address}")
