@@ -38,6 +38,7 @@ from model import positions as P
 from model.fixed_point import Revert
 from model.mocks import Feed
 from tests.stateful.backends import ZERO_ORDER
+from tests.stateful.funding_check import check_funding, funding_before
 
 USDC = 10**6
 WAD = 10**18
@@ -58,7 +59,20 @@ LABELS = ("liquidation", "bad debt", "partial ADL", "full ADL", "socialized loss
           # before); cancelled at execution for the reasons the machine reaches
           "order executed", "order: no later price", "order: expired", "order cancelled after expiry",
           "order: not expired", "cancelled: acceptable price", "cancelled: margin: below initial",
-          "cancelled: pausable: contract is paused", "cancelled: position: none", "reduce executed as full close")
+          "cancelled: pausable: contract is paused", "cancelled: position: none", "reduce executed as full close",
+          # edges aimed at, not hoped for (the edge rules): the maintenance
+          # boundary in feed units and one unit on the healthy side; a price
+          # exactly max_price_age old and one second older; an execution in
+          # the request's own second and one a second later; two identical
+          # positions (equal ADL scores) and ADL deciding between them by
+          # address; a stop at the liquidation price and one unit inside
+          "edge: liquidated at the maintenance boundary", "edge: healthy one unit from the boundary",
+          "edge: fresh at exactly max_price_age", "edge: stale at max_price_age + 1",
+          "edge: refused in the request's second", "edge: executed one second after the request",
+          "edge: identical positions, equal ADL scores", "edge: equal ADL scores ranked by address",
+          "edge: stop at the liquidation price refused", "edge: stop one unit inside accepted")
+# Verbs that touch no market (the funding property is checked after every other success).
+NOT_ENGINE = ("token.", "vault.", "fund.", "feed")
 # ADL lists: the model's ranking, or one broken on purpose (see _wrong_list).
 TARGET_LISTS = st.sampled_from(["ranked"] * 5 + ["unsorted", "skipped rank", "wrong side", "losing", "no position",
                                                  "duplicate"])
@@ -256,10 +270,11 @@ class Twin:
         self.rounds = {mid: [(f.updated_at, f.answer)] for mid in range(world.e.market_count)
                        for f in [world.feeds[backend.addresses[f"feed{mid}"]]]}
 
-    def act(self, sender, verb, *args):
-        """Run `verb` on both at now + 1; return the revert reason (None on
-        success). Fails on any disagreement."""
-        t = self.now + 1
+    def act(self, sender, verb, *args, same_second=False):
+        """Run `verb` on both at now + 1 (`same_second`: at now, in a block
+        of its own with the last one's timestamp); return the revert reason
+        (None on success). Fails on any disagreement."""
+        t = self.now if same_second else self.now + 1
         self.now = t
         self.acted_total += 1  # first: a call that fails its check still counts as unchecked
         chain_reason = self.b.send(sender, verb, args, t)
@@ -312,11 +327,12 @@ class Twin:
                 return "cancelled", f["reason"]
         raise AssertionError(f"execute_order logged neither OrderExecuted nor OrderCancelled: {self.call_events}")
 
-    def restamp(self, mid, sender):
+    def restamp(self, mid, sender, same_second=False):
         """A new round of market `mid`'s feed at its answer, stamped at the
         next call: the later price an order or a TP/SL trigger waits for."""
         role = f"feed{mid}"
-        assert self.act(sender, f"{role}.set_answer", self.w.feeds[self.b.addresses[role]].answer) is None
+        answer = self.w.feeds[self.b.addresses[role]].answer
+        assert self.act(sender, f"{role}.set_answer", answer, same_second=same_second) is None
 
     def order(self, sender, mid, size, margin_delta, acceptable, executor, feeder):
         """request_order, a later round (set by `feeder`), execute_order by
@@ -615,8 +631,9 @@ class BackstopActions(RuleBasedStateMachine):
         self.tw.restamp_feeds(self.r["owner"], older_than=30)
 
     # ------------------------------------------------------------ helpers
-    def act(self, sender, verb, *args):
+    def act(self, sender, verb, *args, same_second=False):
         w = self.w
+        funding_seen = None if verb.startswith(NOT_ENGINE) else funding_before(w)
         before = {mid: (st.funding_index, st.last_funding_time, st.long_oi - st.short_oi)
                   for mid, st in w.e.state.items()}
         holders = {k[0] for k in w.e.positions}
@@ -636,13 +653,15 @@ class BackstopActions(RuleBasedStateMachine):
             if order is not None:
                 pos = w.e.positions.get((order.account, order.market_id))
                 order = (order, pos.size if pos else 0)
-        reason = self.tw.act(sender, verb, *args)
+        reason = self.tw.act(sender, verb, *args, same_second=same_second)
         if verb in ("execute_order", "cancel_order", "request_order") and reason in (
                 "order: no later price", "order: expired", "order: not expired"):
             self.step_labels.add(reason)
         if reason is None:
             self._check_adl_accounting(self.tw.call_events)
             self._check_funding_direction(before)
+            if funding_seen is not None:
+                check_funding(w, funding_seen, self.tw.call_events, f" after {verb}{_short(args)}")
             if targets is not None:
                 self._check_adl_fills(self.tw.call_events, targets)
             if liquidated is not None:
@@ -968,11 +987,11 @@ class BackstopMachine(BackstopActions):
         self.tw.restamp(mid, self.r["owner"])
         self._touch_market(mid)
 
-    def _execute(self, oid, executor=None):
+    def _execute(self, oid, executor=None, same_second=False):
         """execute_order by the keeper (or `executor`); ("reverted", reason)
         or its outcome."""
         o = self.w.e.orders.get(oid)
-        reason = self.act(executor or self.r["keeper"], "execute_order", oid)
+        reason = self.act(executor or self.r["keeper"], "execute_order", oid, same_second=same_second)
         if o is not None:
             self.touch(o.account, o.market_id)
             self._touch_market(o.market_id)
@@ -1394,6 +1413,244 @@ class BackstopMachine(BackstopActions):
         """Funding accrues; past max_price_age every fresh-price verb reverts
         "stale price" until the next price move."""
         self.tw.now += dt
+
+    # ------------------------------------------------------------ edges, aimed at
+    def _liquidatable_at(self, a, mid, answer):
+        """The model's is_liquidatable of (a, mid) had the feed answered
+        `answer` at the next call, evaluated at the call after (where the
+        liquidation lands)."""
+        w = self.w
+        f = w.feeds[self.b.addresses[f"feed{mid}"]]
+        saved = f.answer, f.updated_at, w.now
+        f.answer, f.updated_at, w.now = answer, self.tw.now + 1, self.tw.now + 2
+        try:
+            return perp_engine.is_liquidatable(w, a, mid)
+        finally:
+            f.answer, f.updated_at, w.now = saved
+
+    def _maintenance_boundary(self, a, mid):
+        """The first feed answer (8 decimals) at which the model says (a, mid)
+        is liquidatable, coming from the healthy side: margin.liquidation_price
+        at the position's effective margin, then stepped to the exact unit
+        where is_liquidatable flips. None when out of the machine's price range."""
+        w = self.w
+        pos = w.e.positions[(a, mid)]
+        price = P._price(w, mid, False)
+        eff = P._effective_margin(w, pos, mid, price)
+        guess = margin.liquidation_price(pos.size, pos.entry_price, eff, w.e.params[mid].mmf, w.e.scale) // 10**10
+        lo, hi = self.session.initial_answers[mid] // 4, self.session.initial_answers[mid] * 4
+        if not lo < guess < hi:
+            return None
+        # One feed unit moves equity by |size| * 1e-8 of a price, often far
+        # less than a token unit, so is_liquidatable flips a few hundred
+        # units from the guess: bracket it by doubling steps, then bisect.
+        healthy = 1 if pos.size > 0 else -1  # the direction of a healthier price
+        due = lambda x: self._liquidatable_at(a, mid, x)  # noqa: E731
+        step = 1
+        if due(guess):
+            inside = guess
+            while due(outside := inside + healthy * step):
+                inside, step = outside, step * 2
+                if not lo < outside < hi:
+                    return None
+        else:
+            outside = guess
+            while not due(inside := outside - healthy * step):
+                outside, step = inside, step * 2
+                if not lo < inside < hi:
+                    return None
+        while abs(outside - inside) > 1:
+            middle = (inside + outside) // 2
+            if due(middle):
+                inside = middle
+            else:
+                outside = middle
+        return inside
+
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16), side=st.sampled_from(["boundary", "boundary", "healthy", "beyond"]))
+    def price_at_maintenance_boundary(self, pick, side):
+        """The price set to exactly a position's maintenance boundary (equity
+        == mmf * notional, in feed units), or one unit to the healthy side,
+        or one beyond; the keeper then liquidates: it goes through at the
+        boundary and beyond, and reverts "position healthy" one unit inside,
+        on chain as in the model."""
+        keys = sorted(self.open_positions())
+        for n in range(3):
+            a, mid = keys[(pick + n) % len(keys)]
+            boundary = self._maintenance_boundary(a, mid)
+            if boundary is not None:
+                break
+        else:
+            return
+        healthy = 1 if self.w.e.positions[(a, mid)].size > 0 else -1
+        answer = {"boundary": boundary, "healthy": boundary + healthy, "beyond": boundary - healthy}[side]
+        assert self.act(self.r["owner"], f"feed{mid}.set_answer", answer) is None
+        self._touch_market(mid)
+        due = self.at_next_block(perp_engine.is_liquidatable, a, mid)
+        assert due == (side != "healthy"), f"{a} market {mid} at {answer} ({side} of {boundary}): liquidatable {due}"
+        reason = self.act(self.r["keeper"], "liquidate", a, mid, perp_engine.adl_ranking(self.w, a, mid))
+        self.touch(a, mid)
+        assert reason == (None if due else "position healthy"), (
+            f"liquidation of {a} market {mid} at {answer} ({side} of the boundary {boundary}): {reason!r}")
+        if side == "boundary":
+            self.step_labels.add("edge: liquidated at the maintenance boundary")
+        elif side == "healthy":
+            self.step_labels.add("edge: healthy one unit from the boundary")
+
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16))
+    def price_age_boundary(self, pick):
+        """Time jumps to exactly max_price_age after the feed's last round: a
+        fresh-price verb still works (a pending order of the market executes
+        or is cancelled, else a liquidation passes the price check); one
+        second later a liquidation reverts "stale price" on both."""
+        w = self.w
+        keys = sorted(self.open_positions())
+        a, mid = keys[pick % len(keys)]
+        feed = w.feeds[self.b.addresses[f"feed{mid}"]]
+        age = w.e.params[mid].max_price_age
+        if self.tw.now + 1 > feed.updated_at + age:
+            self._later_round(mid)
+        at = feed.updated_at + age  # the next call's timestamp
+        self.tw.now = max(self.tw.now, at - 1)
+        ready = [oid for oid, o in sorted(w.e.orders.items()) if o.market_id == mid and feed.updated_at > o.requested_at
+                 and P._load_order(w, oid).expires_at >= at]
+        if ready:
+            status, reason = self._execute(ready[0])
+            assert status != "reverted", f"execute_order({ready[0]}) at exactly max_price_age: {reason!r}"
+        else:
+            reason = self.act(self.r["keeper"], "liquidate", a, mid, perp_engine.adl_ranking(w, a, mid))
+            # past the price check: liquidated, healthy, or bankrupt while an ADL is pending
+            assert reason in (None, "position healthy", "adl: pending deleverage"), (
+                f"liquidation at exactly max_price_age: {reason!r}")
+            self._touch_market(mid)
+        self.step_labels.add("edge: fresh at exactly max_price_age")
+        left = sorted(self.open_positions(mid))
+        if left:
+            b, _ = left[pick % len(left)]
+            reason = self.act(self.r["keeper"], "liquidate", b, mid, perp_engine.adl_ranking(w, b, mid))
+            assert reason == "stale price", f"liquidation at max_price_age + 1: {reason!r}"
+            self.step_labels.add("edge: stale at max_price_age + 1")
+
+    @rule(i=st.integers(0, N_TRADERS - 1), mid=st.integers(0, 1), long=st.booleans(),
+          margin_=st.integers(100, 5_000).map(lambda x: x * USDC))
+    def order_in_its_request_second(self, i, mid, long, margin_):
+        """An open requested, a round stamped in the same second and an
+        execution in that second too (two blocks with one timestamp): it
+        reverts "order: no later price"; one second later, after a new
+        round, it goes through (executed, or cancelled by its checks)."""
+        t = self.traders[i]
+        if P._pending_id(self.w, t, mid):
+            return
+        status, oid = self._open(t, mid, long, 2, margin_, 0, then="pending")
+        if status != "pending":
+            return
+        self.tw.restamp(mid, self.r["owner"], same_second=True)
+        assert self._execute(oid, same_second=True) == ("reverted", "order: no later price")
+        self.step_labels.add("edge: refused in the request's second")
+        self._later_round(mid)
+        status, _ = self._execute(oid, same_second=True)
+        assert status != "reverted", f"order {oid}, a second after its request and after a new round: {status}"
+        if status == "executed":
+            self.step_labels.add("edge: executed one second after the request")
+
+    @rule(pair=st.integers(0, 2**16), mid=st.integers(0, 1), long=st.booleans(), lev=st.sampled_from([20, 50, 80]),
+          margin_=st.integers(200, 3_000).map(lambda x: x * USDC), swapped=st.booleans(), extra_bps=st.integers(1, 2_000))
+    def identical_positions(self, pair, mid, long, lev, margin_, swapped, extra_bps):
+        """Two accounts open identical positions executed in the same second
+        (same size, entry, margin and funding index: equal ADL scores); then
+        an opposite position (a fresh one if none) gaps through bankruptcy
+        with the fund empty, and ADL must take the lower address first: the
+        model's list puts it first, a list with the two swapped is refused
+        "adl: unsorted" whenever ADL reaches both."""
+        w = self.w
+        free = [t for t in self.traders if (t, mid) not in w.e.positions and not P._pending_id(w, t, mid)]
+        if len(free) < 3:
+            return
+        a = free[pair % len(free)]
+        b = free[(pair // len(free) + 1 + pair) % len(free)]
+        if a == b:
+            b = free[(free.index(a) + 1) % len(free)]
+        args = self._open_args(mid, long, lev, margin_, 0, "loose")
+        ids = []
+        for t in (a, b):
+            reason = self.act(t, "request_order", mid, *args)
+            self.touch(t, mid)
+            if reason is None:
+                ids.append(w.e.order_count)
+        self._later_round(mid)
+        outs = [self._execute(oid, same_second=n > 0) for n, oid in enumerate(ids)]
+        if len(ids) < 2 or any(o[0] != "executed" for o in outs):
+            return
+        pa, pb = w.e.positions[(a, mid)], w.e.positions[(b, mid)]
+        assert _pos_tuple(pa) == _pos_tuple(pb), f"identical orders in one second: {_pos_tuple(pa)} != {_pos_tuple(pb)}"
+        self.step_labels.add("edge: identical positions, equal ADL scores")
+        low, high = sorted((a, b), key=str.lower)
+        opposite = sorted(k for k, p in w.e.positions.items() if k[1] == mid and (p.size > 0) != long)
+        if not opposite:
+            c = next(t for t in free if t not in (a, b))  # an opposite position to go bankrupt
+            if self._open(c, mid, not long, 10, 2 * margin_, 0)[0] != "executed":
+                return
+            opposite = [(c, mid)]
+        bankrupt = max(opposite, key=lambda k: abs(w.e.positions[k].size))
+        self._drain_fund(10_000)
+        size = w.e.positions[bankrupt].size
+        answer = perp_engine.bankruptcy_price(w, *bankrupt) // 10**10
+        answer = answer * (10_000 - extra_bps) // 10_000 if size > 0 else answer * (10_000 + extra_bps) // 10_000 + 1
+        self._set_price(mid, answer)
+        if not self.at_next_block(perp_engine.is_liquidatable, *bankrupt):
+            return
+        ranking = perp_engine.adl_ranking(w, *bankrupt)
+        if low not in ranking or high not in ranking:
+            return
+        sa, sb = (self.at_next_block(perp_engine.adl_score, t, mid) for t in (low, high))
+        assert sa == sb > 0 and ranking.index(low) < ranking.index(high), (
+            f"equal ADL scores {sa}, {sb}: the model ranks {high} before the lower {low}: {ranking}")
+        if swapped:
+            i, j = ranking.index(low), ranking.index(high)
+            bad = list(ranking)
+            bad[i], bad[j] = high, low
+            reason = self.act(self.r["keeper"], "liquidate", *bankrupt, bad)
+            self.touch(self.r["keeper"], mid)
+            if reason == "adl: unsorted":
+                self.step_labels.add("edge: equal ADL scores ranked by address")
+            else:
+                filled = {f["target"] for n, f in self.tw.call_events if n == "AutoDeleveraged"}
+                assert reason is not None or not {low, high} <= filled, f"a list with {high} before {low} was accepted"
+            if reason is None:
+                return
+        n = len(self.tw.events)
+        self._liquidate(*bankrupt, self.r["keeper"])
+        if {low, high} <= {f["target"] for e, f in self.tw.events[n:] if e == "AutoDeleveraged"}:
+            self.step_labels.add("edge: equal ADL scores ranked by address")
+
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16))
+    def stop_at_liquidation_price(self, pick):
+        """A stop-loss at exactly the liquidation price (the position's
+        stored margin, as set_tp_sl computes it) is refused "tp_sl: stop
+        beyond liquidation"; one unit inside is accepted."""
+        w = self.w
+        keys = sorted(self.open_positions())
+        for n in range(len(keys)):
+            a, mid = keys[(pick + n) % len(keys)]
+            pos = w.e.positions[(a, mid)]
+            liq = margin.liquidation_price(pos.size, pos.entry_price, pos.margin, w.e.params[mid].mmf, w.e.scale)
+            inside = liq + 1 if pos.size > 0 else liq - 1
+            feed = w.feeds[self.b.addresses[f"feed{mid}"]]
+            crossed = (pos.take_profit or pos.stop_loss) and _triggered(pos, self.price(mid) * 10**10) and (
+                feed.updated_at > w.e.tp_sl_at.get((a, mid), 0))
+            if (liq > 0 and not P._pending_id(w, a, mid) and not crossed
+                    and (inside < pos.entry_price if pos.size > 0 else inside > pos.entry_price)):
+                break
+        else:
+            return
+        assert self.act(a, "set_tp_sl", mid, 0, liq) == "tp_sl: stop beyond liquidation"
+        self.step_labels.add("edge: stop at the liquidation price refused")
+        assert self.act(a, "set_tp_sl", mid, 0, inside) is None
+        self.step_labels.add("edge: stop one unit inside accepted")
+        self.touch(a, mid)
 
     # ------------------------------------------------------------ vault and fund
     @rule(lp=st.integers(0, 1), action=st.sampled_from(["deposit", "withdraw", "redeem"]),

@@ -9,6 +9,9 @@ machine that cannot find that class of bug.
     (c) an ADL that takes the wrong target: in the model, the keeper's
         ranking swaps its top two; in a contract, the completeness scan looks
         at the bankrupt's own side, so a skipped rank goes through
+    (d) longs pay twice the funding they owe, in the model (the surplus
+        lands in the vault, so token conservation holds): the funding
+        property after every call, or the chain, disagrees
 """
 
 import re
@@ -19,6 +22,7 @@ import pytest
 from hypothesis import Phase, settings
 
 from model import adl as model_adl
+from model import funding as model_funding
 from model import margin as model_margin
 from model.fixed_point import div_ceil
 from tests.stateful.backends import CONTRACTS, RevmBackend
@@ -97,6 +101,18 @@ def test_planted__contract_scans_wrong_side_for_skipped_ranks__caught(tmp_path, 
     session = Session(RevmBackend(ROLES, contracts_dir=root))
     assert_caught(session, r"model and chain differ|chain (ok|reverted).*model|list was accepted", capsys,
                   "ADL scan on the wrong side")
+
+
+def test_planted__model_longs_pay_double_funding__caught(revm_session, monkeypatch, capsys):
+    real = model_funding.owed
+
+    def longs_pay_double(size, index_now, index_at, scale):
+        owed = real(size, index_now, index_at, scale)
+        return 2 * owed if size > 0 else owed
+
+    monkeypatch.setattr(model_funding, "owed", longs_pay_double)
+    assert_caught(revm_session, r"funding after|model and chain differ|chain (ok|reverted).*model", capsys,
+                  "longs pay double funding")
 
 
 def test_planted__parallel_deep_run__failure_names_seed_and_shrunk_steps(revm_session, monkeypatch):
