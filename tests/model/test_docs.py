@@ -120,7 +120,7 @@ def test_docs__every_cited_model_name_exists(doc):
 
 @pytest.mark.parametrize("doc", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
 def test_docs__every_cited_repo_file_exists(doc):
-    for rel in set(re.findall(r"`((?:contracts|model|scripts|tests|config|bots)/[\w/.-]+\.(?:py|vy|vyi|yaml))", doc.read_text())):
+    for rel in set(re.findall(r"`((?:contracts|model|scripts|tests|config|bots)/[\w/.-]+\.(?:py|vyi|vy|yaml))(?!\w)", doc.read_text())):
         assert (ROOT / rel).exists(), f"{doc.name} cites {rel}"
 
 
