@@ -65,6 +65,20 @@ FUNDING_RATE_MAX = _per_hour_max(MAX_FUNDING_RATE)
 OPEN_INTEREST_MAX = MAX_OPEN_INTEREST // 10**18  # whole asset units
 
 
+# field: (lowest, highest, the contract check it mirrors)
+_RANGES = {
+    "imf_bps": (IMF_MIN_BPS, IMF_MAX_BPS, "params: imf, MIN_IMF..100%"),
+    "trading_fee_bps": (0, TRADING_FEE_MAX_BPS, "params: trading fee, MAX_TRADING_FEE"),
+    "liq_fee_bps": (0, LIQ_FEE_MAX_BPS, "params: liquidation fee, MAX_LIQ_FEE"),
+    "keeper_share_bps": (0, KEEPER_SHARE_MAX_BPS, "params: keeper share, MAX_KEEPER_SHARE"),
+    "insurance_share_bps": (0, INSURANCE_SHARE_MAX_BPS, "params: insurance share, at most 100%"),
+    "funding_k_bps_per_hour": (0, FUNDING_K_MAX, "params: funding, MAX_FUNDING_K"),
+    "max_funding_bps_per_hour": (0, FUNDING_RATE_MAX, "params: funding, MAX_FUNDING_RATE"),
+    "max_price_age": (1, MAX_PRICE_AGE, "params: price age, seconds, MAX_PRICE_AGE"),
+    "max_open_interest": (1, OPEN_INTEREST_MAX, "params: open interest, whole asset units, MAX_OPEN_INTEREST"),
+}
+
+
 def _within(v, lo, hi, why):
     if not lo <= v <= hi:
         raise ValueError(f"must be within {lo}..{hi} ({why})")
@@ -113,10 +127,11 @@ class Market(_Strict):
             raise ValueError("must not be the zero address (params: feed)")
         return v
 
-    @field_validator("imf_bps")
+    @field_validator(*_RANGES)
     @classmethod
-    def _imf(cls, v):
-        return _within(v, IMF_MIN_BPS, IMF_MAX_BPS, "params: imf, MIN_IMF..100%")
+    def _in_range(cls, v, info: ValidationInfo):
+        lo, hi, why = _RANGES[info.field_name]
+        return _within(v, lo, hi, why)
 
     @field_validator("mmf_bps")
     @classmethod
@@ -131,46 +146,10 @@ class Market(_Strict):
     @field_validator("trading_fee_bps")
     @classmethod
     def _trading_fee(cls, v, info: ValidationInfo):
-        _within(v, 0, TRADING_FEE_MAX_BPS, "params: trading fee, MAX_TRADING_FEE")
         mmf = info.data.get("mmf_bps")
         if mmf is not None and v >= mmf:
             raise ValueError(f"must be below mmf_bps {mmf} (params: trading fee)")
         return v
-
-    @field_validator("liq_fee_bps")
-    @classmethod
-    def _liq_fee(cls, v):
-        return _within(v, 0, LIQ_FEE_MAX_BPS, "params: liquidation fee, MAX_LIQ_FEE")
-
-    @field_validator("keeper_share_bps")
-    @classmethod
-    def _keeper_share(cls, v):
-        return _within(v, 0, KEEPER_SHARE_MAX_BPS, "params: keeper share, MAX_KEEPER_SHARE")
-
-    @field_validator("insurance_share_bps")
-    @classmethod
-    def _insurance_share(cls, v):
-        return _within(v, 0, INSURANCE_SHARE_MAX_BPS, "params: insurance share, at most 100%")
-
-    @field_validator("funding_k_bps_per_hour")
-    @classmethod
-    def _funding_k(cls, v):
-        return _within(v, 0, FUNDING_K_MAX, "params: funding, MAX_FUNDING_K")
-
-    @field_validator("max_funding_bps_per_hour")
-    @classmethod
-    def _max_funding(cls, v):
-        return _within(v, 0, FUNDING_RATE_MAX, "params: funding, MAX_FUNDING_RATE")
-
-    @field_validator("max_price_age")
-    @classmethod
-    def _price_age(cls, v):
-        return _within(v, 1, MAX_PRICE_AGE, "params: price age, seconds, MAX_PRICE_AGE")
-
-    @field_validator("max_open_interest")
-    @classmethod
-    def _open_interest(cls, v):
-        return _within(v, 1, OPEN_INTEREST_MAX, "params: open interest, whole asset units, MAX_OPEN_INTEREST")
 
     @field_validator("min_margin")
     @classmethod
