@@ -79,6 +79,10 @@ _RANGES = {
 }
 
 
+# field: (the field it must stay below, the contract check it mirrors)
+_BELOW = {"mmf_bps": ("imf_bps", "params: mmf"), "trading_fee_bps": ("mmf_bps", "params: trading fee")}
+
+
 def _within(v, lo, hi, why):
     if not lo <= v <= hi:
         raise ValueError(f"must be within {lo}..{hi} ({why})")
@@ -135,20 +139,18 @@ class Market(_Strict):
 
     @field_validator("mmf_bps")
     @classmethod
-    def _mmf(cls, v, info: ValidationInfo):
+    def _mmf_positive(cls, v):
         if v <= 0:
             raise ValueError("must be above 0 (params: mmf)")
-        imf = info.data.get("imf_bps")
-        if imf is not None and v >= imf:
-            raise ValueError(f"must be below imf_bps {imf} (params: mmf)")
         return v
 
-    @field_validator("trading_fee_bps")
+    @field_validator(*_BELOW)
     @classmethod
-    def _trading_fee(cls, v, info: ValidationInfo):
-        mmf = info.data.get("mmf_bps")
-        if mmf is not None and v >= mmf:
-            raise ValueError(f"must be below mmf_bps {mmf} (params: trading fee)")
+    def _below(cls, v, info: ValidationInfo):
+        other, why = _BELOW[info.field_name]
+        bound = info.data.get(other)
+        if bound is not None and v >= bound:
+            raise ValueError(f"must be below {other} {bound} ({why})")
         return v
 
     @field_validator("min_margin")
