@@ -1,71 +1,120 @@
-"""The crash demo: `make demo`, or
+"""The crash demo: `make demo [SCENARIO=scenarios/my.yaml]`, or
 
-    ape run demo --network ethereum:local:foundry [--scenario scenarios/crash.yaml]
+    .venv/bin/ape run demo --network ethereum:local:foundry [--scenario scenarios/crash.yaml]
+
+from the repo's root (the entry point puts node_modules/.bin, where the npm
+package installs anvil, and the venv on PATH itself, as make does).
+
+The scenario is a YAML file (scenarios/crash.yaml documents every field),
+validated by scripts/scenario.py before anything starts: a bad one ends in
+one line naming the file and the field, a non-zero exit, no node started,
+nothing deployed.
 
 Deploys Backstop on the devnet, starts the keeper as a separate process,
 seeds a few hundred traders (2x to 100x, both sides, some with stop-losses
 and take-profits) whose positions open through orders (each trader requests
 in one block; the next price round is later than the request, and the keeper
 executes the order in the block after it), LPs in the vault and the
-insurance fund, and drives the scenario's crash on the oracle while the
-keeper liquidates, deleverages and executes stops. Then it stops the keeper, replays the whole run on the model
-(scripts/replay.py), prints a summary, writes an HTML report under reports/
-(scripts/report.py) and exits non-zero if model and chain disagree.
+insurance fund, and plays the scenario's crash on the oracle while the
+keeper liquidates, deleverages and executes stops.
 
-The scenario is a YAML file (scenarios/crash.yaml documents every field).
+Scenario time is chain time. The demo mines every block itself, at the
+timestamp it chooses (evm_mine with a timestamp, automine off): each price
+step lands in the block stamped crash start + its `seconds`, and between
+steps a block follows every `block_time` seconds while the keeper has work
+or transactions in flight. The demo mines the next block only once the
+keeper has processed the last one (its state file names the last block it
+processed), so however long the keeper takes on the wall clock, a "-20% in
+30 s" path is 30 s of block time. Then it stops the keeper, replays the
+whole run on the model (scripts/replay.py), prints a summary, writes an
+HTML report under reports/ (scripts/report.py) and exits non-zero if model
+and chain disagree. A run that fails before its report is written removes
+its report folder.
 """
 
 import os
-import random
-import signal
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
-import yaml
-from ape import accounts, chain, networks
-from ape.cli import ConnectedProviderCommand
-from ape.logging import logger
-from eth_abi import encode as abi_encode
-from eth_account import Account as EthAccount
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from model import adl
-from model import margin as M
-from model import perp_engine
-from model import positions as P
-from model.fixed_point import Revert
-from scripts import report as R
-from scripts.deploy import deploy_protocol
-from scripts.replay import Replayer
-from scripts.twin import mirror_world
-
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def tool_env(environ=os.environ):
+    """What the Makefile exports, for an entry point started by hand: anvil
+    (node_modules/.bin) and the venv on PATH, ape-vyper pointed at the
+    pinned compiler (.vvm), the repo importable (the keeper process), the
+    devnet port's default. Only what is missing is added."""
+    path = environ.get("PATH", "").split(os.pathsep)
+    for d in (ROOT / ".venv" / "bin", ROOT / "node_modules" / ".bin"):
+        if d.is_dir() and str(d) not in path:
+            path.insert(0, str(d))
+    environ["PATH"] = os.pathsep.join(p for p in path if p)
+    environ.setdefault("VVM_BINARY_PATH", str(ROOT / ".vvm"))
+    environ.setdefault("BACKSTOP_PORT", "8547")
+    py = environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(ROOT) not in py:
+        environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *[p for p in py if p]])
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return environ
+
+
+tool_env()  # before ape connects: ape-foundry looks for anvil on PATH when it starts the node
+
+import warnings  # noqa: E402
+
+# `ape run` executes each script with a `cli` through runpy; one that another
+# script imported first (scripts.deploy, imported by scripts/bench.py) makes
+# runpy warn, a stray line in front of the demo's one-line errors.
+warnings.filterwarnings("ignore", message=r"'scripts\.\w+' found in sys.modules", category=RuntimeWarning)
+
+import json  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+import click  # noqa: E402
+from ape import accounts, chain, networks  # noqa: E402
+from ape.cli import ConnectedProviderCommand  # noqa: E402
+from ape.logging import logger  # noqa: E402
+from eth_abi import encode as abi_encode  # noqa: E402
+from eth_account import Account as EthAccount  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
+
+from model import adl  # noqa: E402
+from model import margin as M  # noqa: E402
+from model import perp_engine  # noqa: E402
+from model import positions as P  # noqa: E402
+from model.fixed_point import Revert  # noqa: E402
+from scripts import report as R  # noqa: E402
+from scripts import scenario as S  # noqa: E402
+from scripts.replay import Replayer  # noqa: E402
+from scripts.twin import mirror_world  # noqa: E402
+
 WAD = 10**18
 MAX_UINT = 2**256 - 1
 TX_GAS = 3_000_000  # per raw transaction; blocks get room for all of them
 KEEPER_MODULE = ROOT / "bots" / "keeper.py"
+KEEPER_POLL = 0.05  # seconds between the keeper process's looks at the head (bots/keeper.py --poll)
+# The crash starts at least this far ahead of the wall clock: the keeper
+# simulates each batch at max(next block time, wall clock) (bots/keeper.py
+# _exec_time), so a chain clock kept ahead of the wall clock makes its
+# simulations run at exactly the timestamp the demo mines next.
+CLOCK_LEAD = 120
+IDLE_BLOCKS = 8  # blocks in a row with work the model sees and nothing the keeper sent: it has failed
+MAX_TAIL_BLOCKS = 600  # blocks after the last price step before the demo gives up waiting for the keeper
 
 
 # ---------------------------------------------------------------- scenario
 
-def load_scenario(path):
-    """The scenario file as a dict, with the fields the demo needs checked."""
-    data = yaml.safe_load(Path(path).read_text())
-    need = {"name", "seed", "market", "insurance_fund", "lps", "traders", "warmup", "crash", "keeper"}
-    missing = need - set(data)
-    if missing:
-        raise click.ClickException(f"{path}: missing {sorted(missing)}")
-    if not data["crash"] or any(len(step) != 2 for step in data["crash"]):
-        raise click.ClickException(f"{path}: crash must be a list of [seconds, price]")
-    times = [t for t, _ in data["crash"]]
-    if times != sorted(times):
-        raise click.ClickException(f"{path}: crash times must increase")
-    return data
+def load_scenario(path=S.DEFAULT_PATH):
+    """The validated scenario (scripts/scenario.py) as the plain dict the
+    demo indexes; ScenarioError (one line) if it is bad."""
+    return S.load_scenario(path).as_dict()
 
 
 @dataclass
@@ -79,6 +128,7 @@ class Trader:
     tp_below: int = 0  # % below entry (shorts), 0 = none
     size: int = 0
     entry: int = 0
+    refused: bool = False  # its order was cancelled "vault: capacity"
 
 
 def plan_traders(sc, rng, new_account, unit):
@@ -146,12 +196,14 @@ class Sender:
         return self.web3.eth.wait_for_transaction_receipt(h, timeout=60, poll_latency=0.02)
 
     def mine(self, timestamp, force=False):
-        """One block with everything pending (also others', the keeper's);
-        raise if any of ours reverted. Without `force`, nothing of ours
-        pending mines nothing."""
+        """One block stamped `timestamp` with everything pending (also
+        others', the keeper's); raise if any of ours reverted. Without
+        `force`, nothing of ours pending mines nothing."""
         if not self.pending and not force:
             return None
-        self.web3.provider.make_request("evm_mine", [timestamp])
+        answer = self.web3.provider.make_request("evm_mine", [timestamp])
+        if answer.get("error"):
+            raise click.ClickException(f"evm_mine at {timestamp}: {answer['error'].get('message', answer['error'])}")
         number = self.web3.eth.block_number
         receipts = {r["transactionHash"]: r for r in self.web3.eth.get_block_receipts(number)}
         missing = [m for h, m in self.pending if h not in receipts]
@@ -217,41 +269,50 @@ def keeper_work(w):
 class InlineKeeper:
     """The in-process fallback keeper: the same job as bots/keeper.py, with
     the ADL target lists from model.perp_engine.adl_ranking on the replayer's
-    model world. Used only if the keeper process fails."""
+    model world. Used only if the keeper process fails. Each of its
+    transactions is mined alone, in a block stamped with the chain time the
+    demo is at (anvil accepts equal timestamps), so the scenario's clock
+    stays true on this path too."""
 
     def __init__(self, protocol, replayer, account, sender):
         self.p, self.r, self.account, self.sender = protocol, replayer, account, sender
         self.sent = self.failed = 0
 
-    def _send(self, verb, *args):
-        receipt = self.sender.transact(self.account, self.p.engine, verb, *args)
+    def _send(self, timestamp, verb, *args):
+        h = self.sender.send(self.account, self.p.engine, verb, *args)
+        self.sender.pending.pop()  # its receipt is read here: a revert is logged, not raised
+        self.sender.mine(timestamp, force=True)
+        receipt = self.sender.web3.eth.get_transaction_receipt(h)
         self.sent += 1
         if receipt["status"] != 1:
             self.failed += 1
             logger.warning(f"fallback keeper: {verb}{args[:2]} reverted")
         self.r.catch_up()
 
-    def run(self, max_txs=10_000):
-        """Work until the model says nothing is left."""
+    def run(self, timestamp=None, max_txs=10_000):
+        """Work until the model says nothing is left, every transaction in
+        its own block at `timestamp` (default: the head's)."""
+        if timestamp is None:
+            timestamp = self.sender.web3.eth.get_block("latest")["timestamp"]
         for _ in range(max_txs):
             self.r.catch_up()
             world = self.r.w
-            world.now = self.sender.web3.eth.get_block("latest")["timestamp"]
+            world.now = timestamp
             liq, trig, pending, due = keeper_work(world)
             if pending:
                 mid = pending[0]
                 job = world.e.adl_pending[mid]
                 targets = adl._ranking(world, mid, job.bankrupt_size, P._price(world, mid, False),
                                        P.MAX_ADL_TARGETS)
-                self._send("deleverage", mid, targets)
+                self._send(timestamp, "deleverage", mid, targets)
             elif trig:
                 acct, mid = trig[0]
-                self._send("execute_tp_sl", acct, mid)
+                self._send(timestamp, "execute_tp_sl", acct, mid)
             elif liq:
                 acct, mid = liq[0]
-                self._send("liquidate", acct, mid, perp_engine.adl_ranking(world, acct, mid))
+                self._send(timestamp, "liquidate", acct, mid, perp_engine.adl_ranking(world, acct, mid))
             elif due:
-                self._send("execute_order", due[0])
+                self._send(timestamp, "execute_order", due[0])
             else:
                 return
 
@@ -259,10 +320,12 @@ class InlineKeeper:
 class KeeperProcess:
     """`python -m bots.keeper` in its own process group; stopped for sure."""
 
-    def __init__(self, engine, account_index, network_choice, log_path, state_path):
+    def __init__(self, engine, account_index, network_choice, log_path, state_path, block_time=1):
         self.cmd = [sys.executable, "-m", "bots.keeper", "--network", network_choice, "--engine", engine.address,
-                    "--account", f"TEST:{account_index}", "--state-file", str(state_path)]
+                    "--account", f"TEST:{account_index}", "--state-file", str(state_path),
+                    "--poll", str(KEEPER_POLL), "--block-time", str(block_time)]
         self.log_path = log_path
+        self.state_path = Path(state_path)
         self.proc = None
 
     def start(self):
@@ -273,6 +336,14 @@ class KeeperProcess:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def last_block(self):
+        """The last block the keeper has processed (planned, simulated and
+        sent for), from its state file; -1 before it has written one."""
+        try:
+            return int(json.loads(self.state_path.read_text()).get("last_block") or -1)
+        except (OSError, ValueError):
+            return -1
 
     def tail(self, n=15):
         try:
@@ -336,12 +407,44 @@ class DemoResult:
 
 
 def run_demo(sc, owner, keeper_mode="process", out_dir=ROOT / "reports", console=None):
-    """Play scenario `sc` (a dict, see load_scenario) on the connected devnet."""
+    """Play scenario `sc` on the connected devnet: a Scenario, or a dict in
+    the YAML's shape, validated here before anything is sent (ScenarioError,
+    one line). The report goes to <out_dir>/<name>-<time>/; a run that fails
+    before writing it removes that folder (and out_dir, if it made it and it
+    is empty)."""
+    sc = S.validate(sc, "scenario").as_dict()
     console = console or Console()
+    out = Path(out_dir) / f"{sc['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    made = []  # the folders this run creates, outermost first
+    d = out
+    while not d.exists():
+        made.insert(0, d)
+        d = d.parent
+    out.mkdir(parents=True, exist_ok=True)
+    done = False
+    try:
+        result = _run(sc, owner, keeper_mode, out, console)
+        done = True
+        return result
+    finally:
+        if not done:
+            if out in made:
+                shutil.rmtree(out, ignore_errors=True)
+            for d in reversed(made[:-1]):
+                try:
+                    d.rmdir()  # only if empty: another run may share it
+                except OSError:
+                    break
+
+
+def _run(sc, owner, keeper_mode, out, console):
+    # imported here, not at the top: `ape run` executes every script with a
+    # `cli` as its own module, and importing scripts.deploy before ape runs
+    # it makes runpy print a RuntimeWarning in front of every demo error
+    from scripts.deploy import deploy_protocol
+
     t_start = time.time()
     provider = networks.provider
-    out = Path(out_dir) / f"{sc['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
     warnings = []
 
     def loud(msg):
@@ -371,19 +474,31 @@ def run_demo(sc, owner, keeper_mode="process", out_dir=ROOT / "reports", console
             keeper_mode = "fallback"
         else:
             keeper = KeeperProcess(p.engine, sc["keeper"]["account"], provider.network_choice,
-                                   out / "keeper.log", out / "keeper-state.json").start()
+                                   out / "keeper.log", out / "keeper-state.json", sc["block_time"]).start()
             console.print(f"keeper process started (pid {keeper.proc.pid}): {' '.join(keeper.cmd[1:])}")
     sender = Sender(networks.provider.web3)
     inline = InlineKeeper(p, replayer, fallback_acct, sender)
 
+    # The demo mines every block itself from here on: a node that mines on
+    # an interval (make devnet's anvil --block-time) stops for the run and is
+    # put back afterwards.
+    interval = _rpc(provider, "anvil_getIntervalMining") or 0
     try:
+        if interval:
+            _rpc(provider, "evm_setIntervalMining", 0)
         summary = _play(sc, p, mid, params, feed, fd, unit, owner, sender, replayer, keeper, inline, keeper_mode,
                         console, loud)
         keeper_mode = summary.pop("_keeper_mode")
+    except BaseException:
+        if keeper:  # the run folder goes with the failure: show what the keeper said
+            console.print(f"keeper log ({keeper.log_path.name}) ends:\n{keeper.tail()}", highlight=False)
+        raise
     finally:
         keeper_exit, leftovers = (keeper.stop() if keeper else (None, 0))
         try:
             provider.auto_mine = True
+            if interval:
+                _rpc(provider, "evm_setIntervalMining", interval)
         except Exception:  # noqa: BLE001 - the provider may already be gone
             pass
     if keeper:
@@ -409,7 +524,8 @@ def run_demo(sc, owner, keeper_mode="process", out_dir=ROOT / "reports", console
                       "fallback_account": fallback_acct.address, "warnings": warnings,
                       "replay_ok": not replayer.mismatches and not diffs, "fund_at_start": fund_at_start, "replay_txs": replayer.stats.txs,
                       "mismatches": [str(m) for m in replayer.mismatches], "state_diffs": diffs,
-                      "wall_seconds": int(time.time() - t_start), "traders": summary["traders"]})
+                      "wall_seconds": int(time.time() - t_start), "traders": summary["traders"],
+                      "crash_t0": summary["crash_t0"], "crash_blocks": summary["crash_blocks"]})
     report_path = R.write_html(data, out)
     R.print_summary(data, console)
     console.print(f"report: {report_path}")
@@ -421,6 +537,12 @@ def run_demo(sc, owner, keeper_mode="process", out_dir=ROOT / "reports", console
         console.print("[bold red]keeper process: FAILED during the crash (see above); exiting non-zero")
     return DemoResult(ok, report_path, data["summary"], keeper_mode, replayer.mismatches, diffs,
                       keeper_exit, leftovers, warnings, data, replayer)
+
+
+def _rpc(provider, method, *params):
+    """A node method's result; None if the node answers with an error."""
+    answer = provider.web3.provider.make_request(method, list(params))
+    return None if answer.get("error") else answer.get("result")
 
 
 def _play(sc, p, mid, params, feed, fd, unit, owner, batch, replayer, keeper, inline, keeper_mode, console, loud):
@@ -479,12 +601,19 @@ def _play(sc, p, mid, params, feed, fd, unit, owner, batch, replayer, keeper, in
             if waiting:
                 now += 1
                 keeper_mode = _execute_orders(sc, p, batch, replayer, keeper, inline, keeper_mode, now, loud)
+                requested = {str(f["account"]).lower(): f["order_id"] for name, f in replayer.w.events
+                             if name == "OrderRequested"}
                 for t in waiting:
                     pos = replayer.w.e.positions.get((t.account.address, mid))
                     if pos is None or pos.size != t.size:
-                        why = [f for name, f in replayer.w.events if name == "OrderCancelled"]
+                        outcome = replayer.order_outcomes.get(requested.get(t.account.address.lower()))
+                        if pos is None and outcome == ("cancelled", R.CAPACITY):
+                            # the vault's cash would not back its payout cap: refused, as on a real venue
+                            t.refused = True
+                            progress.advance(task)
+                            continue
                         raise click.ClickException(f"{t.account.address}'s order did not open its position "
-                                                   f"(position {pos}, size planned {t.size}; cancellations: {why[:3]})")
+                                                   f"(position {pos}, size planned {t.size}; outcome: {outcome})")
                     t.entry, t.margin = pos.entry_price, pos.margin
                     if t.stop_way:
                         liq = M.liquidation_price(t.size, t.entry, t.margin, params.mmf, scale)
@@ -515,58 +644,153 @@ def _play(sc, p, mid, params, feed, fd, unit, owner, batch, replayer, keeper, in
             now += 1
             batch.mine(now)
             replayer.catch_up()
-    provider.auto_mine = True
     orders = [f for name, f in replayer.w.events if name == "OrderExecuted"]
-    console.print(f"{len(orders)} orders executed, {len(replayer.w.e.orders)} pending")
+    refused = sum(1 for t in traders if t.refused)
+    console.print(f"{len(orders)} orders executed, {refused} refused for vault capacity, "
+                  f"{len(replayer.w.e.orders)} pending")
     longs = sum(1 for t in traders if t.is_long)
     console.print(f"{len(traders)} traders ({longs} long, {len(traders) - longs} short), {len(lps)} LPs, "
-                  f"{sum(1 for t in traders if t.stop_way)} stop-losses, {sum(1 for t in traders if t.tp_below)} "
+                  f"{sum(1 for t in traders if t.stop_way and not t.refused)} stop-losses, "
+                  f"{sum(1 for t in traders if t.tp_below and not t.refused)} "
                   f"take-profits; block {chain.blocks.head.number}")
 
-    # ------------------------------------------------ the crash
-    console.rule(f"crash on {sc['market']}")
-    console.print("time   block    price  change  liquidations, bad debt, fund, ADL fills, open interest long/short "
-                  "[wait for the keeper]", style="dim", highlight=False)
+    # ------------------------------------------------ the crash, on the chain's clock
     if keeper_mode == "process" and not keeper.alive():
         loud(f"the keeper process failed to start (exit code {keeper.proc.returncode}): the in-process fallback "
              f"keeper plays its part. Its log ends:\n{keeper.tail()}")
         keeper_mode = "fallback"
     crash_start_block = chain.blocks.head.number
-    block_time = int(sc.get("block_time", 0))
-    if block_time:  # blocks every `block_time` s of wall clock, as on a real chain
-        provider.web3.provider.make_request("evm_setIntervalMining", [block_time])
-    else:  # one block per transaction, timestamps forced to the path's
-        provider.auto_mine = True
-    t0 = wall0 = None
-    p0 = None
+    t0 = max(now + 60, int(time.time()) + CLOCK_LEAD)
+    crash = _crash(sc, p, mid, feed, fd, unit, owner, batch, replayer, keeper, inline, keeper_mode, t0, console, loud)
+    provider.auto_mine = True
+    return {"crash_start_block": crash_start_block, "crash_t0": t0, "_keeper_mode": crash["mode"],
+            "crash_blocks": crash["blocks"], "_accounts": [a.address for a in everyone],
+            "traders": [{"account": t.account.address, "is_long": t.is_long, "leverage": t.leverage,
+                         "margin": t.margin, "stop": bool(t.stop_way), "tp": bool(t.tp_below),
+                         "refused": t.refused} for t in traders]}
+
+
+def _crash(sc, p, mid, feed, fd, unit, owner, batch, replayer, keeper, inline, mode, t0, console, loud):
+    """The crash path in blocks the demo mines itself (automine stays off).
+
+    Step i's price is sent and mined in the block stamped t0 + seconds_i.
+    After every block the demo waits (wall clock, at most step_timeout)
+    until the keeper process has processed it; then, if the keeper has
+    transactions waiting or the model sees work left (liquidations,
+    triggered TP/SL, pending ADL, executable orders), the next block comes
+    block_time seconds later, else the chain jumps to the next price step.
+    A keeper that dies, stalls, or leaves work undone for IDLE_BLOCKS
+    blocks is replaced by the in-process fallback (and the demo exits
+    non-zero)."""
+    web3 = batch.web3
+    bt = int(sc["block_time"])
+    timeout = int(sc["keeper"]["step_timeout"])
+    steps = [(t0 + int(dt), int(whole)) for dt, whole in sc["crash"]]
+    who = keeper.cmd[keeper.cmd.index("--account") + 1] if keeper else None
+    keeper_address = accounts.test_accounts[int(who.split(":")[1])].address if who else None
     fund = p.insurance_fund.address
-    for k, (dt, whole) in enumerate(sc["crash"]):
-        if block_time:
-            wall0 = wall0 or time.time()
-            time.sleep(max(0.0, wall0 + int(dt) - time.time()))
-        else:
-            provider.set_timestamp(max(chain.blocks.head.timestamp + 1, (t0 or now + 60) + int(dt)))
-        receipt = batch.transact(owner, feed, "set_answer", int(whole) * 10**fd)
-        ts = provider.web3.eth.get_block(receipt["blockNumber"])["timestamp"]
-        t0 = t0 or ts - int(dt)
-        p0 = p0 or int(whole)
-        waited, mode = _wait_for_keeper(sc, replayer, keeper, inline, keeper_mode, loud)
-        keeper_mode = mode
+    p0 = steps[0][1]
+
+    def in_flight():
+        if keeper_address is None:
+            return 0
+        return web3.eth.get_transaction_count(keeper_address, "pending") - web3.eth.get_transaction_count(keeper_address)
+
+    def work_left(at):
+        w = replayer.w
+        saved, w.now = w.now, at
+        try:
+            return [len(x) for x in keeper_work(w)]
+        finally:
+            w.now = saved
+
+    def line(k, number, blocks, wall):
+        dt, whole = sc["crash"][k]
         w = replayer.w
         liqs = sum(1 for name, _ in w.events if name == "PositionLiquidated")
         adls = sum(1 for name, _ in w.events if name == "AutoDeleveraged")
         bad = sum(f["bad_debt"] for name, f in w.events if name == "PositionLiquidated")
         long_oi, short_oi = perp_engine.open_interest(w, mid)
         console.print(
-            f"t+{ts - t0:<3} #{chain.blocks.head.number:<5} {int(whole):>6,} {(int(whole) - p0) * 100 / p0:+6.2f}% "
+            f"t+{int(dt):<3} #{number:<5} {int(whole):>6,} {(int(whole) - p0) * 100 / p0:+6.2f}% "
             f"liq {liqs:>3}  bad debt {bad / unit:>7,.0f}  fund {w.token.balance_of(fund) / unit:>6,.0f}  "
-            f"ADL {adls:>3}  OI {long_oi / WAD:>6.2f}/{short_oi / WAD:<6.2f} [{waited:4.1f}s]", highlight=False)
-    _, keeper_mode = _wait_for_keeper(sc, replayer, keeper, inline, keeper_mode, loud)
-    provider.auto_mine = True
-    return {"crash_start_block": crash_start_block, "_keeper_mode": keeper_mode,
-            "_accounts": [a.address for a in everyone],
-            "traders": [{"account": t.account.address, "is_long": t.is_long, "leverage": t.leverage,
-                         "margin": t.margin, "stop": bool(t.stop_way), "tp": bool(t.tp_below)} for t in traders]}
+            f"ADL {adls:>3}  OI {long_oi / WAD:>6.2f}/{short_oi / WAD:<6.2f} [{blocks} blocks, {wall:4.1f}s]",
+            highlight=False)
+
+    console.rule(f"crash on {sc['market']}")
+    console.print("time   block    price  change  liquidations, bad debt, fund, ADL fills, open interest long/short "
+                  "[blocks until the next step, wall-clock time]", style="dim", highlight=False)
+    k = 0  # the next price step
+    t = None  # the last block's timestamp
+    shown = None  # (step index, its block, blocks since, wall clock at its block)
+    idle = tail = blocks = 0
+    while True:
+        if t is None:
+            at = steps[0][0]
+        else:
+            waiting = in_flight()
+            left = work_left(t + bt)
+            if waiting or any(left):
+                idle = 0 if waiting or not any(left) else idle + 1
+                if mode == "process" and idle >= IDLE_BLOCKS:
+                    loud(f"the keeper process left work undone for {idle} blocks ({left[0]} liquidatable, {left[1]} "
+                         f"triggered, {left[2]} pending-ADL markets, {left[3]} executable orders): it is stopped, the "
+                         f"in-process fallback keeper takes over, and the demo will exit non-zero. Its log ends:\n"
+                         f"{keeper.tail()}")
+                    keeper.stop()
+                    mode = "failed"
+                at = t + bt
+            elif k < len(steps):
+                at = steps[k][0]
+            else:
+                break
+            if k >= len(steps):
+                tail += 1
+                if tail > MAX_TAIL_BLOCKS:
+                    loud(f"work left {MAX_TAIL_BLOCKS} blocks after the last price step: giving up")
+                    break
+        if k < len(steps) and at == steps[k][0]:
+            if shown:
+                line(shown[0], shown[1], shown[2], time.time() - shown[3])
+            batch.send(owner, feed, "set_answer", steps[k][1] * 10**fd)
+            k += 1
+            number = batch.mine(at, force=True)
+            shown = [k - 1, number, 0, time.time()]
+        else:
+            number = batch.mine(at, force=True)
+        t = at
+        blocks += 1
+        shown[2] += 1
+        replayer.catch_up()
+        if replayer.broken:
+            loud(f"the model diverged from the chain ({replayer.mismatches[-1]}): not waiting for the keeper")
+            break
+        if mode == "process":
+            mode = _await_keeper(keeper, number, timeout, loud)
+        if mode in ("fallback", "failed"):
+            inline.run(t)
+    if shown:
+        line(shown[0], shown[1], shown[2], time.time() - shown[3])
+    return {"mode": mode, "blocks": blocks}
+
+
+def _await_keeper(keeper, number, timeout, loud):
+    """Until the keeper process has processed block `number` (its state
+    file says so): "process"; "failed" if it died or took longer than
+    `timeout` wall-clock seconds (then it is stopped)."""
+    t = time.time()
+    while keeper.last_block() < number:
+        if not keeper.alive():
+            loud(f"the keeper process exited (code {keeper.proc.returncode}) during the crash; the in-process "
+                 f"fallback keeper takes over, and the demo will exit non-zero. Its log ends:\n{keeper.tail()}")
+            return "failed"
+        if time.time() - t > timeout:
+            loud(f"the keeper process did not process block {number} in {timeout}s: it is stopped, the in-process "
+                 f"fallback keeper takes over, and the demo will exit non-zero. Its log ends:\n{keeper.tail()}")
+            keeper.stop()
+            return "failed"
+        time.sleep(0.01)
+    return "process"
 
 
 def _execute_orders(sc, p, batch, replayer, keeper, inline, mode, timestamp, loud):
@@ -609,49 +833,27 @@ def _execute_orders(sc, p, batch, replayer, keeper, inline, mode, timestamp, lou
     return mode
 
 
-def _wait_for_keeper(sc, replayer, keeper, inline, mode, loud):
-    """Until the model sees nothing left for a keeper to do. The keeper
-    process works on its own; if it has died, the fallback takes over."""
-    t = time.time()
-    timeout = int(sc["keeper"]["step_timeout"])
-    while True:
-        replayer.catch_up()
-        if replayer.broken:
-            loud(f"the model diverged from the chain ({replayer.mismatches[-1]}): not waiting for the keeper")
-            return time.time() - t, mode
-        if mode == "process" and not keeper.alive():
-            loud(f"the keeper process exited (code {keeper.proc.returncode}) during the crash; the in-process "
-                 f"fallback keeper takes over, and the demo will exit non-zero. Its log ends:\n{keeper.tail()}")
-            mode = "failed"
-        if mode in ("fallback", "failed"):
-            networks.provider.auto_mine = True  # the fallback waits for each receipt
-            inline.run()
-            return time.time() - t, mode
-        liq, trig, pending, due = keeper_work(replayer.w)
-        if not (liq or trig or pending or due):
-            return time.time() - t, mode
-        if time.time() - t > timeout:
-            loud(f"the keeper process left {len(liq)} liquidatable, {len(trig)} triggered, {len(pending)} "
-                 f"pending-ADL positions, {len(due)} executable orders after {timeout}s: it is stopped, the in-process fallback keeper "
-                 f"takes over, and the demo will exit non-zero. Its log ends:\n{keeper.tail()}")
-            keeper.stop()
-            networks.provider.auto_mine = True
-            inline.run()
-            return time.time() - t, "failed"
-        time.sleep(0.25)
+def _scenario_option(ctx, param, value):
+    """Validated while the command line is parsed, before ape connects:
+    a bad scenario starts no node and deploys nothing."""
+    try:
+        return load_scenario(value)
+    except S.ScenarioError as e:
+        raise click.ClickException(str(e)) from None
 
 
 @click.command(cls=ConnectedProviderCommand)
-@click.option("--scenario", default=str(ROOT / "scenarios" / "crash.yaml"), show_default=True,
-              help="scenario file (YAML)")
+@click.option("--scenario", "sc", default=str(S.DEFAULT_PATH), show_default=True,
+              envvar="BACKSTOP_SCENARIO", callback=_scenario_option, expose_value=True,
+              help="scenario file (YAML, scenarios/crash.yaml documents every field); env BACKSTOP_SCENARIO")
 @click.option("--keeper", "keeper_mode", type=click.Choice(["process", "fallback"]), default="process",
               show_default=True, help="process: run bots/keeper.py; fallback: the in-process keeper")
 @click.option("--out", default=str(ROOT / "reports"), show_default=True, help="report folder")
-def cli(scenario, keeper_mode, out):
+def cli(sc, keeper_mode, out):
     """Play a crash on a devnet with the keeper running; report and check."""
     if networks.provider.network.name not in ("local", "development"):
         raise click.ClickException("the demo mints mock tokens and moves mock feeds: local networks only")
     logger.set_level("WARNING")
-    result = run_demo(load_scenario(scenario), accounts.test_accounts[0], keeper_mode, out)
+    result = run_demo(sc, accounts.test_accounts[0], keeper_mode, out)
     if not result.ok:
         sys.exit(1)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from ape import networks
 
-from scripts.deploy import engine_at
 
 WAD = 10**18
 
@@ -40,6 +39,8 @@ def _event_abis(contract):
 
 def collect(p, mid, replayer, start_block, end_block, sc, crash_start_block, meta):
     """Everything the summary and the report show, as plain numbers."""
+    from scripts.deploy import engine_at  # not at import: see scripts/demo._run
+
     engine = engine_at(p.engine.address)
     unit = 10 ** p.token.decimals()
     times = replayer.block_times
@@ -47,7 +48,8 @@ def collect(p, mid, replayer, start_block, end_block, sc, crash_start_block, met
     fd = p.feeds[mid].decimals()
     prices = [(b, t, a * 10 ** (18 - fd)) for b, t, f, a in replayer.answers if f == feed]
     crash_prices = [x for x in prices if x[0] > crash_start_block]
-    t0 = crash_prices[0][1] if crash_prices else times.get(crash_start_block, 0)
+    # t = 0: the crash's start on the chain's clock (the demo mines step i at t0 + its seconds)
+    t0 = meta.get("crash_t0") or (crash_prices[0][1] if crash_prices else times.get(crash_start_block, 0))
 
     logs = _logs(engine.address, _event_abis(engine), start_block + 1, end_block)
     ev = {}
@@ -148,6 +150,9 @@ def collect(p, mid, replayer, start_block, end_block, sc, crash_start_block, met
     haircuts = sum(r["haircut"] for r in adl_rows)
     socialized = sum(r["amount"] for r in get("BadDebtSocialized"))
     pending = int(p.engine.adl_pending(mid)[0])
+    vault = _vault_series(p, times, crash_start_block, end_block)
+    before, after = _vault_figures(p, crash_start_block), _vault_figures(p, end_block)
+    capacity = [r for r in cancelled if r["reason"] == CAPACITY]
     callers = {}
     for r in [*liqs, *adl_rows, *tp_hits, *sl_hits]:
         callers[r["caller"] if "caller" in r else r.get("keeper")] = 1
@@ -179,6 +184,15 @@ def collect(p, mid, replayer, start_block, end_block, sc, crash_start_block, met
         "orders_cancelled_reasons": _count_by(cancelled, "reason"),
         "orders_executed_by": _count_by(executed, "caller"),
         "order_blocks_after_round": dict(sorted(after_round.items())),
+        "reserve_before": before["reserve"],
+        "reserve_after": after["reserve"],
+        "oi_notional_before": before["notional"],
+        "oi_notional_after": after["notional"],
+        "orders_refused_capacity": len(capacity),
+        "share_price_before": before["share_price"],
+        "share_price_after": after["share_price"],
+        "crash_blocks": meta.get("crash_blocks"),
+        "crash_seconds": (max(times.values()) - t0) if times else 0,
         "price_low": min(x[2] for x in crash_prices) if crash_prices else 0,
         "price_start": crash_prices[0][2] if crash_prices else 0,
     }
@@ -186,7 +200,60 @@ def collect(p, mid, replayer, start_block, end_block, sc, crash_start_block, met
             "block_times": times, "liquidations": liqs, "adl": adl_rows, "tp": tp_hits, "sl": sl_hits,
             "draws": get("InsuranceFundDrawn"), "socialized": get("BadDebtSocialized"),
             "fund_series": fund_series, "oi_series": oi_series, "crash_start_block": crash_start_block,
+            "share_price_series": vault, "share_unit": 10 ** (p.token.decimals() + VAULT_DECIMALS_OFFSET),
             "start_block": start_block, "end_block": end_block, "summary": summary, "meta": meta}
+
+
+CAPACITY = "vault: capacity"  # an order the vault's cash could not back (OrderCancelled's reason)
+VAULT_DECIMALS_OFFSET = 3  # LiquidityVault.DECIMALS_OFFSET: shares have the token's decimals + 3
+
+
+def _call(contract, method, block, *args):
+    """contract.method(*args) as of `block` (eth_call on the node's
+    historical state); None if it reverts there."""
+    try:
+        return getattr(contract, method)(*args, block_id=block)
+    except Exception:  # noqa: BLE001 - a view that reverts at that block (a stale price) has no value there
+        return None
+
+
+def _vault_figures(p, block):
+    """At `block`: the engine's traders_reserve (the sum of every open
+    position's payout cap), the open interest's notional over every
+    market (both sides, at the feed's answer), and one LP share's value in
+    token units (vault.convertToAssets of one whole share)."""
+    scale = int(p.engine.SCALE())
+    notional = 0
+    for m, f in enumerate(p.feeds):
+        oi = _call(p.engine, "open_interest", block, m)
+        rd = _call(f, "latestRoundData", block)
+        if oi is None or rd is None:
+            continue
+        price = int(rd[1]) * 10 ** (18 - int(f.decimals()))
+        notional += (int(oi[0]) + int(oi[1])) * price // scale
+    reserve = _call(p.engine, "traders_reserve", block)
+    share = _call(p.vault, "convertToAssets", block, 10 ** (p.token.decimals() + VAULT_DECIMALS_OFFSET))
+    return {"reserve": None if reserve is None else int(reserve), "notional": notional,
+            "share_price": None if share is None else int(share)}
+
+
+def _vault_series(p, times, first, last):
+    """[(block, assets per whole LP share)] for every block first..last
+    (eth_call at each block, one request per block)."""
+    web3 = networks.provider.web3
+    shares = 10 ** (p.token.decimals() + VAULT_DECIMALS_OFFSET)
+    abi = next(a for a in p.vault.contract_type.abi if a.type == "function" and a.name == "convertToAssets")
+    data = bytes(networks.provider.network.ecosystem.get_method_selector(abi)) + shares.to_bytes(32, "big")
+    out = []
+    for b in range(first, last + 1):
+        if b not in times and b != first:
+            continue
+        try:
+            raw = web3.eth.call({"to": p.vault.address, "data": data}, b)
+        except Exception:  # noqa: BLE001 - reverts at that block: no point
+            continue
+        out.append((b, int.from_bytes(bytes(raw)[-32:], "big")))
+    return out
 
 
 def _count_by(rows, key):
@@ -230,6 +297,8 @@ def print_summary(data, console):
                                                      f"{s['orders_cancelled']}"),
         ("orders executed, blocks after the later round", ", ".join(
             f"{d}: {n}" for d, n in s["order_blocks_after_round"].items()) or "-"),
+        *_vault_rows(s, u),
+        ("chain time of the crash (seconds, blocks)", f"{s['crash_seconds']} s, {s['crash_blocks']} blocks"),
         ("bad debt = drawn + haircuts + socialized", "yes" if s["bad_debt_accounted"] else "NO"),
         ("ADL fills in the model's rank order", "yes" if s["adl_in_rank_order"] else "NO"),
         ("open interest from events = on chain", "yes" if s["oi_from_events"] == s["oi_on_chain"] else "NO"),
@@ -247,8 +316,31 @@ def _png(fig):
     return buf.getvalue()
 
 
+def _pct(part, whole):
+    return f"{part * 100 / whole:.1f}%" if part is not None and whole else "-"
+
+
+def _vault_rows(s, unit):
+    """The vault's reserve, capital efficiency, capacity refusals and LP
+    share value: (label, value) rows for the summary and the report."""
+    m = lambda x: "-" if x is None else f"{x / unit:,.2f}"  # noqa: E731
+    share = lambda x: "-" if x is None else f"{x / unit:,.6f}"  # noqa: E731
+    return [
+        ("vault reserve (sum of position payout caps), before / after the crash",
+         f"{m(s['reserve_before'])} / {m(s['reserve_after'])}"),
+        ("open-interest notional, before / after", f"{m(s['oi_notional_before'])} / {m(s['oi_notional_after'])}"),
+        ("capital efficiency (reserve / open-interest notional), before / after",
+         f"{_pct(s['reserve_before'], s['oi_notional_before'])} / {_pct(s['reserve_after'], s['oi_notional_after'])}"),
+        ("orders refused for vault capacity (cancelled 'vault: capacity')", str(s["orders_refused_capacity"])),
+        ("LP share value, before / after (tokens per share)",
+         f"{share(s['share_price_before'])} / {share(s['share_price_after'])}"),
+    ]
+
+
 def charts(data):
-    """{name: png bytes}"""
+    """{name: png bytes}. Every chart over time shares one axis: seconds of
+    chain time from the crash's start (block timestamps; the demo mines
+    each price step at its scenario second)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -257,15 +349,43 @@ def charts(data):
     out = {}
     u, t0, times = data["unit"], data["t0"], data["block_times"]
     thousands = FuncFormatter(lambda x, _: f"{x:,.0f}")
+    first_t = min(times.values()) if times else t0
+    at = lambda b: times.get(b, first_t) - t0  # noqa: E731  seconds from the crash's start
+    end_t = max([at(b) for b in times] + [0])
+    pad = max(1.0, end_t * 0.03)
+    x_lo, x_hi = -pad * 2, end_t + pad
 
-    # price path with liquidation, ADL and stop markers, seconds from the crash start
+    def clipped(series):
+        """[(t, value...)] from [(block, value...)]: points before the window
+        start at its left edge (the level the crash starts from)."""
+        pts = []
+        for row in series:
+            t = at(row[0])
+            if t < x_lo:
+                pts = [(x_lo, *row[1:])]
+            else:
+                pts.append((t, *row[1:]))
+        return pts + ([(x_hi, *pts[-1][1:])] if pts else [])
+
+    def finish(fig, ax, title, ylabel, overlay=True):
+        ax.axvline(0, color="#999", lw=0.8, ls="--", label="crash starts")
+        ax.set_xlabel("seconds from the start of the crash (block time)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.set_xlim(x_lo, x_hi)
+        if overlay:
+            price_overlay(ax)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+        png = _png(fig)
+        plt.close(fig)
+        return png
+
+    # price path with liquidation, ADL and stop markers
     fig, ax = plt.subplots(figsize=(10, 4.6))
-    before = [(t - t0, pr / WAD) for b, t, pr in data["prices"] if t - t0 < 0][-1:]
-    pts = [(-3, y) for _, y in before] + [(t - t0, pr / WAD) for b, t, pr in data["prices"] if t - t0 >= 0]
-    end_t = max([times[b] - t0 for b in times] + [pts[-1][0] if pts else 0])
-    xs = [x for x, _ in pts] + [end_t]
-    ys = [y for _, y in pts] + [pts[-1][1] if pts else 0]
-    ax.step(xs, ys, where="post", color="#1f3b73", lw=2, label=f"{data['market']} oracle price", zorder=2)
+    price_pts = clipped([(b, pr / WAD) for b, _, pr in data["prices"]])
+    ax.step([x for x, _ in price_pts], [y for _, y in price_pts], where="post", color="#1f3b73", lw=2,
+            label=f"{data['market']} oracle price", zorder=2)
     clean = [r for r in data["liquidations"] if r["bad_debt"] == 0]
     bad = [r for r in data["liquidations"] if r["bad_debt"] > 0]
     ax.scatter([r["t"] for r in clean], [r["price"] / WAD for r in clean], marker="x", color="#d9822b", s=36,
@@ -291,64 +411,82 @@ def charts(data):
         if rows:
             ax.scatter([r["t"] for r in rows], [r["price"] / WAD for r in rows], marker=marker, facecolors="none",
                        edgecolors=color, s=34, label=f"{label} ({len(rows)})", zorder=3)
-    ax.axvline(0, color="#999", lw=0.8, ls="--")
-    ax.set_xlabel("seconds from the start of the crash (block time)")
-    ax.set_ylabel("price (USD)")
     ax.yaxis.set_major_formatter(thousands)
-    ax.set_title("Price path, liquidations and ADL")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
-    out["price"] = _png(fig)
-    plt.close(fig)
+    out["price"] = finish(fig, ax, "Price path, liquidations and ADL", "price (USD)", overlay=False)
 
     def price_overlay(ax):
-        """The oracle price on a right-hand axis, by block."""
-        pb = [(b, pr / WAD) for b, _, pr in data["prices"]] + [(data["end_block"], data["prices"][-1][2] / WAD)]
+        """The oracle price on a right-hand axis, same time axis."""
         ax2 = ax.twinx()
-        ax2.step([b for b, _ in pb], [y for _, y in pb], where="post", color="#888", lw=1, ls=":", label="price")
+        ax2.step([x for x, _ in price_pts], [y for _, y in price_pts], where="post", color="#888", lw=1, ls=":")
         ax2.set_ylabel("price (USD, dotted)", color="#888")
         ax2.yaxis.set_major_formatter(thousands)
         ax2.tick_params(axis="y", colors="#888")
+        ax2.set_xlim(x_lo, x_hi)
         ax.set_zorder(ax2.get_zorder() + 1)  # the legend above the price line
         ax.patch.set_visible(False)
         return ax2
 
-    def by_block(fig, ax, title, ylabel):
-        """Finish a chart over blocks (crash marker, labels, price overlay,
-        legend); its PNG."""
-        ax.axvline(data["crash_start_block"], color="#999", lw=0.8, ls="--", label="crash starts")
-        ax.set_xlabel("block")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        price_overlay(ax)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper right", fontsize=8)
-        ax.set_xlim(data["start_block"], data["end_block"])
-        png = _png(fig)
-        plt.close(fig)
-        return png
-
-    # insurance fund over blocks
+    # insurance fund
     fig, ax = plt.subplots(figsize=(10, 3.4))
-    fs = data["fund_series"] + [(data["end_block"], data["fund_series"][-1][1])]
-    ax.step([b for b, _ in fs], [v / u for _, v in fs], where="post", color="#117a65", lw=2)
-    ax.fill_between([b for b, _ in fs], [v / u for _, v in fs], step="post", color="#117a65", alpha=0.12)
+    fs = clipped(data["fund_series"])
+    ax.step([t for t, _ in fs], [v / u for _, v in fs], where="post", color="#117a65", lw=2, label="balance")
+    ax.fill_between([t for t, _ in fs], [v / u for _, v in fs], step="post", color="#117a65", alpha=0.12)
     for i, r in enumerate(data["draws"]):
-        ax.axvline(r["block"], color="#c0392b", lw=0.6, alpha=0.35, label="draw for bad debt" if i == 0 else None)
-    adl_blocks = sorted({r["block"] for r in data["adl"]})
-    if adl_blocks:
-        ax.scatter(adl_blocks, [0] * len(adl_blocks), marker="v", color="#7d3c98", s=30, zorder=4,
+        ax.axvline(at(r["block"]), color="#c0392b", lw=0.6, alpha=0.35, label="draw for bad debt" if i == 0 else None)
+    adl_ts = sorted({at(r["block"]) for r in data["adl"]})
+    if adl_ts:
+        ax.scatter(adl_ts, [0] * len(adl_ts), marker="v", color="#7d3c98", s=30, zorder=4,
                    label="ADL (fund exhausted)", clip_on=False)
     ax.yaxis.set_major_formatter(thousands)
-    out["fund"] = by_block(fig, ax, "Insurance fund balance", "balance (mUSD)")
+    out["fund"] = finish(fig, ax, "Insurance fund balance", "balance (mUSD)")
 
-    # open interest per side over blocks
+    # open interest per side
     fig, ax = plt.subplots(figsize=(10, 3.4))
-    oi = data["oi_series"] + [(data["end_block"], *data["oi_series"][-1][1:])]
-    ax.step([b for b, _, _ in oi], [lo / WAD for _, lo, _ in oi], where="post", color="#27ae60", lw=2, label="long")
-    ax.step([b for b, _, _ in oi], [sh / WAD for _, _, sh in oi], where="post", color="#c0392b", lw=2, label="short")
-    out["oi"] = by_block(fig, ax, "Open interest per side", f"open interest ({data['market'].split('-')[0]})")
+    oi = clipped(data["oi_series"])
+    ax.step([t for t, _, _ in oi], [lo / WAD for _, lo, _ in oi], where="post", color="#27ae60", lw=2, label="long")
+    ax.step([t for t, _, _ in oi], [sh / WAD for _, _, sh in oi], where="post", color="#c0392b", lw=2, label="short")
+    out["oi"] = finish(fig, ax, "Open interest per side", f"open interest ({data['market'].split('-')[0]})")
+
+    # LP share value
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    sp = clipped(data["share_price_series"])
+    ax.step([t for t, _ in sp], [v / u for _, v in sp], where="post", color="#2a7fba", lw=2,
+            label="value of one LP share (vault.convertToAssets)")
+    for i, r in enumerate(data["socialized"]):
+        ax.axvline(at(r["block"]), color="#c0392b", lw=0.6, alpha=0.5, label="loss socialized" if i == 0 else None)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.4f}"))
+    out["share_price"] = finish(fig, ax, "LP share price", "tokens per share")
+
+    # loss waterfall: bad debt, then who covered it
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    s = data["summary"]
+    parts = [("insurance fund", s["fund_drawn"], "#117a65"), ("ADL haircuts", s["haircuts"], "#7d3c98"),
+             ("socialized (LPs)", s["socialized"], "#2a7fba"), ("ADL still pending", s["adl_pending"], "#d9822b")]
+    left = s["bad_debt"] - sum(v for _, v, _ in parts)
+    labels = ["bad debt"] + [n for n, _, _ in parts] + ["uncovered"]
+    ax.bar(0, s["bad_debt"] / u, color="#c0392b")
+    ax.annotate(f"{s['bad_debt'] / u:,.0f}", (0, s["bad_debt"] / u), ha="center", va="bottom", fontsize=8)
+    level = s["bad_debt"]
+    for i, (name, v, color) in enumerate(parts, start=1):
+        ax.plot([i - 1.4, i + 0.4], [level / u] * 2, color="#999", lw=0.6, ls=":")  # the level it starts from
+        ax.bar(i, -v / u, bottom=level / u, color=color)
+        ax.annotate(f"-{v / u:,.0f}" if v else "0", (i, level / u), ha="center", va="bottom", fontsize=8)
+        level -= v
+    ax.bar(len(parts) + 1, left / u, color="#555")
+    ax.annotate(f"{left / u:,.0f}", (len(parts) + 1, max(left, 0) / u), ha="center", va="bottom", fontsize=8)
+    ax.set_ylim(0, max(s["bad_debt"], 1) / u * 1.12)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.yaxis.set_major_formatter(thousands)
+    ax.set_ylabel("mUSD")
+    ax.set_title("Loss waterfall: bad debt, then the insurance fund, ADL haircuts and socialized loss"
+                 if s["bad_debt"] else "Loss waterfall: no bad debt")
+    ax.grid(alpha=0.3, axis="y")
+    out["waterfall"] = _png(fig)
+    plt.close(fig)
     return out
+
+
+CHARTS = ("price", "fund", "oi", "share_price", "waterfall")  # every chart, in the report's order
 
 
 # ---------------------------------------------------------------- html
@@ -420,6 +558,8 @@ def write_html(data, out_dir):
                                                     f"{s['orders_cancelled']}"),
         ("Orders executed N blocks after the first later price round (N: count)", ", ".join(
             f"{d}: {n}" for d, n in s["order_blocks_after_round"].items()) or "-"),
+        *((k[0].upper() + k[1:], v) for k, v in _vault_rows(s, u)),
+        ("Chain time of the crash", f"{s['crash_seconds']} s in {s['crash_blocks']} blocks"),
         ("Bad debt = drawn + haircuts + socialized + pending", "yes" if s["bad_debt_accounted"] else "NO"),
         ("ADL fills in the model's rank order", "yes" if s["adl_in_rank_order"] else "NO"),
         ("Open interest from events equals the chain's", "yes" if s["oi_from_events"] == s["oi_on_chain"] else "NO"),
@@ -462,6 +602,8 @@ that deleveraged it.</p>
 <h2>Price path</h2>{img('price')}
 <h2>Insurance fund</h2>{img('fund')}
 <h2>Open interest</h2>{img('oi')}
+<h2>LP share price</h2>{img('share_price')}
+<h2>Where the bad debt went</h2>{img('waterfall')}
 <h2>Who was deleveraged</h2>
 <table><tr><th>block</th><th>time</th><th>target</th><th>leverage</th><th>rank / candidates</th><th>size closed</th>
 <th>bankruptcy price</th><th>haircut</th><th>bankrupt account</th></tr>{adl_html}</table>

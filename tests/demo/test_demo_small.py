@@ -1,14 +1,21 @@
 """`make demo`, small: the same code path (scripts/demo.run_demo, the keeper
 process, the replay check, the report) on a few dozen accounts, so it runs in
 CI. The scenario is scenarios/crash.yaml with fewer accounts and a smaller
-insurance fund, so the crash still drains the fund and reaches ADL."""
+insurance fund, so the crash still drains the fund and reaches ADL; its path
+and its seconds are the file's own (chain time costs no wall-clock time).
+The LPs hold enough for every position's payout cap (the vault's reserve),
+so every order executes. The report is also opened in headless Chromium."""
 
 import copy
 import re
 
 import pytest
 
+from scripts import report as R
 from scripts.demo import ROOT, load_scenario, run_demo
+from tests.demo import browser
+
+WAD = 10**18
 
 
 @pytest.fixture(scope="module")
@@ -16,10 +23,9 @@ def small_scenario():
     sc = copy.deepcopy(load_scenario(ROOT / "scenarios" / "crash.yaml"))
     sc["name"] = "btc-crash-small"
     sc["traders"]["count"] = 48
-    sc["lps"].update(count=3, deposit=[100_000, 300_000])
+    sc["lps"].update(count=3, deposit=[1_500_000, 2_500_000])
     sc["insurance_fund"] = 500
     sc["warmup"]["prices"] = sc["warmup"]["prices"][:4]
-    sc["crash"] = [[dt // 3, price] for dt, price in sc["crash"]]  # the same path, 3x faster
     sc["keeper"]["step_timeout"] = 30
     return sc
 
@@ -92,12 +98,76 @@ def test_demo__open_interest_from_events__equals_chain(demo):
     assert s["oi_from_events"] == s["oi_on_chain"]
 
 
-def test_demo__report__has_three_charts_and_every_deleveraged_position(demo):
+def test_demo__report__has_every_chart_and_every_deleveraged_position(demo):
     html = demo.report_path.read_text()
-    assert len(re.findall(r'<img alt="(price|fund|oi)" src="data:image/png;base64,', html)) == 3
-    for name in ("price", "fund", "oi"):
+    assert R.CHARTS == ("price", "fund", "oi", "share_price", "waterfall")
+    assert re.findall(r'<img alt="(\w+)" src="data:image/png;base64,', html) == list(R.CHARTS)
+    for name in R.CHARTS:
         png = (demo.report_path.parent / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
     table = html.split("Who was deleveraged")[1].split("</table>")[0]
     assert table.count("<tr>") - 1 == demo.summary["adl_fills"]
     assert "PASS" in html
+
+
+def test_demo__scenario_time__each_price_step_lands_at_its_own_second(demo):
+    """Chain time is scenario time: step i's price is in a block stamped
+    crash start + its seconds, however long the keeper took on the wall
+    clock; the keeper's transactions land in the blocks between."""
+    data = demo.data
+    t0, times = data["t0"], data["block_times"]
+    crash = [(b, t - t0, price // WAD) for b, t, price in data["prices"] if b > data["crash_start_block"]]
+    assert [(dt, price) for _, dt, price in crash] == [tuple(step) for step in data["scenario"]["crash"]]
+    # blocks every block_time (1 s) while the keeper works, never two price steps in one block
+    crash_blocks = sorted(b for b in times if b > data["crash_start_block"])
+    stamps = [times[b] for b in crash_blocks]
+    assert stamps == sorted(set(stamps)) and stamps[0] == t0
+    assert len(crash_blocks) == demo.summary["crash_blocks"]
+    # every event row is timed by its block, on the same axis as the prices
+    for r in [*data["liquidations"], *data["adl"], *data["tp"], *data["sl"]]:
+        assert r["t"] == times[r["block"]] - t0
+
+
+def test_demo__vault_summary__reserve_capital_efficiency_and_share_price_from_the_chain(demo):
+    """The summary's vault figures, read from the chain by eth_call, equal
+    the model's after the replay; capacity refusals are the chain's
+    OrderCancelled events with reason 'vault: capacity' (none here)."""
+    s, w = demo.summary, demo.replayer.w
+    assert s["reserve_after"] == w.view("traders_reserve")
+    assert s["reserve_before"] > s["reserve_after"] > 0  # positions closed in the crash give their caps back
+    long_oi, short_oi = s["oi_on_chain"]
+    price = demo.data["prices"][-1][2]
+    assert s["oi_notional_after"] == (long_oi + short_oi) * price // w.e.scale
+    shares = demo.data["share_unit"]
+    assert s["share_price_after"] == w.view("vault.to_assets", shares, False)
+    series = demo.data["share_price_series"]
+    assert series[0][1] == s["share_price_before"] and series[-1][1] == s["share_price_after"]
+    refused = [oid for oid, (status, why) in demo.replayer.order_outcomes.items()
+               if (status, why) == ("cancelled", R.CAPACITY)]
+    assert s["orders_refused_capacity"] == len(refused) == 0
+    text = demo.report_path.read_text()
+    assert "Capital efficiency (reserve / open-interest notional)" in text
+    assert "Orders refused for vault capacity" in text
+
+
+def test_demo__loss_waterfall__steps_add_up_to_the_bad_debt(demo):
+    s = demo.summary
+    steps = [s["fund_drawn"], s["haircuts"], s["socialized"], s["adl_pending"]]
+    assert s["bad_debt"] > 0 and sum(steps) == s["bad_debt"]
+    assert s["fund_drawn"] > 0 and s["haircuts"] > 0
+
+
+def test_demo__report_in_headless_chromium__every_chart_loads_nothing_external(demo):
+    """The report as a browser opens it: every chart an <img> that decoded
+    (natural size > 0) from a data: URI, and no request leaves the file."""
+    chromium, why = browser.find_chromium()
+    if chromium is None:
+        pytest.skip(f"headless Chromium unavailable: {why}")
+    page = browser.load(demo.report_path, chromium)
+    assert [i["alt"] for i in page.images] == list(R.CHARTS)
+    for i in page.images:
+        assert i["src"].startswith("data:image/png;base64,"), i
+        assert i["complete"] and i["width"] > 300 and i["height"] > 200, i
+    assert page.requests and page.requests[0] == page.url
+    assert page.external == [] and page.failed == []
+    assert all(link.startswith("data:") for link in page.links), page.links

@@ -8,6 +8,14 @@ from scripts.twin import mirror_world
 from tests.conftest import USDC, WAD
 
 
+def _fund_vault(protocol, lp):
+    """LP capital before the replay starts: the vault backs every position's
+    payout cap (an order it cannot back is cancelled "vault: capacity")."""
+    protocol.token.mint(lp, 1_000_000 * USDC, sender=lp)
+    protocol.token.approve(protocol.vault, 1_000_000 * USDC, sender=lp)
+    protocol.vault.deposit(1_000_000 * USDC, lp, sender=lp)
+
+
 def _order(protocol, trader, owner, size, margin, acceptable):
     """request_order from the trader, a later round (a second later) at the same answer,
     execute_order by the owner; returns the order id."""
@@ -30,7 +38,8 @@ def _trade(protocol, trader, owner):
     _order(protocol, trader, owner, WAD // 10, 1_000 * USDC, 78_000 * WAD)  # cancelled: 79,000 is above 78,000
 
 
-def test_replay__faithful_model__no_mismatch(protocol, owner, trader):
+def test_replay__faithful_model__no_mismatch(protocol, owner, trader, lp):
+    _fund_vault(protocol, lp)
     start = chain.blocks.head.number
     r = Replayer(protocol, mirror_world(protocol, owner), start)
     _trade(protocol, trader, owner)
@@ -42,7 +51,8 @@ def test_replay__faithful_model__no_mismatch(protocol, owner, trader):
     assert r.compare_state([owner.address, trader.address]) == []
 
 
-def test_replay__model_with_another_trading_fee__reports_events_and_state(protocol, owner, trader):
+def test_replay__model_with_another_trading_fee__reports_events_and_state(protocol, owner, trader, lp):
+    _fund_vault(protocol, lp)
     start = chain.blocks.head.number
     w = mirror_world(protocol, owner)
     w.e.params[0].trading_fee += 10**14  # one basis point more than the chain charges
@@ -55,10 +65,11 @@ def test_replay__model_with_another_trading_fee__reports_events_and_state(protoc
     assert any(d.startswith(f"('free', '{trader.address}')") for d in diffs)
 
 
-def test_replay__model_cancelling_where_the_chain_executed__reports_the_outcome(protocol, owner, trader):
+def test_replay__model_cancelling_where_the_chain_executed__reports_the_outcome(protocol, owner, trader, lp):
     """A model whose initial-margin fraction is ten times the chain's cancels
     the open ("margin: below initial") that the chain executed: the replay
     names both outcomes."""
+    _fund_vault(protocol, lp)
     start = chain.blocks.head.number
     w = mirror_world(protocol, owner)
     w.e.params[0].imf *= 10
