@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 NETWORK ?= ethereum:local:foundry
 export BACKSTOP_PORT ?= 8547
 
-.PHONY: install compile test demo deploy keeper fuzz-deep bench clean
+.PHONY: install compile test demo devnet deploy keeper fuzz-deep bench clean
 
 install: $(VENV)/.stamp node_modules/.stamp .vvm/vyper-0.4.3
 
@@ -41,23 +41,41 @@ compile: .build/.stamp
 
 # anvil without ape-foundry's --steps-tracing (scripts/with_anvil.sh says why)
 test: install compile
-	scripts/with_anvil.sh $(BIN)/ape test tests/ --network $(NETWORK) -q
+	BACKSTOP_DEPLOYMENTS=$(CURDIR)/.cache/test-deployments scripts/with_anvil.sh $(BIN)/ape test tests/ --network $(NETWORK) -q
 
 demo: install compile
 	$(BIN)/ape run demo --network $(NETWORK)
 
+# ---- the devnet path (README, "A devnet in three terminals"):
+#   make devnet    # terminal 1: anvil on $(BACKSTOP_PORT), 30 accounts, a block every BLOCK_TIME s
+#   make deploy    # terminal 2: deploys, writes deployments/local.json
+#   make keeper    # terminal 3: the keeper, from that manifest
+BLOCK_TIME ?= 1
+DEVNET_MNEMONIC := test test test test test test test test test test test junk
+# on a local network, deploy and keeper join a running node (never start one)
+need_node = case "$(NETWORK)" in *:local:*|*:local) 	(echo > /dev/tcp/127.0.0.1/$(BACKSTOP_PORT)) 2>/dev/null || { 	echo "make $(1): no node at 127.0.0.1:$(BACKSTOP_PORT); start one with 'make devnet' (or set BACKSTOP_PORT)" >&2; exit 2; };; esac
+
+devnet: install
+	@if (echo > /dev/tcp/127.0.0.1/$(BACKSTOP_PORT)) 2>/dev/null; then 		echo "make devnet: port $(BACKSTOP_PORT) is in use (a devnet already running?); set BACKSTOP_PORT to a free one" >&2; exit 2; fi
+	anvil --port $(BACKSTOP_PORT) --mnemonic "$(DEVNET_MNEMONIC)" --accounts 30 --derivation-path "m/44'/60'/0'/0" \
+		--balance 10000 --block-time $(BLOCK_TIME) --hardfork prague $(DEVNET_ARGS)
+
 deploy: install compile
-	$(BIN)/ape run deploy --network $(NETWORK)
+	@$(call need_node,deploy)
+	$(BIN)/ape run deploy --network $(NETWORK) $(DEPLOY_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .vvm .build reports
 
-# ---- targets owned by later work (keeper, fuzzing, benchmark)
-# make keeper ENGINE=0x... [KEEPER_ACCOUNT=<ape alias>|TEST:<i>] [KEEPER_ARGS="--dry-run --state-file f.json"]
-# joins the node already running for $(NETWORK) (see README, "Running the keeper").
+# make keeper [KEEPER_ACCOUNT=<ape alias>|TEST::<i>] [ENGINE=0x...] [METRICS_PORT=9464] [KEEPER_ARGS="--dry-run ..."]
+# reads deployments/<network>.json (make deploy) unless ENGINE is given; joins
+# the node already running for $(NETWORK) (docs/keeper.md has every option).
+KEEPER_ACCOUNT ?= TEST::3
+METRICS_PORT ?= 9464
 keeper: install compile
-	@test -n "$(ENGINE)" || { echo "usage: make keeper ENGINE=<PerpEngine address> [KEEPER_ACCOUNT=alias|TEST:3] [KEEPER_ARGS=...]"; exit 2; }
-	$(BIN)/python -m bots.keeper --network $(NETWORK) --engine $(ENGINE) --account $(or $(KEEPER_ACCOUNT),TEST:3) $(KEEPER_ARGS)
+	@$(call need_node,keeper)
+	$(BIN)/python -m bots.keeper --network $(NETWORK) --account $(KEEPER_ACCOUNT) $(if $(ENGINE),--engine $(ENGINE)) \
+		--metrics-port $(METRICS_PORT) $(KEEPER_ARGS)
 
 # The differential state machine in process (revm): 100,000 steps by
 # default (BACKSTOP_DEEP_STEPS=N for more; never below 20,000).

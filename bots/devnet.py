@@ -348,7 +348,7 @@ def set_price(node, protocol, market_id, price_usd, sender):
 class KeeperProcess:
     """`python -m bots.keeper ...` as a child process, output to a log file."""
 
-    def __init__(self, engine, *, account="TEST:3", state_file, log_file, network="ethereum:local:foundry",
+    def __init__(self, engine, *, account="TEST::3", state_file, log_file, network="ethereum:local:foundry",
                  poll=0.1, extra=()):
         self.log_file = Path(log_file)
         self.cmd = [sys.executable, "-m", "bots.keeper", "--network", network, "--engine", engine, "--account", account,
@@ -408,7 +408,7 @@ def liquidation_blocks(node, engine, from_block, to_block="latest"):
     return out
 
 
-def blocks_to_liquidation(protocol, n=200, *, node_uri, keeper_account="TEST:3", keeper=None, work_dir=".",
+def blocks_to_liquidation(protocol, n=200, *, node_uri, keeper_account="TEST::3", keeper=None, work_dir=".",
                           price_from=80_000, price_to=78_500, size=WAD // 10, margin=160 * USDC, block_time=1,
                           timeout_blocks=15):
     """Open `n` 50x longs on market 0 at `price_from`, start a keeper (unless
@@ -474,7 +474,7 @@ def order_blocks(node, engine, from_block, to_block="latest"):
     return out
 
 
-def blocks_to_execution(protocol, n=200, *, node_uri, keeper_account="TEST:3", keeper=None, work_dir=".",
+def blocks_to_execution(protocol, n=200, *, node_uri, keeper_account="TEST::3", keeper=None, work_dir=".",
                         price=80_000, size=WAD // 10, margin=400 * USDC, block_time=1, timeout_blocks=15):
     """`n` traders (funded first) request a 20x long on market 0 each while
     a keeper (started here unless one is given) runs and the node mines a

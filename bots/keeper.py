@@ -1,14 +1,14 @@
 """The Backstop keeper: order executions, liquidations, ADL continuations and
 TP/SL executions.
 
-    python -m bots.keeper --network ethereum:local:foundry --engine 0x... \\
-        --account TEST:3 [--state-file keeper-state.json] [--dry-run] \\
-        [--max-blocks N] [--poll 0.2]
+    python -m bots.keeper --network ethereum:local:foundry --account TEST::3
+        [--manifest deployments/local.json | --engine 0x...] [--metrics-port 9464] ...
 
-An ape script loop (see docs in README, "Running the keeper"). ape connects
-to the network (on ethereum:local:foundry, to the anvil already listening on
-the configured host: the keeper never starts a node) and resolves the
-account; the per-block work goes over batched JSON-RPC.
+The command line is bots/cli.py (every option, its environment variable and
+the exit codes: docs/keeper.md). ape parses the network choice and resolves
+the account; the keeper never starts a node, and everything per block goes
+over batched JSON-RPC (bots/rpc.py), to a fallback endpoint when the primary
+fails.
 
 Each new block:
 1. the engine's events since the last processed block name the (account,
@@ -39,23 +39,31 @@ Each new block:
    before it is sent, so no action is ever sent twice, even across a crash.
 
 A circuit breaker stops the keeper (exit code 3) after `--breaker`
-consecutive unexpected reverts; RPC errors back off exponentially.
+consecutive unexpected reverts or failed sends; RPC errors back off
+exponentially. Before sending, actions that only earn (order executions,
+TP/SL, liquidations with equity left) are held while the base fee is above
+the gas-price cap or while their reward would not pay their gas; bankrupt
+liquidations and ADL continuations are always sent (solvency needs them). A
+transaction still pending `stuck_blocks` blocks after it was sent is sent
+again with the same nonce and fees raised by `fee_bump_bps`. A chain that
+went backwards or changed the block the keeper last processed (a reset or
+reorganised devnet) is reloaded from scratch; while the engine has no code
+the keeper waits and reports unhealthy.
 """
 
-import argparse
 import copy
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eth_utils import keccak
+from eth_abi.exceptions import DecodingError
 
 from bots import rpc as R
+from bots.metrics import Health, Metrics
 from bots.mirror import Mirror, NotAnEngine
 from model import adl
 from model import perp_engine as PE
@@ -96,6 +104,9 @@ RACES = frozenset({
     # either reason on a keeper transaction would mean the keeper sent the
     # wrong call: an unexpected revert (circuit breaker), not a race.
 })
+EXIT_OK = 0
+EXIT_ERROR = 1  # an unexpected exception: a bug (its traceback is logged)
+EXIT_CONFIG = 2  # a bad input or a failed start-up check: one line, nothing sent
 EXIT_BREAKER = 3
 MAX_BATCH = 400  # actions planned per block
 RACE_STREAK = 3  # blocks in a row one action may race before it counts as unexpected
@@ -104,6 +115,10 @@ SEND_CHUNK = 10  # signed transactions per eth_sendRawTransaction batch
 
 class CircuitBreaker(Exception):
     """Something is off: stop rather than keep sending."""
+
+
+class ChainChanged(Exception):
+    """The chain went backwards, or the last processed block changed."""
 
 
 @dataclass
@@ -115,6 +130,9 @@ class Action:
     gas: int = 0
     tag: str = ""  # tells apart the deleverage steps of one batch
     order_id: int = 0
+    reward: int = 0  # what the keeper is credited, token units (the model's estimate)
+    gas_used: int = 0  # simulated
+    always: bool = False  # bankrupt liquidation or ADL: sent whatever the gas price
 
     @property
     def key(self):
@@ -143,42 +161,39 @@ class Action:
 # ---------------------------------------------------------------- signing
 
 class Signer:
-    """Signs type-2 transactions: with the key directly when the account
-    exposes one (ape test accounts), else through ape's account (keyfile
-    accounts, which need autosign or a passphrase)."""
+    """Signs type-2 transactions with eth-account's public API
+    (`Account.from_key(...).sign_transaction`), the key parsed once.
+
+    `account`: anything with the key as `private_key` (ape's test accounts)
+    or `key` (an eth-account LocalAccount, e.g. a keyfile account decrypted
+    with KEEPER_PASSPHRASE by bots/cli.py)."""
 
     def __init__(self, account, chain_id):
-        self.account = account
-        self.address = R.addr(account.address)
-        self.chain_id = chain_id
+        from eth_account import Account
+
         key = getattr(account, "private_key", None)
-        self._key = None
-        if isinstance(key, (str, bytes)):
-            from eth_keys import keys
-            from eth_utils import to_bytes
-            # Parsed once: deriving the public key costs as much as a signature.
-            self._key = keys.PrivateKey(to_bytes(hexstr=key) if isinstance(key, str) else key)
+        if key is None:
+            key = getattr(account, "key", None)
+        if key is None:
+            raise ValueError(f"account {account.address} exposes no key to sign with")
+        self._local = Account.from_key(key)
+        self.address = R.addr(self._local.address)
+        if self.address != R.addr(account.address):
+            raise ValueError(f"the key of {account.address} signs as {self.address}")
+        self.chain_id = chain_id
 
     def sign(self, tx):
-        tx = dict(tx, chainId=self.chain_id, type=2, value=0)
-        if self._key is not None:
-            from eth_account._utils.signing import sign_transaction_dict
-            *_, raw = sign_transaction_dict(self._key, tx)
-            raw = bytes(raw)
-        else:  # pragma: no cover - needs a keyfile account
-            from ape import networks
-            txn = networks.provider.network.ecosystem.create_transaction(
-                chain_id=tx["chainId"], nonce=tx["nonce"], receiver=tx["to"], data=tx["data"], gas_limit=tx["gas"],
-                max_fee=tx["maxFeePerGas"], max_priority_fee=tx["maxPriorityFeePerGas"], type=2, value=0)
-            raw = bytes(self.account.sign_transaction(txn).serialize_transaction())
-        return "0x" + raw.hex(), "0x" + keccak(raw).hex()
+        signed = self._local.sign_transaction(dict(tx, chainId=self.chain_id, type=2, value=0))
+        return "0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex()
 
 
 # ---------------------------------------------------------------- the keeper
 
 class Keeper:
     def __init__(self, client, engine, signer, *, state_file=None, dry_run=False, poll=0.2, max_blocks=None,
-                 breaker=5, inflight_timeout_blocks=12, block_time=1):
+                 breaker=5, inflight_timeout_blocks=12, block_time=1, metrics=None, health=None, max_fee=None,
+                 native_price=None, native_market=None, min_profit_bps=10_000, stuck_blocks=3, fee_bump_bps=1_250,
+                 min_balance=0, heartbeat=60.0):
         self.rpc = client
         self.engine = R.addr(engine)
         self.signer = signer
@@ -196,7 +211,25 @@ class Keeper:
         self.nonce = None
         self.unexpected = 0  # consecutive unexpected reverts
         self.stats = {"sent": 0, "mined": 0, "failed": 0, "races": 0, "unexpected": 0, "orders_executed": 0,
-                      "orders_cancelled": 0}
+                      "orders_cancelled": 0, "replaced": 0, "held": 0, "rewards_units": 0, "gas_used": 0,
+                      "gas_spent_wei": 0, "resets": 0}
+        self.metrics = metrics or Metrics()
+        self.health = health or Health()
+        self.max_fee = max_fee  # wei per gas; None: no cap
+        self.native_price = native_price  # token units per native coin; None: from native_market's feed
+        self.native_market = native_market  # market id whose feed prices the native coin, or None
+        self.min_profit_bps = min_profit_bps
+        self.stuck_blocks = stuck_blocks
+        self.fee_bump_bps = fee_bump_bps
+        self.min_balance = min_balance
+        self.heartbeat = heartbeat
+        self.balance = None
+        self.head_seen = None
+        self._last_beat = time.time()
+        self._held_logged = set()
+        self._low_balance = False
+        self._waiting_for_engine = False
+        self.base_fee, self.tip = 0, 10**9
         self._simulate_v1 = True
         self.race_streak = {}
         self.last_sim_ms = 0.0
@@ -239,7 +272,9 @@ class Keeper:
         head = self.mirror.head()
         state = self._load_state()
         if state:
-            if state.get("last_block") is not None and state["last_block"] > head:
+            if state.get("last_block") is None:
+                pass
+            elif state["last_block"] > head:
                 log.warning("state file is ahead of the chain (block %s > %s): chain reset, starting fresh", state["last_block"], head)
             else:
                 self.in_flight = state.get("in_flight", {})
@@ -247,11 +282,9 @@ class Keeper:
         self.mirror.load(head)
         self.last_block = head
         self._sync_nonce()
+        self._observe(head)
         self._settle(head)
         w = self.mirror.w
-        from eth_keys.backends import get_backend
-        if type(get_backend()).__name__ == "NativeECCBackend":
-            log.warning("signing with eth-keys' pure-Python backend (~5 ms a transaction): install coincurve for large batches")
         log.info("start: block %d, %d markets, %d open positions, %d pending orders, keeper %s%s", head,
                  w.e.market_count, len(w.e.positions), len(w.e.orders), self.me, " (dry run)" if self.dry_run else "")
         self._save_state()
@@ -264,34 +297,105 @@ class Keeper:
     def run(self):
         """Start (load, re-scan, settle), then process every new head until
         `max_blocks` new blocks have been processed. RPC errors back off
-        exponentially (poll * 2**n, at most 30 s) and retry."""
+        exponentially (poll * 2**n, at most 30 s) and retry; a reset or
+        reorganised chain is reloaded (after waiting for the engine's code
+        to be back, when it is gone)."""
         failures = 0
         first = None
+        loaded = False
         while True:
             try:
-                if first is None:
+                if not loaded:
+                    if not self._engine_present():
+                        time.sleep(max(self.poll, 0.5))
+                        self._beat()
+                        continue
                     self.start()
-                    first = self.last_block
+                    loaded = True
+                    if first is None:
+                        first = self.last_block
                 head = self.mirror.head()
+                self.head_seen = head
+                self.metrics.head.set(head)
+                self.metrics.lag.set(max(0, head - self.last_block))
+                if head < self.last_block:
+                    raise ChainChanged(f"the head {head} is behind the last processed block {self.last_block}")
                 if head > self.last_block:
                     self.step(head)
                 failures = 0
+                self.metrics.last_loop.set(time.time())
+                self.health.ok(head=head, processed=self.last_block, in_flight=len(self.in_flight))
+                self._beat()
                 if self.max_blocks is not None and self.last_block - first >= self.max_blocks:
                     log.info("stop: %d blocks processed", self.last_block - first)
                     return
             except R.RpcError as exc:
                 failures += 1
+                self.metrics.rpc_errors.inc()
                 delay = min(self.poll * 2 ** failures, 30.0)
                 log.warning("rpc error (%s): retrying in %.1fs", exc, delay)
                 time.sleep(delay)
                 continue
+            except (ChainChanged, NotAnEngine, DecodingError) as exc:
+                # DecodingError: a view answered nothing (the engine has no
+                # code any more): the chain changed under the keeper.
+                self._recover(exc)
+                loaded = False
+                continue
             time.sleep(self.poll)
+
+    def _engine_present(self):
+        """True when the engine has code at the head; else waits (unhealthy)."""
+        code = self.rpc.request("eth_getCode", [self.engine, "latest"])
+        if code and code not in ("0x", "0x0"):
+            if self._waiting_for_engine:
+                log.info("engine %s has code again: reloading", self.engine)
+                self._waiting_for_engine = False
+                self.health.set_problem(None)
+            return True
+        if not self._waiting_for_engine:
+            log.warning("engine %s has no code at the head (a reset devnet?): waiting for it to be deployed again "
+                        "at that address, or restart the keeper with the new manifest", self.engine)
+            self._waiting_for_engine = True
+            self.health.set_problem(f"engine {self.engine} has no code")
+        self.health.ok()  # the node answers; the problem above keeps /health at 503
+        return False
+
+    def _recover(self, why):
+        """The chain changed under the keeper: drop what was in flight (its
+        transactions belong to blocks that are gone), reload from the head."""
+        self.stats["resets"] += 1
+        self.metrics.resets.inc()
+        log.warning("chain changed (%s: %s): dropping %d in flight, reloading from the head", type(why).__name__,
+                    why, len(self.in_flight))
+        self.in_flight = {}
+        self.race_streak = {}
+        self.last_block = None
+        self.mirror.block_hash = None
+        self.metrics.in_flight.set(0)
+        self._save_state()
+
+    def _beat(self):
+        """A heartbeat line every `heartbeat` seconds, busy or idle."""
+        if self.heartbeat and time.time() - self._last_beat >= self.heartbeat:
+            self._last_beat = time.time()
+            w = self.mirror.w
+            log.info("heartbeat: head %s, processed %s, in flight %d, balance %s ETH, %d positions, %d pending orders,"
+                     " sent %d, mined %d, rewards %d units, gas spent %d wei", self.head_seen, self.last_block,
+                     len(self.in_flight), "?" if self.balance is None else f"{self.balance / 1e18:.6g}",
+                     len(w.e.positions) if w else 0, len(w.e.orders) if w else 0, self.stats["sent"],
+                     self.stats["mined"], self.stats["rewards_units"], self.stats["gas_spent_wei"])
 
     def step(self, head, fresh=False):
         """Process the chain up to `head`."""
         if not fresh:
+            if self.mirror.block_hash is not None:
+                blk = self.rpc.request("eth_getBlockByNumber", [hex(self.last_block), False])
+                if blk is None or blk.get("hash") != self.mirror.block_hash:
+                    raise ChainChanged(f"block {self.last_block} is {'gone' if blk is None else 'not the one processed'}")
             changes = self.mirror.changes(self.last_block + 1, head)
             self.mirror.apply(changes, head)
+        self._observe(head)
         self._settle(head)
         t0 = time.time()
         actions = self.plan()
@@ -301,53 +405,172 @@ class Keeper:
             log.info("block %d: %d due, plan %.0f ms, simulate %.0f ms, sign+send %.0f ms", head, len(actions),
                      (t1 - t0) * 1000, self.last_sim_ms, (time.time() - t1) * 1000 - self.last_sim_ms)
         self.last_block = head
+        w = self.mirror.w
+        self.metrics.processed.set(head)
+        self.metrics.in_flight.set(len(self.in_flight))
+        self.metrics.positions.set(len(w.e.positions))
+        self.metrics.orders.set(len(w.e.orders))
         self._save_state()
+
+    def _observe(self, head):
+        """Fees at `head` and the keeper's balance (one batch)."""
+        blk, tip, bal = self.rpc.batch([("eth_getBlockByNumber", [hex(head), False]), ("eth_maxPriorityFeePerGas", []),
+                                        ("eth_getBalance", [self.me, hex(head)])])
+        if isinstance(blk, Exception) or blk is None or isinstance(bal, Exception):
+            raise R.RpcError(f"block {head}: {blk if isinstance(blk, Exception) or blk is None else bal}")
+        self.base_fee = int(blk.get("baseFeePerGas") or "0x0", 16)
+        self.tip = int(tip, 16) if isinstance(tip, str) else 10**9
+        self.balance = int(bal, 16)
+        self.metrics.base_fee.set(self.base_fee)
+        self.metrics.balance.set(self.balance)
+        low = self.balance < self.min_balance
+        if low and not self._low_balance:
+            log.warning("balance %.6g ETH is below --min-balance %.6g ETH: fund the keeper account", self.balance / 1e18,
+                        self.min_balance / 1e18)
+            self.health.set_problem(f"balance {self.balance} wei below {self.min_balance}")
+        elif not low and self._low_balance:
+            log.info("balance %.6g ETH is back above --min-balance", self.balance / 1e18)
+            self.health.set_problem(None)
+        self._low_balance = low
 
     # ------------------------------------------------------------ in flight
     def _settle(self, head):
+        """Settle what is in flight from receipts: mined (counted, rewards and
+        gas accounted), reverted (explained), dropped (forgotten, the nonce
+        re-read), or still pending (sent again with higher fees once stuck
+        for `stuck_blocks` blocks)."""
         if not self.in_flight:
             return
         keys = list(self.in_flight)
-        answers = self.rpc.batch([("eth_getTransactionReceipt", [self.in_flight[k]["hash"]]) for k in keys]
-                                 + [("eth_getTransactionByHash", [self.in_flight[k]["hash"]]) for k in keys])
-        receipts, known = answers[:len(keys)], answers[len(keys):]
-        resync = False
-        for k, rc, tx in zip(keys, receipts, known):
+        hashes = [(k, h) for k in keys for h in (self.in_flight[k].get("hashes") or [self.in_flight[k]["hash"]])]
+        answers = self.rpc.batch([("eth_getTransactionReceipt", [h]) for _, h in hashes]
+                                 + [("eth_getTransactionByHash", [h]) for _, h in hashes])
+        n = len(hashes)
+        receipts, known = {}, set()
+        for (k, _), rc, tx in zip(hashes, answers[:n], answers[n:]):
             if isinstance(rc, Exception) or isinstance(tx, Exception):
                 raise R.RpcError(f"receipt: {rc if isinstance(rc, Exception) else tx}")
+            if rc is not None:
+                receipts[k] = rc
+            if tx is not None:
+                known.add(k)
+        resync = False
+        stuck = []
+        for k in keys:
             entry = self.in_flight[k]
+            rc = receipts.get(k)
             if rc is None:
                 # Unknown to the node it was sent to: never sent (a crash
-                # between recording and sending) or dropped. Known: wait.
-                if tx is not None:
-                    if head - entry["block"] < self.timeout_blocks:
-                        continue
-                    if not entry.get("late"):
+                # between recording and sending) or dropped. Known: wait,
+                # and replace it once stuck.
+                if k in known:
+                    if head - entry["block"] >= self.stuck_blocks and "max_fee" in entry and not self.dry_run:
+                        stuck.append(k)
+                    elif head - entry.get("first_block", entry["block"]) >= self.timeout_blocks and not entry.get("late"):
                         log.warning("%s still pending after %d blocks (%s)", k, head - entry["block"], entry["hash"])
                         entry["late"] = True
                     continue
                 log.warning("%s dropped: %s unknown to the node, will retry", k, entry["hash"])
+                self.metrics.actions.labels(entry.get("kind", "?"), "dropped").inc()
                 del self.in_flight[k]
                 resync = True
                 continue
             del self.in_flight[k]
             blk = int(rc["blockNumber"], 16)
+            kind = entry.get("kind", "?")
+            gas = int(rc.get("gasUsed") or "0x0", 16)
+            spent = gas * int(rc.get("effectiveGasPrice") or "0x0", 16)
+            self.stats["gas_used"] += gas
+            self.stats["gas_spent_wei"] += spent
+            self.metrics.gas_used.inc(gas)
+            self.metrics.gas_spent.inc(spent)
             if int(rc["status"], 16) == 1:
                 self.stats["mined"] += 1
+                self.metrics.actions.labels(kind, "mined").inc()
                 self.unexpected = 0
                 outcome = ""
+                reward = 0
                 for lg in rc.get("logs") or []:
-                    got = R.order_outcome(lg) if lg.get("address", "").lower() == self.engine.lower() else None
+                    if lg.get("address", "").lower() != self.engine.lower():
+                        continue
+                    reward += self._reward_in(lg, entry)
+                    got = R.order_outcome(lg)
                     if got:
                         self.stats["orders_" + got[1]] += 1
                         outcome = f": executed at {got[2]}" if got[1] == "executed" else f": cancelled ({got[2]})"
-                log.info("mined %s in block %d (sent at %d)%s %s", entry["desc"], blk, entry["block"], outcome,
-                         entry["hash"])
+                self.stats["rewards_units"] += reward
+                if reward:
+                    self.metrics.rewards.labels(kind).inc(reward / 10 ** self.mirror.w.token.decimals)
+                n_sent = len(entry.get("hashes") or [])
+                replaced = f" after {n_sent - 1} replacement(s)" if n_sent > 1 else ""
+                log.info("mined %s in block %d (sent at %d)%s%s %s", entry["desc"], blk, entry["block"], outcome,
+                         replaced, rc.get("transactionHash", entry["hash"]))
             else:
                 self.stats["failed"] += 1
+                self.metrics.actions.labels(kind, "failed").inc()
                 self._on_failed(k, entry, blk)
+        if stuck:
+            self._replace(stuck, head)
         if resync:
             self._sync_nonce()
+        self.metrics.in_flight.set(len(self.in_flight))
+
+    def _reward_in(self, lg, entry):
+        """What an engine log of our transaction credited us, token units."""
+        topics = lg.get("topics") or []
+        if not topics:
+            return 0
+        data = lg.get("data") or "0x"
+        words = [int(data[2 + 64 * i: 2 + 64 * (i + 1)], 16) for i in range((len(data) - 2) // 64)]
+        if topics[0] == R.LIQUIDATED and len(words) >= 4:
+            return words[3]  # keeper_reward
+        if topics[0] == R.TP_SL_EXECUTED and len(topics) > 3 and R.addr("0x" + topics[3][-40:]) == self.me:
+            return words[1] if len(words) > 1 else 0  # execution_fee
+        if topics[0] in (R.ORDER_EXECUTED, R.ORDER_CANCELLED) and entry.get("kind") == "order":
+            return int(entry.get("reward", 0))  # the order's execution fee, paid for either outcome
+        return 0
+
+    def _replace(self, keys, head):
+        """Send each stuck transaction again with the same nonce and data,
+        fees raised by `fee_bump_bps` (at least what this block asks): the
+        node keeps one of the two; _settle watches every hash."""
+        signed = []
+        for k in keys:
+            e = self.in_flight[k]
+            bump = 10_000 + self.fee_bump_bps
+            tip = max(e["tip"] * bump // 10_000 + 1, self.tip)
+            max_fee = max(e["max_fee"] * bump // 10_000 + 1, 2 * self.base_fee + tip)
+            if self.max_fee is not None and not e.get("always") and max_fee > self.max_fee:
+                if not e.get("capped"):
+                    log.warning("%s pending %d blocks: a replacement would pay %d wei/gas, above the cap %d: left "
+                                "pending", e["desc"], head - e["block"], max_fee, self.max_fee)
+                    e["capped"] = True
+                continue
+            tip = min(tip, max_fee)
+            raw, txhash = self.signer.sign({"nonce": e["nonce"], "to": self.engine, "data": e["data"], "gas": e["gas"],
+                                            "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip})
+            old = e["hash"]
+            e.setdefault("hashes", [old]).append(txhash)
+            e.update(hash=txhash, max_fee=max_fee, tip=tip, block=head)
+            signed.append((k, raw, txhash, old))
+        if not signed:
+            return
+        self._save_state()  # recorded before sent, as every send
+        answers = self.rpc.batch([("eth_sendRawTransaction", [raw]) for _, raw, _, _ in signed])
+        for (k, _, txhash, old), ans in zip(signed, answers):
+            e = self.in_flight[k]
+            if isinstance(ans, Exception):
+                # "nonce too low": the first one was mined meanwhile (the next
+                # settle finds it); "underpriced": the node wants more.
+                log.info("replacement of %s not accepted (%s): watching %s", e["desc"], ans, old)
+                e["hashes"].remove(txhash)
+                e["hash"] = old
+                continue
+            self.stats["replaced"] += 1
+            self.metrics.actions.labels(e.get("kind", "?"), "replaced").inc()
+            log.info("replaced %s nonce=%d (pending since block %d): max fee %d wei/gas, tip %d; %s -> %s", e["desc"],
+                     e["nonce"], e.get("first_block", head), e["max_fee"], e["tip"], old, txhash)
+        self._save_state()
 
     def _on_failed(self, key, entry, blk):
         """A mined transaction reverted: explain it by re-simulating now."""
@@ -355,15 +578,18 @@ class Keeper:
         reason = result.reason if isinstance(result, R.Reverted) else None
         if reason in RACES:
             self.stats["races"] += 1
+            self.metrics.actions.labels(entry.get("kind", "?"), "race").inc()
             log.info("race: %s reverted in block %d (%s) %s", entry["desc"], blk, reason, entry["hash"])
             return
         self._unexpected(f"{entry['desc']} reverted in block {blk} ({reason or 'no reason; now ' + ('ok' if not isinstance(result, Exception) else 'reverts')}) {entry['hash']}")
 
     def _unexpected(self, what):
         self.stats["unexpected"] += 1
+        self.metrics.unexpected.inc()
         self.unexpected += 1
         log.error("unexpected revert %d/%d: %s", self.unexpected, self.breaker_limit, what)
         if self.unexpected >= self.breaker_limit:
+            self.health.set_problem("circuit breaker tripped")
             raise CircuitBreaker(f"{self.unexpected} consecutive unexpected reverts; last: {what}")
 
     # ------------------------------------------------------------ decide
@@ -485,7 +711,7 @@ class Keeper:
             _, updated = P._round(w, o.market_id, True)
             if updated <= o.requested_at:
                 continue  # "order: no later price": the next round executes it
-            a = Action("order", o.account, o.market_id, order_id=oid)
+            a = Action("order", o.account, o.market_id, order_id=oid, reward=o.execution_fee)
             if a.key not in self.in_flight:
                 due_orders.append(a)
         # Liquidations first: they have the deadline, and a TP/SL cannot run
@@ -496,15 +722,22 @@ class Keeper:
     def _run_in_model(self, w, a):
         """Run `a` on the model World `w`, choosing its ADL targets there."""
         mid = a.market_id
+        before = w.e.free.get(self.me, 0)
         if a.kind == "deleverage":
+            a.always = True  # solvency: a pending ADL job blocks the market's next bankrupt liquidation
             job = w.e.adl_pending[mid]
             a.targets = adl._ranking(w, mid, job.bankrupt_size, P._price(w, mid, False))
             PX.deleverage(w, mid, a.targets)
         elif a.kind == "liquidate":
+            pos = P._load(w, a.account, mid)
+            if pos.size != 0:
+                # bankrupt (no reward, bad debt to cover): sent whatever it costs
+                a.always = P._equity(w, pos, mid, P._price(w, mid, False)) <= 0
             a.targets = self._liquidation_targets(w, a.account, mid)
             PX.liquidate(w, a.account, mid, a.targets)
         else:
             PX.execute_tp_sl(w, a.account, mid)
+        a.reward = w.e.free.get(self.me, 0) - before
 
     @staticmethod
     def _liquidation_targets(w, account, mid):
@@ -531,6 +764,7 @@ class Keeper:
                 out = []
                 for a, c in zip(actions, res[0]["calls"]):
                     used = int(c["gasUsed"], 16)
+                    a.gas_used = used
                     a.gas = used * 135 // 100 + 30_000
                     if int(c["status"], 16) == 1:
                         out.append((a, None))
@@ -552,7 +786,8 @@ class Keeper:
             if isinstance(r, R.Reverted):
                 out.append((a, r))
             else:
-                a.gas = int(r, 16) * 135 // 100 + 30_000 + 40_000 * len(a.targets)
+                a.gas_used = int(r, 16)
+                a.gas = a.gas_used * 135 // 100 + 30_000 + 40_000 * len(a.targets)
                 out.append((a, None))
         return out
 
@@ -581,6 +816,7 @@ class Keeper:
             else:
                 self._unexpected(f"simulated {a.describe()} reverts ({err.reason})")
         self.race_streak = {k: v for k, v in self.race_streak.items() if k in raced}
+        ok = self._worth_sending(ok)
         if not ok:
             return
         if self.dry_run:
@@ -589,113 +825,100 @@ class Keeper:
             return
         self.send(ok, head)
 
-    def _fees(self, head):
-        blk, tip = self.rpc.batch([("eth_getBlockByNumber", [hex(head), False]), ("eth_maxPriorityFeePerGas", [])])
-        if isinstance(blk, Exception):
-            raise R.RpcError(f"block: {blk}")
-        base = int(blk.get("baseFeePerGas") or "0x0", 16)
-        tip = int(tip, 16) if isinstance(tip, str) else 10**9
-        return 2 * base + tip, tip
+    def native_units(self):
+        """Token units one native coin (1e18 wei) is worth: --native-price,
+        else the answer of the feed of `native_market` (ETH-PERP's), else
+        None (the profitability check is off)."""
+        if self.native_price is not None:
+            return self.native_price
+        w = self.mirror.w
+        if self.native_market is None or w is None or self.native_market not in w.e.params:
+            return None
+        f = w.feeds[w.e.params[self.native_market].feed]
+        if f.answer <= 0:
+            return None
+        return f.answer * 10 ** w.token.decimals // 10 ** f.decimals
+
+    def _worth_sending(self, actions):
+        """Hold what only earns while the base fee is at the cap, or while
+        its reward (token units) would not pay its gas x min_profit_bps;
+        bankrupt liquidations and ADL continuations always go."""
+        price = self.base_fee + self.tip
+        if self.max_fee is not None:
+            price = min(price, self.max_fee)
+        native = self.native_units()
+        out = []
+        for a in actions:
+            why = None
+            if not a.always:
+                if self.max_fee is not None and self.base_fee >= self.max_fee:
+                    why = ("held_gas_cap", f"base fee {self.base_fee} wei/gas at or above the cap {self.max_fee}")
+                elif native is not None:
+                    cost = a.gas_used * price * native // 10**18
+                    if a.reward * 10_000 < cost * self.min_profit_bps:
+                        why = ("held_unprofitable", f"reward {a.reward} < gas {a.gas_used} x {price} wei = {cost} "
+                                                    f"token units (x {self.min_profit_bps / 10_000:g})")
+            if why is None:
+                self._held_logged.discard(a.key)
+                out.append(a)
+                continue
+            self.stats["held"] += 1
+            if a.key not in self._held_logged:
+                self._held_logged.add(a.key)
+                self.metrics.actions.labels(a.kind, why[0]).inc()
+                log.info("held %s: %s", a.describe(), why[1])
+        return out
 
     def send(self, actions, head):
-        max_fee, tip = self._fees(head)
+        failed = []
         for i in range(0, len(actions), SEND_CHUNK):
             chunk = actions[i:i + SEND_CHUNK]
             signed = []
             for a in chunk:
                 data = a.calldata()
+                tip = self.tip
+                max_fee = 2 * self.base_fee + tip
+                if self.max_fee is not None and not a.always:
+                    max_fee = min(max_fee, self.max_fee)
+                tip = min(tip, max_fee)
                 raw, txhash = self.signer.sign({"nonce": self.nonce, "to": self.engine, "data": data, "gas": a.gas,
                                                 "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip})
-                self.in_flight[a.key] = {"hash": txhash, "nonce": self.nonce, "block": head, "time": time.time(),
-                                         "desc": a.describe(), "data": data, "market_id": a.market_id, "kind": a.kind}
+                self.in_flight[a.key] = {"hash": txhash, "hashes": [txhash], "nonce": self.nonce, "block": head,
+                                         "first_block": head, "time": time.time(), "desc": a.describe(), "data": data,
+                                         "market_id": a.market_id, "kind": a.kind, "gas": a.gas, "max_fee": max_fee,
+                                         "tip": tip, "always": a.always, "reward": a.reward}
                 signed.append((a, raw, txhash))
                 self.nonce += 1
             # Recorded before sent: a crash between the two loses nothing.
             self._save_state()
             answers = self.rpc.batch([("eth_sendRawTransaction", [raw]) for _, raw, _ in signed])
-            bad = False
             for (a, _, txhash), ans in zip(signed, answers):
                 if isinstance(ans, Exception):
-                    bad = True
+                    failed.append(f"send {a.describe()} failed ({ans})")
                     log.warning("send %s failed (%s)", a.describe(), ans)
                     del self.in_flight[a.key]
                     continue
                 self.stats["sent"] += 1
+                self.metrics.actions.labels(a.kind, "sent").inc()
                 log.info("sent %s nonce=%d gas=%d block=%d %s", a.describe(), self.in_flight[a.key]["nonce"], a.gas, head, txhash)
-            if bad:
-                self._sync_nonce()
-                self._save_state()
-                return
+            if failed:
+                break
+        self.metrics.in_flight.set(len(self.in_flight))
+        if failed:
+            # A failed send (insufficient funds, a nonce gap, a node refusing
+            # it) counts toward the circuit breaker like an unexpected revert.
+            self._sync_nonce()
+            self._save_state()
+            for what in failed:
+                self._unexpected(what)
 
 
 # ---------------------------------------------------------------- command line
 
-def _resolve_account(spec):
-    from ape import accounts
-    if spec.upper().startswith("TEST:"):
-        return accounts.test_accounts[int(spec.split(":")[-1])]
-    acct = accounts.load(spec)
-    if hasattr(acct, "set_autosign"):  # pragma: no cover - keyfile accounts
-        acct.set_autosign(True, passphrase=os.environ.get("KEEPER_PASSPHRASE"))
-    return acct
-
-
-def _check_node(choice):
-    """On a local network, refuse to start a node: the keeper joins one."""
-    from ape import networks
-    provider = networks.get_provider_from_choice(network_choice=choice)
-    if ":local:" not in f":{choice}:" and not choice.endswith(":local"):
-        return
-    uri = getattr(provider, "uri", None)
-    if not uri or not uri.startswith("http"):
-        return
-    try:
-        R.Rpc(uri, timeout=3).request("eth_chainId", [])
-    except R.RpcError as exc:
-        raise SystemExit(f"keeper: no node answers at {uri} ({exc}); start the devnet first") from exc
-
-
-def parse_args(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m bots.keeper",
-                                 description="Backstop keeper: execute orders, liquidate, deleverage, execute TP/SL.")
-    ap.add_argument("--network", default="ethereum:local:foundry", help="ape network choice")
-    ap.add_argument("--engine", required=True, help="PerpEngine address")
-    ap.add_argument("--account", required=True, help="ape account alias, or TEST:<index> for a test account")
-    ap.add_argument("--state-file", default="keeper-state.json", help="in-flight transactions and last block (JSON)")
-    ap.add_argument("--dry-run", action="store_true", help="simulate and log, send nothing")
-    ap.add_argument("--max-blocks", type=int, default=None, help="stop after this many new blocks")
-    ap.add_argument("--poll", type=float, default=0.2, help="seconds between head polls")
-    ap.add_argument("--breaker", type=int, default=5, help="stop after this many consecutive unexpected reverts")
-    ap.add_argument("--block-time", type=int, default=1, help="expected seconds between blocks (simulation timestamp)")
-    return ap.parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s keeper %(message)s")
-    logging.getLogger("ape").setLevel(logging.WARNING)
-    from ape import networks
-    _check_node(args.network)
-    with networks.parse_network_choice(args.network) as provider:
-        account = _resolve_account(args.account)
-        client = R.Rpc(provider.uri)
-        signer = Signer(account, provider.chain_id)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        keeper = Keeper(client, args.engine, signer, state_file=args.state_file, dry_run=args.dry_run, poll=args.poll,
-                        max_blocks=args.max_blocks, breaker=args.breaker, block_time=args.block_time)
-        try:
-            keeper.run()
-        except CircuitBreaker as exc:
-            log.error("circuit breaker: %s; stopping", exc)
-            return EXIT_BREAKER
-        except NotAnEngine as exc:
-            log.error("%s", exc)
-            return 2
-        except KeyboardInterrupt:
-            log.info("interrupted")
-        finally:
-            log.info("stats %s", json.dumps(keeper.stats, sort_keys=True))
-    return 0
+    """`python -m bots.keeper ...`: the command line is bots/cli.py."""
+    from bots.cli import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

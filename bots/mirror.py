@@ -51,6 +51,7 @@ class Mirror:
         self.rpc = client
         self.engine = R.addr(engine)
         self.block = None
+        self.block_hash = None
         self.w = None
         self.dirty = set()  # (account, market) pairs to re-read next block
         self._owner = owner
@@ -242,8 +243,12 @@ class Mirror:
             w.e.adl_pending[mid] = P.AdlPending(int(j[0]), int(j[1]), int(j[2]), int(j[3]), R.addr(j[4]), int(j[5]))
         for h, (bal,) in zip(holders, out[3 * w.e.market_count:]):
             w.token.balances[h] = int(bal)
-        w.now = self.block_timestamp(block)
+        blk = self.rpc.request("eth_getBlockByNumber", [hex(block), False])
+        if blk is None:
+            raise R.RpcError(f"block {block} not found")
+        w.now = int(blk["timestamp"], 16)
         self.block = block
+        self.block_hash = blk.get("hash")  # the keeper tells a reorganised or reset chain by it
 
     def changes(self, from_block, to_block):
         """Engine events in [from_block, to_block], oldest first."""

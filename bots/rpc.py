@@ -6,11 +6,14 @@ machinery: 200 simulations are one HTTP request, not 200. ape still
 connects to the network, resolves the account and signs.
 """
 
+import dataclasses
 import itertools
 
 import requests
 from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
+
+from model.positions import MarketParams as _MarketParams
 
 ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 
@@ -66,21 +69,52 @@ def is_revert(error):
 
 
 class Rpc:
-    """A JSON-RPC client that sends lists of requests as one batch."""
+    """A JSON-RPC client that sends lists of requests as one batch.
 
-    def __init__(self, url, timeout=10.0):
-        self.url = url
+    `url` is one endpoint or a list: the first is the primary, the others
+    fallbacks. When the current endpoint cannot be reached (connection
+    refused, timeout, HTTP error, garbage), the same batch is tried on the
+    next one, which then stays current; `on_failover(old, new, error)` is
+    called at each switch. RpcError only when every endpoint failed."""
+
+    def __init__(self, url, timeout=10.0, on_failover=None):
+        self.urls = [url] if isinstance(url, str) else list(url)
+        if not self.urls:
+            raise ValueError("no RPC endpoint")
+        self.current = 0
         self.timeout = timeout
+        self.on_failover = on_failover
         self.session = requests.Session()
         self._ids = itertools.count(1)
 
-    def _post(self, payload):
+    @property
+    def url(self):
+        return self.urls[self.current]
+
+    def _post_one(self, url, payload):
         try:
-            response = self.session.post(self.url, json=payload, timeout=self.timeout)
+            response = self.session.post(url, json=payload, timeout=self.timeout)
             response.raise_for_status()
             return response.json()
         except (requests.RequestException, ValueError) as exc:
             raise RpcError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _post(self, payload):
+        errors = []
+        for step in range(len(self.urls)):
+            i = (self.current + step) % len(self.urls)
+            try:
+                answer = self._post_one(self.urls[i], payload)
+            except RpcError as exc:
+                errors.append(exc)
+                continue
+            if i != self.current:
+                old, self.current = self.current, i
+                if self.on_failover:
+                    self.on_failover(self.urls[old], self.urls[i], errors[-1])
+            return answer
+        raise errors[0] if len(errors) == 1 else RpcError("; ".join(f"{u}: {e}" for u, e in zip(
+            [self.urls[(self.current + k) % len(self.urls)] for k in range(len(errors))], errors)))
 
     def request(self, method, params):
         """One request; raises Reverted on a revert, RpcError otherwise."""
@@ -127,7 +161,10 @@ def addr(word):
 
 
 POSITION = ["int256", "uint256", "uint256", "int256", "uint256", "uint256"]
-MARKET_PARAMS = ["address"] + ["uint256"] * 12
+# The engine's MarketParams struct: the feed, then unsigned integers, as
+# many as the model's MarketParams has fields (a field added to both needs
+# no change here).
+MARKET_PARAMS = ["address"] + ["uint256"] * (len(dataclasses.fields(_MarketParams)) - 1)
 MARKET_STATE = ["uint256", "uint256", "uint256", "uint256", "int256", "int256", "uint256"]
 ADL_PENDING = ["uint256", "uint256", "int256", "uint256", "address", "uint256"]
 ROUND = ["uint80", "int256", "uint256", "uint256", "uint80"]
@@ -192,3 +229,7 @@ def order_outcome(log):
     if topics[0] == ORDER_EXECUTED:
         return oid, "executed", decode(["uint256"], data)[0]
     return oid, "cancelled", decode(["string"], data)[0]
+
+
+LIQUIDATED = topic("PositionLiquidated(address,uint256,int256,uint256,uint256,uint256,uint256)")
+TP_SL_EXECUTED = topic("TpSlExecuted(address,uint256,address,uint256,uint256)")

@@ -3,6 +3,15 @@
     ape run deploy --network ethereum:local:foundry
     ape run deploy --network ethereum:sepolia:<provider>   # reads config/networks.yaml
     ape run deploy --config my.yaml ...                     # or BACKSTOP_CONFIG=my.yaml
+    ape run deploy --manifest out.json ...                  # default deployments/<network>.json
+
+`ape run deploy` writes the deployment manifest (scripts/manifest.py):
+every address including the lens, the chain id, the block and its hash,
+every market's parameters; the keeper and scripts read it. It joins a node
+that is already running: on a local network it refuses to deploy to a node
+ape would start for the command alone (that node, and the deployment, would
+stop with it), and it waits for each receipt on a node that mines on an
+interval (`make devnet`: anvil --block-time N).
 
 `deploy_protocol(deployer, config=None)` deploys and wires everything and
 returns a `Protocol` with `engine`, `vault`, `insurance_fund`, `token`,
@@ -18,7 +27,8 @@ contracts/interfaces/AggregatorV3.vyi), so no explorer plugin or API key is
 needed.
 """
 
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +41,7 @@ from ethpm_types import ContractType
 
 from model.positions import DEFAULT_ORDER_EXPIRY
 from scripts import config as cfg
+from scripts import manifest as mf
 
 
 @dataclass
@@ -194,16 +205,92 @@ def deploy_protocol(deployer, config=None, path=None):
     )
 
 
+@contextmanager
+def awaiting_receipts():
+    """Make ape wait for every receipt on a node that mines on an interval.
+
+    ape 0.8 asks the node whether it automines (anvil_getAutomine); on a
+    node mining every N seconds (`anvil --block-time N`, `make devnet`) the
+    answer is no, and ape returns a placeholder receipt without waiting: a
+    deployment then fails with "did not create a contract". While deploying,
+    ape is told the node automines, so it waits for each receipt (web3's
+    wait_for_transaction_receipt, up to the network's
+    transaction_acceptance_timeout). Nothing changes on an automining node."""
+    provider = networks.provider
+    cls = type(provider)
+    prop = cls.__dict__.get("auto_mine")
+    if not isinstance(prop, property) or provider.auto_mine:
+        yield
+        return
+    setattr(cls, "auto_mine", property(lambda self: True, prop.fset))
+    try:
+        yield
+    finally:
+        setattr(cls, "auto_mine", prop)
+
+
+def manifest_of(p, deployer, from_block, source):
+    """The deployment manifest (a dict, scripts/manifest.py's schema) of
+    Protocol `p`, deployed by `deployer` from block `from_block` on."""
+    from eth_utils import keccak
+
+    head = chain.provider.get_block("latest")
+    code = networks.provider.get_code(p.engine.address)
+    provider_network = networks.provider.network
+    decimals = int(p.token.decimals())
+    return {
+        "format": mf.FORMAT,
+        "network": network_name(),
+        "ecosystem": provider_network.ecosystem.name,
+        "chain_id": chain.chain_id,
+        "block": head.number,
+        "block_hash": head.hash.to_0x_hex() if hasattr(head.hash, "to_0x_hex") else "0x" + bytes(head.hash).hex(),
+        "from_block": from_block,
+        "timestamp": head.timestamp,
+        "deployer": str(deployer.address),
+        "config": source,
+        "contracts": {
+            "engine": p.engine.address, "exits": p.exits.address, "orders": p.orders.address,
+            "vault": p.vault.address, "insurance_fund": p.insurance_fund.address, "token": p.token.address,
+            "lens": p.lens.address,
+        },
+        "engine_code_hash": "0x" + keccak(bytes(code)).hex(),
+        "token": {"symbol": str(p.token.symbol()), "decimals": decimals},
+        "order_expiry": int(p.engine.order_expiry()),
+        "markets": [
+            {"id": i, "name": name, "feed": feed.address,
+             "params": {k: (v if isinstance(v, int) else str(v)) for k, v in asdict(params).items()}}
+            for i, (name, feed, params) in enumerate(zip(p.markets, p.feeds, p.params))
+        ],
+    }
+
+
+def _refuse_throwaway_node():
+    """On a local network, a node ape started for this command stops with
+    it, and so would the deployment: refuse before sending anything."""
+    provider = networks.provider
+    if network_name() == "local" and getattr(provider, "process", None) is not None:
+        uri = getattr(provider, "uri", "the configured host")
+        raise click.ClickException(
+            f"no node was running at {uri}: ape started one for this command alone, and it would stop with the "
+            "deployment; start the devnet first (`make devnet`), or set BACKSTOP_PORT to a running node's port")
+
+
 @click.command(cls=ConnectedProviderCommand)
 @account_option(prompt=False)
 @click.option("--config", "config_path", envvar="BACKSTOP_CONFIG", type=click.Path(dir_okay=False),
               default=None, help="deployment config (default config/networks.yaml; env BACKSTOP_CONFIG)")
-def cli(account, config_path):
-    """Deploy Backstop to the connected network and print the addresses.
+@click.option("--manifest", "manifest_path", envvar="BACKSTOP_MANIFEST", type=click.Path(dir_okay=False),
+              default=None, help="where to write the deployment manifest (default deployments/<network>.json; "
+                                 "env BACKSTOP_MANIFEST)")
+def cli(account, config_path, manifest_path):
+    """Deploy Backstop to the connected network, print the addresses and
+    write the deployment manifest.
 
     --account takes an ape account alias (or TEST::<n>). It is required off
     local networks; on local ones the first test account deploys. The config
     is validated, token and feeds included, before anything is sent."""
+    _refuse_throwaway_node()
     try:
         checked = checked_config(None, config_path)
     except cfg.ConfigError as e:
@@ -212,10 +299,18 @@ def cli(account, config_path):
         if network_name() != "local":
             raise click.UsageError(f"--account is required on {networks.provider.network.name}")
         account = accounts.test_accounts[0]
-    p = deploy_protocol(account, config=checked[0])
+    out = Path(manifest_path) if manifest_path else mf.path_for(network_name())
+    if out.parent.exists() and not out.parent.is_dir():
+        raise click.ClickException(f"--manifest {out}: {out.parent} is not a folder")
+    source = cfg._label(Path(config_path) if config_path else cfg.DEFAULT_PATH)
+    from_block = chain.blocks.head.number + 1
+    with awaiting_receipts():
+        p = deploy_protocol(account, config=checked[0])
+    written = mf.write(manifest_of(p, account, from_block, source), out)
     click.echo(f"network         {networks.provider.network.name} (chain id {chain.chain_id})")
-    for name in ("engine", "exits", "orders", "vault", "insurance_fund", "token"):
+    for name in ("engine", "exits", "orders", "vault", "insurance_fund", "token", "lens"):
         click.echo(f"{name:<15} {getattr(p, name).address}")
     click.echo(f"order expiry    {p.engine.order_expiry()} s")
     for i, (name, feed) in enumerate(zip(p.markets, p.feeds)):
         click.echo(f"market {i:<8} {name:<10} feed {feed.address}")
+    click.echo(f"manifest        {mf._label(written)}")

@@ -20,9 +20,9 @@ def node():
 
 @pytest.fixture
 def keeper_account(accounts, keeper):
-    """`--account TEST:<index>` for the `keeper` role."""
+    """`--account TEST::<index>` for the `keeper` role."""
     index = [a.address for a in accounts].index(keeper.address)
-    return f"TEST:{index}"
+    return f"TEST::{index}"
 
 
 @pytest.fixture
