@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 NETWORK ?= ethereum:local:foundry
 export BACKSTOP_PORT ?= 8547
 
-.PHONY: install compile test demo devnet deploy keeper fuzz-deep bench clean
+.PHONY: install compile test demo devnet deploy keeper fuzz-deep bench clean mutants
 
 install: $(VENV)/.stamp node_modules/.stamp .vvm/vyper-0.4.3
 
@@ -84,3 +84,11 @@ fuzz-deep: install
 
 bench: install compile
 	$(BIN)/ape run bench --network $(NETWORK)
+
+# Mutation check (issue 19; not part of make test, about an hour on 2 cores):
+# each change in tests/mutants/catalog.py applied alone to a copy of HEAD in
+# /tmp, the model tests and the machine's ci run on revm (seeds 1, 2, 3) run
+# on it; prints the kill table, writes bench/mutants.json.
+# MUTANTS_ARGS="-j 2", "--only tie-break", "--source worktree", "--check".
+mutants: install
+	$(BIN)/python -m tests.mutants.run $(MUTANTS_ARGS)
