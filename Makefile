@@ -43,8 +43,10 @@ compile: .build/.stamp
 test: install compile
 	BACKSTOP_DEPLOYMENTS=$(CURDIR)/.cache/test-deployments scripts/with_anvil.sh $(BIN)/ape test tests/ --network $(NETWORK) -q
 
+# make demo [SCENARIO=scenarios/my.yaml]: a bad scenario is refused in one
+# line before a node starts (scripts/scenario.py)
 demo: install compile
-	$(BIN)/ape run demo --network $(NETWORK)
+	$(BIN)/ape run demo --network $(NETWORK) $(if $(SCENARIO),--scenario "$(SCENARIO)")
 
 # ---- the devnet path (README, "A devnet in three terminals"):
 #   make devnet    # terminal 1: anvil on $(BACKSTOP_PORT), 30 accounts, a block every BLOCK_TIME s
@@ -78,9 +80,10 @@ keeper: install compile
 		--metrics-port $(METRICS_PORT) $(KEEPER_ARGS)
 
 # The differential state machine in process (revm): 100,000 steps by
-# default (BACKSTOP_DEEP_STEPS=N for more; never below 20,000).
+# default; STEPS=N (or BACKSTOP_DEEP_STEPS=N) for any N >= 1. Under 20,000
+# steps it is a quick check: labels not reached are listed, not failed.
 fuzz-deep: install
-	HYPOTHESIS_PROFILE=deep $(BIN)/pytest tests/stateful/test_machine_revm.py -q -p no:ape_test
+	HYPOTHESIS_PROFILE=deep $(if $(STEPS),BACKSTOP_DEEP_STEPS="$(STEPS)") $(BIN)/pytest tests/stateful/test_machine_revm.py -q -p no:ape_test
 
 bench: install compile
 	$(BIN)/ape run bench --network $(NETWORK)

@@ -322,7 +322,7 @@ class KeeperProcess:
 
     def __init__(self, engine, account_index, network_choice, log_path, state_path, block_time=1):
         self.cmd = [sys.executable, "-m", "bots.keeper", "--network", network_choice, "--engine", engine.address,
-                    "--account", f"TEST:{account_index}", "--state-file", str(state_path),
+                    "--account", f"TEST::{account_index}", "--state-file", str(state_path),
                     "--poll", str(KEEPER_POLL), "--block-time", str(block_time)]
         self.log_path = log_path
         self.state_path = Path(state_path)
@@ -687,7 +687,7 @@ def _crash(sc, p, mid, feed, fd, unit, owner, batch, replayer, keeper, inline, m
     timeout = int(sc["keeper"]["step_timeout"])
     steps = [(t0 + int(dt), int(whole)) for dt, whole in sc["crash"]]
     who = keeper.cmd[keeper.cmd.index("--account") + 1] if keeper else None
-    keeper_address = accounts.test_accounts[int(who.split(":")[1])].address if who else None
+    keeper_address = accounts.test_accounts[int(who.rsplit(":", 1)[1])].address if who else None
     fund = p.insurance_fund.address
     p0 = steps[0][1]
 
@@ -803,7 +803,7 @@ def _execute_orders(sc, p, batch, replayer, keeper, inline, mode, timestamp, lou
     if not due:
         return mode
     who = keeper.cmd[keeper.cmd.index("--account") + 1] if keeper else None
-    address = accounts.test_accounts[int(who.split(":")[1])].address if who else None
+    address = accounts.test_accounts[int(who.rsplit(":", 1)[1])].address if who else None
     t = time.time()
     timeout = int(sc["keeper"]["step_timeout"])
     while mode == "process":

@@ -3,8 +3,16 @@
 HYPOTHESIS_PROFILE selects the profile; unset means "ci":
     ci    the anvil run inside `make test` (a few minutes), the ci-sized
           planted-bug runs, and short in-process runs
-    deep  `make fuzz-deep`: revm in process, DEEP_STEPS steps (100,000;
-          BACKSTOP_DEEP_STEPS overrides, never below 20,000)
+    deep  `make fuzz-deep [STEPS=N]`: revm in process, DEEP_STEPS steps
+          (100,000; BACKSTOP_DEEP_STEPS=N for any N >= 1). Every label
+          must fire from DEEP_LABEL_STEPS (20,000) steps on; a shorter run
+          is a quick check that reports the labels it did not reach.
+
+BACKSTOP_REPRODUCE replays one failure: paste what hypothesis printed, the
+whole `@reproduce_failure('6.170.15', b'AXic...')` or its two arguments,
+quotes and all (`'6.170.15', b'AXic...'`; the older `6.170.15 AXic...`
+works too). It is checked here, before any test runs: a value that is not
+one, or that another hypothesis version printed, stops pytest with one line.
 
 Backends (tests/stateful/backends.py):
     anvil   ape's anvil, deployed by scripts/deploy.py: the one that counts
@@ -13,7 +21,9 @@ Backends (tests/stateful/backends.py):
 """
 
 import os
+import re
 
+import hypothesis
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -25,18 +35,82 @@ _COMMON = dict(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
                            HealthCheck.large_base_example],
 )
+# ---- the auditors' inputs, checked before anything runs (one line each)
+
+_ERRORS = []  # raised by pytest_configure as a UsageError: pytest prints "ERROR: <line>" and exits 4
+
+
+def deep_steps(raw):
+    """BACKSTOP_DEEP_STEPS (make fuzz-deep STEPS=N) as a positive integer."""
+    text = str(raw).strip().replace("_", "").replace(",", "")
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"BACKSTOP_DEEP_STEPS (make fuzz-deep STEPS=N) must be a whole number of steps, "
+                         f"at least 1; got {raw!r}")
+    return int(text)
+
+
+_VERSION = r"\d+(?:\.\d+)*"
+_BLOB = r"[A-Za-z0-9+/]+={0,2}"
+
+
+def parse_reproduce(text):
+    """(version, blob) from what hypothesis prints for a failure:
+    `@reproduce_failure('6.170.15', b'AXic...')`, the same without the `@`,
+    its two arguments (`'6.170.15', b'AXic...'`, with or without the comma),
+    or bare `6.170.15 AXic...`. ValueError (one line) for anything else."""
+    s = text.strip()
+    s = re.sub(r"^@?\s*(?:hypothesis\.)?reproduce_failure\s*\(\s*(.*?)\s*\)$", r"\1", s, flags=re.S)
+    m = re.fullmatch(rf"""(['"]?)({_VERSION})\1\s*(?:,\s*|\s+)b?(['"]?)({_BLOB})\3\s*,?""", s)
+    if not m:
+        raise ValueError("BACKSTOP_REPRODUCE must be what hypothesis printed, @reproduce_failure('<version>', "
+                         f"b'<blob>') or its two arguments; got {text!r}")
+    return m.group(2), m.group(4)
+
+
+def _reproduce():
+    """Put BACKSTOP_REPRODUCE in the form machine.run() reads ("VERSION
+    BLOB") for this process and the forked workers, or record why not."""
+    raw = os.environ.get("BACKSTOP_REPRODUCE")
+    if not raw:
+        return
+    try:
+        version, blob = parse_reproduce(raw)
+    except ValueError as e:
+        _ERRORS.append(str(e))
+        return
+    if version != hypothesis.__version__:
+        _ERRORS.append(f"BACKSTOP_REPRODUCE was printed by hypothesis {version}; this is {hypothesis.__version__} "
+                       f"(a blob replays only on the version that printed it: rerun to get a new one)")
+        return
+    os.environ["BACKSTOP_REPRODUCE"] = f"{version} {blob}"
+
+
+_reproduce()
+
+# The deep run's total, across as many hypothesis runs as it takes, and the
+# least that must reach every label.
+DEEP_DEFAULT_STEPS = 100_000
+DEEP_LABEL_STEPS = 20_000
+try:
+    DEEP_STEPS = deep_steps(os.environ.get("BACKSTOP_DEEP_STEPS", DEEP_DEFAULT_STEPS))
+except ValueError as _e:
+    _ERRORS.append(str(_e))
+    DEEP_STEPS = DEEP_DEFAULT_STEPS
+DEEP_LABELS_REQUIRED = DEEP_STEPS >= DEEP_LABEL_STEPS
+
 settings.register_profile("ci", max_examples=130, stateful_step_count=50, **_COMMON)
-settings.register_profile("deep", max_examples=300, stateful_step_count=100, **_COMMON)
+# A deep hypothesis run is at most 300 examples of up to 100 steps; a quick
+# check (few steps) runs fewer examples, so it stops near its N.
+settings.register_profile("deep", max_examples=min(300, max(1, -(-DEEP_STEPS // 50))), stateful_step_count=100,
+                          **_COMMON)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)
-
-# The deep run's total, across as many hypothesis runs as it takes.
-DEEP_MIN_STEPS = 20_000
-DEEP_STEPS = max(int(os.environ.get("BACKSTOP_DEEP_STEPS", 100_000)), DEEP_MIN_STEPS)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "in_process: runs the contracts in process (revm or titanoboa), no devnet")
+    if _ERRORS:
+        raise pytest.UsageError(_ERRORS[0])
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,12 @@
 ape deploys, for deep runs.
 
     make fuzz-deep        HYPOTHESIS_PROFILE=deep: DEEP_STEPS steps
-                          (100,000 unless BACKSTOP_DEEP_STEPS says more)
+    [STEPS=N]             (100,000; STEPS / BACKSTOP_DEEP_STEPS any N >= 1)
                           on BACKSTOP_WORKERS forked workers (default: one
-                          per core), every label reached, steps per second
-                          printed per worker and in all
+                          per core), every label reached (from 20,000
+                          steps on; a shorter quick check lists the labels
+                          it missed), steps per second printed per worker
+                          and in all
     make test             the ci profile: a short single-process run that
                           proves the in-process backend agrees with the
                           model (the planted-bug tests rely on it)
@@ -21,7 +23,7 @@ from collections import Counter
 import pytest
 from hypothesis import settings
 
-from tests.stateful.conftest import DEEP_STEPS, PROFILE, report
+from tests.stateful.conftest import DEEP_LABEL_STEPS, DEEP_LABELS_REQUIRED, DEEP_STEPS, PROFILE, report
 from tests.stateful.machine import LABELS, run
 from tests.stateful.parallel import run_parallel
 
@@ -52,4 +54,9 @@ def test_machine__revm__model_and_chain_agree_after_every_step(revm_session, cap
         assert not failures, "\n\n".join(failures)
     assert stats["steps"] >= DEEP_STEPS
     missing = [label for label in LABELS if stats[label] == 0]
+    if not DEEP_LABELS_REQUIRED:  # a quick check: too short to promise every label
+        with capsys.disabled():
+            print(f"[stateful/revm] quick check ({DEEP_STEPS} steps, under {DEEP_LABEL_STEPS:,}): labels not "
+                  f"reached: {', '.join(missing) or 'none'}")
+        return
     assert not missing, f"never reached in {stats['steps']} steps: {missing}"
