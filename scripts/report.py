@@ -310,9 +310,11 @@ def print_summary(data, console):
 
 # ---------------------------------------------------------------- charts
 
-def _png(fig):
+def _png(fig, tight=True):
+    """PNG bytes; `tight=False` keeps the figure's own margins (the time
+    charts: the same plot area, so their time axes line up on the page)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight" if tight else None)
     return buf.getvalue()
 
 
@@ -377,7 +379,9 @@ def charts(data):
             price_overlay(ax)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
-        png = _png(fig)
+        h = fig.get_figheight()  # margins in inches: every time chart's plot spans the same pixels
+        fig.subplots_adjust(left=0.9 / 10, right=1 - 0.9 / 10, bottom=0.6 / h, top=1 - 0.4 / h)
+        png = _png(fig, tight=False)
         plt.close(fig)
         return png
 
