@@ -66,6 +66,8 @@ LAB_MARKET = {"max_open_interest": 10**9}
 # unit): the watch bound covers this many; a run that makes more stops.
 MAX_ACCRUALS = 10**7
 CAPACITY = "vault: capacity"
+RECORDED = ("PositionLiquidated", "InsuranceFundDrawn", "AutoDeleveraged", "BadDebtSocialized", "TpSlExecuted",
+            "OrderCancelled", "DeleveragePending")
 _TOP = 2**256  # above any address: (price, _TOP) sorts after every (price, address, ...)
 
 
@@ -140,9 +142,9 @@ def lp_deposit(sc, book):
     return max(1, book_notional(book) * sc.book.lp_depth_percent // 100)
 
 
-def build_world(sc, first_answer, n_markets, book):
+def build_world(sc, first_answer, n_markets, book, t0=T0):
     m = market_config(sc.market)
-    w = LabWorld(engine=ENGINE, vault=VAULT, fund=FUND, owner=OWNER, token_decimals=TOKEN_DECIMALS, now=T0)
+    w = LabWorld(engine=ENGINE, vault=VAULT, fund=FUND, owner=OWNER, token_decimals=TOKEN_DECIMALS, now=t0)
     w.call(OWNER, "initialize", VAULT, FUND)
     for key, value in sc.engine.items():
         if key == "max_profit_bps":
@@ -169,10 +171,14 @@ def build_world(sc, first_answer, n_markets, book):
     return w
 
 
-def set_round(w, n_markets, answer, now):
+def set_round(w, n_markets, answer, now, calls=None):
+    """A new round on every market's feed at `now` (recorded in `calls` as
+    ("feed", mid, answer) when given)."""
     w.now = now
     for mid in range(n_markets):
         w.feeds[feed_address(mid)].set_answer(answer, now)
+        if calls is not None:
+            calls.append((now, None, "feed", (mid, answer)))
 
 
 # ---------------------------------------------------------------- the run
@@ -180,13 +186,24 @@ def set_round(w, n_markets, answer, now):
 class Run:
     """The state of one run: the world, the watch lists, the metrics."""
 
-    def __init__(self, sc, path=None, journal=True):
+    def __init__(self, sc, path=None, journal=True, t0=T0, addresses=None):
+        """`t0`: the world's start time (the devnet replay starts after its
+        chain's head). `addresses`: the traders' addresses, in the order of
+        the book's (a replay uses accounts it can send from; give them in
+        ascending order to keep the book's order, which liquidations and
+        ADL ties follow)."""
         self.sc = sc
         self.path = path if path is not None else make_path(sc.path, sc.seed)
         self.book = draw_book(sc.book, sc.seed)
+        if addresses is not None:
+            if len(addresses) < len(self.book):
+                raise LabError(f"{len(addresses)} addresses for a book of {len(self.book)}")
+            for a, addr in zip(self.book, addresses):
+                a.address = addr
         self.n_markets = markets_needed(sc.book)
         self.first = self.path[0][1]
-        self.w = build_world(sc, self.first, self.n_markets, self.book)
+        self.w = build_world(sc, self.first, self.n_markets, self.book, t0)
+        self.event_log = []  # with sc.record: the engine's exit events, in order
         self.use_journal = journal
         self.opening = True
         self.calls = []  # (phase, now, sender, verb, args) when sc.record
@@ -196,6 +213,9 @@ class Run:
         self.ranking_checked = False
 
     # ------------------------------------------------------------ calls
+    def _rec(self):
+        return self.calls if self.sc.record else None
+
     def _call(self, sender, verb, *args):
         """A verb on the model: atomic (a revert leaves the world as it was)
         while the book opens, under the journal; along the path without
@@ -230,7 +250,7 @@ class Run:
             accounts = by_round.get(r, [])
             t += ENTRY_ROUND_SECONDS
             price = answers[r] * scale_feed
-            set_round(w, self.n_markets, answers[r - 1] if r else self.first, t)
+            set_round(w, self.n_markets, answers[r - 1] if r else self.first, t, self._rec())
             orders = []
             for a in accounts:
                 lev = min(a.leverage, max_lev)
@@ -255,7 +275,7 @@ class Run:
                 orders.append(oid)
                 self.plans[(a.address, a.market)] = a
             t += 1
-            set_round(w, self.n_markets, answers[r], t)
+            set_round(w, self.n_markets, answers[r], t, self._rec())
             self._execute_orders(orders)
         self._collect(w.events)
         w.events.clear()
@@ -302,7 +322,7 @@ class Run:
         series = self.m.series
         for i, (dt, answer) in enumerate(self.path):
             t = start + dt
-            set_round(w, self.n_markets, answer, t)
+            set_round(w, self.n_markets, answer, t, self._rec())
             self.tick = i
             self._keeper_tick()
             self._collect(w.events)
@@ -407,6 +427,8 @@ class Run:
     # ------------------------------------------------------------ metrics
     def _collect(self, events):
         m = self.m
+        if self.sc.record:
+            self.event_log.extend((n, dict(f)) for n, f in events if n in RECORDED)
         for name, f in events:
             if name == "PositionLiquidated":
                 m.liquidations += 1
