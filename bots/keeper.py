@@ -413,11 +413,16 @@ class Keeper:
         self._save_state()
 
     def _observe(self, head):
-        """Fees at `head` and the keeper's balance (one batch)."""
-        blk, tip, bal = self.rpc.batch([("eth_getBlockByNumber", [hex(head), False]), ("eth_maxPriorityFeePerGas", []),
-                                        ("eth_getBalance", [self.me, hex(head)])])
+        """The fees the next block asks (the pending block's base fee: what
+        the node checks a new transaction against; `head`'s where the node
+        has no pending block) and the keeper's balance, in one batch."""
+        pending, blk, tip, bal = self.rpc.batch([
+            ("eth_getBlockByNumber", ["pending", False]), ("eth_getBlockByNumber", [hex(head), False]),
+            ("eth_maxPriorityFeePerGas", []), ("eth_getBalance", [self.me, hex(head)])])
         if isinstance(blk, Exception) or blk is None or isinstance(bal, Exception):
             raise R.RpcError(f"block {head}: {blk if isinstance(blk, Exception) or blk is None else bal}")
+        if isinstance(pending, dict) and pending.get("baseFeePerGas"):
+            blk = pending
         self.base_fee = int(blk.get("baseFeePerGas") or "0x0", 16)
         self.tip = int(tip, 16) if isinstance(tip, str) else 10**9
         self.balance = int(bal, 16)
@@ -894,9 +899,15 @@ class Keeper:
             answers = self.rpc.batch([("eth_sendRawTransaction", [raw]) for _, raw, _ in signed])
             for (a, _, txhash), ans in zip(signed, answers):
                 if isinstance(ans, Exception):
+                    del self.in_flight[a.key]
+                    if _fee_too_low(ans):
+                        # The base fee moved between reading it and sending:
+                        # not a fault; the next block re-plans at its fee.
+                        log.warning("send %s refused at this fee (%s): next block", a.describe(), ans)
+                        failed.append(None)
+                        continue
                     failed.append(f"send {a.describe()} failed ({ans})")
                     log.warning("send %s failed (%s)", a.describe(), ans)
-                    del self.in_flight[a.key]
                     continue
                 self.stats["sent"] += 1
                 self.metrics.actions.labels(a.kind, "sent").inc()
@@ -910,7 +921,15 @@ class Keeper:
             self._sync_nonce()
             self._save_state()
             for what in failed:
-                self._unexpected(what)
+                if what is not None:
+                    self._unexpected(what)
+
+
+def _fee_too_low(error):
+    """A node refusing a transaction for its fee (geth, anvil, erigon words)."""
+    text = str(error).lower()
+    return any(w in text for w in ("less than block base fee", "underpriced", "fee cap less than", "fee too low",
+                                   "max fee per gas less than"))
 
 
 # ---------------------------------------------------------------- command line
