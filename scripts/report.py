@@ -7,9 +7,17 @@ than the request) and the token's Transfer logs over the
 demo's blocks; prices come from the feed's `set_answer` transactions (the
 mock feed emits no event) and block times from the blocks. The ADL table's
 rank is the target's position in the model's ranking just before the
-transaction that deleveraged it (scripts/replay.Replayer.rankings).
-`write_html` draws the charts (matplotlib, PNG files embedded in the page)
-and `print_summary` prints the terminal summary.
+transaction that deleveraged it (scripts/replay.Replayer.rankings). The
+vault's figures are calls at past blocks (eth_call with a block number):
+`traders_reserve()` and the open interest before and after the crash, and
+one LP share's `convertToAssets` at every block of the crash. Orders
+cancelled with reason "vault: capacity" are the capacity refusals.
+
+`write_html` draws the charts (matplotlib, PNG bytes embedded in the page
+as data: URIs, so the file references nothing outside itself): the price
+path, the insurance fund, open interest, the LP share price, all on one
+time axis (seconds of block time from the crash's start, `t0`), and the
+loss waterfall. `print_summary` prints the terminal summary.
 """
 
 import base64
@@ -600,8 +608,9 @@ def write_html(data, out_dir):
 {warn_html}{mism_html}
 <p>Every number here is decoded from the chain: the engine's events (PerpExits' events included), the
 token's <code>Transfer</code> events for the insurance fund, the feed's <code>set_answer</code> transactions
-for the price path. The rank is the target's place in the model's ADL ranking just before the transaction
-that deleveraged it.</p>
+for the price path, calls at past blocks for the vault. Time is block time: every chart's axis is seconds
+from the crash's start, and each price step sits at its scenario second. The rank is the target's place in
+the model's ADL ranking just before the transaction that deleveraged it.</p>
 <h2>Summary</h2><table>{summary_html}</table>
 <h2>Price path</h2>{img('price')}
 <h2>Insurance fund</h2>{img('fund')}

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
-INSTALL_TIMEOUT = 240  # seconds for apt-get update + install, at most
+INSTALL_TIMEOUT = 120  # seconds for apt-get update + install, at most
 
 
 def find_chromium():
