@@ -6,8 +6,11 @@ manifest for every address.
 
 What must show: the keeper executes orders and liquidates positions; its
 metrics endpoint is scraped and each counter checked against the chain
-(receipts and events); a liquidation left stuck by a base-fee spike is
-replaced with higher fees and mined once; after the chain is reset the
+(receipts and events); liquidations stuck behind transactions that outbid
+them are replaced with higher fees and mined once (anvil drops a
+transaction whose fee falls below the base fee rather than keep it
+pending, so a base-fee spike would show a drop and a resend, not a
+replacement); after the chain is reset the
 keeper stays up, reports unhealthy while the engine has no code, and
 reloads and liquidates again once the deployment is back.
 

@@ -1,0 +1,102 @@
+"""The keeper's operating rules, in process on the test's node: the gas-price
+cap and the profitability check hold what only earns and never what
+solvency needs (bankrupt liquidations); failed sends count toward the
+circuit breaker; the JSON-RPC client fails over to a fallback endpoint."""
+
+import pytest
+from ape import chain
+
+from bots import devnet as D
+from bots import rpc as R
+from bots.devnet import USDC, WAD, Spec
+from bots.keeper import CircuitBreaker, Keeper, Signer
+
+BTC = 0
+TENTH = WAD // 10
+GWEI = 10**9
+
+
+def _t(label):
+    return D.trader_address(label)
+
+
+@pytest.fixture
+def due(protocol, node):
+    """Two liquidations due at 78,500: a 50x long with equity left (it pays
+    the keeper) and a 100x long past bankruptcy (bad debt, no reward)."""
+    D.provide_liquidity(node, protocol, _t("lp"), 1_000_000 * USDC)
+    earning, bankrupt = _t("ops-50x"), _t("ops-100x")
+    D.open_positions(node, protocol, [Spec(earning, BTC, TENTH, 160 * USDC), Spec(bankrupt, BTC, TENTH, 80 * USDC)])
+    D.set_price(node, protocol, BTC, 78_500, _t("oracle"))
+    return earning, bankrupt
+
+
+def _keeper(protocol, node, keeper, **kw):
+    k = Keeper(R.Rpc(node.uri), protocol.engine.address, Signer(keeper, chain.chain_id), **kw)
+    k.mirror.load(node.head())
+    k.last_block = node.head()
+    k._sync_nonce()
+    k._observe(node.head())
+    return k
+
+
+def _pending_nonce(node, who):
+    return int(node.rpc.request("eth_getTransactionCount", [who, "pending"]), 16)
+
+
+def test_keeper__base_fee_above_the_cap__holds_the_earning_liquidation_sends_the_bankrupt_one(protocol, node, keeper,
+                                                                                              due):
+    earning, bankrupt = due
+    k = _keeper(protocol, node, keeper, max_fee=5 * GWEI)
+    actions = k.plan()
+    assert {(a.account, a.always) for a in actions} == {(earning, False), (bankrupt, True)}
+    assert [a.reward > 0 for a in actions if a.account == earning] == [True]
+    k.base_fee = 6 * GWEI  # above the cap: only solvency work goes
+    k.execute(actions, node.head())
+    assert [e["desc"].split()[1] for e in k.in_flight.values()] == [bankrupt]
+    assert k.in_flight[f"liquidate:{bankrupt}:0"]["max_fee"] == 2 * 6 * GWEI + k.tip  # not capped
+    assert k.metrics.actions.labels("liquidate", "held_gas_cap")._value.get() == 1
+    assert _pending_nonce(node, keeper.address) == k.nonce
+
+
+def test_keeper__reward_below_gas_cost__held_unless_bankrupt_and_sent_when_the_check_is_off(protocol, node, keeper,
+                                                                                           due):
+    earning, bankrupt = due
+    # A native coin worth a million tokens: ~200k gas at 1 gwei costs 200 tokens, the reward is about 2.
+    k = _keeper(protocol, node, keeper, native_price=1_000_000 * USDC)
+    k.base_fee, k.tip = GWEI, 0
+    actions = k.plan()
+    k.simulate(actions, node.head())  # sets each action's gas
+    assert all(a.gas_used > 100_000 for a in actions)
+    sent = k._worth_sending(actions)
+    assert [a.account for a in sent] == [bankrupt]
+    assert k.metrics.actions.labels("liquidate", "held_unprofitable")._value.get() == 1
+    k.min_profit_bps = 0  # --min-profit-ratio 0
+    assert {a.account for a in k._worth_sending(actions)} == {earning, bankrupt}
+    # The ETH-PERP feed prices the native coin when no price is given: 3,000 tokens.
+    k.native_price, k.native_market = None, 1
+    assert k.native_units() == 3_000 * USDC
+
+
+def test_keeper__sends_refused_for_lack_of_funds__trip_the_breaker_nothing_mined(protocol, node, keeper, due):
+    k = _keeper(protocol, node, keeper, breaker=2)
+    node.rpc.request("anvil_setBalance", [keeper.address, "0x1"])  # undone by the test's snapshot
+    nonce = _pending_nonce(node, keeper.address)
+    actions = k.plan()
+    assert len(actions) == 2
+    k.tip = GWEI
+    with pytest.raises(CircuitBreaker, match="send liquidate .* failed"):
+        k.execute(actions, node.head())
+    assert k.stats["unexpected"] == 2 and k.stats["sent"] == 0 and k.in_flight == {}
+    assert _pending_nonce(node, keeper.address) == nonce == k.nonce
+
+
+def test_rpc__primary_unreachable__the_fallback_answers_and_stays_current(node):
+    switches = []
+    rpc = R.Rpc(["http://127.0.0.1:9", node.uri], timeout=2, on_failover=lambda old, new, err: switches.append(new))
+    assert int(rpc.request("eth_blockNumber", []), 16) == node.head()
+    assert rpc.url == node.uri and switches == [node.uri]
+    rpc.request("eth_chainId", [])
+    assert switches == [node.uri]  # no switch back and forth
+    with pytest.raises(R.RpcError, match="127.0.0.1:9"):
+        R.Rpc(["http://127.0.0.1:9", "http://127.0.0.1:10"], timeout=2).request("eth_blockNumber", [])
