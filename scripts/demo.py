@@ -61,13 +61,6 @@ def tool_env(environ=os.environ):
 
 tool_env()  # before ape connects: ape-foundry looks for anvil on PATH when it starts the node
 
-import warnings  # noqa: E402
-
-# `ape run` executes each script with a `cli` through runpy; one that another
-# script imported first (scripts.deploy, imported by scripts/bench.py) makes
-# runpy warn, a stray line in front of the demo's one-line errors.
-warnings.filterwarnings("ignore", message=r"'scripts\.\w+' found in sys.modules", category=RuntimeWarning)
-
 import json  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
