@@ -87,6 +87,11 @@ struct Totals:
     vault_total_assets: uint256
     vault_free_cash: uint256
     traders_claim: int256
+    max_profit: uint256
+    total_cost: uint256
+    traders_reserve: uint256
+    traders_gain: uint256
+    vault_entry_assets: uint256
 
 struct FeedRound:
     round_id: uint80
@@ -131,6 +136,10 @@ interface Engine:
     def vault() -> address: view
     def insurance_fund() -> address: view
     def traders_claim() -> int256: view
+    def traders_gain() -> uint256: view
+    def traders_reserve() -> uint256: view
+    def max_profit() -> uint256: view
+    def total_cost() -> uint256: view
     def market_params(market_id: uint256) -> MarketParams: view
     def market_state(market_id: uint256) -> MarketState: view
     def adl_pending(market_id: uint256) -> AdlPending: view
@@ -150,6 +159,7 @@ interface Vault:
     def balanceOf(owner: address) -> uint256: view
     def totalAssets() -> uint256: view
     def free_cash() -> uint256: view
+    def entry_assets() -> uint256: view
 
 interface Feed:
     def latestRoundData() -> (uint80, int256, uint256, uint256, uint80): view
@@ -318,6 +328,11 @@ def _totals(engine: Engine) -> Totals:
         vault_total_assets=staticcall Vault(vault).totalAssets(),
         vault_free_cash=staticcall Vault(vault).free_cash(),
         traders_claim=staticcall engine.traders_claim(),
+        max_profit=staticcall engine.max_profit(),
+        total_cost=staticcall engine.total_cost(),
+        traders_reserve=staticcall engine.traders_reserve(),
+        traders_gain=staticcall engine.traders_gain(),
+        vault_entry_assets=staticcall Vault(vault).entry_assets(),
     )
 
 

@@ -3,18 +3,24 @@
 """
 @title LiquidityVault
 @notice ERC-4626 vault of the collateral token whose LPs are the counterparty
-        of every trade at the oracle price. Its assets are its cash minus
-        what traders would net receive if every position closed now
-        (unrealised PnL less funding owed). LPs cannot withdraw the cash
-        that open positions could claim.
+        of every trade at the oracle price. Two valuations (docs/solvency.md):
+        redemptions, withdrawals and convertTo* use cash minus what winners
+        could claim now, counting no trader loss as an asset
+        (engine.traders_gain); deposits and mints use cash minus the net
+        claim, losses counted (engine.traders_claim), so a deposit never buys
+        in below what the vault is worth. Both claims are capped at the
+        engine's reserve, the sum of every position's payout cap; LPs cannot
+        withdraw the cash that reserve needs.
 @dev snekmate's erc4626 module reads totalAssets from the token balance and
      cannot be told about open PnL, so the ERC-4626 surface is written here
      over snekmate's erc20 (the shares) and math (512-bit mul_div), with the
      same virtual-share formula as snekmate's erc4626:
        shares = assets * (supply + 10**OFFSET) / (total_assets + 1)
      Deposits and redemptions round down, mints and withdrawals round up:
-     the vault never gives more than it takes. model/liquidity_vault.py
-     mirrors every function.
+     the vault never gives more than it takes. Views never revert: the
+     engine is read with a static raw_call, and a valuation it cannot give
+     (a broken feed) counts the whole reserve as claimed; sums saturate.
+     model/liquidity_vault.py mirrors every function.
 """
 
 from ethereum.ercs import IERC20
@@ -98,9 +104,24 @@ def cash() -> uint256:
 @view
 def totalAssets() -> uint256:
     """
-    @notice cash - traders_claim, floored at zero.
+    @notice The redemption valuation: cash - min(traders_gain, reserve),
+            floored at zero.
     """
     return self._total_assets()
+
+
+@external
+@view
+def entry_assets() -> uint256:
+    """
+    @notice The deposit valuation: cash - min(traders_claim, reserve)
+            (a net trader loss adds to it, saturating); 0 when the engine
+            cannot value open positions now.
+    """
+    ok: bool = False
+    assets: uint256 = 0
+    ok, assets = self._entry_assets()
+    return assets
 
 
 @external
@@ -128,25 +149,33 @@ def convertToAssets(shares: uint256) -> uint256:
 @external
 @view
 def maxDeposit(receiver: address) -> uint256:
-    return max_value(uint256)
+    """
+    @notice 0 while deposits would revert: the engine cannot value open
+            positions, or the valuation is at its floor with shares out.
+    """
+    if self._deposits_open():
+        return max_value(uint256)
+    return 0
 
 
 @external
 @view
 def maxMint(receiver: address) -> uint256:
-    return max_value(uint256)
+    if self._deposits_open():
+        return max_value(uint256)
+    return 0
 
 
 @external
 @view
 def previewDeposit(assets: uint256) -> uint256:
-    return self._to_shares(assets, False)
+    return self._shares_in(assets, self._entry_checked())
 
 
 @external
 @view
 def previewMint(shares: uint256) -> uint256:
-    return self._to_assets(shares, True)
+    return self._assets_in(shares, self._entry_checked())
 
 
 @external
@@ -190,7 +219,7 @@ def deposit(assets: uint256, receiver: address) -> uint256:
     """
     @notice Deposit `assets`, mint shares (rounded down) to `receiver`.
     """
-    shares: uint256 = self._to_shares(assets, False)
+    shares: uint256 = self._shares_in(assets, self._entry_checked())
     self._deposit(receiver, assets, shares)
     return shares
 
@@ -200,7 +229,7 @@ def mint(shares: uint256, receiver: address) -> uint256:
     """
     @notice Mint exactly `shares`, pulling assets rounded up.
     """
-    assets: uint256 = self._to_assets(shares, True)
+    assets: uint256 = self._assets_in(shares, self._entry_checked())
     self._deposit(receiver, assets, shares)
     return assets
 
@@ -232,9 +261,75 @@ def redeem(shares: uint256, receiver: address, owner: address) -> uint256:
 
 @internal
 @view
+def _engine_int(selector: Bytes[4]) -> (bool, int256):
+    """
+    @notice An int256 (or uint256 below 2**255) view of the engine, read
+            with a static raw_call: (False, 0) if it reverts.
+    """
+    ok: bool = False
+    response: Bytes[32] = b""
+    ok, response = raw_call(ENGINE, selector, max_outsize=32, is_static_call=True, revert_on_failure=False)
+    if not ok or len(response) != 32:
+        return (False, 0)
+    return (True, abi_decode(response, int256))
+
+
+@internal
+@view
 def _total_assets() -> uint256:
-    assets: int256 = convert(staticcall ASSET.balanceOf(self), int256) - staticcall IEngineValuation(ENGINE).traders_claim()
-    return convert(max(assets, 0), uint256)
+    cash: uint256 = staticcall ASSET.balanceOf(self)
+    reserve: uint256 = staticcall IEngineValuation(ENGINE).traders_reserve()
+    ok: bool = False
+    gain: int256 = 0
+    ok, gain = self._engine_int(method_id("traders_gain()"))
+    claimed: uint256 = reserve
+    if ok and gain >= 0:
+        claimed = min(convert(gain, uint256), reserve)
+    return cash - min(cash, claimed)
+
+
+@internal
+@view
+def _entry_assets() -> (bool, uint256):
+    """
+    @notice (whether the engine could value open positions, the deposit
+            valuation).
+    """
+    cash: uint256 = staticcall ASSET.balanceOf(self)
+    ok: bool = False
+    claim: int256 = 0
+    ok, claim = self._engine_int(method_id("traders_claim()"))
+    if not ok:
+        return (False, 0)
+    if claim < 0:
+        # a net trader loss: cash + |claim|, saturating
+        loss: uint256 = convert(-(claim + 1), uint256) + 1
+        return (True, cash + min(loss, max_value(uint256) - cash))
+    reserve: uint256 = staticcall IEngineValuation(ENGINE).traders_reserve()
+    return (True, cash - min(cash, min(convert(claim, uint256), reserve)))
+
+
+@internal
+@view
+def _entry_checked() -> uint256:
+    """
+    @notice The deposit valuation, or the reason deposits are closed.
+    """
+    ok: bool = False
+    assets: uint256 = 0
+    ok, assets = self._entry_assets()
+    assert ok, "vault: no valuation"
+    assert assets > 0 or erc20.totalSupply == 0, "vault: valuation at floor"
+    return assets
+
+
+@internal
+@view
+def _deposits_open() -> bool:
+    ok: bool = False
+    assets: uint256 = 0
+    ok, assets = self._entry_assets()
+    return ok and (assets > 0 or erc20.totalSupply == 0)
 
 
 @internal
@@ -254,6 +349,26 @@ def _to_shares(assets: uint256, roundup: bool) -> uint256:
 @view
 def _to_assets(shares: uint256, roundup: bool) -> uint256:
     return math._mul_div(shares, self._total_assets() + 1, erc20.totalSupply + 10**DECIMALS_OFFSET, roundup)
+
+
+@internal
+@view
+def _shares_in(assets: uint256, total: uint256) -> uint256:
+    """
+    @notice Shares a deposit of `assets` mints at the deposit valuation
+            `total`, rounded down.
+    """
+    return math._mul_div(assets, erc20.totalSupply + 10**DECIMALS_OFFSET, total + 1, False)
+
+
+@internal
+@view
+def _assets_in(shares: uint256, total: uint256) -> uint256:
+    """
+    @notice Assets a mint of `shares` pulls at the deposit valuation `total`,
+            rounded up.
+    """
+    return math._mul_div(shares, total + 1, erc20.totalSupply + 10**DECIMALS_OFFSET, True)
 
 
 @internal

@@ -47,6 +47,8 @@ exports: (
     positions.market_count,
     positions.order_count,
     positions.order_expiry,
+    positions.max_profit,
+    positions.total_cost,
 )
 
 EXITS: public(immutable(address))
@@ -163,6 +165,21 @@ def set_order_expiry(expiry: uint256):
     assert expiry >= positions.MIN_ORDER_EXPIRY and expiry <= positions.MAX_ORDER_EXPIRY, "params: order expiry"
     positions.order_expiry = expiry
     log positions.OrderExpirySet(expiry=expiry)
+
+
+@external
+def set_max_profit(max_profit: uint256):
+    """
+    @notice The payout cap, a fraction (1e18) of each position's entry
+            notional, bounded to [25%, 1000%]. Applies to every open position;
+            raising it raises the vault's reserve and reverts
+            "vault: capacity" when the vault's cash would not cover it.
+    """
+    ownable._check_owner()
+    assert max_profit >= positions.MIN_MAX_PROFIT and max_profit <= positions.MAX_MAX_PROFIT, "params: max profit"
+    positions.max_profit = max_profit
+    positions._check_capacity()
+    log positions.MaxProfitSet(max_profit=max_profit)
 
 
 # ---------------------------------------------------------------- forwarded to PerpExits
@@ -520,36 +537,51 @@ def traders_claim() -> int256:
     """
     @notice What all traders together would receive from the vault if every
             position closed now at the latest answers: net unrealised PnL
-            minus funding owed, from the aggregates, rounded up (so the
-            vault's valuation rounds down).
+            minus funding owed, from the aggregates, rounded up. It counts
+            losers' losses in full (even beyond their margin): the vault
+            values deposits with it, never redemptions (docs/solvency.md).
     """
     claim: int256 = 0
-    reserve: uint256 = 0
-    claim, reserve = self._valuation()
+    gain: uint256 = 0
+    claim, gain = self._valuation()
     return claim
+
+
+@external
+@view
+def traders_gain() -> uint256:
+    """
+    @notice What winners could claim now, counting no loss as an asset: per
+            market, the long side's and the short side's unrealised profit,
+            each floored at zero, plus net funding owed to traders; each
+            rounded up; at most traders_reserve (no position is paid beyond
+            its cap). The vault values redemptions with it.
+    """
+    claim: int256 = 0
+    gain: uint256 = 0
+    claim, gain = self._valuation()
+    return min(gain, positions._reserve())
 
 
 @external
 @view
 def traders_reserve() -> uint256:
     """
-    @notice Cash the vault keeps for what winners could claim now: per
-            market, the long side's and the short side's unrealised profit,
-            each floored at zero (one side's losses never offset the other
-            side's gains), plus net funding owed to traders; each rounded up.
+    @notice The most every open position together could take from the vault
+            at any price and any time: the sum of their payout caps,
+            ceil(max_profit * total_cost / (1e18 * SCALE)). Needs no price,
+            so it never reverts. Opening or increasing risk reverts
+            "vault: capacity" when the vault's cash would fall below it, and
             LP withdrawals cannot take the vault's cash below it.
     """
-    claim: int256 = 0
-    reserve: uint256 = 0
-    claim, reserve = self._valuation()
-    return reserve
+    return positions._reserve()
 
 
 @internal
 @view
 def _valuation() -> (int256, uint256):
     claim: int256 = 0
-    reserve: int256 = 0
+    gain: int256 = 0
     scale: int256 = convert(positions.SCALE, int256)
     for mid: uint256 in range(positions.MAX_MARKETS):
         if mid >= positions.market_count:
@@ -561,8 +593,8 @@ def _valuation() -> (int256, uint256):
         short_pnl: int256 = convert(st.short_cost, int256) - price * convert(st.short_oi, int256)
         owed: int256 = idx * (convert(st.long_oi, int256) - convert(st.short_oi, int256)) - st.sum_size_index
         claim += fp.div_ceil(long_pnl + short_pnl - owed, scale)
-        reserve += max(fp.div_ceil(long_pnl, scale), 0) + max(fp.div_ceil(short_pnl, scale), 0) + max(fp.div_ceil(-owed, scale), 0)
-    return (claim, convert(reserve, uint256))
+        gain += max(fp.div_ceil(long_pnl, scale), 0) + max(fp.div_ceil(short_pnl, scale), 0) + max(fp.div_ceil(-owed, scale), 0)
+    return (claim, convert(gain, uint256))
 
 
 # ---------------------------------------------------------------- internal: markets

@@ -146,7 +146,7 @@ def liquidate(account: address, market_id: uint256, adl_targets: DynArray[addres
     idx: int256 = positions._accrue(market_id, price)
     owed: int256 = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
     eff: int256 = convert(old.margin, int256) - owed
-    pnl: int256 = margin.upnl(old.size, old.entry_price, price, positions.SCALE)
+    pnl: int256 = positions._capped_pnl(margin.upnl(old.size, old.entry_price, price, positions.SCALE), owed, old.size, old.entry_price)
     equity: int256 = eff + pnl
     assert equity < convert(margin.requirement(old.size, price, p.mmf, positions.SCALE), int256), "position healthy"
 

@@ -277,6 +277,7 @@ def _open(o: positions.Order, price: uint256, p: positions.MarketParams):
     positions._write(account, mid, old, new)
     fund_fee: uint256 = fp.mul_div_down(fee, p.insurance_share, positions.WAD)
     positions._settle(owed + convert(fee - fund_fee, int256), fund_fee)
+    positions._check_capacity()
     log positions.PositionOpened(
         account=account,
         market_id=mid,
@@ -324,13 +325,18 @@ def _remove_margin(o: positions.Order, price: uint256, p: positions.MarketParams
     assert old.size != 0, "position: none"
     idx: int256 = positions._accrue(mid, price)
     owed: int256 = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
+    new: positions.Position = old
+    new.funding_index = idx
+    if owed < 0:
+        # Funding received stays accrued (the index is kept): the vault pays
+        # it only at a close, under the payout cap (docs/solvency.md).
+        owed = 0
+        new.funding_index = old.funding_index
     left: int256 = convert(old.margin, int256) - owed - convert(amount, int256)
     assert left >= convert(p.min_margin, int256), "margin: insufficient"
     pnl: int256 = min(margin.upnl(old.size, old.entry_price, price, positions.SCALE), 0)
     assert left + pnl >= convert(margin.requirement(old.size, price, p.imf, positions.SCALE), int256), "margin: below initial"
-    new: positions.Position = old
     new.margin = convert(left, uint256)
-    new.funding_index = idx
     positions._free[account] += amount
     positions._write(account, mid, old, new)
     positions._settle(owed, 0)

@@ -86,9 +86,12 @@ def _deleverage(
         released: int256 = eff
         if q < abs_size:
             released = fp.div_floor(eff * convert(q, int256), convert(abs_size, int256))
-        pnl: int256 = margin.upnl(closed, pos.entry_price, price, positions.SCALE)
-        part_equity: int256 = released + pnl
         left: int256 = eff - released
+        # What the vault pays for the closed part (its PnL less the whole
+        # position's funding, plus any funding debt the rest cannot pay) is
+        # capped at the closed part's payout cap.
+        pnl: int256 = positions._capped_pnl(margin.upnl(closed, pos.entry_price, price, positions.SCALE), owed + min(left, 0), closed, pos.entry_price)
+        part_equity: int256 = released + pnl
         if left < 0:
             # The rest owes more funding than its margin (healthy or not: its
             # price profit can exceed the debt): the closed part's proceeds

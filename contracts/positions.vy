@@ -59,6 +59,12 @@ DEFAULT_ORDER_EXPIRY: constant(uint256) = 7200  # two of a feed's 3,600 s heartb
 # The execution fee's cap, in whole tokens (100 USDC on a 6-decimal token):
 # it is paid from every order's escrow and every TP/SL payout.
 MAX_EXECUTION_FEE_TOKENS: constant(uint256) = 100
+# Solvency (docs/solvency.md): what a position can take from the vault, its
+# profit net of funding, is capped at max_profit times its entry notional.
+# 25% keeps every winner of a 20% move paid in full at any leverage.
+MIN_MAX_PROFIT: constant(uint256) = 25 * 10**16  # 25%
+MAX_MAX_PROFIT: constant(uint256) = 10 * 10**18  # 1000%
+DEFAULT_MAX_PROFIT: constant(uint256) = 5 * 10**17  # 50%
 
 # ---------------------------------------------------------------- structs
 
@@ -224,6 +230,9 @@ event MarketParamsSet:
 event PauserSet:
     pauser: indexed(address)
 
+event MaxProfitSet:
+    max_profit: uint256
+
 # ---------------------------------------------------------------- immutables
 
 COLLATERAL: public(immutable(IERC20))
@@ -283,6 +292,12 @@ _tp_sl_at: HashMap[address, HashMap[uint256, uint256]]
 # pending, nothing its account does can change how it executes (no second
 # order, no add_margin, no TP/SL change).
 _pending: HashMap[address, HashMap[uint256, uint256]]
+# Solvency: the payout cap (a fraction of entry notional, 1e18) and the sum
+# of |size| * entry_price over every open position of every market, so the
+# vault's reserve, ceil(max_profit * total_cost / (1e18 * SCALE)), is one
+# multiplication (docs/solvency.md).
+max_profit: public(uint256)
+total_cost: public(uint256)
 
 
 @deploy
@@ -292,6 +307,7 @@ def __init__(collateral: IERC20):
     assert decimals <= 36, "engine: token decimals"
     SCALE = 10 ** (36 - convert(decimals, uint256))
     self.order_expiry = DEFAULT_ORDER_EXPIRY
+    self.max_profit = DEFAULT_MAX_PROFIT
 
 
 @internal
@@ -474,6 +490,10 @@ def _write(account: address, mid: uint256, old: Position, new: Position):
         self._state[mid].short_oi = oi
         self._state[mid].short_cost = cost
     self._state[mid].sum_size_index = self._state[mid].sum_size_index - old.size * old.funding_index + new.size * new.funding_index
+    old_cost: uint256 = convert(abs(old.size), uint256) * old.entry_price
+    new_cost: uint256 = convert(abs(new.size), uint256) * new.entry_price
+    if old_cost != new_cost:
+        self.total_cost = self.total_cost + new_cost - old_cost
 
     if old.size == 0 and new.size != 0:
         self._add_member(account, mid, new.size)
@@ -538,7 +558,45 @@ def _effective_margin(pos: Position, mid: uint256, price: uint256) -> int256:
 @internal
 @view
 def _equity(pos: Position, mid: uint256, price: uint256) -> int256:
-    return self._effective_margin(pos, mid, price) + margin.upnl(pos.size, pos.entry_price, price, SCALE)
+    """
+    @notice margin - funding owed + upnl, the upnl cut at the payout cap.
+    """
+    owed: int256 = funding.owed(pos.size, self._pending_index(mid, price), pos.funding_index, SCALE)
+    pnl: int256 = self._capped_pnl(margin.upnl(pos.size, pos.entry_price, price, SCALE), owed, pos.size, pos.entry_price)
+    return convert(pos.margin, int256) - owed + pnl
+
+
+@internal
+@view
+def _capped_pnl(pnl: int256, owed: int256, size: int256, entry: uint256) -> int256:
+    """
+    @notice `pnl` of `size` (or the closed part of a position) cut so that
+            what the vault pays for it, pnl - owed (price profit plus funding
+            received), is at most max_profit times the part's entry notional,
+            rounded down: cap = floor(max_profit * |size| * entry / (1e18 * SCALE)).
+    """
+    cap: uint256 = fp.mul_div_down(self.max_profit, convert(abs(size), uint256) * entry, WAD * SCALE)
+    return min(pnl, convert(cap, int256) + owed)
+
+
+@internal
+@view
+def _reserve() -> uint256:
+    """
+    @notice The most every open position together could take from the vault
+            at any price: the sum of their payout caps, rounded up:
+            ceil(max_profit * total_cost / (1e18 * SCALE)).
+    """
+    return fp.mul_div_up(self.max_profit, self.total_cost, WAD * SCALE)
+
+
+@internal
+@view
+def _check_capacity():
+    """
+    @notice The solvency invariant: the vault's cash covers the reserve.
+    """
+    assert staticcall COLLATERAL.balanceOf(self.vault.address) >= self._reserve(), "vault: capacity"
 
 
 @internal
@@ -555,13 +613,15 @@ def _reduce(
     """
     owed: int256 = funding.owed(old.size, idx, old.funding_index, SCALE)
     eff: int256 = convert(old.margin, int256) - owed
-    total_pnl: int256 = margin.upnl(old.size, old.entry_price, price, SCALE)
+    total_pnl: int256 = self._capped_pnl(margin.upnl(old.size, old.entry_price, price, SCALE), owed, old.size, old.entry_price)
     assert eff + total_pnl >= convert(margin.requirement(old.size, price, p.mmf, SCALE), int256), "position: liquidatable"
     full: bool = closed == old.size
     released: int256 = eff
     if not full:
         released = fp.div_floor(eff * abs(closed), abs(old.size))
-    pnl: int256 = margin.upnl(closed, old.entry_price, price, SCALE)
+    # The whole position's funding settles now: what the vault pays, the
+    # closed part's PnL less that funding, is capped by the closed part.
+    pnl: int256 = self._capped_pnl(margin.upnl(closed, old.entry_price, price, SCALE), owed, closed, old.entry_price)
     fee: uint256 = margin.requirement(closed, price, p.trading_fee, SCALE)
     payout: int256 = released + pnl - convert(fee, int256)
     exec_fee: uint256 = 0

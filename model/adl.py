@@ -54,9 +54,11 @@ def _deleverage(w, mid, job, targets, price, idx, p):
         released = eff
         if q < abs_size:
             released = div_floor(eff * q, abs_size)
-        pnl = margin.upnl(closed, pos.entry_price, price, scale)
-        part_equity = released + pnl
         left = eff - released
+        # the vault's payment for the closed part is capped (adl.vy)
+        pnl = P._capped_pnl(w, margin.upnl(closed, pos.entry_price, price, scale), owed + min(left, 0), closed,
+                            pos.entry_price)
+        part_equity = released + pnl
         if left < 0:
             # The rest owes more funding than its margin: the closed part's
             # proceeds settle that debt first (adl.vy says why).

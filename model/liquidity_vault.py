@@ -1,9 +1,11 @@
 """Mirror of contracts/LiquidityVault.vy: ERC-4626 shares over cash minus
-what traders could claim, snekmate's virtual-share formula."""
+what traders could claim, snekmate's virtual-share formula; redemptions at
+cash - min(traders_gain, reserve), deposits at cash - min(traders_claim,
+reserve)."""
 
 from dataclasses import dataclass, field
 
-from model.fixed_point import MAX_UINT256, check, mul_div_down, mul_div_up
+from model.fixed_point import MAX_UINT256, Revert, check, mul_div_down, mul_div_up
 
 DECIMALS_OFFSET = 3
 ZERO = "0x" + "00" * 20
@@ -21,10 +23,58 @@ def cash(w):
     return w.token.balance_of(w.vault_address)
 
 
+def _engine_view(w, view):
+    """LiquidityVault._engine_uint: (ok, value); a revert is (False, 0)"""
+    try:
+        return True, view(w)
+    except Revert:
+        return False, 0
+
+
 def total_assets(w):
     """LiquidityVault._total_assets"""
-    from model.perp_engine import traders_claim
-    return max(cash(w) - traders_claim(w), 0)
+    from model.perp_engine import traders_gain, traders_reserve
+    c, reserve = cash(w), traders_reserve(w)
+    ok, gain = _engine_view(w, traders_gain)
+    if not ok:
+        gain = reserve
+    return c - min(c, min(gain, reserve))
+
+
+def entry_assets(w):
+    """LiquidityVault._entry_assets: (ok, the deposit valuation)"""
+    from model.perp_engine import traders_claim, traders_reserve
+    c = cash(w)
+    ok, claim = _engine_view(w, traders_claim)
+    if not ok:
+        return False, 0
+    if claim < 0:
+        return True, min(c - claim, MAX_UINT256)
+    return True, c - min(c, min(claim, traders_reserve(w)))
+
+
+def _entry_checked(w):
+    """LiquidityVault._entry_checked"""
+    ok, assets = entry_assets(w)
+    check(ok, "vault: no valuation")
+    check(assets > 0 or w.v.total_supply == 0, "vault: valuation at floor")
+    return assets
+
+
+def deposits_open(w):
+    """LiquidityVault._deposits_open (maxDeposit, maxMint: MAX_UINT256 or 0)"""
+    ok, assets = entry_assets(w)
+    return ok and (assets > 0 or w.v.total_supply == 0)
+
+
+def shares_in(w, assets, total):
+    """LiquidityVault._shares_in"""
+    return mul_div_down(assets, w.v.total_supply + 10**DECIMALS_OFFSET, total + 1)
+
+
+def assets_in(w, shares, total):
+    """LiquidityVault._assets_in"""
+    return mul_div_up(shares, total + 1, w.v.total_supply + 10**DECIMALS_OFFSET)
 
 
 def free_cash(w):
@@ -63,14 +113,14 @@ def max_redeem(w, owner):
 
 def deposit(w, assets, receiver):
     """LiquidityVault.deposit"""
-    shares = to_shares(w, assets, False)
+    shares = shares_in(w, assets, _entry_checked(w))
     _deposit(w, receiver, assets, shares)
     return shares
 
 
 def mint(w, shares, receiver):
     """LiquidityVault.mint"""
-    assets = to_assets(w, shares, True)
+    assets = assets_in(w, shares, _entry_checked(w))
     _deposit(w, receiver, assets, shares)
     return assets
 

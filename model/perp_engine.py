@@ -80,6 +80,15 @@ def set_order_expiry(w, expiry):
     w.log("OrderExpirySet", expiry=expiry)
 
 
+def set_max_profit(w, max_profit):
+    """PerpEngine.set_max_profit"""
+    _check_owner(w)
+    check(P.MIN_MAX_PROFIT <= max_profit <= P.MAX_MAX_PROFIT, "params: max profit")
+    w.e.max_profit = max_profit
+    P._check_capacity(w)
+    w.log("MaxProfitSet", max_profit=max_profit)
+
+
 def set_pauser(w, pauser):
     """PerpEngine.set_pauser"""
     _check_owner(w)
@@ -245,15 +254,20 @@ def traders_claim(w):
     return _valuation(w)[0]
 
 
+def traders_gain(w):
+    """PerpEngine.traders_gain"""
+    return min(_valuation(w)[1], P._reserve(w))
+
+
 def traders_reserve(w):
     """PerpEngine.traders_reserve"""
-    return _valuation(w)[1]
+    return P._reserve(w)
 
 
 def _valuation(w):
     """PerpEngine._valuation"""
     from model.fixed_point import div_ceil
-    claim = reserve = 0
+    claim = gain = 0
     scale = w.e.scale
     for mid in range(w.e.market_count):
         price = P._price(w, mid, False)
@@ -263,5 +277,5 @@ def _valuation(w):
         short_pnl = st.short_cost - price * st.short_oi
         owed = idx * (st.long_oi - st.short_oi) - st.sum_size_index
         claim += div_ceil(long_pnl + short_pnl - owed, scale)
-        reserve += max(div_ceil(long_pnl, scale), 0) + max(div_ceil(short_pnl, scale), 0) + max(div_ceil(-owed, scale), 0)
-    return claim, reserve
+        gain += max(div_ceil(long_pnl, scale), 0) + max(div_ceil(short_pnl, scale), 0) + max(div_ceil(-owed, scale), 0)
+    return claim, gain

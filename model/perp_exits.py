@@ -66,7 +66,7 @@ def liquidate(w, account, mid, adl_targets):
     idx = P._accrue(w, mid, price)
     owed = funding.owed(old.size, idx, old.funding_index, scale)
     eff = old.margin - owed
-    pnl = margin.upnl(old.size, old.entry_price, price, scale)
+    pnl = P._capped_pnl(w, margin.upnl(old.size, old.entry_price, price, scale), owed, old.size, old.entry_price)
     equity = eff + pnl
     check(equity < margin.requirement(old.size, price, p.mmf, scale), "position healthy")
 

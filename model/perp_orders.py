@@ -146,6 +146,7 @@ def _open(w, o, price, p):
     P._write(w, account, mid, old, new)
     fund_fee = mul_div_down(fee, p.insurance_share, WAD)
     P._settle(w, owed + (fee - fund_fee), fund_fee)
+    P._check_capacity(w)
     w.log("PositionOpened", account=account, market_id=mid, size_delta=size_delta, price=price,
           margin_added=margin_in, fee=fee, funding_paid=owed, size=new.size, entry_price=new.entry_price)
 
@@ -174,13 +175,17 @@ def _remove_margin(w, o, price, p):
     scale = w.e.scale
     idx = P._accrue(w, mid, price)
     owed = funding.owed(old.size, idx, old.funding_index, scale)
+    new = replace(old)
+    new.funding_index = idx
+    if owed < 0:
+        # funding received stays accrued: paid only at a close, under the cap
+        owed = 0
+        new.funding_index = old.funding_index
     left = old.margin - owed - amount
     check(left >= p.min_margin, "margin: insufficient")
     pnl = min(margin.upnl(old.size, old.entry_price, price, scale), 0)
     check(left + pnl >= margin.requirement(old.size, price, p.imf, scale), "margin: below initial")
-    new = replace(old)
     new.margin = left
-    new.funding_index = idx
     w.e.free[account] = w.e.free.get(account, 0) + amount
     P._write(w, account, mid, old, new)
     P._settle(w, owed, 0)

@@ -34,6 +34,9 @@ MIN_ORDER_EXPIRY = 60
 MAX_ORDER_EXPIRY = 7 * 86400
 DEFAULT_ORDER_EXPIRY = 7200
 MAX_EXECUTION_FEE_TOKENS = 100
+MIN_MAX_PROFIT = 25 * 10**16
+MAX_MAX_PROFIT = 10 * 10**18
+DEFAULT_MAX_PROFIT = 5 * 10**17
 
 
 @dataclass
@@ -126,6 +129,8 @@ class EngineState:
     orders: dict = field(default_factory=dict)  # order id -> Order (pending only)
     tp_sl_at: dict = field(default_factory=dict)  # (account, market_id) -> block time
     pending: dict = field(default_factory=dict)  # (account, market_id) -> (last order id, expires_at), never cleared
+    max_profit: int = DEFAULT_MAX_PROFIT
+    total_cost: int = 0  # sum of |size| * entry_price over every open position
 
 
 def side_key(mid, size):
@@ -234,6 +239,9 @@ def _write(w, account, mid, old, new):
             cost += -new.size * new.entry_price
         st.short_oi, st.short_cost = oi, cost
     st.sum_size_index = st.sum_size_index - old.size * old.funding_index + new.size * new.funding_index
+    old_cost, new_cost = abs(old.size) * old.entry_price, abs(new.size) * new.entry_price
+    if old_cost != new_cost:
+        w.e.total_cost = w.e.total_cost + new_cost - old_cost
 
     if old.size == 0 and new.size != 0:
         _add_member(w, account, mid, new.size)
@@ -276,8 +284,26 @@ def _effective_margin(w, pos, mid, price):
 
 
 def _equity(w, pos, mid, price):
-    """positions._equity"""
-    return _effective_margin(w, pos, mid, price) + margin.upnl(pos.size, pos.entry_price, price, w.e.scale)
+    """positions._equity: the upnl cut at the payout cap"""
+    owed = funding.owed(pos.size, _pending_index(w, mid, price), pos.funding_index, w.e.scale)
+    pnl = _capped_pnl(w, margin.upnl(pos.size, pos.entry_price, price, w.e.scale), owed, pos.size, pos.entry_price)
+    return pos.margin - owed + pnl
+
+
+def _capped_pnl(w, pnl, owed, size, entry):
+    """positions._capped_pnl: pnl - owed at most floor(max_profit * |size| * entry / (1e18 * SCALE))"""
+    cap = mul_div_down(w.e.max_profit, abs(size) * entry, WAD * w.e.scale)
+    return min(pnl, cap + owed)
+
+
+def _reserve(w):
+    """positions._reserve: ceil(max_profit * total_cost / (1e18 * SCALE))"""
+    return mul_div_up(w.e.max_profit, w.e.total_cost, WAD * w.e.scale)
+
+
+def _check_capacity(w):
+    """positions._check_capacity"""
+    check(w.token.balance_of(w.e.vault) >= _reserve(w), "vault: capacity")
 
 
 def _reduce(w, account, mid, old, closed, price, idx, p, keeper):
@@ -285,13 +311,13 @@ def _reduce(w, account, mid, old, closed, price, idx, p, keeper):
     scale = w.e.scale
     owed = funding.owed(old.size, idx, old.funding_index, scale)
     eff = old.margin - owed
-    total_pnl = margin.upnl(old.size, old.entry_price, price, scale)
+    total_pnl = _capped_pnl(w, margin.upnl(old.size, old.entry_price, price, scale), owed, old.size, old.entry_price)
     check(eff + total_pnl >= margin.requirement(old.size, price, p.mmf, scale), "position: liquidatable")
     full = closed == old.size
     released = eff
     if not full:
         released = div_floor(eff * abs(closed), abs(old.size))
-    pnl = margin.upnl(closed, old.entry_price, price, scale)
+    pnl = _capped_pnl(w, margin.upnl(closed, old.entry_price, price, scale), owed, closed, old.entry_price)
     fee = margin.requirement(closed, price, p.trading_fee, scale)
     payout = released + pnl - fee
     exec_fee = 0

@@ -217,6 +217,9 @@ def read_state(p, accounts):
     s["vault.free_cash"] = v.free_cash()
     s["traders_claim"] = e.traders_claim()
     s["traders_reserve"] = e.traders_reserve()
+    s["traders_gain"] = e.traders_gain()
+    s["vault.entry_assets"] = v.entry_assets()
+    s["solvency"] = (e.max_profit(), e.total_cost())
     s["paused"] = e.paused()
     s["orders"] = (e.order_count(), e.order_expiry())
     for oid in range(1, e.order_count() + 1):
@@ -255,6 +258,9 @@ def model_state(w, accounts):
     s["vault.free_cash"] = w.view("vault.free_cash")
     s["traders_claim"] = w.view("traders_claim")
     s["traders_reserve"] = w.view("traders_reserve")
+    s["traders_gain"] = w.view("traders_gain")
+    s["vault.entry_assets"] = w.view("vault.entry_assets")[1]
+    s["solvency"] = (w.e.max_profit, w.e.total_cost)
     s["paused"] = w.e.paused
     s["orders"] = (w.e.order_count, w.e.order_expiry)
     for oid in sorted(w.e.orders):

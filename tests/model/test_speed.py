@@ -32,7 +32,7 @@ def build_book(n=N_ACCOUNTS):
     per_market = 2 * MAX_SIDE_POSITIONS
     n_markets = -(-n // per_market)
     btc = default_markets()[0]
-    w = make_world(markets=[dict(btc, name=f"BTC-{i}") for i in range(n_markets)], traders=[])
+    w = make_world(markets=[dict(btc, name=f"BTC-{i}") for i in range(n_markets)], traders=[], lp_assets=10**9 * USDC)
     accounts = [address(0x10_0000 + k) for k in range(n)]
     price = price_of(w, 0)
     size = WAD // 10

@@ -99,17 +99,21 @@ def check_funding(w, before, events, where=""):
         elif name == "PositionClosed":
             nonfunding += -f["pnl"] + f["fee"] - mul_div_down(f["fee"], w.e.params[f["market_id"]].insurance_share, WAD)
         elif name == "PositionLiquidated":
-            size, entry, _, _ = positions[(f["account"], f["market_id"])]
-            nonfunding += -margin.upnl(size, entry, f["price"], scale) - f["bad_debt"]
+            size, entry, _, fi = positions[(f["account"], f["market_id"])]
+            # the PnL under the payout cap (docs/solvency.md), as liquidate computes it
+            o = owed(size, w.e.state[f["market_id"]].funding_index, fi, scale)
+            pnl = P._capped_pnl(w, margin.upnl(size, entry, f["price"], scale), o, size, entry)
+            nonfunding += -pnl - f["bad_debt"]
         elif name == "AutoDeleveraged":
             mid = f["market_id"]
             size, entry, m, fi = positions[(f["target"], mid)]
             idx_a = w.e.state[mid].funding_index
             price = P._price(w, mid, False)
             q, closed = abs(f["size"]), f["size"]
-            eff = m - owed(size, idx_a, fi, scale)
+            o = owed(size, idx_a, fi, scale)
+            eff = m - o
             released = eff if q == abs(size) else div_floor(eff * q, abs(size))
-            pnl = margin.upnl(closed, entry, price, scale)
+            pnl = P._capped_pnl(w, margin.upnl(closed, entry, price, scale), o + min(eff - released, 0), closed, entry)
             part = released + pnl + min(eff - released, 0)
             nonfunding += -pnl + f["haircut"] + min(part, 0)
         elif name == "InsuranceFundDrawn":

@@ -70,7 +70,12 @@ LABELS = ("liquidation", "bad debt", "partial ADL", "full ADL", "socialized loss
           "edge: fresh at exactly max_price_age", "edge: stale at max_price_age + 1",
           "edge: refused in the request's second", "edge: executed one second after the request",
           "edge: identical positions, equal ADL scores", "edge: equal ADL scores ranked by address",
-          "edge: stop at the liquidation price refused", "edge: stop one unit inside accepted")
+          "edge: stop at the liquidation price refused", "edge: stop one unit inside accepted",
+          # solvency (docs/solvency.md): an open refused for the vault's
+          # capacity; a raised payout cap refused; the vault's cash exactly
+          # at its reserve after an LP's withdrawal
+          "cancelled: vault: capacity", "set_max_profit refused: vault: capacity",
+          "edge: vault cash exactly at the reserve")
 # Verbs that touch no market (the funding property is checked after every other success).
 NOT_ENGINE = ("token.", "vault.", "fund.", "feed")
 # ADL lists: the model's ranking, or one broken on purpose (see _wrong_list).
@@ -144,6 +149,7 @@ def model_state(w, accounts, touched=None, valuation=True, orders=(), tp_sl_at=F
     stored[("bal", "vault")] = bal.get(w.vault_address, 0)
     stored[("bal", "fund")] = bal.get(w.fund_address, 0)
     stored[("vault.supply",)] = w.v.total_supply
+    stored[("solvency",)] = (e.max_profit, e.total_cost)
     ks = _keys(accounts)
     pairs = ks["pairs"]
     free, shares = e.free, w.v.balances
@@ -186,7 +192,8 @@ def model_state(w, accounts, touched=None, valuation=True, orders=(), tp_sl_at=F
                       if v != (0, 0) and (k := a.lower()) in low)
     if valuation:
         views[("valuation",)] = (liquidity_vault.total_assets(w), liquidity_vault.free_cash(w),
-                                 perp_engine.traders_claim(w))
+                                 perp_engine.traders_claim(w), perp_engine.traders_gain(w),
+                                 perp_engine.traders_reserve(w), liquidity_vault.entry_assets(w)[1])
     return stored, views
 
 
@@ -238,6 +245,14 @@ def check_invariants(stored, accounts, minted, where, scale=10**30):
             assert q == (0, 0, 0, 0, "0x" + "00" * 20, 0), f"{where}: stale pending record {q}"
     # 11. the insurance fund never negative (the model's ints can be)
     assert stored[("bal", "fund")] >= 0
+    # 7. solvency: total_cost is the sum of |size| * entry over open
+    #    positions, and the vault's cash covers the reserve (every position's
+    #    payout cap, rounded up), after every step
+    max_profit, total_cost = stored[("solvency",)]
+    assert total_cost == sum(abs(p[0]) * p[1] for ps in open_ for _, p in ps), f"{where}: total_cost {total_cost}"
+    reserve = -(-max_profit * total_cost // (10**18 * scale))
+    assert stored[("bal", "vault")] >= reserve, (
+        f"{where}: invariant 7: vault cash {stored[('bal', 'vault')]} < reserve {reserve}")
 
 
 def diff(chain, model, what):
@@ -502,16 +517,12 @@ class BackstopActions(RuleBasedStateMachine):
         sides; the engine ends holding nothing and the vault only the
         virtual shares' part and rounding. Losers first: a loser's margin,
         held by the engine, pays its loss into the vault before a winner
-        takes its profit from there (docs/decisions.md: the reserve nets
-        positions within one side, so winner-first can strand a winner).
+        takes its profit from there.
 
-        The one exemption, a documented limitation: LPs may withdraw down to
-        the reserve at today's prices, and the price may move on, so the
-        winners' profit can outgrow the vault's cash. When the exit starts
-        with cash below the reserve (or a loss is socialized during it), a
-        winner's close may revert "vault: insufficient cash" and only that;
-        losers, withdrawals and everything else must still go through, and
-        the engine then holds exactly the stranded winners' margins."""
+        No exemption: the vault's cash covers every position's payout cap
+        (invariant 7, docs/solvency.md), so no close, liquidation or ADL fill
+        may revert for lack of cash, whatever the price did since the LPs
+        last withdrew."""
         tw, w = self.tw, self.w
         acted, keeper, owner = tw.acted_total, self.r["keeper"], self.r["owner"]
 
@@ -521,15 +532,12 @@ class BackstopActions(RuleBasedStateMachine):
                     f"funding): {[(k[0][:8], k[1], p.size, p.entry_price, p.margin, self._gain(k)) for k, p in sorted(w.e.positions.items())][:12]}")
 
         self._refresh_prices()
-        vault_short = liquidity_vault.cash(w) < perp_engine.traders_reserve(w)
 
         def must(sender, verb, *args):
-            nonlocal vault_short
             self._refresh_prices()
             reason = self.act(sender, verb, *args)
             assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason} (exit: {verb})"
             assert reason is None, f"exit: {verb}{_short(args)} from {sender} reverted {reason!r}; {state()}"
-            vault_short |= any(n == "BadDebtSocialized" for n, _ in tw.call_events)
 
         # Pending orders first: each executes (a later round first where its
         # feed has none) or, expired, is cancelled by its requester.
@@ -543,14 +551,13 @@ class BackstopActions(RuleBasedStateMachine):
                 tw.restamp(o.market_id, owner)
             must(keeper, "execute_order", oid)
         assert not w.e.orders
-        stranded = set()  # winners whose close found too little cash, since the last close that went through
         for _ in range(6 * len(w.e.positions) + 10):
             pending = sorted(m for m, q in w.e.adl_pending.items() if q.remaining)
             if pending:
                 mid = pending[0]
                 must(keeper, "deleverage", mid, self.ranking(mid, w.e.adl_pending[mid].bankrupt_size))
                 continue
-            left = [k for k in w.e.positions if k not in stranded]
+            left = list(w.e.positions)
             if not left:
                 break
             self._refresh_prices()
@@ -558,7 +565,6 @@ class BackstopActions(RuleBasedStateMachine):
             if due:
                 a, mid = due[0]
                 must(keeper, "liquidate", a, mid, perp_engine.adl_ranking(w, a, mid))
-                stranded.clear()
                 continue
             a, mid = min(left, key=lambda k: (self._gain(k), k))
             size = w.e.positions[(a, mid)].size
@@ -573,7 +579,6 @@ class BackstopActions(RuleBasedStateMachine):
             must(keeper, "execute_order", oid)
             status, reason = tw.outcome()
             if status == "executed":
-                stranded.clear()  # cash came in (or went out): the stranded may try again
                 continue
             if reason == "position: liquidatable":
                 # it crossed its maintenance margin in the order's two blocks:
@@ -581,14 +586,9 @@ class BackstopActions(RuleBasedStateMachine):
                 assert self.at_next_block(perp_engine.is_liquidatable, a, mid), (
                     f"exit: close of {a} market {mid} cancelled 'position: liquidatable' but it is not; {state()}")
                 continue
-            assert reason == "vault: insufficient cash" and vault_short and self._gain((a, mid)) > 0, (
-                f"exit: close of {a} market {mid} cancelled {reason!r} (vault short at the start or after "
-                f"a socialized loss: {vault_short}); {state()}")
-            stranded.add((a, mid))
-        assert set(w.e.positions) == stranded and not any(q.remaining for q in w.e.adl_pending.values()), (
+            raise AssertionError(f"exit: close of {a} market {mid} cancelled {reason!r}; {state()}")
+        assert not w.e.positions and not any(q.remaining for q in w.e.adl_pending.values()), (
             f"exit: did not finish; {state()}")
-        if stranded:
-            self.stats["exits with the vault short"] += 1
         for a in sorted(x for x, v in w.e.free.items() if v):
             must(a, "withdraw", w.e.free[a])
         margins = sum(p.margin for p in w.e.positions.values())
@@ -613,7 +613,7 @@ class BackstopActions(RuleBasedStateMachine):
         # what the virtual shares (10**DECIMALS_OFFSET) own, plus a unit of
         # floor per redemption and per LP's worthless remainder
         dust = (cash + 1) * 10**liquidity_vault.DECIMALS_OFFSET // (supply + 10**liquidity_vault.DECIMALS_OFFSET)
-        assert stranded or liquidity_vault.cash(w) <= dust + 2 * len(lps) + 2, (
+        assert liquidity_vault.cash(w) <= dust + 2 * len(lps) + 2, (
             f"exit: the vault kept {liquidity_vault.cash(w)} > dust {dust} after every LP redeemed")
         stored, _ = tw.compare(self.touched, valuation=True)
         check_invariants(stored, tw.accounts, tw.minted, f"{self.b.name} after every exit", w.e.scale)
@@ -1667,7 +1667,31 @@ class BackstopMachine(BackstopActions):
             self.act(a, "vault.redeem", shares * frac // 10_000, a, a)
         else:
             m = liquidity_vault.max_withdraw(self.w, a)
-            self.act(a, "vault.withdraw", m * frac // 10_000 if frac <= 10_000 else m + 1, a, a)
+            reason = self.act(a, "vault.withdraw", m * frac // 10_000 if frac <= 10_000 else m + 1, a, a)
+            if reason is None and liquidity_vault.cash(self.w) == perp_engine.traders_reserve(self.w) > 0:
+                self.step_labels.add("edge: vault cash exactly at the reserve")
+
+    @rule()
+    def vault_to_capacity(self):
+        """Edge: both LPs withdraw all they may, one after the other, so the
+        vault's cash ends exactly at the reserve (when their shares are worth
+        that much); the next open then finds no capacity."""
+        self.valuation = True
+        for a in self.session.lps:
+            if m := liquidity_vault.max_withdraw(self.w, a):
+                assert self.act(a, "vault.withdraw", m, a, a) is None
+        if liquidity_vault.cash(self.w) == perp_engine.traders_reserve(self.w) > 0:
+            self.step_labels.add("edge: vault cash exactly at the reserve")
+
+    @rule(who=st.sampled_from(["owner", "owner", "owner", "keeper"]),
+          max_profit=st.sampled_from([25 * 10**16 - 1, 25 * 10**16, 5 * 10**17, 5 * 10**17, 10**18, 3 * 10**18,
+                                      10 * 10**18, 10 * 10**18 + 1]))
+    def set_max_profit(self, who, max_profit):
+        """The owner moves the payout cap within [25%, 1000%] of entry
+        notional; raising it past what the vault's cash covers is refused."""
+        self.valuation = True
+        if self.act(self.r[who], "set_max_profit", max_profit) == "vault: capacity":
+            self.step_labels.add("set_max_profit refused: vault: capacity")
 
     @rule(top_up=st.booleans(), amount=st.sampled_from([1, 1_000 * USDC, 100_000 * USDC]),
           frac=st.sampled_from([1, 5_000, 10_000]))

@@ -246,8 +246,11 @@ def test_open_order__size_just_under_2_120__passes_the_size_check(funded, trader
                          reason="collateral: insufficient", at="execution")
 
 
-def test_open_order__increase_to_2_120__cancelled_too_large(twin, owner, trader, keeper):
+def test_open_order__increase_to_2_120__cancelled_too_large(twin, owner, trader, keeper, lp):
     expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, max_open_interest=2**120))
+    # the vault's capacity for a 2**120 position at 1e-8 USD (6.6 billion USDC of notional)
+    mint_tokens(twin, lp, 10**16, lp)
+    expect_ok(twin, lp, "vault.deposit", 10**16, lp)
     twin.set_price(0, 1, owner)  # 1e-8 USD: a 2**119 position is cheap
     price = 10**10
     mint_tokens(twin, trader, 10**20, trader)

@@ -83,13 +83,19 @@ def test_views__positions_market_and_funding__match_the_spec_formulas(twin, owne
     aggregate = NOW * (3 * WAD // 2) - st[2] + st[3] - (idx * (3 * WAD // 2) - sum_size_index)
     assert e.traders_claim() == ceil_div(aggregate, SCALE)
     assert sum(claims) <= e.traders_claim() <= sum(claims) + len(claims)
-    # traders_reserve: each side's unrealised profit and the funding owed to
-    # traders, each floored at zero, each rounded up. Here only the long side wins.
+    # traders_gain: each side's unrealised profit and the funding owed to
+    # traders, each floored at zero, each rounded up (at most the reserve).
+    # Here only the long side wins.
     long_pnl, short_pnl = NOW * 2 * WAD - st[2], st[3] - NOW * (WAD // 2)
     funding_to_traders = sum_size_index - idx * (3 * WAD // 2)
     assert long_pnl > 0 > short_pnl and funding_to_traders < 0
-    assert e.traders_reserve() == ceil_div(long_pnl, SCALE)
+    assert e.traders_gain() == ceil_div(long_pnl, SCALE)
+    # traders_reserve: every position's payout cap, ceil(max_profit *
+    # sum(|size| * entry) / (1e18 * SCALE)), whatever the price.
+    assert e.total_cost() == st[2] + st[3]
+    assert e.traders_reserve() == ceil_div(e.max_profit() * (st[2] + st[3]), WAD * SCALE)
     assert twin.p.vault.free_cash() == twin.p.vault.cash() - e.traders_reserve()
+    assert twin.p.vault.totalAssets() == twin.p.vault.cash() - e.traders_gain()
     twin.assert_same()
 
 

@@ -1,17 +1,21 @@
 """LiquidityVault.withdraw and redeem against free cash: LPs cannot take the
-cash that open positions could claim now (traders_claim)."""
+cash that the reserve (every open position's payout cap) needs, and the
+redemption valuation counts no trader loss as an asset (docs/solvency.md).
+Default devnet parameters: max_profit 50% of entry notional."""
 
 import pytest
 
 from tests.unit.perp_engine.helpers import (
-    USDC, WAD, btc, expect_ok, expect_order_ok, expect_order_refused, expect_revert, params, position)
+    USDC, WAD, btc, expect_ok, expect_order_ok, expect_revert, params, position)
+
+SCALE = 10**30  # 36 - 6 decimals
 
 
 @pytest.fixture
 def long_100_btc(twin, owner, trader, keeper):
     """A 100 BTC long at 80,000 (an order the keeper executed), without
     funding: the claim (and so free cash) must not move between reading it
-    and the next block."""
+    and the next block. Entry notional 8,000,000: reserve 4,000,000."""
     expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, funding_k=0, max_funding_rate=0))
     expect_ok(twin, trader, "deposit", 1_000_000 * USDC)
     expect_order_ok(twin, trader, 0, 100 * WAD, 100_000 * USDC, 80_000 * WAD, keeper)
@@ -21,16 +25,17 @@ def long_100_btc(twin, owner, trader, keeper):
 def test_withdraw__traders_in_profit__capped_at_free_cash_and_the_winner_is_paid(
         long_100_btc, owner, trader, keeper, lp):
     twin, v, e, tok = long_100_btc, long_100_btc.p.vault, long_100_btc.p.engine, long_100_btc.p.token
+    assert e.traders_reserve() == 4_000_000 * USDC
     twin.set_price(0, btc(88_000), owner)  # +800,000 USDC to the long
-    claim = e.traders_claim()
-    assert claim > 790_000 * USDC
+    assert e.traders_gain() == 800_000 * USDC
     free = v.free_cash()
-    assert free == v.cash() - claim == v.totalAssets()
+    assert free == v.cash() - 4_000_000 * USDC
+    assert v.totalAssets() == v.cash() - 800_000 * USDC  # the redemption valuation
     assert v.maxWithdraw(lp) <= free
     expect_revert(twin, lp, "vault.withdraw", free + 1, lp, lp, reason="vault: exceeds free cash")
-    # Everything the LP can take leaves the claim in the vault...
+    # Everything the LP can take leaves the reserve in the vault...
     expect_ok(twin, lp, "vault.redeem", v.maxRedeem(lp), lp, lp)
-    assert v.cash() >= claim
+    assert v.cash() >= e.traders_reserve()
     # ...and the trader is paid in full (a close order, executed by the keeper).
     free_before = e.free_collateral(trader)
     expect_order_ok(twin, trader, 0, -100 * WAD, 0, 0, keeper)
@@ -41,13 +46,15 @@ def test_withdraw__traders_in_profit__capped_at_free_cash_and_the_winner_is_paid
     twin.assert_same()
 
 
-def test_redeem__traders_in_loss__capped_at_cash(long_100_btc, owner, lp):
+def test_redeem__traders_in_loss__the_loss_is_not_an_asset_until_collected(long_100_btc, owner, lp):
     twin, v, e = long_100_btc, long_100_btc.p.vault, long_100_btc.p.engine
     twin.set_price(0, btc(79_600), owner)  # -40,000 USDC to the long: the vault's, not yet in cash
-    assert e.traders_claim() < -39_000 * USDC
-    assert v.totalAssets() > v.cash() == v.free_cash()
+    assert e.traders_claim() == -40_000 * USDC
+    # redemptions count no loss; deposits count it (a deposit never buys in below the vault's worth)
+    assert e.traders_gain() == 0 and v.totalAssets() == v.cash()
+    assert v.entry_assets() == v.cash() + 40_000 * USDC
+    assert v.free_cash() == v.cash() - 4_000_000 * USDC
     shares = v.balanceOf(lp)
-    assert v.convertToAssets(shares) > v.free_cash()
     expect_revert(twin, lp, "vault.redeem", shares, lp, lp, reason="vault: exceeds free cash")
     expect_revert(twin, lp, "vault.withdraw", v.free_cash() + 1, lp, lp, reason="vault: exceeds free cash")
     assert v.maxRedeem(lp) < shares
@@ -56,26 +63,26 @@ def test_redeem__traders_in_loss__capped_at_cash(long_100_btc, owner, lp):
     twin.assert_same()
 
 
-def test_close__profit_beyond_the_vault_cash__cancelled_insufficient_cash_until_lps_deposit(
-        twin, owner, trader, keeper, lp):
-    """The known limitation (docs/decisions.md): LPs may take everything
-    above the reserve at today's price; if the price moves on, a winner's
-    profit can exceed the cash. Its close order is then cancelled with
-    "vault: insufficient cash" (the position untouched, the execution fee
-    lost), and a new one goes through once the vault has the cash again."""
-    v = twin.p.vault
-    # no funding: maxRedeem, read a block before the redeem runs, must still hold
+def test_close__profit_past_the_cap__pays_the_cap_and_never_reverts(twin, owner, trader, keeper, lp):
+    """The vault holds only the reserve, and the price doubles: the long's
+    close pays its capped profit, 50% of its 800,000 entry notional, and the
+    vault keeps the rest. Before the payout cap this close was cancelled
+    "vault: insufficient cash" until LPs came back."""
+    v, e = twin.p.vault, twin.p.engine
     expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, funding_k=0, max_funding_rate=0))
     expect_ok(twin, trader, "deposit", 100_000 * USDC)
     expect_order_ok(twin, trader, 0, 10 * WAD, 20_000 * USDC, 80_000 * WAD, keeper)
-    expect_ok(twin, lp, "vault.redeem", v.maxRedeem(lp), lp, lp)  # the reserve is 0 at the entry price
-    twin.set_price(0, btc(88_000), owner)  # +80,000 to the long
-    assert v.cash() < 80_000 * USDC == twin.p.engine.traders_reserve()
-    expect_order_refused(twin, trader, 0, -10 * WAD, 0, 0, keeper, reason="vault: insufficient cash",
-                         at="execution")
-    expect_ok(twin, lp, "vault.deposit", 100_000 * USDC, lp)
+    expect_ok(twin, lp, "vault.withdraw", v.maxWithdraw(lp), lp, lp)
+    assert v.cash() == e.traders_reserve() == 400_000 * USDC  # exactly at capacity
+    twin.set_price(0, btc(160_000), owner)  # +800,000 to the long, twice its cap
+    assert e.traders_gain() == 400_000 * USDC  # gains count only up to the cap
+    before = e.free_collateral(trader)
     expect_order_ok(twin, trader, 0, -10 * WAD, 0, 0, keeper)
-    assert position(twin, trader)[0] == 0
+    closed = [f for n, f in twin.w.events if n == "PositionClosed"][-1]
+    assert closed["pnl"] == 400_000 * USDC
+    # margin 20,000 + the cap 400,000 - 800 fee (5 bps of 1,600,000) - 1 execution fee
+    assert e.free_collateral(trader) - before == 20_000 * USDC + 400_000 * USDC - 800 * USDC - 1 * USDC
+    assert v.cash() >= e.traders_reserve() == 0
     twin.assert_same()
 
 
@@ -85,7 +92,7 @@ def test_redeem__netted_claims__cannot_strand_a_winner(twin, owner, trader, othe
         expect_ok(twin, who, "deposit", 100_000 * USDC)
         expect_order_ok(twin, who, 0, size, 20_000 * USDC, 80_000 * WAD, keeper)
     twin.set_price(0, btc(81_000), owner)  # the long wins 10,000, the short loses 10,000: claim ~ 0
-    assert twin.p.engine.traders_reserve() >= 10_000 * USDC
+    assert twin.p.engine.traders_reserve() == 800_000 * USDC
     expect_ok(twin, lp, "vault.redeem", v.maxRedeem(lp), lp, lp)
     ok, reason = twin.order(trader, 0, -10 * WAD, 0, 0, keeper)
     assert ok, reason
@@ -93,12 +100,10 @@ def test_redeem__netted_claims__cannot_strand_a_winner(twin, owner, trader, othe
     twin.assert_same()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Known limitation, reported: traders_reserve floors each side's aggregate PnL at zero, "
-    "but within a side a winner (long from 70,000) and a loser (long from 90,000) still "
-    "net to nothing at 80,000. An LP can take the cash and the winner's close reverts "
-    "'vault: insufficient cash' (its close order is cancelled) until the loser closes (PROPERTIES #20)."))
 def test_redeem__same_side_netted_claims__cannot_strand_a_winner(twin, owner, trader, other_trader, keeper, lp):
+    """Once an xfail (the old reserve netted a winner and a loser on one
+    side): the reserve is now every position's cap, whatever the price, so
+    the LP cannot take the winner's cash."""
     v = twin.p.vault
     expect_ok(twin, trader, "deposit", 500_000 * USDC)
     expect_ok(twin, other_trader, "deposit", 500_000 * USDC)
@@ -107,6 +112,8 @@ def test_redeem__same_side_netted_claims__cannot_strand_a_winner(twin, owner, tr
     twin.set_price(0, btc(90_000), owner)
     expect_order_ok(twin, other_trader, 0, 10 * WAD, 200_000 * USDC, 90_000 * WAD, keeper)
     twin.set_price(0, btc(80_000), owner)  # +100,000 and -100,000 on the long side
-    expect_ok(twin, lp, "vault.redeem", v.maxRedeem(lp) * 999 // 1_000, lp, lp)
-    ok, reason = twin.order(trader, 0, -10 * WAD, 0, 0, keeper)  # today: cancelled "vault: insufficient cash"
+    expect_ok(twin, lp, "vault.redeem", v.maxRedeem(lp), lp, lp)
+    ok, reason = twin.order(trader, 0, -10 * WAD, 0, 0, keeper)
     assert ok, reason
+    assert position(twin, trader)[0] == 0
+    twin.assert_same()

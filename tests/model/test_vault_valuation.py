@@ -1,0 +1,35 @@
+"""The vault's two valuations in the model (model/liquidity_vault.py mirrors
+LiquidityVault.vy): saturating sums at the top of uint256, and the fallback
+when the engine cannot value open positions."""
+
+from model import liquidity_vault, perp_engine
+from model.fixed_point import MAX_UINT256
+from tests.model.worlds import LP, TRADER, USDC, WAD, make_world, price_of, set_price
+
+
+def _long_down_1000(w):
+    w.call(TRADER, "request_order", 0, WAD, 2_000 * USDC, price_of(w, 0))
+    w.now += 1
+    set_price(w, 0, price_of(w, 0))  # a later round, same price
+    w.call(LP, "execute_order", w.e.order_count)
+    set_price(w, 0, price_of(w, 0) - 1_000 * 10**18)
+
+
+def test_entry_assets__cash_near_the_top_plus_a_loss__saturates_at_max_uint():
+    w = make_world()
+    _long_down_1000(w)
+    assert perp_engine.traders_claim(w) == -1_000 * USDC
+    w.token.balances[w.vault_address] = MAX_UINT256 - 10 * USDC  # a model-only state: no supply cap here
+    assert liquidity_vault.entry_assets(w) == (True, MAX_UINT256)
+    assert liquidity_vault.total_assets(w) == MAX_UINT256 - 10 * USDC  # no loss counted
+
+
+def test_valuations__broken_feed__exits_count_the_whole_reserve_and_deposits_wait():
+    w = make_world()
+    _long_down_1000(w)
+    reserve = perp_engine.traders_reserve(w)
+    assert reserve > 0
+    w.feeds[w.e.params[0].feed].answer = 0  # "bad price" for every valuation view
+    assert liquidity_vault.total_assets(w) == liquidity_vault.cash(w) - reserve
+    assert liquidity_vault.entry_assets(w) == (False, 0)
+    assert not liquidity_vault.deposits_open(w)
