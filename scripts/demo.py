@@ -413,7 +413,10 @@ def run_demo(sc, owner, keeper_mode="process", out_dir=ROOT / "reports", console
     while not d.exists():
         made.insert(0, d)
         d = d.parent
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # before anything is deployed
+        raise click.ClickException(f"--out {out_dir}: cannot create {out}: {e.strerror or e}") from None
     done = False
     try:
         result = _run(sc, owner, keeper_mode, out, console)
@@ -835,13 +838,25 @@ def _scenario_option(ctx, param, value):
         raise click.ClickException(str(e)) from None
 
 
+def _out_option(ctx, param, value):
+    """The report folder must be creatable, checked before ape connects
+    (nothing is created here: a run that fails leaves nothing behind)."""
+    d = Path(value).resolve()
+    while not d.exists():
+        d = d.parent
+    if not d.is_dir() or not os.access(d, os.W_OK | os.X_OK):
+        raise click.ClickException(f"--out {value}: {d} is not a folder this user can write to")
+    return value
+
+
 @click.command(cls=ConnectedProviderCommand)
 @click.option("--scenario", "sc", default=str(S.DEFAULT_PATH), show_default=True,
               envvar="BACKSTOP_SCENARIO", callback=_scenario_option, expose_value=True,
               help="scenario file (YAML, scenarios/crash.yaml documents every field); env BACKSTOP_SCENARIO")
 @click.option("--keeper", "keeper_mode", type=click.Choice(["process", "fallback"]), default="process",
               show_default=True, help="process: run bots/keeper.py; fallback: the in-process keeper")
-@click.option("--out", default=str(ROOT / "reports"), show_default=True, help="report folder")
+@click.option("--out", default=str(ROOT / "reports"), show_default=True, callback=_out_option,
+              help="report folder")
 def cli(sc, keeper_mode, out):
     """Play a crash on a devnet with the keeper running; report and check."""
     if networks.provider.network.name not in ("local", "development"):

@@ -120,6 +120,16 @@ def test_demo_cli__missing_scenario__one_line_exit_1(tmp_path):
     assert result.output == f"Error: {tmp_path / 'nope.yaml'}: cannot read: No such file or directory\n"
 
 
+def test_demo_cli__out_under_a_file__one_line_exit_1_nothing_deployed(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    head = _head()
+    result = CliRunner().invoke(cli, ["--out", str(blocker / "reports"), "--network", "ethereum:local:foundry"])
+    assert result.exit_code == 1
+    assert result.output == f"Error: --out {blocker / 'reports'}: {blocker} is not a folder this user can write to\n"
+    assert _head() == head
+
+
 def test_run_demo__bad_scenario__raises_before_deploying(owner, tmp_path):
     head = _head()
     with pytest.raises(S.ScenarioError, match=r"^scenario: crash\[0\] \(t=0 s\): price 0 must be above 0$"):
