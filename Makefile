@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 NETWORK ?= ethereum:local:foundry
 export BACKSTOP_PORT ?= 8547
 
-.PHONY: install compile test demo devnet deploy keeper fuzz-deep bench clean mutants
+.PHONY: install compile test demo devnet deploy keeper fuzz-deep bench clean mutants risk risk-check risk-bench
 
 install: $(VENV)/.stamp node_modules/.stamp .vvm/vyper-0.4.3
 
@@ -87,6 +87,25 @@ fuzz-deep: install
 
 bench: install compile
 	$(BIN)/ape run bench --network $(NETWORK)
+
+# The risk lab (docs/risk.md; issue 18): the ADL policy table on the seed
+# crash and the October-style crash with 10,000 accounts (reports/risk/
+# policy-table.md), then a fund-size sweep (reports/risk/sweep/). A few
+# minutes in process; RISK_SWEEP_ARGS="--local-cluster 2" or "--cluster
+# tcp://host:8786" runs the sweep on Dask, "--scenarios 500" runs more.
+risk: install
+	mkdir -p reports/risk
+	$(BIN)/python -m risk policies --accounts 10000 --path seed --path october --markdown reports/risk/policy-table.md
+	$(BIN)/python -m risk sweep --accounts 500 --scenarios 100 --funds 0,50000,250000,1000000 --out reports/risk/sweep $(RISK_SWEEP_ARGS)
+
+# A lab scenario replayed on the devnet contracts, event for event (also in make test).
+risk-check: install compile
+	scripts/with_anvil.sh $(BIN)/ape test tests/risk/test_devnet_equivalence.py --network $(NETWORK) -q
+
+# The lab's speed: 10,000 accounts through 299 ticks, a 1,000-scenario sweep
+# on one core and on a 2-worker local Dask cluster; writes bench/risk.json.
+risk-bench: install
+	$(BIN)/python scripts/risk_bench.py
 
 # Mutation check (issue 19; not part of make test, about an hour on 2 cores):
 # each change in tests/mutants/catalog.py applied alone to a copy of HEAD in

@@ -170,7 +170,7 @@ def policies_cmd(accounts, seed, fund, lp, long_percent, sets, engine, paths, ma
     for p, res in zip(paths, results):
         err.print(report.policy_rich(res, f"{p}: {res['accounts']:,} accounts, {res['liquidations']:,} liquidations, "
                                           f"bad debt {res['bad_debt'] / 10**6:,.0f}, fund drawn {res['fund_drawn'] / 10**6:,.0f}"))
-    table = report.policy_markdown(results, list(paths))
+    table = report.run_markdown(results, list(paths)) + "\n\n" + report.policy_markdown(results, list(paths))
     if markdown:
         Path(markdown).write_text(table + "\n")
     click.echo(table)
@@ -234,8 +234,9 @@ def sweep_cmd(accounts, seed, fund, lp, long_percent, sets, engine, path, scenar
         lo, hi = fn["ci95"]
         label = ", ".join(f"{k}={v}" for k, v in e["params"].items()) or "base"
         f = lambda v: "-" if v is None else f"{v / 10**6:,.0f}"  # noqa: E731
+        upper = f(hi) if hi is not None else "above the largest need drawn: run more scenarios"
         click.echo(f"{label}: fund for P(no loss to winners or LPs) >= {probability}: {f(fn['value'])} tokens "
-                   f"(95% interval {f(lo)} .. {f(hi)}, {len(fn['per_seed'])} scenarios)")
+                   f"(95% interval {f(lo)} .. {upper}, {len(fn['per_seed'])} scenarios)")
     err.print(f"{res['tasks']} runs in {res['wall_seconds']:.1f} s on {res['executor']}; report: {page}")
 
 

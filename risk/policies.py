@@ -221,7 +221,9 @@ def summarize(events):
         eligible = {}
         fills = closed_notional = taken = uncovered = overshoot = 0
         max_lev_before = max_lev_after = 0.0
+        drops = []
         for ev in events:
+            top_before = top_after = 0.0
             alloc = allocate(policy, ev)
             uncovered += ev.uncovered
             event_taken = sum(h for _, h in alloc.values())
@@ -240,6 +242,9 @@ def summarize(events):
                 after = (left_notional / after_equity if after_equity > 0 else float("inf")) if left_notional else 0.0
                 max_lev_before = max(max_lev_before, before)
                 max_lev_after = max(max_lev_after, after)
+                top_before, top_after = max(top_before, before), max(top_after, after)
+            if ev.winners and top_before != float("inf") and top_after != float("inf"):
+                drops.append(top_before - top_after)
         total_paid = sum(paid.values())
         out[policy] = {
             "shortfalls": len(events),
@@ -254,6 +259,7 @@ def summarize(events):
             "gini": round(gini([paid.get(a, 0) for a in eligible]), 4),
             "max_leverage_before": _finite(max_lev_before),
             "max_leverage_after": _finite(max_lev_after),
+            "mean_top_leverage_drop": round(sum(drops) / len(drops), 4) if drops else 0.0,
         }
     return out
 

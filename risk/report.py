@@ -29,6 +29,7 @@ ROWS = (
     ("gini", "Gini of haircuts over winners", "x"),
     ("max_leverage_before", "highest winner leverage before", "lev"),
     ("max_leverage_after", "highest winner leverage left", "lev"),
+    ("mean_top_leverage_drop", "top winner leverage cut, mean per shortfall", "dlev"),
 )
 
 
@@ -41,6 +42,8 @@ def _fmt(v, kind):
         return f"{v / 100:.1f}%"
     if kind == "lev":
         return f"{v:.1f}x"
+    if kind == "dlev":
+        return f"{v:+.2f}x"
     if kind == "x":
         return f"{v:.3f}"
     return f"{v:,}"
@@ -50,7 +53,8 @@ def run_rows(res):
     """The run's own metrics as (label, value) strings."""
     u = lambda k: f"{res[k] / UNIT:,.0f}"  # noqa: E731
     lp = res["series"]["lp_assets"], res["series"]["lp_supply"]
-    share = [a / s for a, s in zip(*lp) if s] or [0]
+    share = [a / s for a, s in zip(*lp) if s] or [1]
+    share = [x / share[0] for x in share] if share[0] else share
     return [
         ("accounts / markets / ticks", f"{res['accounts']:,} / {res['markets']} / {res['ticks']}"),
         ("opened (refused: capacity)", f"{res['opened']:,} ({res['capacity_refusals']:,})"),
@@ -62,8 +66,17 @@ def run_rows(res):
         ("socialized loss", u("socialized_loss")),
         ("keeper rewards", u("keeper_rewards")),
         ("TP/SL executed", f"{res['tp_sl_executed']:,}"),
-        ("LP share price, start -> low -> end", f"{share[0]:.6f} -> {min(share):.6f} -> {share[-1]:.6f}"),
+        ("LP share value (start = 1): low, end", f"{min(share):.4f}, {share[-1]:.4f}"),
     ]
+
+
+def run_markdown(results, labels):
+    """The runs' own metrics, a column per scenario."""
+    rows = [run_rows(r) for r in results]
+    lines = ["| metric | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
+    for i, (label, _) in enumerate(rows[0]):
+        lines.append(f"| {label} | " + " | ".join(r[i][1] for r in rows) + " |")
+    return "\n".join(lines)
 
 
 def policy_markdown(results, labels):
@@ -147,8 +160,9 @@ def chart_path(res, path):
     a1b.plot(s["adl_fills"], color="#27c", alpha=0.6, label="ADL fills (cumulative)")
     a1b.legend(loc="lower left", fontsize=8)
     share = [a / n if n else 0 for a, n in zip(s["lp_assets"], s["lp_supply"])]
+    share = [x / share[0] for x in share] if share and share[0] else share
     a2.plot(share, color="#2a7")
-    a2.set_ylabel("LP share price")
+    a2.set_ylabel("LP share value (start = 1)")
     a2.set_xlabel("tick")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -228,7 +242,8 @@ def write_sweep(sweep, out_dir, title):
         fn = e["fund_needed"]
         lo, hi = fn["ci95"]
         rows.append([", ".join(f"{k}={v}" for k, v in e["params"].items()) or "base",
-                     _usd(fn["value"]), f"{_usd(lo)} .. {_usd(hi)}", len(fn["per_seed"])])
+                     _usd(fn["value"]), f"{_usd(lo)} .. {_usd(hi) if hi is not None else 'more scenarios needed'}",
+                     len(fn["per_seed"])])
     funds = []
     for e in sweep["points"]:
         for f in e["funds"]:
