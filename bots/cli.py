@@ -38,6 +38,12 @@ log = logging.getLogger("keeper")
 DEFAULT_NETWORK = "ethereum:local:foundry"
 
 
+def _choice(provider):
+    """ecosystem:network:provider by name (ape's network_choice reads the
+    node URI, which may be what is missing)."""
+    return f"{provider.network.ecosystem.name}:{provider.network.name}:{provider.name}"
+
+
 def _fail(message):
     raise click.ClickException(message)
 
@@ -203,8 +209,9 @@ def _run(provider, account, manifest, engine, rpc, fallback_rpc, state_file, dry
         try:
             rpc = provider.uri
         except Exception as e:  # noqa: BLE001 - ape raises several kinds for a missing URI
-            _fail(f"--network {provider.network_choice}: no node URI ({str(e).splitlines()[0]}); set the environment "
-                  "variable ape-config.yaml reads for it, or pass --rpc")
+            var = {"sepolia": "SEPOLIA_RPC_URL"}.get(provider.network.name, "that ape-config.yaml reads for it")
+            _fail(f"--network {_choice(provider)}: no node URI ({str(e).splitlines()[0]}); set the environment "
+                  f"variable {var}, or pass --rpc")
     metrics = Metrics()
     client = R.Rpc([rpc, *fallback_rpc], timeout=10.0, on_failover=lambda old, new, err: (
         metrics.rpc_failovers.inc(), log.warning("rpc %s failed (%s): switched to %s", old, err, new)))

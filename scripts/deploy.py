@@ -34,7 +34,7 @@ from pathlib import Path
 
 import click
 from ape import Contract, accounts, chain, networks, project
-from ape.cli import ConnectedProviderCommand, account_option
+from ape.cli import account_option, network_option
 from ape.contracts import ContractInstance
 from eth_utils import to_checksum_address
 from ethpm_types import ContractType
@@ -265,32 +265,80 @@ def manifest_of(p, deployer, from_block, source):
     }
 
 
-def _refuse_throwaway_node():
-    """On a local network, a node ape started for this command stops with
-    it, and so would the deployment: refuse before sending anything."""
-    provider = networks.provider
-    if network_name() == "local" and getattr(provider, "process", None) is not None:
-        uri = getattr(provider, "uri", "the configured host")
-        raise click.ClickException(
-            f"no node was running at {uri}: ape started one for this command alone, and it would stop with the "
-            "deployment; start the devnet first (`make devnet`), or set BACKSTOP_PORT to a running node's port")
+def _choice(provider):
+    """ecosystem:network:provider by name (ape's network_choice reads the
+    node URI, which may be what is missing)."""
+    return f"{provider.network.ecosystem.name}:{provider.network.name}:{provider.name}"
 
 
-@click.command(cls=ConnectedProviderCommand)
+def _node_uri(provider):
+    """The provider's node URI, or one line saying how to give it: ape-config
+    reads each network's URI from an environment variable."""
+    try:
+        uri = provider.uri
+    except Exception as e:  # noqa: BLE001 - ape raises ConfigError or ProviderError for a missing URI
+        uri, why = None, str(e).splitlines()[0]
+    else:
+        why = f"'{uri}' is not set" if uri and "$" in uri else None
+    if why or not uri:
+        var = {"sepolia": "SEPOLIA_RPC_URL"}.get(provider.network.name)
+        hint = f"export {var}=<your node's https URL>" if var else (
+            f"add node: {provider.network.ecosystem.name}: {provider.network.name}: uri: ... to ape-config.yaml")
+        raise click.ClickException(f"no node URI for {_choice(provider)} ({why}): {hint}")
+    return uri
+
+
+def _refuse_without_node(provider):
+    """On a local network, a node ape started for this command would stop
+    with it, and the deployment with it: refuse before connecting when none
+    is listening."""
+    if provider.network.name not in ("local", "development"):
+        return
+    from bots.rpc import Rpc, RpcError
+
+    uri = _node_uri(provider)
+    if not uri.startswith("http"):
+        return
+    try:
+        Rpc(uri, timeout=3).request("eth_chainId", [])
+    except RpcError:
+        raise click.ClickException(f"no node at {uri}: start the devnet first (`make devnet`), or set BACKSTOP_PORT "
+                                   "to a running node's port (a node ape started would stop, and the deployment "
+                                   "with it, when this command ends)") from None
+
+
+@click.command()
+@network_option(default="ethereum:local:foundry", help="ape network choice (ecosystem:network:provider)")
 @account_option(prompt=False)
 @click.option("--config", "config_path", envvar="BACKSTOP_CONFIG", type=click.Path(dir_okay=False),
               default=None, help="deployment config (default config/networks.yaml; env BACKSTOP_CONFIG)")
 @click.option("--manifest", "manifest_path", envvar="BACKSTOP_MANIFEST", type=click.Path(dir_okay=False),
               default=None, help="where to write the deployment manifest (default deployments/<network>.json; "
                                  "env BACKSTOP_MANIFEST)")
-def cli(account, config_path, manifest_path):
+def cli(provider, account, config_path, manifest_path):
     """Deploy Backstop to the connected network, print the addresses and
     write the deployment manifest.
 
     --account takes an ape account alias (or TEST::<n>). It is required off
     local networks; on local ones the first test account deploys. The config
-    is validated, token and feeds included, before anything is sent."""
-    _refuse_throwaway_node()
+    is validated, token and feeds included, before anything is sent.
+    On a local network it joins the node already listening (`make devnet`);
+    elsewhere the node URI comes from ape-config.yaml (SEPOLIA_RPC_URL for
+    sepolia)."""
+    _refuse_without_node(provider)
+    _node_uri(provider)
+    try:
+        with provider.network.use_provider(provider):
+            _deploy(account, config_path, manifest_path)
+    except click.ClickException:
+        raise
+    except Exception as e:  # noqa: BLE001 - ape's connection errors: one line, not a traceback
+        if type(e).__module__.split(".")[0] not in ("ape", "ape_ethereum", "ape_node", "ape_foundry", "requests"):
+            raise
+        raise click.ClickException(f"{_choice(provider)}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
+def _deploy(account, config_path, manifest_path):
     try:
         checked = checked_config(None, config_path)
     except cfg.ConfigError as e:
