@@ -49,10 +49,14 @@ def _play(sc, watch_cls, monkeypatch):
     return r
 
 
-@pytest.mark.parametrize("path,seed", [("seed", 3), ("squeeze", 4), ("jump", 6)])
-def test_watch__skipping_uncrossed_positions__changes_no_outcome(path, seed, monkeypatch):
+@pytest.mark.parametrize("path,seed,engine", [
+    ("seed", 3, {}),
+    ("squeeze", 4, {"max_profit_bps": 2_500}),  # +30%: longs run into the payout cap's zone
+    ("jump", 6, {}),
+])
+def test_watch__skipping_uncrossed_positions__changes_no_outcome(path, seed, engine, monkeypatch):
     book = BookSpec(accounts=300, long_percent=55, per_side=100, insurance_fund=2_000)
-    sc = Scenario(book=book, path=path, seed=seed)
+    sc = Scenario(book=book, path=path, seed=seed, engine=engine)
     fast = _play(sc, _Watch, monkeypatch)
     slow = _play(sc, _EveryPosition, monkeypatch)
     a, b = fast.result(), slow.result()
@@ -84,3 +88,20 @@ def test_run__is_a_function_of_its_scenario():
         r.open_book()
         r.run_path()
     assert a.result() == b.result()
+
+
+def test_fund_needed__is_exact_to_the_token():
+    """A run with a fund that cannot run dry gives F*; a fund of F* (rounded
+    up to whole tokens) sees no ADL and no socialized loss, one token less
+    than F* does."""
+    from risk.lab import UNIT, run
+    from risk.sweep import UNLIMITED_FUND
+    book = BookSpec(accounts=200, insurance_fund=UNLIMITED_FUND)
+    need = run(Scenario(book=book, path="jump", seed=2, policies=False))["fund_needed"]
+    assert need > 1_000 * UNIT
+    enough = run(Scenario(book=book.model_copy(update={"insurance_fund": -(-need // UNIT)}), path="jump", seed=2,
+                          policies=False))
+    assert enough["adl_fills"] == enough["socialized_loss"] == 0 and enough["fund_needed"] == need
+    short = run(Scenario(book=book.model_copy(update={"insurance_fund": need // UNIT - 1}), path="jump", seed=2,
+                         policies=False))
+    assert short["adl_fills"] + short["socialized_loss"] > 0
