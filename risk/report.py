@@ -181,8 +181,8 @@ def chart_fund_curve(sweep, path):
         if e["funds"]:
             xs = [f["insurance_fund"] for f in e["funds"]]
             ps = [f["p_no_socialized"] for f in e["funds"]]
-            lo = [p - f["p_no_socialized_ci95"][0] for p, f in zip(ps, e["funds"])]
-            hi = [f["p_no_socialized_ci95"][1] - p for p, f in zip(ps, e["funds"])]
+            lo = [max(0.0, p - f["p_no_socialized_ci95"][0]) for p, f in zip(ps, e["funds"])]
+            hi = [max(0.0, f["p_no_socialized_ci95"][1] - p) for p, f in zip(ps, e["funds"])]
             ax.errorbar(xs, ps, yerr=[lo, hi], fmt="o", capsize=3, label=f"{lab}: no socialized loss")
     ax.axhline(sweep["probability"], color="#999", ls="--", lw=1)
     ax.set_xlabel("insurance fund (tokens)")

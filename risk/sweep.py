@@ -87,7 +87,8 @@ def wilson(k, n, z=1.96):
     d = 1 + z * z / n
     c = p + z * z / (2 * n)
     r = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (max(0.0, (c - r) / d), min(1.0, (c + r) / d))
+    # the interval holds p (rounding could leave 1.0 a hair above the upper end)
+    return (min(p, max(0.0, (c - r) / d)), max(p, min(1.0, (c + r) / d)))
 
 
 def _binom_cdf(k, n, q):

@@ -26,6 +26,10 @@ def test_wilson__brackets_the_proportion():
     lo, hi = wilson(95, 100)
     assert lo < 0.95 < hi and hi < 1
     assert wilson(0, 10)[0] == 0.0
+    for n in (1, 7, 100, 500):  # all or none: the interval still holds the proportion
+        lo, hi = wilson(n, n)
+        assert lo < 1.0 == hi
+        assert wilson(0, n)[0] == 0.0 < wilson(0, n)[1]
 
 
 def _event(u, bad, bankrupt_size, winners):
