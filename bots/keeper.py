@@ -810,6 +810,7 @@ class Keeper:
                 # the position next block. The same race block after block
                 # means the model and the chain disagree.
                 self.stats["races"] += 1
+                self.metrics.actions.labels(a.kind, "race").inc()
                 raced.add(a.key)
                 streak = self.race_streak[a.key] = self.race_streak.get(a.key, 0) + 1
                 if a.account:
