@@ -97,7 +97,7 @@ _common = [
     click.option("--lp", default=None, type=int, help="LP deposit, whole tokens (default 50,000,000)"),
     click.option("--long-percent", default=None, type=int, help="share of longs (crowding), default 60"),
     click.option("--set", "sets", multiple=True, help="a market field of config/networks.yaml, KEY=VALUE"),
-    click.option("--engine", "engine", multiple=True, help="an engine parameter: max_profit_bps=VALUE"),
+    click.option("--engine", "engine", multiple=True, help="an engine parameter: max_profit_bps, min_keeper_reward_units, min_notional_units (KEY=VALUE)"),
 ]
 
 

@@ -22,7 +22,7 @@ from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
 from bots import rpc as R
-from risk.lab import KEEPER, MAX_UINT, Run, TOKEN_DECIMALS, UNIT, lp_deposit, market_config
+from risk.lab import KEEPER, MAX_UINT, Run, UNIT, lp_deposit, market_config
 
 COMPARED = ("PositionLiquidated", "InsuranceFundDrawn", "AutoDeleveraged", "BadDebtSocialized", "TpSlExecuted",
             "DeleveragePending")
@@ -34,12 +34,15 @@ def _call(signature, types, args):
 
 
 def network_config(sc):
-    """The `local` network entry with BTC-PERP alone, as the lab sets it."""
+    """The `local` network entry with BTC-PERP alone, as the lab sets it,
+    and the scenario's engine parameters (config/networks.yaml names them
+    as Scenario.engine does)."""
     from scripts import config as cfg
     entry = dict(cfg.read()["local"])
     m = market_config(sc.market)
     m = {k: v for k, v in m.items() if v is not None}
     entry["markets"] = [m]
+    entry.update(sc.engine)
     return entry
 
 
@@ -62,7 +65,19 @@ def setup(node, p, run, owner, lp):
     lp_amount = lp_deposit(sc, run.book) * UNIT
     p.token.mint(lp, lp_amount, sender=lp)
     p.token.approve(vault, lp_amount, sender=lp)
-    p.vault.deposit(lp_amount, lp, sender=lp)
+    if hasattr(p.vault, "requestDeposit"):
+        # the vault's epochs (ERC-7540): request, a later round on every
+        # feed, settle, claim (the lab deposits before its markets exist,
+        # where the epoch settles at once; the shares are the same)
+        from ape import chain
+        p.vault.requestDeposit(lp_amount, lp, lp, sender=lp)
+        chain.pending_timestamp = chain.blocks.head.timestamp + 1
+        for feed in p.feeds:
+            feed.set_answer(feed.latestRoundData()[1], sender=owner)
+        p.vault.settle(sender=lp)
+        p.vault.deposit(p.vault.claimableDepositRequest(0, lp), lp, sender=lp)
+    else:
+        p.vault.deposit(lp_amount, lp, sender=lp)
     if sc.book.insurance_fund:
         p.token.mint(fund, sc.book.insurance_fund * UNIT, sender=owner)
     deposits = {}
@@ -190,5 +205,3 @@ def metrics(events):
             m["keeper_rewards"] += f["execution_fee"]
     return m
 
-
-__all__ = ["network_config", "lab_run", "setup", "replay", "engine_events", "lab_events", "metrics", "TOKEN_DECIMALS"]

@@ -26,20 +26,18 @@ done); then every triggered take-profit and stop-loss is executed.
 Speed, exactly: the keeper does not ask the model about every position at
 every tick. Each position has a watch price, its liquidation price computed
 with the effective margin lowered by the most funding it can owe before the
-path ends and by the rounding of every term (risk/watch.py proves the
+path ends and by the rounding of every term (`_Watch` below proves the
 bound); above it (below it for a short) the position cannot be
 liquidatable, so only positions whose watch price the tick crossed are
 checked with the model's own `is_liquidatable`, kept in sorted order.
 """
 
-import random
-from dataclasses import replace
-from typing import Dict, Optional
+from typing import Dict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sortedcontainers import SortedList
 
-from model import World, adl, funding
+from model import adl, funding
 from model import margin as M
 from model import perp_engine as PE
 from model import positions as P
@@ -82,7 +80,8 @@ class Scenario(BaseModel):
     market: Dict[str, int] = Field(default_factory=dict,
                                    description="config/networks.yaml market fields to override (e.g. mmf_bps)")
     engine: Dict[str, int] = Field(default_factory=dict,
-                                   description="engine-wide parameters: max_profit_bps")
+                                   description="engine-wide parameters: max_profit_bps, min_keeper_reward_units, "
+                                               "min_notional_units")
     policies: bool = True  # compute the alternative ADL policies beside the engine's
     record: bool = False  # keep the keeper's calls (for the devnet replay)
 
@@ -142,30 +141,59 @@ def lp_deposit(sc, book):
     return max(1, book_notional(book) * sc.book.lp_depth_percent // 100)
 
 
+ENGINE_KEYS = {
+    # Scenario.engine key: (the engine's setter, what it takes), as config/networks.yaml names them
+    "max_profit_bps": "set_max_profit",
+    "min_keeper_reward_units": "set_keeper_reward",
+    "min_notional_units": "set_keeper_reward",
+}
+
+
+def _engine_params(w, engine):
+    """The scenario's engine-wide parameters, through the engine's setters
+    (a key this engine has no setter for, or a value it refuses: LabError)."""
+    for key in engine:
+        if key not in ENGINE_KEYS:
+            raise LabError(f"engine: unknown parameter {key!r} (known: {', '.join(ENGINE_KEYS)})")
+        if not hasattr(PE, ENGINE_KEYS[key]):
+            raise LabError(f"engine: {key}: this engine has no {ENGINE_KEYS[key]}")
+    try:
+        if "max_profit_bps" in engine:
+            w.call(OWNER, "set_max_profit", engine["max_profit_bps"] * cfg.BPS)
+        if "min_keeper_reward_units" in engine or "min_notional_units" in engine:
+            w.call(OWNER, "set_keeper_reward", engine.get("min_keeper_reward_units", 0),
+                   engine.get("min_notional_units", 0))
+    except Revert as e:
+        raise LabError(f"engine: {', '.join(f'{k} {v}' for k, v in engine.items())}: {e.reason}") from None
+
+
+def _seed_lp(w, amount):
+    """The LP's deposit, before any market exists: straight in, or through
+    the vault's epochs where it has them (ERC-7540: request, settle, claim;
+    with no market there is no round to wait for)."""
+    from model import liquidity_vault
+    w.mint(LP, amount)
+    w.approve(LP, VAULT, MAX_UINT)
+    if hasattr(liquidity_vault, "requestDeposit"):
+        w.call(LP, "vault.requestDeposit", amount, LP, LP)
+        w.call(LP, "vault.settle")
+        w.call(LP, "vault.deposit", w.view("vault.claimable_deposit", LP), LP)
+    else:
+        w.call(LP, "vault.deposit", amount, LP)
+
+
 def build_world(sc, first_answer, n_markets, book, t0=T0):
     m = market_config(sc.market)
     w = LabWorld(engine=ENGINE, vault=VAULT, fund=FUND, owner=OWNER, token_decimals=TOKEN_DECIMALS, now=t0)
     w.call(OWNER, "initialize", VAULT, FUND)
-    for key, value in sc.engine.items():
-        if key == "max_profit_bps":
-            if "set_max_profit" not in dir(PE):
-                raise LabError("engine: max_profit_bps: this engine has no max_profit")
-            try:
-                w.call(OWNER, "set_max_profit", value * cfg.BPS)
-            except Revert as e:
-                raise LabError(f"engine: max_profit_bps {value}: {e.reason}") from None
-        else:
-            raise LabError(f"engine: unknown parameter {key!r} (known: max_profit_bps)")
+    _seed_lp(w, lp_deposit(sc, book) * UNIT)
     for mid in range(n_markets):
         w.add_feed(feed_address(mid), FEED_DECIMALS, first_answer)
         try:
             w.call(OWNER, "add_market", cfg.market_params(m, feed_address(mid), TOKEN_DECIMALS))
         except Revert as e:
             raise LabError(f"market: refused by the engine: {e.reason}") from None
-    lp = lp_deposit(sc, book) * UNIT
-    w.mint(LP, lp)
-    w.approve(LP, VAULT, MAX_UINT)
-    w.call(LP, "vault.deposit", lp, LP)
+    _engine_params(w, sc.engine)
     if sc.book.insurance_fund:
         w.mint(FUND, sc.book.insurance_fund * UNIT)
     return w

@@ -32,8 +32,6 @@ engine's ranking left the book. The numbers say what another rule would
 have cost at the same moments.
 """
 
-from model import funding
-from model import margin as M
 from model import positions as P
 from model.fixed_point import WAD, mul_div_up
 

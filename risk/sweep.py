@@ -29,7 +29,7 @@ from risk.errors import LabError
 from risk.lab import Scenario, run
 
 UNLIMITED_FUND = 10**12  # whole tokens: no run here draws that much
-ENGINE_KEYS = ("max_profit_bps",)
+ENGINE_KEYS = ("max_profit_bps", "min_keeper_reward_units", "min_notional_units")
 BOOK_KEYS = ("insurance_fund", "lp_deposit", "long_percent", "accounts")
 
 
