@@ -13,6 +13,11 @@ property can notice), "contract" or "model" (the differential comparison
 should notice at once, if the machine reaches the line).
 
 `must` marks the six changes issue 19 requires the machine alone to catch.
+
+A model edit may only name what the edited module already has in scope:
+a rounding flip in model/adl.py or model/perp_exits.py reaches the other
+helper as `margin.mul_div_down` / `margin.mul_div_up` (model/margin.py
+imports both), so the mutant is the flip, not a NameError.
 """
 
 from dataclasses import dataclass, field
@@ -105,12 +110,12 @@ MUTANTS = [
        ("contracts/adl.vy", "haircut: uint256 = min(fp.mul_div_up(q, job.bad_debt, abs_bankrupt), remaining)",
         "haircut: uint256 = min(fp.mul_div_down(q, job.bad_debt, abs_bankrupt), remaining)"),
        ("model/adl.py", "haircut = min(mul_div_up(q, job.bad_debt, abs_bankrupt), remaining)",
-        "haircut = min(mul_div_down(q, job.bad_debt, abs_bankrupt), remaining)")),
+        "haircut = min(margin.mul_div_down(q, job.bad_debt, abs_bankrupt), remaining)")),
     _m("adl-size-down", "ADL size per target rounded down", "both",
        ("contracts/adl.vy", "fp.mul_div_up(remaining, abs_bankrupt, job.bad_debt)",
         "fp.mul_div_down(remaining, abs_bankrupt, job.bad_debt)"),
        ("model/adl.py", "mul_div_up(remaining, abs_bankrupt, job.bad_debt)",
-        "mul_div_down(remaining, abs_bankrupt, job.bad_debt)")),
+        "margin.mul_div_down(remaining, abs_bankrupt, job.bad_debt)")),
     _m("requirement-down", "margin requirements and fees rounded down", "both",
        ("contracts/margin.vy", "return fp.mul_div_up(self.notional_up(size, price, scale), fraction, WAD)",
         "return fp.mul_div_down(self.notional_up(size, price, scale), fraction, WAD)"),
@@ -130,7 +135,7 @@ MUTANTS = [
        ("contracts/PerpExits.vy", "reward = fp.mul_div_down(penalty, p.keeper_share, positions.WAD)",
         "reward = fp.mul_div_up(penalty, p.keeper_share, positions.WAD)"),
        ("model/perp_exits.py", "reward = mul_div_down(penalty, p.keeper_share, WAD)",
-        "reward = mul_div_up(penalty, p.keeper_share, WAD)")),
+        "reward = margin.mul_div_up(penalty, p.keeper_share, WAD)")),
     _m("fund-fee-up-contract", "the fund's share of an open's fee rounded up, contract only", "contract",
        ("contracts/PerpOrders.vy", "fund_fee: uint256 = fp.mul_div_down(fee, p.insurance_share, positions.WAD)",
         "fund_fee: uint256 = fp.mul_div_up(fee, p.insurance_share, positions.WAD)")),

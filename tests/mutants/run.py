@@ -142,12 +142,18 @@ def _pytest(tree, args, env_extra, timeout):
         proc.communicate()
         return {"killed": True, "status": "timeout", "detail": f"no result in {timeout} s",
                 "seconds": round(time.perf_counter() - t0, 1)}
+    except BaseException:  # interrupted: leave no pytest behind (it runs in its own session)
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     secs = round(time.perf_counter() - t0, 1)
     summary = out.strip().splitlines()[-1] if out.strip() else ""
     if proc.returncode == 0:
         return {"killed": False, "status": "passed", "detail": "", "seconds": secs}
     status = "failed" if re.search(r"\d+ failed", summary) else "error"
-    return {"killed": status == "failed", "status": status, "detail": _first_error(out, summary), "seconds": secs}
+    detail = _first_error(out, summary)
+    if re.search(r"\b(NameError|SyntaxError|ImportError|IndentationError)\b", detail):
+        status = "error"  # the edit broke the model's Python, not a property: a bad mutant
+    return {"killed": status == "failed", "status": status, "detail": detail, "seconds": secs}
 
 
 def _first_error(out, summary):
@@ -272,7 +278,9 @@ def _seeds(text):
 @click.option("--no-baseline", is_flag=True, help="skip the unmutated run")
 @click.option("--check", is_flag=True, help="only report which mutants apply to the copy")
 @click.option("--keep", is_flag=True, help="keep the temporary copies")
-def main(only, seeds, jobs, source, json_path, timeout, first_kill, no_baseline, check, keep):
+@click.option("--update", is_flag=True,
+              help="with --only: replace those mutants' rows in the JSON file (default bench/mutants.json), keep the rest")
+def main(only, seeds, jobs, source, json_path, timeout, first_kill, no_baseline, check, keep, update):
     """Apply each mutant to a temporary copy; run the model tests and the machine's ci run per seed."""
     seeds = _seeds(seeds)
     names = [m.name for m in MUTANTS]
@@ -284,8 +292,18 @@ def main(only, seeds, jobs, source, json_path, timeout, first_kill, no_baseline,
     if not PYTHON.exists():
         raise Refused(f"{PYTHON} is missing: run `make install` first")
     mutants = [m for m in MUTANTS if not only or m.name in only]
-    if json_path is None and not only:
+    if json_path is None and (update or not only):
         json_path = str(ROOT / "bench" / "mutants.json")
+    previous = None
+    if update:
+        if not only:
+            raise Refused("--update replaces the rows of the mutants named by --only; name at least one")
+        try:
+            previous = json.loads(Path(json_path).read_text())
+        except (OSError, ValueError) as e:
+            raise Refused(f"--update needs a readable results file {json_path}: {e}") from None
+        if previous.get("seeds") != seeds:
+            raise Refused(f"{json_path} was run with seeds {previous.get('seeds')}, not {seeds}; the table would mix them")
 
     work = Path(tempfile.mkdtemp(prefix="backstop-mutants-"))
     try:
@@ -337,7 +355,8 @@ def main(only, seeds, jobs, source, json_path, timeout, first_kill, no_baseline,
                 slot = slots.get()
                 try:
                     rec = {"name": m.name, "what": m.what, "where": m.where, "must": m.must,
-                           "edits": [asdict(e) for e in m.edits]}
+                           "edits": [asdict(e) for e in m.edits], "source": source, "commit": commit,
+                           "run_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
                     applied, why = fresh(slot, m)
                     if not applied:
                         rec.update(status="not applicable", why=why)
@@ -354,11 +373,18 @@ def main(only, seeds, jobs, source, json_path, timeout, first_kill, no_baseline,
                 for f in [pool.submit(work_on, i, m) for i, m in enumerate(mutants)]:
                     f.result()
 
+        if previous is not None:
+            fresh_rows = {r["name"]: r for r in records}
+            old_rows = {r["name"]: r for r in previous["mutants"]}
+            records = [fresh_rows.get(m.name) or old_rows[m.name] for m in MUTANTS
+                       if m.name in fresh_rows or m.name in old_rows]
+            baseline = previous.get("baseline") if baseline is None else baseline
         summary = summarise(records, seeds)
         print_table(records, seeds, summary)
         if json_path:
             out = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "source": source, "commit": commit, "seeds": seeds, "jobs": jobs,
+                   "updated": sorted(only) if previous is not None else [],
                    "machine": f"{MACHINE} (HYPOTHESIS_PROFILE=ci, no shrinking, no example database)",
                    "model_tests": MODEL_TESTS, "baseline": baseline, "summary": summary, "mutants": records}
             Path(json_path).parent.mkdir(parents=True, exist_ok=True)
