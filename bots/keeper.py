@@ -531,6 +531,8 @@ class Keeper:
             return words[3]  # keeper_reward
         if topics[0] == R.TP_SL_EXECUTED and len(topics) > 3 and R.addr("0x" + topics[3][-40:]) == self.me:
             return words[1] if len(words) > 1 else 0  # execution_fee
+        if topics[0] == R.KEEPER_PAID and len(topics) > 1 and R.addr("0x" + topics[1][-40:]) == self.me:
+            return sum(words[:2])  # from_fund + from_vault: the floor's top-up
         if topics[0] in (R.ORDER_EXECUTED, R.ORDER_CANCELLED) and entry.get("kind") == "order":
             return int(entry.get("reward", 0))  # the order's execution fee, paid for either outcome
         return 0

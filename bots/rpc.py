@@ -233,3 +233,6 @@ def order_outcome(log):
 
 LIQUIDATED = topic("PositionLiquidated(address,uint256,int256,uint256,uint256,uint256,uint256)")
 TP_SL_EXECUTED = topic("TpSlExecuted(address,uint256,address,uint256,uint256)")
+# The top-up of a liquidation's or deleverage's reward to the engine's
+# floor (min_keeper_reward): from the insurance fund, then the vault.
+KEEPER_PAID = topic("KeeperPaid(address,uint256,uint256)")

@@ -25,8 +25,9 @@ def test_deploy__no_node__one_line_nonzero_exit_nothing_started(tmp_path):
     env.update(BACKSTOP_PORT=str(port), BACKSTOP_DEPLOYMENTS=str(tmp_path))
     ape = str(Path(sys.executable).parent / "ape")
     cases = {
-        # -o .build/.stamp: the suite compiled already; never recompile under the other tests' feet
-        "make deploy": (["make", "--no-print-directory", "-o", ".build/.stamp", "deploy"], 2,
+        # -o: the suite installed and compiled already; never again under the other tests' feet
+        "make deploy": (["make", "--no-print-directory", "-o", ".venv/.stamp", "-o", "node_modules/.stamp", "-o",
+                         ".vvm/vyper-0.4.3", "-o", ".build/.stamp", "deploy"], 2,
                         f"make deploy: no node at 127.0.0.1:{port}; start one with 'make devnet'"),
         "ape run deploy": ([ape, "run", "deploy"], 1,
                            f"Error: no node at http://127.0.0.1:{port}: start the devnet first (`make devnet`)"),
