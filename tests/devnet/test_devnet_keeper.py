@@ -18,6 +18,7 @@ The devnet runs on a free port of its own, its manifest in a temporary
 folder, so neither the suite's node nor deployments/ is touched.
 """
 
+import json
 import os
 import re
 import signal
@@ -210,10 +211,11 @@ def test_devnet__make_devnet_deploy_keeper__orders_liquidations_metrics_stuck_tx
     ids, requested_at, _ = D.request_orders(node, p, orders)
     node.interval(1)  # back to the devnet's block a second
 
-    # ---- make keeper: from the manifest
-    keeper = Background("keeper", env, devnet.tmp / "keeper.log", "METRICS_PORT=0",
-                        f"KEEPER_ARGS=--state-file {devnet.tmp / 'keeper-state.json'} --poll 0.1 --stuck-blocks 2 "
-                        "--heartbeat 2")
+    # ---- make keeper: from the manifest; settings from a file and the environment, JSON logs
+    (devnet.tmp / "keeper.yaml").write_text(f"state-file: {devnet.tmp / 'keeper-state.json'}\npoll: 0.1\n"
+                                            "stuck-blocks: 2\nlog-format: json\n")
+    keeper = Background("keeper", {**env, "KEEPER_HEARTBEAT": "2"}, devnet.tmp / "keeper.log", "METRICS_PORT=0",
+                        f"KEEPER_ARGS=--config {devnet.tmp / 'keeper.yaml'}")
     try:
         keeper.wait_for("start: block", timeout=60)
         assert f"from {devnet.tmp / 'deployments' / 'local.json'}" in keeper.text()
@@ -235,7 +237,7 @@ def test_devnet__make_devnet_deploy_keeper__orders_liquidations_metrics_stuck_tx
         limit = node.rpc.request("eth_getBlockByNumber", ["latest", False])["gasLimit"]
         node.rpc.request("evm_setBlockGasLimit", [hex(BLOCK_GAS)])
         crash = _price_now(node, p, BTC, 78_500, t("oracle"))
-        keeper.wait_for(" sent liquidate", count=3, timeout=15)
+        keeper.wait_for('"sent liquidate', count=3, timeout=15)
         _fill_blocks(node, [t(f"filler-{i}") for i in range(16)])
         node.interval(1)
         keeper.wait_for("replaced liquidate", count=3, timeout=20)
@@ -247,9 +249,8 @@ def test_devnet__make_devnet_deploy_keeper__orders_liquidations_metrics_stuck_tx
         assert all(len(b) == 1 and b[0] >= crash + 3 for b in liquidated.values()), liquidated  # after the stuck blocks
         replaced = keeper.text().count("replaced liquidate")
         assert replaced >= 3
-        sent = [line for line in keeper.text().splitlines() if " sent liquidate" in line]
-        first_hashes = {line.split()[-1] for line in sent}
-        assert len(sent) == 3
+        first_hashes = set(re.findall(r'"sent liquidate [^"]* (0x[0-9a-f]{64})"', keeper.text()))
+        assert len(first_hashes) == 3
 
         # metrics: each counter against the chain
         node.wait_for_block(node.head() + 2)
@@ -302,6 +303,9 @@ def test_devnet__make_devnet_deploy_keeper__orders_liquidations_metrics_stuck_tx
         assert _metric(page, "backstop_keeper_chain_resets_total") == 1
         assert _metric(page, "backstop_keeper_actions_total", kind="liquidate", outcome="mined") == 5
         assert "Traceback" not in keeper.text() and "unexpected revert" not in keeper.text()
+        lines = [json.loads(line) for line in keeper.text().splitlines() if line.startswith("{")]
+        assert len(lines) > 20 and {x["level"] for x in lines} <= {"info", "warning"}
+        assert [x for x in keeper.text().splitlines() if not x.startswith("{")] == keeper.text().splitlines()[:2]
     finally:
         code = keeper.stop()
     assert code in (0, -signal.SIGTERM), keeper.text()[-2000:]  # SIGTERM reaches make and the keeper together
