@@ -100,3 +100,26 @@ def test_rpc__primary_unreachable__the_fallback_answers_and_stays_current(node):
     assert switches == [node.uri]  # no switch back and forth
     with pytest.raises(R.RpcError, match="127.0.0.1:9"):
         R.Rpc(["http://127.0.0.1:9", "http://127.0.0.1:10"], timeout=2).request("eth_blockNumber", [])
+
+
+def test_keeper__reorganised_chain__detected_at_the_next_block_and_reloaded(protocol, node, keeper, due):
+    """anvil_reorg replaces the last two blocks: at the next step the block
+    the keeper processed has another hash; it drops what was in flight and
+    reloads from the new head, which still holds the liquidations due."""
+    from bots.keeper import ChainChanged
+
+    k = _keeper(protocol, node, keeper)
+    node.rpc.request("evm_mine", [])
+    k.step(node.head())
+    processed = k.last_block
+    stranger = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"  # TEST::6, a dev account the node signs for
+    node.rpc.request("anvil_reorg", [2, [[{"from": stranger, "to": stranger, "value": "0x1"}, 0]]])
+    assert node.rpc.request("eth_getBlockByNumber", [hex(processed), False])["hash"] != k.mirror.block_hash
+    node.rpc.request("evm_mine", [])
+    with pytest.raises(ChainChanged, match=f"block {processed} is not the one processed"):
+        k.step(node.head())
+    k._recover(ChainChanged("test"))
+    assert k.last_block is None and k.in_flight == {} and k.stats["resets"] == 1
+    k.dry_run = True
+    k.start()
+    assert k.last_block == node.head() and len(k.plan()) == 2
