@@ -55,10 +55,13 @@ demo: install compile
 BLOCK_TIME ?= 1
 DEVNET_MNEMONIC := test test test test test test test test test test test junk
 # on a local network, deploy and keeper join a running node (never start one)
-need_node = case "$(NETWORK)" in *:local:*|*:local) 	(echo > /dev/tcp/127.0.0.1/$(BACKSTOP_PORT)) 2>/dev/null || { 	echo "make $(1): no node at 127.0.0.1:$(BACKSTOP_PORT); start one with 'make devnet' (or set BACKSTOP_PORT)" >&2; exit 2; };; esac
+need_node = case "$(NETWORK)" in *:local:*|*:local) \
+	(echo > /dev/tcp/127.0.0.1/$(BACKSTOP_PORT)) 2>/dev/null || { \
+	echo "make $(1): no node at 127.0.0.1:$(BACKSTOP_PORT); start one with 'make devnet' (or set BACKSTOP_PORT)" >&2; exit 2; };; esac
 
 devnet: install
-	@if (echo > /dev/tcp/127.0.0.1/$(BACKSTOP_PORT)) 2>/dev/null; then 		echo "make devnet: port $(BACKSTOP_PORT) is in use (a devnet already running?); set BACKSTOP_PORT to a free one" >&2; exit 2; fi
+	@if (echo > /dev/tcp/127.0.0.1/$(BACKSTOP_PORT)) 2>/dev/null; then \
+		echo "make devnet: port $(BACKSTOP_PORT) is in use (a devnet already running?); set BACKSTOP_PORT to a free one" >&2; exit 2; fi
 	anvil --port $(BACKSTOP_PORT) --mnemonic "$(DEVNET_MNEMONIC)" --accounts 30 --derivation-path "m/44'/60'/0'/0" \
 		--balance 10000 --block-time $(BLOCK_TIME) --hardfork prague $(DEVNET_ARGS)
 
