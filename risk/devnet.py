@@ -112,7 +112,8 @@ def _encode(verb, args, oids):
 
 def replay(node, p, run, keeper):
     """Send the lab's calls, one block per lab timestamp; return the
-    engine's compared events from those blocks, decoded, in order."""
+    engine's compared events from those blocks, decoded, in order, and the
+    reasons of the orders it cancelled."""
     keeper = getattr(keeper, "address", keeper)
     rpc = node.rpc
     gas_limit = int(rpc.request("eth_getBlockByNumber", ["latest", False])["gasLimit"], 16)
@@ -123,6 +124,7 @@ def replay(node, p, run, keeper):
     lab_oid = 0
     oids = {}  # lab order id -> chain order id
     requested = {}  # trader -> lab order id
+    cancelled = []  # the reasons of the orders the chain cancelled, in order
     try:
         groups = []
         for now, sender, verb, args in run.calls:
@@ -148,9 +150,13 @@ def replay(node, p, run, keeper):
             receipts = node.receipts([h for h, _ in hashes], timeout=120)
             head = node.head()
             for (h, verb), rc in zip(hashes, receipts):
-                assert int(rc["status"], 16) == 1, f"{verb} at {now} reverted on chain ({h})"
+                assert int(rc["status"], 16) == 1, (f"{verb} at {now} reverted on chain: {_reason(rpc, h)!r} ({h}); "
+                                                    f"orders the chain cancelled so far: {cancelled[:5]} of {len(cancelled)}")
                 assert int(rc["blockNumber"], 16) == head, f"{verb} at {now} did not fit the block"
                 for lg in rc["logs"]:
+                    outcome = R.order_outcome(lg)
+                    if outcome is not None and outcome[1] == "cancelled":
+                        cancelled.append(outcome[2])
                     if lg["topics"] and lg["topics"][0] == ORDER_REQUESTED_TOPIC:
                         trader = to_checksum_address("0x" + lg["topics"][2][-40:])
                         oids[requested[trader]] = int(lg["topics"][1], 16)
@@ -158,7 +164,16 @@ def replay(node, p, run, keeper):
         rpc.request("anvil_autoImpersonateAccount", [False])
         rpc.request("evm_setAutomine", [True])
         rpc.request("evm_setBlockGasLimit", [hex(gas_limit)])
-    return engine_events(p, first_block, node.head())
+    return engine_events(p, first_block, node.head()), cancelled
+
+
+def _reason(rpc, tx_hash):
+    """The revert reason of a mined transaction (callTracer's output)."""
+    try:
+        trace = rpc.request("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
+        return R.revert_reason({"data": trace.get("output")}) or trace.get("error")
+    except Exception as e:  # noqa: BLE001 - a diagnostic only
+        return f"(no trace: {e})"
 
 
 def engine_events(p, first, last):
@@ -170,6 +185,11 @@ def engine_events(p, first, last):
     decoded = chain.provider.network.ecosystem.decode_logs(logs, *abis)
     return [(lg.event_name, {k: (v.lower() if isinstance(v, str) else int(v)) for k, v in lg.event_arguments.items()})
             for lg in decoded]
+
+
+def lab_cancelled(run):
+    """The reasons of the orders the lab saw cancelled, in order."""
+    return [f["reason"] for name, f in run.event_log if name == "OrderCancelled"]
 
 
 def lab_events(run, keeper):

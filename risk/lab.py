@@ -149,6 +149,13 @@ ENGINE_KEYS = {
 }
 
 
+def engine_config(overrides):
+    """The engine-wide parameters: config/networks.yaml's `local` entry's
+    (those of ENGINE_KEYS it has), then the scenario's."""
+    local = cfg.read()["local"]
+    return {**{k: local[k] for k in ENGINE_KEYS if k in local}, **overrides}
+
+
 def _engine_params(w, engine):
     """The scenario's engine-wide parameters, through the engine's setters
     (a key this engine has no setter for, or a value it refuses: LabError)."""
@@ -193,7 +200,7 @@ def build_world(sc, first_answer, n_markets, book, t0=T0):
             w.call(OWNER, "add_market", cfg.market_params(m, feed_address(mid), TOKEN_DECIMALS))
         except Revert as e:
             raise LabError(f"market: refused by the engine: {e.reason}") from None
-    _engine_params(w, sc.engine)
+    _engine_params(w, engine_config(sc.engine))
     if sc.book.insurance_fund:
         w.mint(FUND, sc.book.insurance_fund * UNIT)
     return w

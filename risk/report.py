@@ -57,7 +57,8 @@ def run_rows(res):
     share = [x / share[0] for x in share] if share[0] else share
     return [
         ("accounts / markets / ticks", f"{res['accounts']:,} / {res['markets']} / {res['ticks']}"),
-        ("opened (refused: capacity)", f"{res['opened']:,} ({res['capacity_refusals']:,})"),
+        ("opened (refused: capacity, other)", f"{res['opened']:,} ({res['capacity_refusals']:,}, "
+                                              f"{sum(res['refusals'].values()) - res['capacity_refusals']:,})"),
         ("liquidations (bankrupt)", f"{res['liquidations']:,} ({res['bankrupt_liquidations']:,})"),
         ("bad debt", u("bad_debt")),
         ("fund: start -> end (drawn)", f"{res['fund_start'] / UNIT:,.0f} -> {res['fund_end'] / UNIT:,.0f} "

@@ -81,15 +81,6 @@ def test_inline_ranking__equals_the_models_adl_ranking_mid_crash():
             assert mine or bankrupt < 0
 
 
-def test_run__is_a_function_of_its_scenario():
-    sc = Scenario(book=BookSpec(accounts=200), path="jump", seed=9)
-    a, b = Run(sc), Run(sc)
-    for r in (a, b):
-        r.open_book()
-        r.run_path()
-    assert a.result() == b.result()
-
-
 def test_fund_needed__is_exact_to_the_token():
     """A run with a fund that cannot run dry gives F*; a fund of F* (rounded
     up to whole tokens) sees no ADL and no socialized loss, one token less
