@@ -251,8 +251,8 @@ def main(argv=None):
         where = ".".join(str(p) for p in x["loc"])
         click.echo(f"risk: {where + ': ' if where else ''}{x['msg'].removeprefix('Value error, ')}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("risk: aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("risk: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as e:
         click.echo(f"risk: {e.format_message()}", err=True)

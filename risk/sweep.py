@@ -158,15 +158,24 @@ class DaskExecutor:
                 raise LabError(f"cluster {address}: no Dask scheduler answers there ({type(e).__name__})") from None
         else:
             self.name = f"local Dask cluster of {workers} workers"
-            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, silence_logs=50)
-            self.client = Client(self.cluster)
+            try:
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, silence_logs=50)
+                self.client = Client(self.cluster)
+            except Exception as e:  # noqa: BLE001 - said in one line
+                raise LabError(f"a local Dask cluster of {workers} workers did not start: {type(e).__name__}: {e}") from None
 
     def map(self, fn, tasks):
         from distributed import as_completed
         futures = self.client.map(fn, tasks, pure=False)
         for f in as_completed(futures):
-            yield f.result()
+            try:
+                yield f.result()
+            except LabError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a worker's failure, said in one line
+                hint = " (the workers need this repository on their PYTHONPATH)" if isinstance(e, ImportError) else ""
+                raise LabError(f"a task failed on the {self.name}: {type(e).__name__}: {e}{hint}") from None
 
     def close(self):
         self.client.close()
