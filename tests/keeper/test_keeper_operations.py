@@ -103,18 +103,23 @@ def test_rpc__primary_unreachable__the_fallback_answers_and_stays_current(node):
 
 
 def test_keeper__reorganised_chain__detected_at_the_next_block_and_reloaded(protocol, node, keeper, due):
-    """anvil_reorg replaces the last two blocks: at the next step the block
-    the keeper processed has another hash; it drops what was in flight and
-    reloads from the new head, which still holds the liquidations due."""
+    """The block the keeper processed is replaced by another at the same
+    height (a snapshot reverted, then a different block mined there: what a
+    reorganisation looks like to a client): at the next step its hash
+    differs; the keeper drops what was in flight and reloads from the new
+    head, which still holds the liquidations due."""
     from bots.keeper import ChainChanged
 
     k = _keeper(protocol, node, keeper)
+    fork = node.rpc.request("evm_snapshot", [])
     node.rpc.request("evm_mine", [])
     k.step(node.head())
-    processed = k.last_block
+    processed, seen = k.last_block, k.mirror.block_hash
+    node.rpc.request("evm_revert", [fork])
     stranger = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"  # TEST::6, a dev account the node signs for
-    node.rpc.request("anvil_reorg", [2, [[{"from": stranger, "to": stranger, "value": "0x1"}, 0]]])
-    assert node.rpc.request("eth_getBlockByNumber", [hex(processed), False])["hash"] != k.mirror.block_hash
+    node.rpc.request("eth_sendTransaction", [{"from": stranger, "to": stranger, "value": "0x1"}])  # mined at `processed`
+    assert node.head() == processed
+    assert node.rpc.request("eth_getBlockByNumber", [hex(processed), False])["hash"] != seen
     node.rpc.request("evm_mine", [])
     with pytest.raises(ChainChanged, match=f"block {processed} is not the one processed"):
         k.step(node.head())
