@@ -257,12 +257,27 @@ def manifest_of(p, deployer, from_block, source):
         "engine_code_hash": "0x" + keccak(bytes(code)).hex(),
         "token": {"symbol": str(p.token.symbol()), "decimals": decimals},
         "order_expiry": int(p.engine.order_expiry()),
+        "engine_params": engine_params(p.engine),
         "markets": [
             {"id": i, "name": name, "feed": feed.address,
              "params": {k: (v if isinstance(v, int) else str(v)) for k, v in asdict(params).items()}}
             for i, (name, feed, params) in enumerate(zip(p.markets, p.feeds, p.params))
         ],
     }
+
+
+# Engine-wide parameters recorded in the manifest, where the engine has the view.
+ENGINE_PARAMS = ("max_profit", "min_keeper_reward", "min_notional")
+
+
+def engine_params(engine):
+    """{view name: value} of the engine-wide parameters this engine exposes."""
+    out = {}
+    for name in ENGINE_PARAMS:
+        view = getattr(engine, name, None)
+        if view is not None:
+            out[name] = int(view())
+    return out
 
 
 def _choice(provider):

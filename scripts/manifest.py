@@ -9,8 +9,8 @@
 (engine, its two facets, vault, insurance fund, token, lens, feeds), the
 chain id, the block the deployment finished in and that block's hash (a
 reader can tell a chain that was reset or reorganised since), the engine's
-code hash, the token's decimals, the order expiry and every market's
-parameters as the engine stores them.
+code hash, the token's decimals, the order expiry, the engine-wide
+parameters and every market's parameters as the engine stores them.
 
 Pure Python (pydantic, no ape): the keeper validates a manifest before it
 connects to anything. A missing or malformed file raises `ManifestError`
@@ -96,6 +96,9 @@ class Manifest(_Strict):
     engine_code_hash: str  # keccak256 of the engine's runtime code
     token: Token
     order_expiry: int
+    # Engine-wide parameters the engine exposes (max_profit, min_keeper_reward,
+    # min_notional, ... where the engine has them), by view name.
+    engine_params: dict[str, int] = {}
     markets: list[Market]
 
     @field_validator("format")
