@@ -252,6 +252,22 @@ def print_table(records, seeds, summary):
         console.print(f"not applicable: {', '.join(s['not_applicable']) or 'none'}; errors: {', '.join(s['errors']) or 'none'}")
 
 
+def markdown(results):
+    """The kill table of a results file as markdown (docs/properties.md)."""
+    seeds = results["seeds"]
+    mark = {"passed": "survived", "failed": "killed", "timeout": "killed (timeout)", "error": "error"}
+    lines = [f"| mutant | where | what | model tests | {' | '.join(f'seed {s}' for s in seeds)} |",
+             "| --- | --- | --- | --- | " + " | ".join("---" for _ in seeds) + " |"]
+    for r in results["mutants"]:
+        name = f"`{r['name']}`" + (" *" if r["must"] else "")
+        if r["status"] != "applied":
+            lines.append(f"| {name} | {r['where']} | {r['what']} | {r['status']} | " + " | ".join("" for _ in seeds) + " |")
+            continue
+        cells = [mark[r["machine"][str(s)]["status"]] if str(s) in r["machine"] else "-" for s in seeds]
+        lines.append(f"| {name} | {r['where']} | {r['what']} | {mark[r['model']['status']]} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- the command
 
 
@@ -278,10 +294,20 @@ def _seeds(text):
 @click.option("--no-baseline", is_flag=True, help="skip the unmutated run")
 @click.option("--check", is_flag=True, help="only report which mutants apply to the copy")
 @click.option("--keep", is_flag=True, help="keep the temporary copies")
+@click.option("--markdown", "as_markdown", is_flag=True,
+              help="print the kill table of the results file (--json, default bench/mutants.json) as markdown; run nothing")
 @click.option("--update", is_flag=True,
               help="with --only: replace those mutants' rows in the JSON file (default bench/mutants.json), keep the rest")
-def main(only, seeds, jobs, source, json_path, timeout, first_kill, no_baseline, check, keep, update):
+def main(only, seeds, jobs, source, json_path, timeout, first_kill, no_baseline, check, keep, update, as_markdown):
     """Apply each mutant to a temporary copy; run the model tests and the machine's ci run per seed."""
+    if as_markdown:
+        path = Path(json_path or ROOT / "bench" / "mutants.json")
+        try:
+            table = markdown(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError) as e:
+            raise Refused(f"cannot read the results in {path}: {e}") from None
+        print(table)
+        return
     seeds = _seeds(seeds)
     names = [m.name for m in MUTANTS]
     unknown = [n for n in only if n not in names]
