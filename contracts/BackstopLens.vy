@@ -92,6 +92,8 @@ struct Totals:
     traders_reserve: uint256
     traders_gain: uint256
     vault_entry_assets: uint256
+    min_keeper_reward: uint256
+    min_notional: uint256
 
 struct FeedRound:
     round_id: uint80
@@ -140,6 +142,8 @@ interface Engine:
     def traders_reserve() -> uint256: view
     def max_profit() -> uint256: view
     def total_cost() -> uint256: view
+    def min_keeper_reward() -> uint256: view
+    def min_notional() -> uint256: view
     def market_params(market_id: uint256) -> MarketParams: view
     def market_state(market_id: uint256) -> MarketState: view
     def adl_pending(market_id: uint256) -> AdlPending: view
@@ -333,6 +337,8 @@ def _totals(engine: Engine) -> Totals:
         traders_reserve=staticcall engine.traders_reserve(),
         traders_gain=staticcall engine.traders_gain(),
         vault_entry_assets=staticcall Vault(vault).entry_assets(),
+        min_keeper_reward=staticcall engine.min_keeper_reward(),
+        min_notional=staticcall engine.min_notional(),
     )
 
 

@@ -49,6 +49,8 @@ exports: (
     positions.order_expiry,
     positions.max_profit,
     positions.total_cost,
+    positions.min_keeper_reward,
+    positions.min_notional,
 )
 
 EXITS: public(immutable(address))
@@ -180,6 +182,28 @@ def set_max_profit(max_profit: uint256):
     positions.max_profit = max_profit
     positions._check_capacity()
     log positions.MaxProfitSet(max_profit=max_profit)
+
+
+@external
+def set_keeper_reward(min_keeper_reward: uint256, min_notional: uint256):
+    """
+    @notice The least every liquidation and deleverage pays its caller (at
+            most 100 whole tokens), and the least entry notional of a
+            position; every market's trading fee on min_notional must pay
+            at least the reward. New positions only: an open position below
+            a raised min_notional stays until it is reduced or closed.
+    """
+    ownable._check_owner()
+    assert min_keeper_reward <= positions.MAX_KEEPER_REWARD_TOKENS * (10**36 // positions.SCALE), "params: keeper reward"
+    assert min_notional < positions.MAX_AMOUNT, "params: min notional"
+    for mid: uint256 in range(positions.MAX_MARKETS):
+        if mid >= positions.market_count:
+            break
+        fee: uint256 = (positions._packed[mid][1] >> 128) & positions.MASK64
+        assert fee * min_notional >= min_keeper_reward * positions.WAD, "params: trading fee below reward"
+    positions.min_keeper_reward = min_keeper_reward
+    positions.min_notional = min_notional
+    log positions.KeeperRewardSet(min_keeper_reward=min_keeper_reward, min_notional=min_notional)
 
 
 # ---------------------------------------------------------------- forwarded to PerpExits

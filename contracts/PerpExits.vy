@@ -164,6 +164,8 @@ def liquidate(account: address, market_id: uint256, adl_targets: DynArray[addres
     # The vault's claim on a close at the oracle price is owed - pnl; with
     # bad debt it receives only what the position holds (its margin).
     positions._settle(owed - pnl - convert(bad_debt, int256), penalty - reward)
+    # The keeper's floor comes before bad debt: the fund pays it first.
+    advanced: uint256 = positions._pay_keeper_floor(msg.sender, reward)
     log positions.PositionLiquidated(
         account=account,
         market_id=market_id,
@@ -181,13 +183,14 @@ def liquidate(account: address, market_id: uint256, adl_targets: DynArray[addres
     if covered > 0:
         extcall positions.insurance_fund.cover(positions.vault.address, covered)
         log positions.InsuranceFundDrawn(amount=covered, remaining=fund_balance - covered)
-    uncovered: uint256 = bad_debt - covered
+    # what the vault advanced for the keeper joins the deficit ADL covers
+    uncovered: uint256 = bad_debt - covered + advanced
     if uncovered == 0:
         return
     assert positions._adl_pending[market_id].remaining == 0, "adl: pending deleverage"
     job: positions.AdlPending = positions.AdlPending(
         remaining=uncovered,
-        bad_debt=bad_debt,
+        bad_debt=bad_debt + advanced,
         bankrupt_size=old.size,
         size_left=convert(abs(old.size), uint256),
         bankrupt=account,
@@ -209,4 +212,5 @@ def deleverage(market_id: uint256, adl_targets: DynArray[address, positions.MAX_
     price: uint256 = positions._price(market_id, True)
     p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
+    job.remaining += positions._pay_keeper_floor(msg.sender, 0)
     adl._deleverage(market_id, job, adl_targets, price, idx, p)

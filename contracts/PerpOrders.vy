@@ -248,6 +248,9 @@ def _open(o: positions.Order, price: uint256, p: positions.MarketParams):
     assert fee <= pool, "collateral: insufficient"
     margin_in: uint256 = min(convert(o.margin_delta, uint256), pool - fee)
 
+    # An account whose bankruptcy is still being deleveraged in this market
+    # cannot take new risk there: it could become a target of its own debt.
+    assert positions._adl_pending[mid].bankrupt != account, "adl: bankrupt while pending"
     idx: int256 = positions._accrue(mid, price)
     old: positions.Position = positions._load(account, mid)
     new: positions.Position = old
@@ -266,6 +269,7 @@ def _open(o: positions.Order, price: uint256, p: positions.MarketParams):
     new.margin += margin_in
     new.funding_index = idx
     assert new.margin >= p.min_margin, "position: margin below minimum"
+    assert margin.notional_down(new.size, new.entry_price, positions.SCALE) >= positions.min_notional, "position: notional below minimum"
     if size_delta > 0:
         assert positions._state[mid].long_oi + convert(size_delta, uint256) <= p.max_open_interest, "market: open interest cap"
     else:

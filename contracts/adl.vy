@@ -49,7 +49,8 @@ def _deleverage(
             covered. A target closing q of the bankrupt size s pays a haircut
             ceil(q * bad_debt / |s|) (q * (bankruptcy - oracle price)),
             capped by the closed part's equity and by what is still uncovered,
-            so the haircuts sum to exactly the uncovered amount.
+            so the haircuts sum to exactly the uncovered amount; it consumes
+            floor(haircut * |s| / bad_debt) (at most q) of the bankrupt size.
     """
     abs_bankrupt: uint256 = convert(abs(job.bankrupt_size), uint256)
     remaining: uint256 = job.remaining
@@ -119,7 +120,11 @@ def _deleverage(
         # out collateral it does not hold.
         vault_delta += owed - pnl + convert(haircut, int256) + min(left, 0)
         remaining -= haircut
-        size_left -= q
+        # The bankrupt size is consumed only in proportion to the haircut
+        # collected (rounded down): a target whose haircut its equity caps
+        # (a low-equity "shield") uses up no more of it than it paid for,
+        # and the next ranked target pays the rest.
+        size_left -= min(q, fp.mul_div_down(haircut, abs_bankrupt, job.bad_debt))
         log positions.AutoDeleveraged(
             bankrupt=job.bankrupt, target=t, market_id=mid, size=closed, bankruptcy_price=job.bankruptcy_price, haircut=haircut
         )

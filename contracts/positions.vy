@@ -65,6 +65,12 @@ MAX_EXECUTION_FEE_TOKENS: constant(uint256) = 100
 MIN_MAX_PROFIT: constant(uint256) = 25 * 10**16  # 25%
 MAX_MAX_PROFIT: constant(uint256) = 10 * 10**18  # 1000%
 DEFAULT_MAX_PROFIT: constant(uint256) = 5 * 10**17  # 50%
+# Keepers (docs/liquidation.md): every liquidation and deleverage pays its
+# caller at least min_keeper_reward (at most 100 whole tokens); positions
+# are at least min_notional of entry notional, and every market's trading
+# fee on min_notional pays at least that reward (a position opened only to
+# be liquidated for the reward loses money).
+MAX_KEEPER_REWARD_TOKENS: constant(uint256) = 100
 
 # ---------------------------------------------------------------- structs
 
@@ -233,6 +239,15 @@ event PauserSet:
 event MaxProfitSet:
     max_profit: uint256
 
+event KeeperRewardSet:
+    min_keeper_reward: uint256
+    min_notional: uint256
+
+event KeeperPaid:
+    keeper: indexed(address)
+    from_fund: uint256
+    from_vault: uint256
+
 # ---------------------------------------------------------------- immutables
 
 COLLATERAL: public(immutable(IERC20))
@@ -298,6 +313,9 @@ _pending: HashMap[address, HashMap[uint256, uint256]]
 # multiplication (docs/solvency.md).
 max_profit: public(uint256)
 total_cost: public(uint256)
+# The keeper's floor and the position floor (set_keeper_reward).
+min_keeper_reward: public(uint256)
+min_notional: public(uint256)
 
 
 @deploy
@@ -330,6 +348,7 @@ def _set_params(mid: uint256, p: MarketParams):
     assert p.max_open_interest > 0 and p.max_open_interest <= MAX_OPEN_INTEREST, "params: open interest"
     assert p.min_margin > 0 and p.min_margin < MAX_AMOUNT, "params: min margin"
     assert p.execution_fee <= MAX_EXECUTION_FEE_TOKENS * (10**36 // SCALE), "params: execution fee"
+    assert p.trading_fee * self.min_notional >= self.min_keeper_reward * WAD, "params: trading fee below reward"
     decimals: uint8 = staticcall AggregatorV3(p.feed).decimals()
     assert decimals <= 18, "params: feed decimals"
     feed_scale: uint256 = 10 ** (18 - convert(decimals, uint256))
@@ -591,6 +610,30 @@ def _reserve() -> uint256:
 
 
 @internal
+def _pay_keeper_floor(keeper: address, paid: uint256) -> uint256:
+    """
+    @notice Top `keeper`'s reward `paid` up to min_keeper_reward: from the
+            insurance fund first, then from the vault's free cash (cash above
+            the reserve, so invariant 7 holds). Returns what the vault
+            advanced, which the caller adds to the deficit ADL covers.
+    """
+    least: uint256 = self.min_keeper_reward
+    if paid >= least:
+        return 0
+    top_up: uint256 = least - paid
+    from_fund: uint256 = min(top_up, staticcall COLLATERAL.balanceOf(self.insurance_fund.address))
+    if from_fund > 0:
+        extcall self.insurance_fund.cover(self, from_fund)
+    cash: uint256 = staticcall COLLATERAL.balanceOf(self.vault.address)
+    from_vault: uint256 = min(top_up - from_fund, cash - min(cash, self._reserve()))
+    if from_vault > 0:
+        extcall self.vault.pay(from_vault)
+    self._free[keeper] += from_fund + from_vault
+    log KeeperPaid(keeper=keeper, from_fund=from_fund, from_vault=from_vault)
+    return from_vault
+
+
+@internal
 @view
 def _check_capacity():
     """
@@ -637,6 +680,7 @@ def _reduce(
         assert left == 0, "position: insolvent"
     else:
         assert left >= convert(p.min_margin, int256), "position: dust remainder"
+        assert margin.notional_down(old.size - closed, old.entry_price, SCALE) >= self.min_notional, "position: dust remainder"
         new = old
         new.size = old.size - closed
         new.margin = convert(left, uint256)

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from model import funding, margin
 from model import positions as P
-from model.fixed_point import Revert, check, mul_div_up, div_floor
+from model.fixed_point import Revert, check, mul_div_down, mul_div_up, div_floor
 
 
 def _target_score(w, account, mid, price):
@@ -83,7 +83,7 @@ def _deleverage(w, mid, job, targets, price, idx, p):
         # part's PnL: the vault absorbs the shortfall (adl.vy says why).
         vault_delta += owed - pnl + haircut + min(left, 0)
         remaining -= haircut
-        size_left -= q
+        size_left -= min(q, mul_div_down(haircut, abs_bankrupt, job.bad_debt))  # in proportion to the haircut
         w.log("AutoDeleveraged", bankrupt=job.bankrupt, target=t, market_id=mid, size=closed,
               bankruptcy_price=job.bankruptcy_price, haircut=haircut)
     P._settle(w, vault_delta, 0)

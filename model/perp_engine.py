@@ -89,6 +89,18 @@ def set_max_profit(w, max_profit):
     w.log("MaxProfitSet", max_profit=max_profit)
 
 
+def set_keeper_reward(w, min_keeper_reward, min_notional):
+    """PerpEngine.set_keeper_reward"""
+    _check_owner(w)
+    check(min_keeper_reward <= P.MAX_KEEPER_REWARD_TOKENS * (10**36 // w.e.scale), "params: keeper reward")
+    check(min_notional < P.MAX_AMOUNT, "params: min notional")
+    for mid in range(w.e.market_count):
+        check(w.e.params[mid].trading_fee * min_notional >= min_keeper_reward * WAD, "params: trading fee below reward")
+    w.e.min_keeper_reward = min_keeper_reward
+    w.e.min_notional = min_notional
+    w.log("KeeperRewardSet", min_keeper_reward=min_keeper_reward, min_notional=min_notional)
+
+
 def set_pauser(w, pauser):
     """PerpEngine.set_pauser"""
     _check_owner(w)

@@ -80,6 +80,7 @@ def liquidate(w, account, mid, adl_targets):
     else:
         bad_debt = -equity
     P._settle(w, owed - pnl - bad_debt, penalty - reward)
+    advanced = P._pay_keeper_floor(w, w.sender, reward)
     w.log("PositionLiquidated", account=account, market_id=mid, size=old.size, price=price, penalty=penalty,
           keeper_reward=reward, bad_debt=bad_debt)
     if bad_debt == 0:
@@ -90,13 +91,13 @@ def liquidate(w, account, mid, adl_targets):
     if covered > 0:
         w.fund_cover(w.e.vault, covered)
         w.log("InsuranceFundDrawn", amount=covered, remaining=fund_balance - covered)
-    uncovered = bad_debt - covered
+    uncovered = bad_debt - covered + advanced
     if uncovered == 0:
         return
     check(w.e.adl_pending.get(mid, P.AdlPending()).remaining == 0, "adl: pending deleverage")
     job = P.AdlPending(
         remaining=uncovered,
-        bad_debt=bad_debt,
+        bad_debt=bad_debt + advanced,
         bankrupt_size=old.size,
         size_left=abs(old.size),
         bankrupt=account,
@@ -113,4 +114,5 @@ def deleverage(w, mid, adl_targets):
     price = P._price(w, mid, True)
     p = w.e.params[mid]
     idx = P._accrue(w, mid, price)
+    job.remaining += P._pay_keeper_floor(w, w.sender, 0)
     adl._deleverage(w, mid, job, adl_targets, price, idx, p)

@@ -116,6 +116,8 @@ def _open(w, o, price, p):
     check(fee <= pool, "collateral: insufficient")
     margin_in = min(o.margin_delta, pool - fee)
 
+    job = w.e.adl_pending.get(mid)
+    check(job is None or job.bankrupt != account, "adl: bankrupt while pending")
     idx = P._accrue(w, mid, price)
     old = P._load(w, account, mid)
     new = replace(old)
@@ -134,6 +136,8 @@ def _open(w, o, price, p):
     new.margin += margin_in
     new.funding_index = idx
     check(new.margin >= p.min_margin, "position: margin below minimum")
+    check(margin.notional_down(new.size, new.entry_price, scale) >= w.e.min_notional,
+          "position: notional below minimum")
     st = w.e.state[mid]
     if size_delta > 0:
         check(st.long_oi + size_delta <= p.max_open_interest, "market: open interest cap")

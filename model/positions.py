@@ -37,6 +37,7 @@ MAX_EXECUTION_FEE_TOKENS = 100
 MIN_MAX_PROFIT = 25 * 10**16
 MAX_MAX_PROFIT = 10 * 10**18
 DEFAULT_MAX_PROFIT = 5 * 10**17
+MAX_KEEPER_REWARD_TOKENS = 100
 
 
 @dataclass
@@ -131,6 +132,8 @@ class EngineState:
     pending: dict = field(default_factory=dict)  # (account, market_id) -> (last order id, expires_at), never cleared
     max_profit: int = DEFAULT_MAX_PROFIT
     total_cost: int = 0  # sum of |size| * entry_price over every open position
+    min_keeper_reward: int = 0
+    min_notional: int = 0
 
 
 def side_key(mid, size):
@@ -160,6 +163,7 @@ def _set_params(w, mid, p):
     check(0 < p.max_open_interest <= MAX_OPEN_INTEREST, "params: open interest")
     check(0 < p.min_margin < MAX_AMOUNT, "params: min margin")
     check(p.execution_fee <= MAX_EXECUTION_FEE_TOKENS * (10**36 // w.e.scale), "params: execution fee")
+    check(p.trading_fee * w.e.min_notional >= w.e.min_keeper_reward * WAD, "params: trading fee below reward")
     decimals = w.feeds[p.feed].decimals
     check(decimals <= 18, "params: feed decimals")
     w.e.feed_scale[mid] = 10 ** (18 - decimals)
@@ -301,6 +305,24 @@ def _reserve(w):
     return mul_div_up(w.e.max_profit, w.e.total_cost, WAD * w.e.scale)
 
 
+def _pay_keeper_floor(w, keeper, paid):
+    """positions._pay_keeper_floor: the fund first, then the vault's free cash; returns the vault's advance"""
+    floor = w.e.min_keeper_reward
+    if paid >= floor:
+        return 0
+    top_up = floor - paid
+    from_fund = min(top_up, w.token.balance_of(w.e.insurance_fund))
+    if from_fund > 0:
+        w.fund_cover(w.engine_address, from_fund)
+    cash = w.token.balance_of(w.e.vault)
+    from_vault = min(top_up - from_fund, cash - min(cash, _reserve(w)))
+    if from_vault > 0:
+        w.vault_pay(from_vault)
+    w.e.free[keeper] = w.e.free.get(keeper, 0) + from_fund + from_vault
+    w.log("KeeperPaid", keeper=keeper, from_fund=from_fund, from_vault=from_vault)
+    return from_vault
+
+
 def _check_capacity(w):
     """positions._check_capacity"""
     check(w.token.balance_of(w.e.vault) >= _reserve(w), "vault: capacity")
@@ -333,6 +355,8 @@ def _reduce(w, account, mid, old, closed, price, idx, p, keeper):
         check(left == 0, "position: insolvent")
     else:
         check(left >= p.min_margin, "position: dust remainder")
+        check(margin.notional_down(old.size - closed, old.entry_price, scale) >= w.e.min_notional,
+              "position: dust remainder")
         new = replace(old)
         new.size = old.size - closed
         new.margin = left

@@ -21,7 +21,7 @@ from typing import Optional
 
 import yaml
 from eth_utils import is_address
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from model.fixed_point import WAD
 from model.positions import (
@@ -197,6 +197,22 @@ class NetworkConfig(_Strict):
     insurance_seed: int = Field(0, ge=0)  # mocks only: tokens minted into the fund
     vault_seed: int = Field(0, ge=0)  # mocks only: tokens minted and deposited into the vault
     order_expiry: int = Field(DEFAULT_ORDER_EXPIRY, ge=MIN_ORDER_EXPIRY, le=MAX_ORDER_EXPIRY)  # seconds
+    # the payout cap, % of entry notional in bps (positions.MIN/MAX_MAX_PROFIT; docs/solvency.md)
+    max_profit_bps: int = Field(5000, ge=2500, le=100000)
+    # the keeper's floor and the position floor, token units (set_keeper_reward; docs/liquidation.md)
+    min_keeper_reward_units: int = Field(0, ge=0)
+    min_notional_units: int = Field(0, ge=0, lt=2**128)
+
+    @model_validator(mode="after")
+    def _fees_pay_the_keeper_floor(self):
+        # PerpEngine.set_keeper_reward: every market's trading fee on
+        # min_notional pays at least min_keeper_reward
+        for m in self.markets:
+            if m.trading_fee_bps * self.min_notional_units < self.min_keeper_reward_units * 10_000:
+                raise ValueError(
+                    f"{m.name}: trading_fee_bps {m.trading_fee_bps} on min_notional_units {self.min_notional_units} "
+                    f"pays less than min_keeper_reward_units {self.min_keeper_reward_units}")
+        return self
 
     def as_dict(self):
         """The plain dict callers used before validation existed (None fields dropped)."""

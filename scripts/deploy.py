@@ -178,11 +178,15 @@ def deploy_protocol(deployer, config=None, path=None):
     engine.initialize(vault, fund, sender=deployer)
     if conf["order_expiry"] != DEFAULT_ORDER_EXPIRY:
         engine.set_order_expiry(conf["order_expiry"], sender=deployer)
+    if conf.get("max_profit_bps", 5000) != 5000:
+        engine.set_max_profit(conf["max_profit_bps"] * 10**14, sender=deployer)
     params = []
     for m, feed in zip(conf["markets"], feeds):
         p = cfg.market_params(m, feed.address, decimals)
         engine.add_market(p.as_tuple(), sender=deployer)
         params.append(p)
+    if conf.get("min_keeper_reward_units") or conf.get("min_notional_units"):
+        engine.set_keeper_reward(conf["min_keeper_reward_units"], conf["min_notional_units"], sender=deployer)
     unit = 10**decimals
     if conf["mocks"]:
         if conf.get("insurance_seed"):
@@ -190,7 +194,9 @@ def deploy_protocol(deployer, config=None, path=None):
         if conf.get("vault_seed"):
             token.mint(deployer, conf["vault_seed"] * unit, sender=deployer)
             token.approve(vault, conf["vault_seed"] * unit, sender=deployer)
-            vault.deposit(conf["vault_seed"] * unit, deployer, sender=deployer)
+            # through the vault's epochs (ERC-7540): request, later mock rounds, settle, claim
+            from scripts.lp import deposit_through_epoch
+            deposit_through_epoch(vault, feeds, deployer, conf["vault_seed"] * unit)
     return Protocol(
         engine=engine_at(engine.address),
         vault=vault,

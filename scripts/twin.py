@@ -67,6 +67,8 @@ def mirror_world(protocol, owner):
         st = e.market_state(mid)
         w.e.state[mid] = MarketState(*[int(v) for v in st])
     w.e.market_count = e.market_count()
+    w.e.max_profit, w.e.total_cost = int(e.max_profit()), int(e.total_cost())
+    w.e.min_keeper_reward, w.e.min_notional = int(e.min_keeper_reward()), int(e.min_notional())
     for holder in (protocol.vault.address, protocol.insurance_fund.address, e.address):
         bal = protocol.token.balanceOf(holder)
         if bal:
@@ -219,7 +221,7 @@ def read_state(p, accounts):
     s["traders_reserve"] = e.traders_reserve()
     s["traders_gain"] = e.traders_gain()
     s["vault.entry_assets"] = v.entry_assets()
-    s["solvency"] = (e.max_profit(), e.total_cost())
+    s["solvency"] = (e.max_profit(), e.total_cost(), e.min_keeper_reward(), e.min_notional())
     s["paused"] = e.paused()
     s["orders"] = (e.order_count(), e.order_expiry())
     for oid in range(1, e.order_count() + 1):
@@ -260,7 +262,7 @@ def model_state(w, accounts):
     s["traders_reserve"] = w.view("traders_reserve")
     s["traders_gain"] = w.view("traders_gain")
     s["vault.entry_assets"] = w.view("vault.entry_assets")[1]
-    s["solvency"] = (w.e.max_profit, w.e.total_cost)
+    s["solvency"] = (w.e.max_profit, w.e.total_cost, w.e.min_keeper_reward, w.e.min_notional)
     s["paused"] = w.e.paused
     s["orders"] = (w.e.order_count, w.e.order_expiry)
     for oid in sorted(w.e.orders):

@@ -42,7 +42,7 @@ State keys (addresses lower-case hex):
                            not 0 (in process only: no view reads it)
             ("last order", a, mid) (id, expires_at) of the account's last
                            order in the market, when any (in process only)
-            ("solvency",) (max_profit, total_cost)
+            ("solvency",) (max_profit, total_cost, min_keeper_reward, min_notional)
     views:  ("valuation",) (vault.totalAssets, vault.free_cash, engine.traders_claim,
                             engine.traders_gain, engine.traders_reserve, vault.entry_assets)
             ("views", a, mid) (equity, is_liquidatable, liquidation_price,
@@ -70,6 +70,7 @@ SIGNATURES = {
     "cancel_order": ("engine", "cancel_order(uint256)"),
     "set_order_expiry": ("engine", "set_order_expiry(uint256)"),
     "set_max_profit": ("engine", "set_max_profit(uint256)"),
+    "set_keeper_reward": ("engine", "set_keeper_reward(uint256,uint256)"),
     "add_margin": ("engine", "add_margin(uint256,uint256)"),
     "set_tp_sl": ("engine", "set_tp_sl(uint256,uint256,uint256)"),
     "execute_tp_sl": ("engine", "execute_tp_sl(address,uint256)"),
@@ -197,7 +198,7 @@ GET_ORDER = keccak(text="get_order(uint256)")[:4]
 # ------------------------------------------------------------------ lens decoding
 
 _T = ("(uint256,bool,address,address,address,address,address,uint256,uint256,uint256,uint256,uint256,uint256,int256,"
-      "uint256,uint256,uint256,uint256,uint256)")
+      "uint256,uint256,uint256,uint256,uint256,uint256,uint256)")
 _MV = (f"({_P},(uint256,uint256,uint256,uint256,int256,int256,uint256),"
        "(uint256,uint256,int256,uint256,address,uint256),(uint80,int256,uint256,uint256,uint80),uint256,uint256)")
 _AV = "(address,uint256,uint256,uint256)"
@@ -225,19 +226,19 @@ def decode_snapshot(raw):
         n = w[start]
         return [w[start + 1 + width * i: start + 1 + width * (i + 1)] for i in range(n)]
 
-    t = w[0:19]
-    totals = (t[0], bool(t[1]), a(t[2]), a(t[3]), a(t[4]), a(t[5]), a(t[6]), *t[7:13], s(t[13]), *t[14:19])
+    t = w[0:21]
+    totals = (t[0], bool(t[1]), a(t[2]), a(t[3]), a(t[4]), a(t[5]), a(t[6]), *t[7:13], s(t[13]), *t[14:21])
     markets = []
-    for r in rows(19, 33):
+    for r in rows(21, 33):
         params = (a(r[0]), *r[1:13])
         state = (*r[13:17], s(r[17]), s(r[18]), r[19])
         pending = (r[20], r[21], s(r[22]), r[23], a(r[24]), r[25])
         feed = (r[26], s(r[27]), r[28], r[29], r[30])
         markets.append((params, state, pending, feed, r[31], r[32]))
-    accts = [(a(r[0]), r[1], r[2], r[3]) for r in rows(20, 4)]
+    accts = [(a(r[0]), r[1], r[2], r[3]) for r in rows(22, 4)]
     poss = [(a(r[0]), r[1], (s(r[2]), r[3], r[4], s(r[5]), r[6], r[7]), s(r[8]), bool(r[9]), r[10], r[11], r[12],
-             s(r[13])) for r in rows(21, 14)]
-    members = [a(x[0]) for x in rows(22, 1)]
+             s(r[13])) for r in rows(23, 14)]
+    members = [a(x[0]) for x in rows(24, 1)]
     return totals, markets, accts, poss, members
 
 
@@ -246,9 +247,10 @@ def state_from_lens(raw):
     totals, markets, accts, poss, members = decode_snapshot(raw)
     stored, views = {}, {}
     (n, paused, owner, pauser, _token, vault, fund, eng_bal, vault_cash, fund_bal,
-     supply, total_assets, free_cash, claim, max_profit, total_cost, reserve, gain, entry) = totals
+     supply, total_assets, free_cash, claim, max_profit, total_cost, reserve, gain, entry, min_reward,
+     min_notional) = totals
     stored[("totals",)] = (n, paused, _l(owner), _l(pauser))
-    stored[("solvency",)] = (max_profit, total_cost)
+    stored[("solvency",)] = (max_profit, total_cost, min_reward, min_notional)
     stored[("bal", "vault")] = vault_cash
     stored[("bal", "fund")] = fund_bal
     stored[("bal", "engine")] = eng_bal
@@ -482,6 +484,11 @@ def deploy_in_process(contracts_dir, conf, deploy, transact):
         p = cfg.market_params(m, feed, c["decimals"])
         transact(a["engine"], f"add_market({_P})", [_P], [p.as_tuple()])
         params.append(p)
+    if conf.get("max_profit_bps", 5000) != 5000:
+        transact(a["engine"], "set_max_profit(uint256)", ["uint256"], [conf["max_profit_bps"] * 10**14])
+    if conf.get("min_keeper_reward_units") or conf.get("min_notional_units"):
+        transact(a["engine"], "set_keeper_reward(uint256,uint256)", ["uint256", "uint256"],
+                 [conf["min_keeper_reward_units"], conf["min_notional_units"]])
     for i, feed in enumerate(feeds):
         a[f"feed{i}"] = feed
     layout = {"engine": load_layout(compile_source(d / "PerpEngine.vy")),
@@ -538,6 +545,7 @@ class SlotReader:
             "s_shares": [_slot(shares, i) for i in ints],
             "params": pos["_params"]["slot"], "state": pos["_state"]["slot"],
             "max_profit": pos["max_profit"]["slot"], "total_cost": pos["total_cost"]["slot"],
+            "min_keeper_reward": pos["min_keeper_reward"]["slot"], "min_notional": pos["min_notional"]["slot"],
             "pending": pos["_adl_pending"]["slot"], "member_count": pos["_member_count"]["slot"],
             "members": pos["_members"]["slot"],
             "pos": (pos["_pos_a"]["slot"], pos["_pos_b"]["slot"], pos["_pos_c"]["slot"]),
@@ -584,7 +592,8 @@ class SlotReader:
         for role, slot in plan["role_bal"]:
             stored[("bal", role)] = gt(slot)
         stored[("vault.supply",)] = gv(plan["supply"])
-        stored[("solvency",)] = (ge(plan["max_profit"]), ge(plan["total_cost"]))
+        stored[("solvency",)] = (ge(plan["max_profit"]), ge(plan["total_cost"]), ge(plan["min_keeper_reward"]),
+                                 ge(plan["min_notional"]))
         stored.update(zip(plan["k_bal"], map(gt, plan["s_bal"])))
         stored.update(zip(plan["k_free"], map(ge, plan["s_free"])))
         stored.update(zip(plan["k_shares"], map(gv, plan["s_shares"])))

@@ -118,6 +118,8 @@ def check_funding(w, before, events, where=""):
             nonfunding += -pnl + f["haircut"] + min(part, 0)
         elif name == "InsuranceFundDrawn":
             drawn += f["amount"]
+        elif name == "KeeperPaid":
+            nonfunding -= f["from_vault"]  # the keeper's floor advanced by the vault
     received = w.token.balance_of(w.vault_address) - vault_before - drawn - nonfunding
     paid = sum(o for settled in settled_by_market.values() for _, o in settled)
     if received != paid:

@@ -75,7 +75,10 @@ LABELS = ("liquidation", "bad debt", "partial ADL", "full ADL", "socialized loss
           # capacity; a raised payout cap refused; the vault's cash exactly
           # at its reserve after an LP's withdrawal
           "cancelled: vault: capacity", "set_max_profit refused: vault: capacity",
-          "edge: vault cash exactly at the reserve")
+          "edge: vault cash exactly at the reserve",
+          # keepers (docs/liquidation.md): a caller's reward topped up to the
+          # floor; an open below the minimum notional refused
+          "keeper floor paid", "cancelled: position: notional below minimum")
 # Verbs that touch no market (the funding property is checked after every other success).
 NOT_ENGINE = ("token.", "vault.", "fund.", "feed")
 # ADL lists: the model's ranking, or one broken on purpose (see _wrong_list).
@@ -149,7 +152,7 @@ def model_state(w, accounts, touched=None, valuation=True, orders=(), tp_sl_at=F
     stored[("bal", "vault")] = bal.get(w.vault_address, 0)
     stored[("bal", "fund")] = bal.get(w.fund_address, 0)
     stored[("vault.supply",)] = w.v.total_supply
-    stored[("solvency",)] = (e.max_profit, e.total_cost)
+    stored[("solvency",)] = (e.max_profit, e.total_cost, e.min_keeper_reward, e.min_notional)
     ks = _keys(accounts)
     pairs = ks["pairs"]
     free, shares = e.free, w.v.balances
@@ -248,7 +251,7 @@ def check_invariants(stored, accounts, minted, where, scale=10**30):
     # 7. solvency: total_cost is the sum of |size| * entry over open
     #    positions, and the vault's cash covers the reserve (every position's
     #    payout cap, rounded up), after every step
-    max_profit, total_cost = stored[("solvency",)]
+    max_profit, total_cost, _, _ = stored[("solvency",)]
     assert total_cost == sum(abs(p[0]) * p[1] for ps in open_ for _, p in ps), f"{where}: total_cost {total_cost}"
     reserve = -(-max_profit * total_cost // (10**18 * scale))
     assert stored[("bal", "vault")] >= reserve, (
@@ -416,6 +419,7 @@ def mirror_world(backend, stored, now):
         w.e.state[mid] = P.MarketState(*stored[("state", mid)])
     w.e.market_count = n
     w.e.order_count, w.e.order_expiry = stored[("orders",)]
+    w.e.max_profit, w.e.total_cost, w.e.min_keeper_reward, w.e.min_notional = stored[("solvency",)]
     for role in ("engine", "vault", "fund"):
         if stored[("bal", role)]:
             w.token.balances[A[role]] = stored[("bal", role)]
@@ -716,9 +720,19 @@ class BackstopActions(RuleBasedStateMachine):
         (f,) = [f for n, f in self.tw.call_events if n == "PositionLiquidated"]
         assert 2 * f["keeper_reward"] <= f["penalty"] <= max(equity, 0), (
             f"liquidation of {account}: penalty {f['penalty']}, keeper {f['keeper_reward']}, equity {equity}")
+        # PROPERTIES 34: the caller's floor, topped up by the fund, then the
+        # vault's free cash (all of it unless both are short)
+        top_up = sum(x["from_fund"] + x["from_vault"] for n, x in self.tw.call_events if n == "KeeperPaid")
+        floor = self.w.e.min_keeper_reward
+        assert f["keeper_reward"] + top_up <= max(f["keeper_reward"], floor), (
+            f"liquidation of {account}: reward {f['keeper_reward']} + top-up {top_up} past the floor {floor}")
+        if top_up:
+            self.step_labels.add("keeper floor paid")
         if sender == account:
+            # within one call the top-up may pay a self-liquidator; the
+            # trading fee paid at the open (min_notional) costs more
             after = self._capital(sender)
-            assert after <= capital + max(equity, 0), (
+            assert after <= capital + max(equity, 0) + top_up, (
                 f"self-liquidation paid: {capital} + equity {equity} -> {after} (PROPERTIES 9)")
         if equity >= 0:
             assert f["bad_debt"] == 0 and not any(
@@ -851,6 +865,8 @@ class BackstopActions(RuleBasedStateMachine):
         haircuts plus the socialized part plus what is left pending equal the
         uncovered bad debt, to the unit."""
         bad = sum(f["bad_debt"] for n, f in events if n == "PositionLiquidated")
+        if bad:  # with bad debt, the vault's advance for the keeper joins the deficit
+            bad += sum(f["from_vault"] for n, f in events if n == "KeeperPaid")
         covered = sum(f["amount"] for n, f in events if n == "InsuranceFundDrawn")
         haircuts = sum(f["haircut"] for n, f in events if n == "AutoDeleveraged")
         social = sum(f["amount"] for n, f in events if n == "BadDebtSocialized")
@@ -1315,6 +1331,10 @@ class BackstopMachine(BackstopActions):
             covered = sum(f["haircut"] for e, f in ev if e == "AutoDeleveraged") + sum(
                 f["amount"] for e, f in ev if e == "BadDebtSocialized")
             left = self.w.e.adl_pending.get(mid, P.AdlPending()).remaining
+            # the keeper's floor, when the vault advanced it, joins what is left (docs/liquidation.md)
+            before += sum(f["from_vault"] for e, f in ev if e == "KeeperPaid")
+            if any(e == "KeeperPaid" for e, _ in ev):
+                self.step_labels.add("keeper floor paid")
             assert before == covered + left, f"deleverage: {before} != {covered} + {left} pending"
         self._touch_market(mid)
 
@@ -1682,6 +1702,15 @@ class BackstopMachine(BackstopActions):
                 assert self.act(a, "vault.withdraw", m, a, a) is None
         if liquidity_vault.cash(self.w) == perp_engine.traders_reserve(self.w) > 0:
             self.step_labels.add("edge: vault cash exactly at the reserve")
+
+    @rule(who=st.sampled_from(["owner", "owner", "owner", "keeper"]),
+          floor=st.sampled_from([(0, 0), (1 * USDC, 2_000 * USDC), (1 * USDC, 2_000 * USDC), (5 * USDC, 10_000 * USDC),
+                                 (5 * USDC, 2_000 * USDC), (100 * USDC + 1, 10**9 * USDC)]))
+    def set_keeper_reward(self, who, floor):
+        """The owner sets the keeper's floor and the minimum notional (docs/
+        liquidation.md); refused past 100 tokens, or when a market's trading
+        fee on the minimum notional would not pay the floor."""
+        self.act(self.r[who], "set_keeper_reward", *floor)
 
     @rule(who=st.sampled_from(["owner", "owner", "owner", "keeper"]),
           max_profit=st.sampled_from([25 * 10**16 - 1, 25 * 10**16, 5 * 10**17, 5 * 10**17, 10**18, 3 * 10**18,
