@@ -1,14 +1,35 @@
-"""Mirror of contracts/LiquidityVault.vy: ERC-4626 shares over cash minus
-what traders could claim, snekmate's virtual-share formula; redemptions at
-cash - min(traders_gain, reserve), deposits at cash - min(traders_claim,
-reserve)."""
+"""Mirror of contracts/LiquidityVault.vy: an ERC-7540 (asynchronous
+ERC-4626) vault. Deposits and redemptions are requested, priced once per
+epoch by `settle` when every market's feed has a fresh round later than the
+epoch's last request (deposits at cash - min(traders_claim, reserve),
+redemptions at cash - min(traders_gain, reserve), redemptions paid up to
+free cash), and claimed; snekmate's virtual-share formula. Requested
+deposits and unclaimed redemptions sit in the escrow (VaultEscrow.vy), never
+in the vault's cash."""
 
 from dataclasses import dataclass, field
 
 from model.fixed_point import MAX_UINT256, Revert, check, mul_div_down, mul_div_up
 
 DECIMALS_OFFSET = 3
+MAX_SETTLE_FEE_TOKENS = 10
+REQUEST_ID = 0
+MAX_MARKETS = 64  # the engine's positions.MAX_MARKETS: the feeds settle reads
+# rounds_after's answers
+ROUNDS_IN, BAD_PRICE, STALE_PRICE, NO_LATER_ROUND = 0, 1, 2, 3
 ZERO = "0x" + "00" * 20
+
+
+@dataclass
+class Epoch:
+    """LiquidityVault.Epoch"""
+    deposit_assets: int = 0
+    redeem_shares: int = 0
+    last_request: int = 0
+    settled_at: int = 0
+    deposit_shares: int = 0
+    redeem_filled: int = 0
+    redeem_assets: int = 0
 
 
 @dataclass
@@ -16,6 +37,33 @@ class VaultState:
     total_supply: int = 0
     balances: dict = field(default_factory=dict)
     allowances: dict = field(default_factory=dict)
+    escrow: str = ""  # ESCROW: the address the contract created; a name of its own in a model-only world
+    epoch: int = 1
+    closing: int = 0
+    epochs: dict = field(default_factory=dict)  # id -> Epoch
+    settle_fee: int = 0
+    owner: str = ""  # ownable.owner: the deployer
+    operators: dict = field(default_factory=dict)  # (controller, operator) -> bool
+    deposit_pending: dict = field(default_factory=dict)  # controller -> (epoch, assets)
+    redeem_pending: dict = field(default_factory=dict)  # controller -> (epoch, shares)
+    deposit_claim: dict = field(default_factory=dict)  # controller -> (assets, shares)
+    redeem_claim: dict = field(default_factory=dict)  # controller -> (assets, shares)
+    returned: dict = field(default_factory=dict)  # controller -> shares free cash did not pay
+
+
+def escrow(w):
+    """LiquidityVault.ESCROW"""
+    return w.v.escrow or w.vault_address + ":escrow"
+
+
+def get_epoch(w, epoch_id):
+    """LiquidityVault.get_epoch"""
+    return w.v.epochs.get(epoch_id, Epoch())
+
+
+def max_settle_fee(w):
+    """LiquidityVault.MAX_SETTLE_FEE"""
+    return MAX_SETTLE_FEE_TOKENS * 10**w.token.decimals
 
 
 def cash(w):
@@ -67,16 +115,6 @@ def deposits_open(w):
     return ok and (assets > 0 or w.v.total_supply == 0)
 
 
-def shares_in(w, assets, total):
-    """LiquidityVault._shares_in"""
-    return mul_div_down(assets, w.v.total_supply + 10**DECIMALS_OFFSET, total + 1)
-
-
-def assets_in(w, shares, total):
-    """LiquidityVault._assets_in"""
-    return mul_div_up(shares, total + 1, w.v.total_supply + 10**DECIMALS_OFFSET)
-
-
 def free_cash(w):
     """LiquidityVault._free_cash"""
     from model.perp_engine import traders_reserve
@@ -98,49 +136,6 @@ def to_assets(w, shares, up):
     return _mul_div(shares, total_assets(w) + 1, w.v.total_supply + 10**DECIMALS_OFFSET, up)
 
 
-def max_withdraw(w, owner):
-    """LiquidityVault.maxWithdraw"""
-    return min(to_assets(w, w.v.balances.get(owner, 0), False), free_cash(w))
-
-
-def max_redeem(w, owner):
-    """LiquidityVault.maxRedeem"""
-    shares = min(w.v.balances.get(owner, 0), to_shares(w, free_cash(w), False))
-    if to_assets(w, shares, False) == 0:
-        return 0
-    return shares
-
-
-def deposit(w, assets, receiver):
-    """LiquidityVault.deposit"""
-    shares = shares_in(w, assets, _entry_checked(w))
-    _deposit(w, receiver, assets, shares)
-    return shares
-
-
-def mint(w, shares, receiver):
-    """LiquidityVault.mint"""
-    assets = assets_in(w, shares, _entry_checked(w))
-    _deposit(w, receiver, assets, shares)
-    return assets
-
-
-def withdraw(w, assets, receiver, owner):
-    """LiquidityVault.withdraw"""
-    check(assets <= free_cash(w), "vault: exceeds free cash")
-    shares = to_shares(w, assets, True)
-    _withdraw(w, receiver, owner, assets, shares)
-    return shares
-
-
-def redeem(w, shares, receiver, owner):
-    """LiquidityVault.redeem"""
-    assets = to_assets(w, shares, False)
-    check(assets <= free_cash(w), "vault: exceeds free cash")
-    _withdraw(w, receiver, owner, assets, shares)
-    return assets
-
-
 def pay(w, amount):
     """LiquidityVault.pay (engine only)"""
     check(w.caller == w.engine_address, "vault: only engine")
@@ -148,27 +143,371 @@ def pay(w, amount):
     w.token.transfer(w.vault_address, w.engine_address, amount)
 
 
-def _deposit(w, receiver, assets, shares):
-    """LiquidityVault._deposit"""
-    check(assets > 0 and shares > 0, "vault: zero amount")
-    w.token.transfer_from(w.vault_address, w.sender, w.vault_address, assets)
-    check(receiver != ZERO, "erc20: mint to the zero address")
-    w.v.total_supply += shares
-    w.v.balances[receiver] = w.v.balances.get(receiver, 0) + shares
-    w.log("Deposit", sender=w.sender, owner=receiver, assets=assets, shares=shares)
+# ---------------------------------------------------------------- owner
 
 
-def _withdraw(w, receiver, owner, assets, shares):
-    """LiquidityVault._withdraw"""
-    check(assets > 0 and shares > 0, "vault: zero amount")
-    if w.sender != owner:
-        current = w.v.allowances.get((owner, w.sender), 0)
-        if current < MAX_UINT256:
-            check(current >= shares, "erc20: insufficient allowance")
-            w.v.allowances[(owner, w.sender)] = current - shares
-    check(owner != ZERO, "erc20: burn from the zero address")
-    check(w.v.balances.get(owner, 0) >= shares, "erc20: burn amount exceeds balance")
-    w.v.balances[owner] -= shares
-    w.v.total_supply -= shares
-    w.token.transfer(w.vault_address, receiver, assets)
-    w.log("Withdraw", sender=w.sender, receiver=receiver, owner=owner, assets=assets, shares=shares)
+def set_settle_fee(w, fee):
+    """LiquidityVault.set_settle_fee"""
+    check(w.sender == w.v.owner, "ownable: caller is not the owner")
+    check(fee <= max_settle_fee(w), "vault: fee above cap")
+    w.v.settle_fee = fee
+    w.log("SettleFeeSet", fee=fee)
+
+
+# ---------------------------------------------------------------- ERC-7540 requests
+
+
+def setOperator(w, operator, approved):
+    """LiquidityVault.setOperator"""
+    w.v.operators[(w.sender, operator)] = bool(approved)
+    w.log("OperatorSet", controller=w.sender, operator=operator, approved=bool(approved))
+    return True
+
+
+def is_operator(w, controller, operator):
+    """LiquidityVault.isOperator"""
+    return w.v.operators.get((controller, operator), False)
+
+
+def requestDeposit(w, assets, controller, owner):
+    """LiquidityVault.requestDeposit"""
+    check(assets > 0, "vault: zero amount")
+    check(owner == w.sender or is_operator(w, owner, w.sender), "vault: not operator")
+    entry = _entry_checked(w)
+    check(mul_div_down(assets, w.v.total_supply + 10**DECIMALS_OFFSET, entry + 1) > 0, "vault: zero amount")
+    _resolve_deposit(w, controller)
+    ep, amount = w.v.deposit_pending.get(controller, (0, 0))
+    check(amount == 0 or ep == w.v.epoch, "vault: request pending")
+    w.token.transfer_from(w.vault_address, owner, escrow(w), assets)
+    w.v.deposit_pending[controller] = (w.v.epoch, amount + assets)
+    e = _epoch_for_write(w, w.v.epoch)
+    e.deposit_assets += assets
+    e.last_request = w.now
+    w.log("DepositRequest", controller=controller, owner=owner, requestId=REQUEST_ID, sender=w.sender, assets=assets)
+    return REQUEST_ID
+
+
+def requestRedeem(w, shares, controller, owner):
+    """LiquidityVault.requestRedeem"""
+    check(shares > 0, "vault: zero amount")
+    if owner != w.sender and not is_operator(w, owner, w.sender):
+        _spend_allowance(w, owner, w.sender, shares)
+    _resolve_redeem(w, controller)
+    ep, amount = w.v.redeem_pending.get(controller, (0, 0))
+    check(amount == 0 or ep == w.v.epoch, "vault: request pending")
+    _transfer_shares(w, owner, w.vault_address, shares)
+    w.v.redeem_pending[controller] = (w.v.epoch, amount + shares)
+    e = _epoch_for_write(w, w.v.epoch)
+    e.redeem_shares += shares
+    e.last_request = w.now
+    w.log("RedeemRequest", controller=controller, owner=owner, requestId=REQUEST_ID, sender=w.sender, shares=shares)
+    return REQUEST_ID
+
+
+def settle(w):
+    """LiquidityVault.settle: the number of epochs priced"""
+    priced = 0
+    closing = w.v.closing
+    if closing != 0:
+        status = rounds_after(w, get_epoch(w, closing).last_request)
+        check(status != BAD_PRICE, "vault: bad price")
+        check(status != STALE_PRICE, "vault: stale price")
+        check(status != NO_LATER_ROUND, "vault: no later round")
+        _settle_epoch(w, closing)
+        priced += 1
+    open_epoch = w.v.epoch
+    e = get_epoch(w, open_epoch)
+    if e.deposit_assets != 0 or e.redeem_shares != 0:
+        status = rounds_after(w, e.last_request)
+        check(status != BAD_PRICE, "vault: bad price")
+        check(status != STALE_PRICE, "vault: stale price")
+        w.v.closing = open_epoch
+        w.v.epoch = open_epoch + 1
+        w.log("EpochClosed", epoch=open_epoch, last_request=e.last_request)
+        if status == ROUNDS_IN:
+            _settle_epoch(w, open_epoch)
+            priced += 1
+    else:
+        check(closing != 0, "vault: nothing to settle")
+    return priced
+
+
+# ---------------------------------------------------------------- ERC-7540 claims
+
+
+def deposit(w, assets, receiver, controller=None):
+    """LiquidityVault.deposit (controller defaults to msg.sender)"""
+    controller = w.sender if controller is None else controller
+    _check_controller(w, controller)
+    _resolve_deposit(w, controller)
+    c_assets, c_shares = w.v.deposit_claim.get(controller, (0, 0))
+    check(assets > 0, "vault: zero amount")
+    check(assets <= c_assets, "vault: exceeds claimable")
+    shares = c_shares
+    if assets < c_assets:
+        shares = mul_div_down(assets, c_shares, c_assets)
+    _claim_deposit(w, controller, receiver, assets, shares)
+    return shares
+
+
+def mint(w, shares, receiver, controller=None):
+    """LiquidityVault.mint (controller defaults to msg.sender)"""
+    controller = w.sender if controller is None else controller
+    _check_controller(w, controller)
+    _resolve_deposit(w, controller)
+    c_assets, c_shares = w.v.deposit_claim.get(controller, (0, 0))
+    check(shares > 0, "vault: zero amount")
+    check(shares <= c_shares, "vault: exceeds claimable")
+    assets = c_assets
+    if shares < c_shares:
+        assets = mul_div_up(shares, c_assets, c_shares)
+    _claim_deposit(w, controller, receiver, assets, shares)
+    return assets
+
+
+def redeem(w, shares, receiver, controller):
+    """LiquidityVault.redeem"""
+    _check_controller(w, controller)
+    _resolve_redeem(w, controller)
+    c_assets, c_shares = w.v.redeem_claim.get(controller, (0, 0))
+    check(shares > 0, "vault: zero amount")
+    check(shares <= c_shares, "vault: exceeds claimable")
+    assets = c_assets
+    if shares < c_shares:
+        assets = mul_div_down(shares, c_assets, c_shares)
+    _claim_redeem(w, controller, receiver, assets, shares)
+    return assets
+
+
+def withdraw(w, assets, receiver, controller):
+    """LiquidityVault.withdraw"""
+    _check_controller(w, controller)
+    _resolve_redeem(w, controller)
+    c_assets, c_shares = w.v.redeem_claim.get(controller, (0, 0))
+    check(assets > 0, "vault: zero amount")
+    check(assets <= c_assets, "vault: exceeds claimable")
+    shares = c_shares
+    if assets < c_assets:
+        shares = mul_div_up(assets, c_shares, c_assets)
+    _claim_redeem(w, controller, receiver, assets, shares)
+    return shares
+
+
+def claimCancelRedeemRequest(w, request_id, receiver, controller):
+    """LiquidityVault.claimCancelRedeemRequest"""
+    _check_controller(w, controller)
+    _resolve_redeem(w, controller)
+    shares = w.v.returned.get(controller, 0)
+    check(shares > 0, "vault: zero amount")
+    w.v.returned[controller] = 0
+    _transfer_shares(w, w.vault_address, receiver, shares)
+    w.log("CancelRedeemClaim", controller=controller, receiver=receiver, requestId=REQUEST_ID, sender=w.sender,
+          shares=shares)
+    return shares
+
+
+# ---------------------------------------------------------------- views
+
+
+def claimable_returned(w, controller):
+    """LiquidityVault.claimableCancelRedeemRequest"""
+    return w.v.returned.get(controller, 0) + redeem_claim_now(w, controller)[1]
+
+
+def pending_deposit(w, controller):
+    """LiquidityVault.pendingDepositRequest"""
+    ep, amount = w.v.deposit_pending.get(controller, (0, 0))
+    return 0 if get_epoch(w, ep).settled_at != 0 else amount
+
+
+def pending_redeem(w, controller):
+    """LiquidityVault.pendingRedeemRequest"""
+    ep, amount = w.v.redeem_pending.get(controller, (0, 0))
+    return 0 if get_epoch(w, ep).settled_at != 0 else amount
+
+
+def claimable_deposit(w, controller):
+    """LiquidityVault.claimableDepositRequest (maxDeposit): assets"""
+    return deposit_claim_now(w, controller)[0]
+
+
+def claimable_deposit_shares(w, controller):
+    """LiquidityVault.maxMint"""
+    return deposit_claim_now(w, controller)[1]
+
+
+def claimable_redeem(w, controller):
+    """LiquidityVault.claimableRedeemRequest (maxRedeem): shares"""
+    return redeem_claim_now(w, controller)[0][1]
+
+
+def claimable_redeem_assets(w, controller):
+    """LiquidityVault.maxWithdraw"""
+    return redeem_claim_now(w, controller)[0][0]
+
+
+def max_deposit(w, controller):
+    """LiquidityVault.maxDeposit"""
+    assets, shares = deposit_claim_now(w, controller)
+    return 0 if shares == 0 else assets
+
+
+def max_withdraw(w, controller):
+    """LiquidityVault.maxWithdraw"""
+    return claimable_redeem_assets(w, controller)
+
+
+def max_redeem(w, controller):
+    """LiquidityVault.maxRedeem"""
+    (assets, shares), _ = redeem_claim_now(w, controller)
+    return 0 if assets == 0 else shares
+
+
+def deposit_claim_now(w, controller):
+    """LiquidityVault._deposit_claim_now: (assets, shares)"""
+    assets, shares = w.v.deposit_claim.get(controller, (0, 0))
+    ep, amount = w.v.deposit_pending.get(controller, (0, 0))
+    e = get_epoch(w, ep)
+    if amount != 0 and e.settled_at != 0:
+        assets += amount
+        shares += mul_div_down(amount, e.deposit_shares, e.deposit_assets)
+    return assets, shares
+
+
+def redeem_claim_now(w, controller):
+    """LiquidityVault._redeem_claim_now: ((assets, shares), shares given back)"""
+    assets, shares = w.v.redeem_claim.get(controller, (0, 0))
+    ep, amount = w.v.redeem_pending.get(controller, (0, 0))
+    e = get_epoch(w, ep)
+    if amount == 0 or e.settled_at == 0:
+        return (assets, shares), 0
+    filled = mul_div_up(amount, e.redeem_filled, e.redeem_shares)
+    shares += filled
+    assets += mul_div_down(amount, e.redeem_assets, e.redeem_shares)
+    return (assets, shares), amount - filled
+
+
+def rounds_after(w, t):
+    """LiquidityVault._rounds_after: ROUNDS_IN when every market's feed has a
+    fresh, well-formed round later than t; else why not"""
+    for mid in range(w.e.market_count):
+        p = w.e.params[mid]
+        f = w.feeds[p.feed]
+        if f.answer <= 0 or f.updated_at == 0 or f.answered_in_round < f.round_id or f.updated_at > w.now:
+            return BAD_PRICE
+        if w.now - f.updated_at > p.max_price_age:
+            return STALE_PRICE
+        if f.updated_at <= t:
+            return NO_LATER_ROUND
+    return ROUNDS_IN
+
+
+# ---------------------------------------------------------------- internal
+
+
+def _epoch_for_write(w, epoch_id):
+    e = w.v.epochs.get(epoch_id)
+    if e is None:
+        e = w.v.epochs[epoch_id] = Epoch()
+    return e
+
+
+def _check_controller(w, controller):
+    """LiquidityVault._check_controller"""
+    check(controller == w.sender or is_operator(w, controller, w.sender), "vault: not operator")
+
+
+def _resolve_deposit(w, controller):
+    """LiquidityVault._resolve_deposit"""
+    c = deposit_claim_now(w, controller)
+    ep, _ = w.v.deposit_pending.get(controller, (0, 0))
+    if get_epoch(w, ep).settled_at != 0:
+        w.v.deposit_claim[controller] = c
+        w.v.deposit_pending.pop(controller, None)
+
+
+def _resolve_redeem(w, controller):
+    """LiquidityVault._resolve_redeem"""
+    c, returned = redeem_claim_now(w, controller)
+    ep, _ = w.v.redeem_pending.get(controller, (0, 0))
+    if get_epoch(w, ep).settled_at != 0:
+        w.v.redeem_claim[controller] = c
+        w.v.redeem_pending.pop(controller, None)
+        w.v.returned[controller] = w.v.returned.get(controller, 0) + returned
+
+
+def _claim_deposit(w, controller, receiver, assets, shares):
+    """LiquidityVault._claim_deposit"""
+    check(shares > 0, "vault: zero amount")
+    c_assets, c_shares = w.v.deposit_claim.get(controller, (0, 0))
+    w.v.deposit_claim[controller] = (c_assets - assets, c_shares - shares)
+    _transfer_shares(w, w.vault_address, receiver, shares)
+    w.log("Deposit", sender=controller, owner=receiver, assets=assets, shares=shares)
+
+
+def _claim_redeem(w, controller, receiver, assets, shares):
+    """LiquidityVault._claim_redeem"""
+    check(assets > 0, "vault: zero amount")
+    c_assets, c_shares = w.v.redeem_claim.get(controller, (0, 0))
+    w.v.redeem_claim[controller] = (c_assets - assets, c_shares - shares)
+    w.token.transfer(escrow(w), receiver, assets)  # the escrow's max allowance to the vault never runs down
+    w.log("Withdraw", sender=w.sender, receiver=receiver, owner=controller, assets=assets, shares=shares)
+
+
+def _settle_epoch(w, epoch_id):
+    """LiquidityVault._settle_epoch"""
+    e = _epoch_for_write(w, epoch_id)
+    supply = w.v.total_supply
+    exit_assets = total_assets(w)
+    entry = 0
+    fee_in = min(w.v.settle_fee, e.deposit_assets)
+    net_in = e.deposit_assets - fee_in
+    if e.deposit_assets != 0:
+        entry = _entry_checked(w)
+        e.deposit_shares = mul_div_down(net_in, supply + 10**DECIMALS_OFFSET, entry + 1)
+    free = free_cash(w) + net_in
+    paid = mul_div_down(e.redeem_shares, exit_assets + 1, supply + 10**DECIMALS_OFFSET)
+    e.redeem_filled = e.redeem_shares
+    if paid > free:
+        paid = free
+        e.redeem_filled = mul_div_up(free, supply + 10**DECIMALS_OFFSET, exit_assets + 1)
+    fee_out = min(w.v.settle_fee - fee_in, paid)
+    e.redeem_assets = paid - fee_out
+    e.settled_at = w.now
+    w.v.closing = 0
+    esc = escrow(w)
+    if net_in != 0:
+        w.token.transfer(esc, w.vault_address, net_in)  # transferFrom under the escrow's max allowance
+    if e.redeem_assets != 0:
+        w.token.transfer(w.vault_address, esc, e.redeem_assets)
+    if fee_in != 0:
+        w.token.transfer(esc, w.sender, fee_in)
+    if fee_out != 0:
+        w.token.transfer(w.vault_address, w.sender, fee_out)
+    if e.deposit_shares != 0:
+        w.v.total_supply += e.deposit_shares
+        w.v.balances[w.vault_address] = w.v.balances.get(w.vault_address, 0) + e.deposit_shares
+    if e.redeem_filled != 0:
+        check(w.v.balances.get(w.vault_address, 0) >= e.redeem_filled, "erc20: burn amount exceeds balance")
+        w.v.balances[w.vault_address] -= e.redeem_filled
+        w.v.total_supply -= e.redeem_filled
+    w.log("EpochSettled", epoch=epoch_id, settler=w.sender, entry_assets=entry, exit_assets=exit_assets,
+          deposit_assets=e.deposit_assets, deposit_shares=e.deposit_shares, redeem_shares=e.redeem_shares,
+          redeem_filled=e.redeem_filled, redeem_assets=e.redeem_assets, fee=fee_in + fee_out)
+
+
+def _spend_allowance(w, owner, spender, amount):
+    """snekmate erc20._spend_allowance"""
+    current = w.v.allowances.get((owner, spender), 0)
+    if current < MAX_UINT256:
+        check(current >= amount, "erc20: insufficient allowance")
+        w.v.allowances[(owner, spender)] = current - amount
+
+
+def _transfer_shares(w, frm, to, amount):
+    """snekmate erc20._transfer, on the shares"""
+    check(frm != ZERO, "erc20: transfer from the zero address")
+    check(to != ZERO, "erc20: transfer to the zero address")
+    check(w.v.balances.get(frm, 0) >= amount, "erc20: transfer amount exceeds balance")
+    w.v.balances[frm] = w.v.balances.get(frm, 0) - amount
+    w.v.balances[to] = w.v.balances.get(to, 0) + amount

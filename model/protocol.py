@@ -26,7 +26,9 @@ _ENGINE_VERBS.update({n: getattr(perp_exits, n) for n in (
     "set_tp_sl", "execute_tp_sl", "liquidate", "deleverage")})
 _ENGINE_VERBS.update({n: getattr(perp_orders, n) for n in ("request_order", "execute_order", "execute_order_inner", "cancel_order")})
 # pay and cover are engine-only: called directly they revert, as on chain.
-_VAULT_VERBS = {n: getattr(liquidity_vault, n) for n in ("deposit", "mint", "withdraw", "redeem", "pay")}
+_VAULT_VERBS = {n: getattr(liquidity_vault, n) for n in (
+    "requestDeposit", "requestRedeem", "settle", "setOperator", "set_settle_fee", "claimCancelRedeemRequest",
+    "deposit", "mint", "withdraw", "redeem", "pay")}
 _FUND_VERBS = {n: getattr(insurance_fund, n) for n in (
     "transfer_ownership", "accept_ownership", "set_floor", "withdraw_surplus", "cover")}
 
@@ -73,7 +75,7 @@ class World:
         self.token_address = token_address
         self.e = P.EngineState(scale=10 ** (36 - token_decimals), owner=owner)
         self.token = Token(decimals=token_decimals)
-        self.v = liquidity_vault.VaultState()
+        self.v = liquidity_vault.VaultState(owner=owner)
         self.feeds = {}
         self.fund_owner = owner
         self.fund_floor = 0

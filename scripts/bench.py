@@ -500,7 +500,11 @@ class Bench:
         BTC-PERP, longs heavier (funding accrues on every touch)."""
         self.rpc.send(self.lp, self.p.token, "mint", self.lp, 100_000_000 * USDC)
         self.rpc.send(self.lp, self.p.token, "approve", self.p.vault.address, MAX_UINT)
-        self.rpc.send(self.lp, self.p.vault, "deposit", 50_000_000 * USDC, self.lp)
+        # through the vault's epochs (ERC-7540): request, later rounds, settle, claim
+        self.rpc.tx(self.lp, self.p.vault, "requestDeposit", 50_000_000 * USDC, self.lp, self.lp)
+        self.refresh_prices()
+        self.rpc.tx(self.lp, self.p.vault, "settle")
+        self.rpc.tx(self.lp, self.p.vault, "deposit", 50_000_000 * USDC, self.lp)
         for who in (self.trader, self.other_trader):
             self.fund(who, 10_000_000 * USDC)
         self.trader_with(self.keeper, 1_000 * USDC)

@@ -560,12 +560,14 @@ def _play(sc, p, mid, params, feed, fd, unit, owner, batch, replayer, keeper, in
     with progress:
         # ------------------------------------------------ money in: LPs, traders, fund
         task = progress.add_task("funding accounts", total=len(everyone) + 1)
+        lp_amounts = []
         batch.send(owner, p.token, "mint", p.insurance_fund, int(sc["insurance_fund"]) * unit)
         for a in lps:
             amount = rng.randint(*sc["lps"]["deposit"]) * unit
             batch.send(a, p.token, "mint", a, amount)
             batch.send(a, p.token, "approve", p.vault, amount)
-            batch.send(a, p.vault, "deposit", amount, a)
+            batch.send(a, p.vault, "requestDeposit", amount, a, a)  # the vault's epochs (ERC-7540)
+            lp_amounts.append((a, amount))
             progress.advance(task)
         for t in traders:
             notional = t.margin * t.leverage
@@ -575,6 +577,16 @@ def _play(sc, p, mid, params, feed, fd, unit, owner, batch, replayer, keeper, in
             batch.send(t.account, p.engine, "deposit", need)
             progress.advance(task)
         now += 12
+        batch.mine(now)
+        # the LPs' epoch: a round on every feed after the requests, settle, the claims
+        now += 1
+        for f in p.feeds:
+            batch.send(owner, f, "set_answer", f.latestRoundData()[1])
+        batch.mine(now)
+        now += 1
+        batch.send(owner, p.vault, "settle")
+        for a, amount in lp_amounts:
+            batch.send(a, p.vault, "deposit", amount, a)
         batch.mine(now)
         replayer.catch_up()
         progress.advance(task)

@@ -83,9 +83,24 @@ def protocol(owner):
 def twin(protocol, owner, trader, other_trader, keeper, lp, pauser, stranger, crowd):
     """Chain and model side by side, LP liquidity in, traders funded."""
     w = mirror_world(protocol, owner)
+    w.v.escrow = protocol.vault.ESCROW()
     t = Twin(protocol, w, [owner, trader, other_trader, keeper, lp, pauser, stranger, *crowd])
     t.fund(lp, 10_000_000 * USDC)
-    t.act(lp, "vault.deposit", 5_000_000 * USDC, lp)
+    lp_deposit(t, lp, 5_000_000 * USDC)
     for a in (trader, other_trader, keeper):
         t.fund(a, 1_000_000 * USDC)
     return t
+
+
+def lp_deposit(t, lp, assets, settler=None):
+    """An LP deposit through the vault's epochs (ERC-7540), on chain and
+    model: requestDeposit, a later round on every feed, settle (by
+    `settler`, the LP by default), and the claim of what was requested."""
+    for verb, args in (("vault.requestDeposit", (assets, lp, lp)), ("restamp", ()),
+                       ("vault.settle", ()), ("vault.deposit", (assets, lp))):
+        if verb == "restamp":
+            for mid in range(len(t.p.feeds)):
+                t.restamp(mid, lp)
+            continue
+        ok, reason = t.act(settler or lp if verb == "vault.settle" else lp, verb, *args)
+        assert ok, f"{verb}{args}: {reason}"

@@ -3,6 +3,7 @@ contracts by one basis point of fee is caught, event by event and in state."""
 
 from ape import chain
 
+from scripts.lp import deposit_through_epoch
 from scripts.replay import Replayer
 from scripts.twin import mirror_world
 from tests.conftest import USDC, WAD
@@ -13,7 +14,7 @@ def _fund_vault(protocol, lp):
     payout cap (an order it cannot back is cancelled "vault: capacity")."""
     protocol.token.mint(lp, 1_000_000 * USDC, sender=lp)
     protocol.token.approve(protocol.vault, 1_000_000 * USDC, sender=lp)
-    protocol.vault.deposit(1_000_000 * USDC, lp, sender=lp)
+    deposit_through_epoch(protocol.vault, protocol.feeds, lp, 1_000_000 * USDC)  # request, rounds, settle, claim
 
 
 def _order(protocol, trader, owner, size, margin, acceptable):

@@ -312,12 +312,21 @@ class WorldMachine(RuleBasedStateMachine):
     @rule(amount=st.integers(1, 1_000_000 * USDC))
     def lp_deposits(self, amount):
         self.w.mint(LP, amount)
-        self.act(LP, "vault.deposit", amount, LP)
+        self.act(LP, "vault.requestDeposit", amount, LP, LP)
 
     @rule(share=st.integers(1, 100))
     def lp_redeems(self, share):
         shares = self.w.v.balances.get(LP, 0) * share // 100
-        self.act(LP, "vault.redeem", max(shares, 1), LP, LP)
+        self.act(LP, "vault.requestRedeem", max(shares, 1), LP, LP)
+
+    @rule()
+    def lp_epoch_settles_and_is_claimed(self):
+        """The vault's epochs (ERC-7540): anyone settles, the LP claims."""
+        self.act(KEEPER, "vault.settle")
+        if assets := self.w.view("vault.claimable_deposit", LP):
+            self.act(LP, "vault.deposit", assets, LP)
+        if shares := self.w.view("vault.claimable_redeem", LP):
+            self.act(LP, "vault.redeem", shares, LP, LP)
 
     @rule(amount=st.integers(1, 100_000 * USDC))
     def donation_to_fund(self, amount):

@@ -54,15 +54,16 @@ def make_world(*, markets=None, now=T0, lp_assets=5_000_000 * USDC, insurance=0,
     """
     w = World(engine=ENGINE, vault=VAULT, fund=FUND, owner=OWNER, token_decimals=6, now=now)
     w.call(OWNER, "initialize", VAULT, FUND)
+    if lp_assets:
+        # before any market: no feed to wait for, so the epoch settles at once
+        w.mint(LP, lp_assets)
+        w.approve(LP, VAULT, MAX_UINT)
+        lp_deposit(w, LP, lp_assets)
     for mid, m in enumerate(markets if markets is not None else default_markets()):
         feed = feed_address(mid)
         w.add_feed(feed, FEED_DECIMALS, m["initial_price"] * 10**FEED_DECIMALS)
         params = replace(cfg.market_params(m, feed, 6), **overrides)
         w.call(OWNER, "add_market", params)
-    if lp_assets:
-        w.mint(LP, lp_assets)
-        w.approve(LP, VAULT, MAX_UINT)
-        w.call(LP, "vault.deposit", lp_assets, LP)
     if insurance:
         w.mint(FUND, insurance)
     for t in traders:
@@ -72,6 +73,32 @@ def make_world(*, markets=None, now=T0, lp_assets=5_000_000 * USDC, insurance=0,
             if deposit:
                 w.call(t, "deposit", trader_funds)
     return w
+
+
+def lp_deposit(w, lp, assets, settler=None):
+    """An LP deposit through the vault's epochs (ERC-7540): requestDeposit,
+    a later round on every feed one second on (when any market exists),
+    settle by `settler` (the LP itself by default), and the claim. Returns
+    the shares claimed."""
+    w.call(lp, "vault.requestDeposit", assets, lp, lp)
+    if w.e.market_count:
+        advance(w, 1)
+    w.call(settler or lp, "vault.settle")
+    return w.call(lp, "vault.deposit", w.view("vault.claimable_deposit", lp), lp)
+
+
+def lp_redeem(w, lp, shares, settler=None):
+    """An LP redemption through the vault's epochs: requestRedeem, a later
+    round on every feed one second on, settle, and the claim of whatever
+    free cash paid (the rest is back in the LP's shares). Returns the
+    assets claimed (0 when free cash paid nothing)."""
+    w.call(lp, "vault.requestRedeem", shares, lp, lp)
+    advance(w, 1)
+    w.call(settler or lp, "vault.settle")
+    claimable = w.view("vault.claimable_redeem", lp)
+    if claimable == 0:
+        return 0
+    return w.call(lp, "vault.redeem", claimable, lp, lp)
 
 
 def price_of(w, mid):

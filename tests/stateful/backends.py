@@ -43,6 +43,15 @@ State keys (addresses lower-case hex):
             ("last order", a, mid) (id, expires_at) of the account's last
                            order in the market, when any (in process only)
             ("solvency",) (max_profit, total_cost, min_keeper_reward, min_notional)
+            ("bal", "escrow") the vault escrow's token balance
+            ("vault.own",) the vault's own share balance (requested
+                           redemptions, unclaimed deposits)
+            ("vault.epochs",) (epoch, closing, settle_fee)
+            ("vault.epoch", id) get_epoch(id), for the open and the closing epoch
+            ("lp", a) for the roles lp and lp2: (pendingDepositRequest,
+                           claimableDepositRequest, maxMint, pendingRedeemRequest,
+                           claimableRedeemRequest, maxWithdraw,
+                           claimableCancelRedeemRequest)
     views:  ("valuation",) (vault.totalAssets, vault.free_cash, engine.traders_claim,
                             engine.traders_gain, engine.traders_reserve, vault.entry_assets)
             ("views", a, mid) (equity, is_liquidatable, liquidation_price,
@@ -80,6 +89,13 @@ SIGNATURES = {
     "unpause": ("engine", "unpause()"),
     "set_pauser": ("engine", "set_pauser(address)"),
     "set_market_params": ("engine", f"set_market_params(uint256,{_P})"),
+    # the vault's epochs (ERC-7540): requests, settlement, claims
+    "vault.requestDeposit": ("vault", "requestDeposit(uint256,address,address)"),
+    "vault.requestRedeem": ("vault", "requestRedeem(uint256,address,address)"),
+    "vault.settle": ("vault", "settle()"),
+    "vault.setOperator": ("vault", "setOperator(address,bool)"),
+    "vault.set_settle_fee": ("vault", "set_settle_fee(uint256)"),
+    "vault.claimCancelRedeemRequest": ("vault", "claimCancelRedeemRequest(uint256,address,address)"),
     "vault.deposit": ("vault", "deposit(uint256,address)"),
     "vault.mint": ("vault", "mint(uint256,address)"),
     "vault.withdraw": ("vault", "withdraw(uint256,address,address)"),
@@ -285,6 +301,40 @@ def _eth_abi_snapshot(raw):
             [tuple(x) for x in accts], [tuple(x) for x in poss], list(members))
 
 
+def escrow_address(vault):
+    """The vault's escrow: the contract its constructor creates first
+    (CREATE from the vault at nonce 1)."""
+    from eth_utils import to_checksum_address
+
+    raw = bytes.fromhex(vault[2:])
+    return to_checksum_address("0x" + keccak(bytes([0xD6, 0x94]) + raw + bytes([0x01]))[12:].hex())
+
+
+LP_VIEWS = ("pendingDepositRequest(uint256,address)", "claimableDepositRequest(uint256,address)",
+            "maxMint(address)", "pendingRedeemRequest(uint256,address)", "claimableRedeemRequest(uint256,address)",
+            "maxWithdraw(address)", "claimableCancelRedeemRequest(uint256,address)")
+
+
+def _lp_view_args(sig, a):
+    return (["uint256", "address"], [0, a]) if sig.startswith(("pending", "claimable")) else (["address"], [a])
+
+
+def vault_reads(view, epoch_of, token_balance, vault_shares, addresses, lps):
+    """The vault's epoch state as backends.py documents it, from
+    view(role, signature, types, args) -> uint, epoch_of(id) -> 7-tuple,
+    token_balance(address) and vault_shares(address)."""
+    stored = {}
+    epochs = tuple(view("vault", f"{name}()", [], []) for name in ("epoch", "closing", "settle_fee"))
+    stored[("vault.epochs",)] = epochs
+    for e in sorted({epochs[0], epochs[1]} - {0}):
+        stored[("vault.epoch", e)] = epoch_of(e)
+    stored[("bal", "escrow")] = token_balance(addresses["escrow"])
+    stored[("vault.own",)] = vault_shares(addresses["vault"])
+    for a in lps:
+        stored[("lp", _l(a))] = tuple(view("vault", sig, *_lp_view_args(sig, a)) for sig in LP_VIEWS)
+    return stored
+
+
 def lens_snapshot_calldata(engine, accounts, with_views=True):
     return SNAPSHOT_SELECTOR + encode(["address", "address[]", "bool"], [engine, list(accounts), with_views])
 
@@ -315,6 +365,7 @@ class AnvilBackend:
             "fund": protocol.insurance_fund.address,
             "token": protocol.token.address,
             "lens": protocol.lens.address,
+            "escrow": protocol.vault.ESCROW(),
         }
         for i, feed in enumerate(protocol.feeds):
             self.addresses[f"feed{i}"] = feed.address
@@ -405,7 +456,26 @@ class AnvilBackend:
             stored[("order", oid)] = (_l(account), mid, size, margin_delta, acceptable, at, int(reduce), fee, exec_fee,
                                       expires_at)
             views[("escrow", oid)] = escrow
+        stored.update(self._vault_reads())
         return stored, views
+
+    def _vault_reads(self):
+        def call(to, sig, types=(), args=()):
+            raw = self.rpc("eth_call", [{"to": to, "data": "0x" + (keccak(text=sig)[:4] + encode(list(types), list(args))).hex()},
+                                        "latest"])
+            return bytes.fromhex(raw[2:])
+
+        def view(role, sig, types, args):
+            return int.from_bytes(call(self.addresses[role], sig, types, args), "big")
+
+        def epoch_of(e):
+            raw = call(self.addresses["vault"], "get_epoch(uint256)", ["uint256"], [e])
+            return tuple(int.from_bytes(raw[32 * i: 32 * i + 32], "big") for i in range(7))
+
+        return vault_reads(view, epoch_of,
+                           lambda a: view("token", "balanceOf(address)", ["address"], [a]),
+                           lambda a: view("vault", "balanceOf(address)", ["address"], [a]),
+                           self.addresses, [self.accounts[r] for r in ("lp", "lp2") if r in self.accounts])
 
 
 # ------------------------------------------------------------------ titanoboa
@@ -476,6 +546,7 @@ def deploy_in_process(contracts_dir, conf, deploy, transact):
     a["orders"] = deploy(d / "PerpOrders.vy", ["address"], [a["token"]])
     a["engine"] = deploy(d / "PerpEngine.vy", ["address", "address", "address"], [a["token"], a["exits"], a["orders"]])
     a["vault"] = deploy(d / "LiquidityVault.vy", ["address", "address"], [a["token"], a["engine"]])
+    a["escrow"] = escrow_address(a["vault"])
     a["fund"] = deploy(d / "InsuranceFund.vy", ["address", "address"], [a["token"], a["engine"]])
     a["lens"] = deploy(d / "BackstopLens.vy", [], [])
     transact(a["engine"], "initialize(address,address)", ["address", "address"], [a["vault"], a["fund"]])
@@ -645,6 +716,14 @@ class SlotReader:
                                      self._view("engine", "traders_gain()", [], [], "uint256"),
                                      self._view("engine", "traders_reserve()", [], [], "uint256"),
                                      self._view("vault", "entry_assets()", [], [], "uint256"))
+        epochs = self._layout["vault"]["_epochs"]["slot"]
+        bal = self._token_layout["balanceOf"]
+        shares = self._layout["vault"]["erc20"]["balanceOf"]["slot"]
+        stored.update(vault_reads(
+            lambda role, sig, types, args: self._view(role, sig, types, args, "uint256"),
+            lambda e: tuple(map(gv, [_slot(epochs, e) + i for i in range(7)])),
+            lambda a: gt(_slot(bal, int(a, 16))), lambda a: gv(_slot(shares, int(a, 16))),
+            self.addresses, [self.accounts[r] for r in ("lp", "lp2") if r in self.accounts]))
         return stored, views
 
 

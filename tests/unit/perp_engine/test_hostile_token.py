@@ -16,6 +16,7 @@ from ape.exceptions import ContractLogicError
 
 from scripts import config as cfg
 from scripts.deploy import Protocol, engine_at
+from scripts.lp import deposit_through_epoch, later_rounds
 from scripts.twin import read_state, revert_reason
 from tests.unit.perp_engine.helpers import MAX_UINT, USDC, WAD
 
@@ -68,7 +69,7 @@ def hostile(owner, trader, lp):
         tok.approve(p.engine, MAX_UINT, sender=who)
         tok.approve(p.vault, MAX_UINT, sender=who)
     tok.mint(p.insurance_fund, 100 * USDC, sender=owner)
-    p.vault.deposit(500_000 * USDC, lp, sender=lp)
+    deposit_through_epoch(p.vault, p.feeds, lp, 500_000 * USDC)
     p.engine.deposit(10_000 * USDC, sender=trader)
     p.engine.execute_order(request(p, owner, trader, WAD, 1_000 * USDC, 80_000 * WAD), sender=lp)
     assert p.engine.get_position(trader, 0)[0] == WAD
@@ -108,10 +109,22 @@ def test_deposit__fee_on_transfer_token__reverts_balance_mismatch(hostile, trade
     assert p.engine.free_collateral(trader) == free + 99
 
 
+def _claimable_redemption_and_a_request(p, lp):
+    """In normal mode: a settled redemption the LP can claim (withdraw and
+    redeem move tokens out of the escrow) and a deposit request whose
+    rounds are in (settle moves it into the vault)."""
+    p.vault.requestRedeem(10**12, lp, lp, sender=lp)
+    later_rounds(p.feeds, chain.blocks.head.timestamp, lp)
+    p.vault.settle(sender=lp)
+    receipt = p.vault.requestDeposit(1_000 * USDC, lp, lp, sender=lp)
+    later_rounds(p.feeds, receipt.timestamp, lp)
+    assert p.vault.maxWithdraw(lp) > 1_000 * USDC
+
+
 def test_vault_deposit__fee_on_transfer_token__reverts_balance_mismatch(hostile, lp, trader):
     p = hostile
     p.token.set_mode(FEE, sender=lp)
-    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.deposit(1_000 * USDC, lp, sender=lp),
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.requestDeposit(1_000 * USDC, lp, lp, sender=lp),
                                 "vault: balance mismatch")
 
 
@@ -174,11 +187,13 @@ def test_execute_order__token_returning_false__cancelled_transfer_failed_no_toke
 
 def test_vault_and_fund__token_returning_false__revert_transfer_failed(hostile, owner, lp, trader):
     p = hostile
+    _claimable_redemption_and_a_request(p, lp)
     p.token.set_mode(FALSE, sender=lp)
-    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.deposit(1_000 * USDC, lp, sender=lp),
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.requestDeposit(1_000 * USDC, lp, lp, sender=lp),
                                 "vault: transfer failed")
     reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.withdraw(1_000 * USDC, lp, lp, sender=lp),
                                 "vault: transfer failed")
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.settle(sender=lp), "vault: transfer failed")
     reverts_and_changes_nothing(p, [trader, lp, owner],
                                 lambda: p.insurance_fund.withdraw_surplus(owner, 10 * USDC, sender=owner),
                                 "fund: transfer failed")
@@ -265,12 +280,13 @@ def test_reentering_token__reading_the_vault_mid_engine_call__reverts(hostile, o
 
 def test_reentering_token__inside_a_vault_call__outer_call_reverts(hostile, trader, lp):
     p = hostile
+    _claimable_redemption_and_a_request(p, lp)
     p.token.set_hook(p.vault, p.vault.totalAssets.encode_input(), sender=trader)
     p.token.set_mode(REENTER, sender=trader)
-    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.deposit(1_000 * USDC, lp, sender=lp), None)
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.requestDeposit(1_000 * USDC, lp, lp, sender=lp), None)
     reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.withdraw(1_000 * USDC, lp, lp, sender=lp), None)
     reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.redeem(10**9, lp, lp, sender=lp), None)
-    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.mint(10**9, lp, sender=lp), None)
+    reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.settle(sender=lp), None)
 
 
 def test_reentering_token__accepting_ownership_mid_engine_call__reverts(hostile, owner, trader, lp):

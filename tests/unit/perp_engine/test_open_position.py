@@ -7,6 +7,8 @@ execution fee 1 USDC."""
 
 import pytest
 
+from tests.conftest import lp_deposit
+
 from tests.unit.perp_engine.helpers import (
     SCALE, USDC, WAD, btc, ceil_div, events, execution_fee, expect_ok, expect_order_ok, expect_order_refused,
     free, mint_tokens, params, position)
@@ -250,7 +252,7 @@ def test_open_order__increase_to_2_120__cancelled_too_large(twin, owner, trader,
     expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, max_open_interest=2**120))
     # the vault's capacity for a 2**120 position at 1e-8 USD (6.6 billion USDC of notional)
     mint_tokens(twin, lp, 10**16, lp)
-    expect_ok(twin, lp, "vault.deposit", 10**16, lp)
+    lp_deposit(twin, lp, 10**16)
     twin.set_price(0, 1, owner)  # 1e-8 USD: a 2**119 position is cheap
     price = 10**10
     mint_tokens(twin, trader, 10**20, trader)

@@ -1,12 +1,15 @@
-"""LiquidityVault.withdraw and redeem against free cash: LPs cannot take the
+"""LiquidityVault's redemptions against free cash: LPs cannot take the
 cash that the reserve (every open position's payout cap) needs, and the
 redemption valuation counts no trader loss as an asset (docs/solvency.md).
+Redemptions go through the vault's epochs (ERC-7540): an epoch pays its
+redemptions up to free cash, the rest of the shares go back to the LP.
 Default devnet parameters: max_profit 50% of entry notional."""
 
 import pytest
 
 from tests.unit.perp_engine.helpers import (
     USDC, WAD, btc, expect_ok, expect_order_ok, expect_revert, params, position)
+from tests.unit.vault.lp import assert_vault_same, redeem_everything
 
 SCALE = 10**30  # 36 - 6 decimals
 
@@ -31,11 +34,21 @@ def test_withdraw__traders_in_profit__capped_at_free_cash_and_the_winner_is_paid
     free = v.free_cash()
     assert free == v.cash() - 4_000_000 * USDC
     assert v.totalAssets() == v.cash() - 800_000 * USDC  # the redemption valuation
-    assert v.maxWithdraw(lp) <= free
-    expect_revert(twin, lp, "vault.withdraw", free + 1, lp, lp, reason="vault: exceeds free cash")
+    shares = v.balanceOf(lp)
+    expect_ok(twin, lp, "vault.requestRedeem", shares, lp, lp)
+    twin.restamp(0, keeper)
+    twin.restamp(1, keeper)
+    expect_ok(twin, keeper, "vault.settle")
+    assert v.maxWithdraw(lp) == free  # a request for everything is paid free cash, no more
+    expect_revert(twin, lp, "vault.withdraw", free + 1, lp, lp, reason="vault: exceeds claimable")
     # Everything the LP can take leaves the reserve in the vault...
     expect_ok(twin, lp, "vault.redeem", v.maxRedeem(lp), lp, lp)
     assert v.cash() >= e.traders_reserve()
+    # the shares free cash did not pay are the LP's again, once it claims them back
+    unpaid = v.claimableCancelRedeemRequest(0, lp)
+    assert 0 < unpaid < shares and v.balanceOf(lp) == 0
+    expect_ok(twin, lp, "vault.claimCancelRedeemRequest", 0, lp, lp)
+    assert v.balanceOf(lp) == unpaid
     # ...and the trader is paid in full (a close order, executed by the keeper).
     free_before = e.free_collateral(trader)
     expect_order_ok(twin, trader, 0, -100 * WAD, 0, 0, keeper)
@@ -54,13 +67,10 @@ def test_redeem__traders_in_loss__the_loss_is_not_an_asset_until_collected(long_
     assert e.traders_gain() == 0 and v.totalAssets() == v.cash()
     assert v.entry_assets() == v.cash() + 40_000 * USDC
     assert v.free_cash() == v.cash() - 4_000_000 * USDC
-    shares = v.balanceOf(lp)
-    expect_revert(twin, lp, "vault.redeem", shares, lp, lp, reason="vault: exceeds free cash")
-    expect_revert(twin, lp, "vault.withdraw", v.free_cash() + 1, lp, lp, reason="vault: exceeds free cash")
-    assert v.maxRedeem(lp) < shares
-    expect_ok(twin, lp, "vault.redeem", v.maxRedeem(lp), lp, lp)
+    shares, free, paid = redeem_everything(twin, lp)
+    assert paid == free < shares * (v.totalAssets() + 1) // (v.totalSupply() + 1_000)  # not what they are worth
     assert v.free_cash() < v.convertToAssets(1_000_000)  # what is left is less than a few shares' worth
-    twin.assert_same()
+    assert_vault_same(twin, [lp])
 
 
 def test_close__profit_past_the_cap__pays_the_cap_and_never_reverts(twin, owner, trader, keeper, lp):
@@ -72,7 +82,7 @@ def test_close__profit_past_the_cap__pays_the_cap_and_never_reverts(twin, owner,
     expect_ok(twin, owner, "set_market_params", 0, params(twin, 0, funding_k=0, max_funding_rate=0))
     expect_ok(twin, trader, "deposit", 100_000 * USDC)
     expect_order_ok(twin, trader, 0, 10 * WAD, 20_000 * USDC, 80_000 * WAD, keeper)
-    expect_ok(twin, lp, "vault.withdraw", v.maxWithdraw(lp), lp, lp)
+    redeem_everything(twin, lp)
     assert v.cash() == e.traders_reserve() == 400_000 * USDC  # exactly at capacity
     twin.set_price(0, btc(160_000), owner)  # +800,000 to the long, twice its cap
     assert e.traders_gain() == 400_000 * USDC  # gains count only up to the cap
@@ -93,7 +103,8 @@ def test_redeem__netted_claims__cannot_strand_a_winner(twin, owner, trader, othe
         expect_order_ok(twin, who, 0, size, 20_000 * USDC, 80_000 * WAD, keeper)
     twin.set_price(0, btc(81_000), owner)  # the long wins 10,000, the short loses 10,000: claim ~ 0
     assert twin.p.engine.traders_reserve() == 800_000 * USDC
-    expect_ok(twin, lp, "vault.redeem", v.maxRedeem(lp), lp, lp)
+    redeem_everything(twin, lp)
+    assert v.cash() == 800_000 * USDC
     ok, reason = twin.order(trader, 0, -10 * WAD, 0, 0, keeper)
     assert ok, reason
     assert position(twin, trader)[0] == 0
@@ -112,7 +123,7 @@ def test_redeem__same_side_netted_claims__cannot_strand_a_winner(twin, owner, tr
     twin.set_price(0, btc(90_000), owner)
     expect_order_ok(twin, other_trader, 0, 10 * WAD, 200_000 * USDC, 90_000 * WAD, keeper)
     twin.set_price(0, btc(80_000), owner)  # +100,000 and -100,000 on the long side
-    expect_ok(twin, lp, "vault.redeem", v.maxRedeem(lp), lp, lp)
+    redeem_everything(twin, lp)
     ok, reason = twin.order(trader, 0, -10 * WAD, 0, 0, keeper)
     assert ok, reason
     assert position(twin, trader)[0] == 0

@@ -13,15 +13,18 @@ from tests.unit.perp_exits.helpers import (
     BTC, USDC, WAD, assert_events_agree, close, no_funding, ok, open_position, order, position, price, reverts, step,
     cancelled,
 )
+from tests.unit.vault.lp import redeem_everything
 
 MAX_UINT = 2**256 - 1
 
 
 def _lp_down_to_the_reserve(twin, lp):
-    """The LP withdraws everything free cash allows: the vault's cash is
-    then exactly the reserve (the solvency invariant's edge)."""
+    """The LP withdraws everything free cash allows (a redemption of all
+    its shares, through the vault's epochs: paid up to free cash): the
+    vault's cash is then exactly the reserve (the solvency invariant's
+    edge)."""
     v = twin.p.vault
-    ok(twin, lp, "vault.withdraw", v.maxWithdraw(lp), lp, lp)
+    redeem_everything(twin, lp)
     assert v.cash() == twin.p.engine.traders_reserve()
 
 
@@ -56,16 +59,17 @@ def test_capture_at_the_floor__the_open_past_capacity_and_the_floor_deposit_are_
     price(twin, owner, 160_000)
     assert e.traders_claim() == 800_000 * USDC and e.traders_gain() == 400_000 * USDC
     assert v.totalAssets() == 0 and v.entry_assets() == 0
-    assert v.maxDeposit(other_trader) == 0 and v.maxMint(other_trader) == 0
+    assert not v.deposits_open()
     shares_before = v.totalSupply()
-    reverts(twin, other_trader, "vault.deposit", 1 * USDC, other_trader, reason="vault: valuation at floor")
-    reverts(twin, other_trader, "vault.mint", 10**9, other_trader, reason="vault: valuation at floor")
-    assert v.totalSupply() == shares_before
+    for amount in (1 * USDC, 1_000_000 * USDC):
+        reverts(twin, other_trader, "vault.requestDeposit", amount, other_trader, other_trader,
+                reason="vault: valuation at floor")
+    assert v.totalSupply() == shares_before and v.pendingDepositRequest(0, other_trader) == 0
     # the price returns: the LP's shares are worth the whole vault again
     price(twin, owner, 80_000)
     lp_value = v.convertToAssets(v.balanceOf(lp))
     assert lp_value >= v.cash() * 999_999 // 1_000_000  # all but the virtual shares' sliver
-    assert v.maxDeposit(other_trader) == MAX_UINT
+    assert v.deposits_open()
     step(twin)
 
 
@@ -131,7 +135,7 @@ def test_exit_before_a_socialization__gets_no_value_from_an_uncollectable_loss(
     assert v.entry_assets() == v.cash()  # a deposit would still pay the full value
     shares = v.balanceOf(lp)
     before = v.convertToAssets(shares)
-    assert before == v.previewRedeem(shares)
+    assert before == shares * (v.totalAssets() + 1) // (v.totalSupply() + 1_000)  # what an epoch settled now pays
     ok(twin, keeper, "liquidate", trader, BTC, [other_trader])
     after = v.convertToAssets(shares)
     assert before <= after, f"an exit before the liquidation got {before}, after it {after}"
@@ -152,13 +156,18 @@ def test_erc4626_views__a_broken_feed__answer_and_deposits_wait(twin, owner, tra
     price(twin, owner, 0)  # a non-positive answer: "bad price"
     assert v.totalAssets() == v.cash() - e.traders_reserve()
     assert v.convertToAssets(10**9) > 0 and v.convertToShares(USDC) > 0
-    assert v.maxWithdraw(lp) == min(v.convertToAssets(v.balanceOf(lp)), v.free_cash())
-    assert v.maxRedeem(lp) > 0
-    assert v.maxDeposit(lp) == 0 and v.maxMint(lp) == 0
-    reverts(twin, lp, "vault.deposit", USDC, lp, reason="vault: no valuation")
-    ok(twin, lp, "vault.redeem", v.maxRedeem(lp) // 2, lp, lp)  # exits go on, at the conservative value
+    assert v.free_cash() == v.cash() - e.traders_reserve()
+    assert v.maxWithdraw(lp) == 0 and v.maxRedeem(lp) == 0  # they answer: nothing is claimable
+    assert not v.deposits_open()
+    reverts(twin, lp, "vault.requestDeposit", USDC, lp, lp, reason="vault: no valuation")
+    # exit requests are taken; under issue 12 their epoch waits for a good round
+    ok(twin, lp, "vault.requestRedeem", v.balanceOf(lp) // 2, lp, lp)
+    reverts(twin, lp, "vault.settle", reason="vault: bad price")
     price(twin, owner, 80_000)
-    assert v.maxDeposit(lp) == MAX_UINT
+    assert v.deposits_open()
+    twin.restamp(1, owner)  # ETH-PERP's feed too: every market's round must be later than the request
+    ok(twin, lp, "vault.settle")
+    assert v.maxRedeem(lp) > 0
     step(twin)
 
 
@@ -180,7 +189,8 @@ def test_erc4626_views__cash_past_2_255__answer_saturating(twin, owner, trader, 
     assert twin.p.token.totalSupply() == MAX_UINT
     # within 1,000 USDC of the top (every other holder's tokens are the gap)
     assert v.entry_assets() == min(v.cash() + 1_000 * USDC, MAX_UINT)
-    assert v.maxWithdraw(lp) > 0 and v.maxRedeem(lp) > 0 and v.convertToShares(USDC) >= 0
+    assert v.free_cash() > 0 and v.convertToAssets(v.balanceOf(lp)) > 0 and v.convertToShares(USDC) >= 0
+    assert v.maxWithdraw(lp) == 0 and v.maxRedeem(lp) == 0 and v.maxDeposit(lp) == 0  # they answer
     twin.assert_same()
 
 
