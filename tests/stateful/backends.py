@@ -460,22 +460,47 @@ class AnvilBackend:
         return stored, views
 
     def _vault_reads(self):
-        def call(to, sig, types=(), args=()):
-            raw = self.rpc("eth_call", [{"to": to, "data": "0x" + (keccak(text=sig)[:4] + encode(list(types), list(args))).hex()},
-                                        "latest"])
-            return bytes.fromhex(raw[2:])
+        """The vault's epoch state (vault_reads) in two JSON-RPC batches: the
+        fixed views first, then get_epoch of the open and the closing epoch."""
+        vault, token = self.addresses["vault"], self.addresses["token"]
 
-        def view(role, sig, types, args):
-            return int.from_bytes(call(self.addresses[role], sig, types, args), "big")
+        def data(sig, types=(), args=()):
+            return "0x" + (keccak(text=sig)[:4] + encode(list(types), list(args))).hex()
 
-        def epoch_of(e):
-            raw = call(self.addresses["vault"], "get_epoch(uint256)", ["uint256"], [e])
-            return tuple(int.from_bytes(raw[32 * i: 32 * i + 32], "big") for i in range(7))
+        def batch(calls):
+            body = [{"jsonrpc": "2.0", "id": i, "method": "eth_call",
+                     "params": [{"to": to, "data": d, "gas": hex(GAS)}, "latest"]} for i, (to, d) in enumerate(calls)]
+            got = sorted(self._post(body), key=lambda x: x["id"])
+            for x in got:
+                if "error" in x:
+                    raise RuntimeError(f"read: {x['error']}")
+            return [bytes.fromhex(x["result"][2:]) for x in got]
 
-        return vault_reads(view, epoch_of,
-                           lambda a: view("token", "balanceOf(address)", ["address"], [a]),
-                           lambda a: view("vault", "balanceOf(address)", ["address"], [a]),
-                           self.addresses, [self.accounts[r] for r in ("lp", "lp2") if r in self.accounts])
+        lps = [self.accounts[r] for r in ("lp", "lp2") if r in self.accounts]
+        keys, calls = [], []
+        for name in ("epoch", "closing", "settle_fee"):
+            keys.append(("vault", f"{name}()", ()))
+            calls.append((vault, data(f"{name}()")))
+        for holder in (self.addresses["escrow"],):
+            keys.append(("token", "balanceOf(address)", (holder,)))
+            calls.append((token, data("balanceOf(address)", ["address"], [holder])))
+        keys.append(("vault", "balanceOf(address)", (vault,)))
+        calls.append((vault, data("balanceOf(address)", ["address"], [vault])))
+        for a in lps:
+            for sig in LP_VIEWS:
+                types, args = _lp_view_args(sig, a)
+                keys.append(("vault", sig, tuple(args)))
+                calls.append((vault, data(sig, types, args)))
+        got = dict(zip(keys, (int.from_bytes(raw, "big") for raw in batch(calls))))
+        epoch, closing = got[("vault", "epoch()", ())], got[("vault", "closing()", ())]
+        ids = sorted({epoch, closing} - {0})
+        epochs = dict(zip(ids, batch([(vault, data("get_epoch(uint256)", ["uint256"], [e])) for e in ids])))
+
+        return vault_reads(lambda role, sig, types, args: got[(role, sig, tuple(args))],
+                           lambda e: tuple(int.from_bytes(epochs[e][32 * i: 32 * i + 32], "big") for i in range(7)),
+                           lambda a: got[("token", "balanceOf(address)", (a,))],
+                           lambda a: got[("vault", "balanceOf(address)", (a,))],
+                           self.addresses, lps)
 
 
 # ------------------------------------------------------------------ titanoboa
