@@ -324,14 +324,22 @@ def open_positions(node, protocol, specs, price_bound=None):
 
 
 def provide_liquidity(node, protocol, lp, amount):
-    """An LP deposits `amount` into the vault (the counterparty of every trade)."""
+    """An LP deposits `amount` into the vault (the counterparty of every
+    trade) through an epoch (ERC-7540, docs/lp-epochs.md): requestDeposit,
+    a later round on every feed, settle, and the claim."""
     vault, token = protocol.vault.address, protocol.token.address
     node.set_balances([lp])
-    node.send_as([
+    receipts = node.send_as([
         (lp, token, R.calldata("mint(address,uint256)", ["address", "uint256"], [lp, amount])),
         (lp, token, R.calldata("approve(address,uint256)", ["address", "uint256"], [vault, MAX_UINT])),
-        (lp, vault, R.calldata("deposit(uint256,address)", ["uint256", "address"], [amount, lp])),
+        (lp, vault, R.calldata("requestDeposit(uint256,address,address)", ["uint256", "address", "address"],
+                               [amount, lp, lp])),
     ])
+    requested_at = node.block_timestamp(int(receipts[-1]["blockNumber"], 16))
+    later_round(node, protocol, range(len(protocol.feeds)), lp, requested_at)
+    node.send_as([(lp, vault, R.calldata("settle()", [], []))])
+    node.send_as([(lp, vault, R.calldata("deposit(uint256,address,address)", ["uint256", "address", "address"],
+                                         [amount, lp, lp]))])
 
 
 def set_price(node, protocol, market_id, price_usd, sender):
