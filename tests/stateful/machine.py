@@ -1562,6 +1562,7 @@ class BackstopMachine(BackstopActions):
         assert due == (side != "healthy"), f"{a} market {mid} at {answer} ({side} of {boundary}): liquidatable {due}"
         reason = self.act(self.r["keeper"], "liquidate", a, mid, perp_engine.adl_ranking(self.w, a, mid))
         self.touch(a, mid)
+        assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason}"
         assert reason == (None if due else "position healthy"), (
             f"liquidation of {a} market {mid} at {answer} ({side} of the boundary {boundary}): {reason!r}")
         if side == "boundary":
@@ -1592,6 +1593,7 @@ class BackstopMachine(BackstopActions):
             assert status != "reverted", f"execute_order({ready[0]}) at exactly max_price_age: {reason!r}"
         else:
             reason = self.act(self.r["keeper"], "liquidate", a, mid, perp_engine.adl_ranking(w, a, mid))
+            assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason}"
             # past the price check: liquidated, healthy, or bankrupt while an ADL is pending
             assert reason in (None, "position healthy", "adl: pending deleverage"), (
                 f"liquidation at exactly max_price_age: {reason!r}")
@@ -1601,6 +1603,7 @@ class BackstopMachine(BackstopActions):
         if left:
             b, _ = left[pick % len(left)]
             reason = self.act(self.r["keeper"], "liquidate", b, mid, perp_engine.adl_ranking(w, b, mid))
+            assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason}"
             assert reason == "stale price", f"liquidation at max_price_age + 1: {reason!r}"
             self.step_labels.add("edge: stale at max_price_age + 1")
 
