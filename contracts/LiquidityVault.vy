@@ -331,11 +331,7 @@ def deposit(assets: uint256, receiver: address, controller: address = msg.sender
     self._check_controller(controller)
     self._resolve_deposit(controller)
     c: Claim = self._deposit_claim[controller]
-    assert assets > 0, "vault: zero amount"
-    assert assets <= c.assets, "vault: exceeds claimable"
-    shares: uint256 = c.shares
-    if assets < c.assets:
-        shares = math._mul_div(assets, c.shares, c.assets, False)
+    shares: uint256 = self._claim_part(assets, c.assets, c.shares, False)
     self._claim_deposit(controller, receiver, assets, shares)
     return shares
 
@@ -349,11 +345,7 @@ def mint(shares: uint256, receiver: address, controller: address = msg.sender) -
     self._check_controller(controller)
     self._resolve_deposit(controller)
     c: Claim = self._deposit_claim[controller]
-    assert shares > 0, "vault: zero amount"
-    assert shares <= c.shares, "vault: exceeds claimable"
-    assets: uint256 = c.assets
-    if shares < c.shares:
-        assets = math._mul_div(shares, c.assets, c.shares, True)
+    assets: uint256 = self._claim_part(shares, c.shares, c.assets, True)
     self._claim_deposit(controller, receiver, assets, shares)
     return assets
 
@@ -367,11 +359,7 @@ def redeem(shares: uint256, receiver: address, controller: address) -> uint256:
     self._check_controller(controller)
     self._resolve_redeem(controller)
     c: Claim = self._redeem_claim[controller]
-    assert shares > 0, "vault: zero amount"
-    assert shares <= c.shares, "vault: exceeds claimable"
-    assets: uint256 = c.assets
-    if shares < c.shares:
-        assets = math._mul_div(shares, c.assets, c.shares, False)
+    assets: uint256 = self._claim_part(shares, c.shares, c.assets, False)
     self._claim_redeem(controller, receiver, assets, shares)
     return assets
 
@@ -385,13 +373,27 @@ def withdraw(assets: uint256, receiver: address, controller: address) -> uint256
     self._check_controller(controller)
     self._resolve_redeem(controller)
     c: Claim = self._redeem_claim[controller]
-    assert assets > 0, "vault: zero amount"
-    assert assets <= c.assets, "vault: exceeds claimable"
-    shares: uint256 = c.shares
-    if assets < c.assets:
-        shares = math._mul_div(assets, c.shares, c.assets, True)
+    shares: uint256 = self._claim_part(assets, c.assets, c.shares, True)
     self._claim_redeem(controller, receiver, assets, shares)
     return shares
+
+
+@internal
+@pure
+def _claim_part(amount: uint256, claimable: uint256, counterpart: uint256, round_up: bool) -> uint256:
+    """
+    @notice The counterpart (shares of assets, or assets of shares) of
+            `amount` out of a claim of `claimable` against `counterpart`:
+            all of it when `amount` is the whole claim, else pro rata,
+            rounded `round_up` (down when the caller names the input, up
+            when it names the output: the vault never gives more than the
+            claim's own ratio).
+    """
+    assert amount > 0, "vault: zero amount"
+    assert amount <= claimable, "vault: exceeds claimable"
+    if amount == claimable:
+        return counterpart
+    return math._mul_div(amount, counterpart, claimable, round_up)
 
 
 @external

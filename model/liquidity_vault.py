@@ -241,11 +241,7 @@ def deposit(w, assets, receiver, controller=None):
     _check_controller(w, controller)
     _resolve_deposit(w, controller)
     c_assets, c_shares = w.v.deposit_claim.get(controller, (0, 0))
-    check(assets > 0, "vault: zero amount")
-    check(assets <= c_assets, "vault: exceeds claimable")
-    shares = c_shares
-    if assets < c_assets:
-        shares = mul_div_down(assets, c_shares, c_assets)
+    shares = _claim_part(assets, c_assets, c_shares, False)
     _claim_deposit(w, controller, receiver, assets, shares)
     return shares
 
@@ -256,11 +252,7 @@ def mint(w, shares, receiver, controller=None):
     _check_controller(w, controller)
     _resolve_deposit(w, controller)
     c_assets, c_shares = w.v.deposit_claim.get(controller, (0, 0))
-    check(shares > 0, "vault: zero amount")
-    check(shares <= c_shares, "vault: exceeds claimable")
-    assets = c_assets
-    if shares < c_shares:
-        assets = mul_div_up(shares, c_assets, c_shares)
+    assets = _claim_part(shares, c_shares, c_assets, True)
     _claim_deposit(w, controller, receiver, assets, shares)
     return assets
 
@@ -270,11 +262,7 @@ def redeem(w, shares, receiver, controller):
     _check_controller(w, controller)
     _resolve_redeem(w, controller)
     c_assets, c_shares = w.v.redeem_claim.get(controller, (0, 0))
-    check(shares > 0, "vault: zero amount")
-    check(shares <= c_shares, "vault: exceeds claimable")
-    assets = c_assets
-    if shares < c_shares:
-        assets = mul_div_down(shares, c_assets, c_shares)
+    assets = _claim_part(shares, c_shares, c_assets, False)
     _claim_redeem(w, controller, receiver, assets, shares)
     return assets
 
@@ -284,13 +272,18 @@ def withdraw(w, assets, receiver, controller):
     _check_controller(w, controller)
     _resolve_redeem(w, controller)
     c_assets, c_shares = w.v.redeem_claim.get(controller, (0, 0))
-    check(assets > 0, "vault: zero amount")
-    check(assets <= c_assets, "vault: exceeds claimable")
-    shares = c_shares
-    if assets < c_assets:
-        shares = mul_div_up(assets, c_shares, c_assets)
+    shares = _claim_part(assets, c_assets, c_shares, True)
     _claim_redeem(w, controller, receiver, assets, shares)
     return shares
+
+
+def _claim_part(amount, claimable, counterpart, round_up):
+    """LiquidityVault._claim_part"""
+    check(amount > 0, "vault: zero amount")
+    check(amount <= claimable, "vault: exceeds claimable")
+    if amount == claimable:
+        return counterpart
+    return (mul_div_up if round_up else mul_div_down)(amount, counterpart, claimable)
 
 
 def claimCancelRedeemRequest(w, request_id, receiver, controller):
