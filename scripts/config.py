@@ -15,7 +15,6 @@ execution_fee_units) are checked when the decimals are known: from
 before its first transaction) otherwise.
 """
 
-import difflib
 from pathlib import Path
 from typing import Optional
 
@@ -28,6 +27,7 @@ from model.positions import (
     DEFAULT_ORDER_EXPIRY, MAX_AMOUNT, MAX_EXECUTION_FEE_TOKENS, MAX_FUNDING_K, MAX_FUNDING_RATE, MAX_KEEPER_SHARE,
     MAX_LIQ_FEE, MAX_MARKETS, MAX_OPEN_INTEREST, MAX_ORDER_EXPIRY, MAX_PRICE, MAX_PRICE_AGE, MAX_TRADING_FEE,
     MIN_IMF, MIN_ORDER_EXPIRY, MarketParams)
+from scripts import validation
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "config" / "networks.yaml"
@@ -254,36 +254,9 @@ def _where(loc, raw):
 
 def _describe(err, raw):
     loc = tuple(err["loc"])
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        known = _known_keys(loc[:-1])
-        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f" (did you mean {guess[0]!r}?)" if guess else f" (known keys: {', '.join(known)})"
-        where = _where(loc[:-1], raw)
-        return (f"{where}: " if where else "") + f"unknown key {loc[-1]!r}{hint}"
-    where = _where(loc, raw)
-    value = err.get("input")
-    if kind == "missing":
-        return f"{where} is missing"
-    if kind == "int_type":
-        return f"{where} must be an integer, got {value!r}"
-    if kind == "bool_type":
-        return f"{where} must be true or false, got {value!r}"
-    if kind == "string_type":
-        return f"{where} must be a string, got {value!r}"
-    if kind in ("model_type", "dict_type"):
-        return f"{where} must be a mapping, got {value!r}"
-    if kind == "list_type":
-        return f"{where} must be a list, got {value!r}"
-    ctx = err.get("ctx") or {}
-    if kind == "greater_than_equal":
-        msg = f"must be at least {ctx['ge']}"
-    elif kind == "less_than_equal":
-        msg = f"must be at most {ctx['le']}"
-    else:
-        msg = err["msg"].removeprefix("Value error, ")
-        msg = msg[0].lower() + msg[1:]
-    return f"{where} {value!r} {msg}" if not isinstance(value, (dict, list)) else f"{where} {msg}"
+    if err["type"] == "extra_forbidden":
+        return validation.unknown_key(_where(loc[:-1], raw), loc[-1], _known_keys(loc[:-1]))
+    return validation.explain(err, _where(loc, raw))
 
 
 def _known_keys(loc):

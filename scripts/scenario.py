@@ -16,7 +16,6 @@ field:
 (YAML shape, integers) the demo and the report index.
 """
 
-import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Optional, get_args
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 
 from model.positions import MAX_PRICE
 from scripts import config as cfg
+from scripts import validation
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "scenarios" / "crash.yaml"
@@ -267,50 +267,18 @@ def _step_label(loc, raw):
 
 def _describe(err, raw):
     loc = tuple(err["loc"])
-    kind = err["type"]
-    value = err.get("input")
-    if kind == "extra_forbidden":
+    if err["type"] == "extra_forbidden":
         model = _model_at(loc[:-1])
-        known = list(model.model_fields) if model else []
-        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f" (did you mean {guess[0]!r}?)" if guess else (f" (known keys: {', '.join(known)})" if known else "")
-        where = _where(loc[:-1])
-        return (f"{where}: " if where else "") + f"unknown key {loc[-1]!r}{hint}"
+        return validation.unknown_key(_where(loc[:-1]), loc[-1], list(model.model_fields) if model else [])
     step, rest = _step_label(loc, raw)
     if step:
         where = step + (f": {_where(rest)}" if rest else "")
     else:
         where = _where(loc)
     where = where or "the scenario"
-    ctx = err.get("ctx") or {}
-    if kind == "missing":
-        return f"{where} is missing"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"{where} must be an integer, got {value!r}"
-    if kind in ("string_type",):
-        return f"{where} must be a string, got {value!r}"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{where} must be a mapping, got {value!r}"
-    if kind == "list_type":
-        return f"{where} must be a list, got {value!r}"
-    if kind in ("too_short", "too_long") and loc and loc[-1] in PAIRS:
-        return f"{where} must be [lowest, highest], got {value!r}"
-    if kind == "too_short":
-        return f"{where} must have at least {ctx.get('min_length')} item(s)"
-    if kind == "too_long":
-        return f"{where} must have at most {ctx.get('max_length')} item(s)"
-    if kind == "greater_than_equal":
-        msg = f"must be at least {ctx['ge']}"
-    elif kind == "greater_than":
-        msg = f"must be above {ctx['gt']}"
-    elif kind == "less_than_equal":
-        msg = f"must be at most {ctx['le']}"
-    elif kind == "less_than":
-        msg = f"must be below {ctx['lt']}"
-    else:
-        msg = err["msg"].removeprefix("Value error, ")
-        msg = msg[0].lower() + msg[1:]
-    return f"{where} {value!r} {msg}" if not isinstance(value, (dict, list)) else f"{where} {msg}"
+    if err["type"] in ("too_short", "too_long") and loc and loc[-1] in PAIRS:
+        return f"{where} must be [lowest, highest], got {err.get('input')!r}"
+    return validation.explain(err, where)
 
 
 def _cross_checks(sc, network, config_path):
