@@ -3,13 +3,15 @@ cap and the profitability check hold what only earns and never what
 solvency needs (bankrupt liquidations); failed sends count toward the
 circuit breaker; the JSON-RPC client fails over to a fallback endpoint."""
 
+import logging
+
 import pytest
 from ape import chain
 
 from bots import devnet as D
 from bots import rpc as R
 from bots.devnet import USDC, WAD, Spec
-from bots.keeper import CircuitBreaker, Keeper, Signer
+from bots.keeper import Action, CircuitBreaker, Keeper, Signer
 
 BTC = 0
 TENTH = WAD // 10
@@ -128,3 +130,56 @@ def test_keeper__reorganised_chain__detected_at_the_next_block_and_reloaded(prot
     k.dry_run = True
     k.start()
     assert k.last_block == node.head() and len(k.plan()) == 2
+
+
+def test_keeper__lp_epoch__waits_for_a_later_round_on_every_feed_then_settles_and_counts_the_fee(protocol, node, keeper,
+                                                                                               owner, caplog):
+    """Issue 12's keeper part: an LP's deposit request waits (nothing sent,
+    a log line, a metric) until every market's feed has a round later than
+    it; a settle forced before then reverts 'vault: no later round' in the
+    simulation and is dropped as a wait, not an error; after the round the
+    keeper settles the epoch, is paid the settler fee, and counts it."""
+    vault, token = protocol.vault, protocol.token
+    fee = 10 * USDC  # MAX_SETTLE_FEE_TOKENS: the cap
+    vault.set_settle_fee(fee, sender=owner)
+    start_balance = token.balanceOf(keeper)
+    lp = _t("lp-epoch")
+    requested_at = D.request_deposit(node, protocol, lp, 10_000 * USDC)
+    # A native coin at 3,000 tokens: settle's ~150k gas at a few gwei costs
+    # about 1 token, the fee pays it.
+    k = _keeper(protocol, node, keeper, native_price=3_000 * USDC)
+    caplog.set_level(logging.INFO, logger="keeper")
+    assert k.plan() == []  # the open epoch's request has no later round: not even the close is sent
+    assert k.stats["settle_waits"] == 1 and k.metrics.actions.labels("settle", "wait")._value.get() == 1
+    assert "LP epoch 1 waits (vault: no later round)" in caplog.text
+    assert k.metrics.lp_wait._value.get() >= 1  # seconds since the request, at the next block's time
+
+    node.send_as([(lp, vault.address, R.encode_settle())])  # someone closes it: it waits as the closing epoch
+    assert (vault.closing(), vault.epoch()) == (1, 2)
+    k.step(node.head())
+    assert (k.mirror.w.v.closing, k.mirror.w.v.epoch) == (1, 2) and k.in_flight == {}
+    nonce = _pending_nonce(node, keeper.address)
+    forced = Action("settle", None, -1, to=vault.address, tag="epoch 1", reward=fee)
+    k.execute([forced], node.head())  # sent anyway: the node's simulation reverts, a wait
+    assert k.in_flight == {} and k.stats["unexpected"] == 0 and k.stats["races"] == 0
+    assert _pending_nonce(node, keeper.address) == nonce == k.nonce  # nothing sent
+    assert token.balanceOf(keeper) == start_balance
+
+    D.later_round(node, protocol, range(len(protocol.feeds)), _t("oracle"), requested_at)
+    k.step(node.head())  # planned, simulated, worth its gas, sent (and mined: automine)
+    assert list(k.in_flight) == ["settle"] and k.in_flight["settle"]["to"] == vault.address
+    assert k.in_flight["settle"]["reward"] == fee  # the model's settle: the fee, from the epoch's deposit
+    node.rpc.request("evm_mine", [])
+    k.step(node.head())
+    assert k.in_flight == {} and k.stats["mined"] == 1 and k.stats["unexpected"] == 0
+    assert vault.get_epoch(1).settled_at > requested_at and vault.closing() == 0
+    assert token.balanceOf(keeper) - start_balance == fee == k.stats["rewards_units"]
+    assert k.metrics.rewards.labels("settle")._value.get() == fee / USDC
+    assert k.metrics.actions.labels("settle", "mined")._value.get() == 1
+    assert k.metrics.lp_wait._value.get() == 0 and k.plan() == []  # nothing left to settle
+    # The profitability rule holds it as any earning action: at a native
+    # price of 10**9 tokens its gas costs more than the fee.
+    forced.gas_used = 100_000
+    k.native_price = 10**9 * USDC
+    assert k._worth_sending([forced]) == []
+    assert k.metrics.actions.labels("settle", "held_unprofitable")._value.get() == 1
