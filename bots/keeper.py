@@ -654,13 +654,18 @@ class Keeper:
         if not due:
             return tail
 
-        def fresh_copy():
-            return self._copy_at(base, now)
+        def replayed():
+            """A fresh copy with the actions planned so far run on it: a verb
+            that failed in the model may have half-run on the old one."""
+            c = self._copy_at(base, now)
+            for b in planned:
+                self._run_in_model(c, b)
+            return c
 
         orders = [a for a in due if a.kind == "order"]
         due = [a for a in due if a.kind != "order"]
-        w = fresh_copy() if due else None
         planned = []
+        w = replayed() if due else None
         # An unmined transaction of ours may move the fund or the ADL job of
         # its market: plan nothing that depends on them there until it lands.
         busy = {e.get("market_id") for e in self.in_flight.values()}
@@ -674,10 +679,7 @@ class Keeper:
             except Revert as exc:
                 if exc.reason not in RACES:
                     log.warning("model: %s reverts (%s): skipped this block", a.describe(), exc.reason)
-                # The failed verb may have half-run: rebuild the copy.
-                w = fresh_copy()
-                for b in planned:
-                    self._run_in_model(w, b)
+                w = replayed()
                 continue
             planned.append(a)
             # A liquidation that left an ADL job: continue it in the same
@@ -690,9 +692,7 @@ class Keeper:
                 try:
                     self._run_in_model(w, d)
                 except Revert:
-                    w = fresh_copy()
-                    for b in planned:
-                        self._run_in_model(w, b)
+                    w = replayed()
                     break
                 planned.append(d)
                 a = d

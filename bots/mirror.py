@@ -4,7 +4,9 @@ The keeper decides with model/ (the same integers as the contracts): it
 keeps a World whose positions are loaded once at start-up (every member of
 every market side) and then re-read for exactly the (account, market) pairs
 that an engine event touched; market state, oracle answers, pending ADL
-jobs and the token balances the exit paths move are re-read every block.
+jobs, the engine-wide parameters and totals (max_profit, total_cost,
+min_keeper_reward, min_notional) and the token balances the exit paths
+move are re-read every block.
 Pending orders are read once at start-up (every id up to `order_count`) and
 then followed through OrderRequested (read with `get_order`, with the
 order's own deadline `expires_at`: `set_order_expiry` does not move it) and
@@ -30,6 +32,8 @@ from model import positions as P
 from model.mocks import Feed
 
 ERC20_BALANCE = "balanceOf(address)"
+# The engine's engine-wide views the model reads (positions.EngineState fields of the same names).
+ENGINE_WIDE = ("max_profit", "total_cost", "min_keeper_reward", "min_notional")
 
 
 def _dec(types, hex_result):
@@ -242,10 +246,17 @@ class Mirror:
             ]
         holders = [w.engine_address, w.vault_address, w.fund_address, w.v.escrow]
         items += [(w.token_address, ERC20_BALANCE, ["address"], [h], ["uint256"]) for h in holders]
+        # Engine-wide: the payout cap's reserve (max_profit x total_cost) and
+        # the keeper floor, which the vault's valuations and the keeper's
+        # rewards depend on.
+        items += [(e, f"{name}()", [], [], ["uint256"]) for name in ENGINE_WIDE]
         vault_reads = [(v, sig, [], [], ["uint256"]) for sig in ("closing()", "epoch()", "settle_fee()", "totalSupply()")]
         items += vault_reads + [(v, ERC20_BALANCE, ["address"], [v], ["uint256"])]
         out = self._calls(items, block)
-        (closing,), (open_epoch,), (fee,), (supply,), (own,) = out[len(out) - len(vault_reads) - 1:]
+        tail = out[len(out) - len(vault_reads) - 1 - len(ENGINE_WIDE):]
+        for name, (value,) in zip(ENGINE_WIDE, tail):
+            setattr(w.e, name, int(value))
+        (closing,), (open_epoch,), (fee,), (supply,), (own,) = tail[len(ENGINE_WIDE):]
         ids = [i for i in (closing, open_epoch) if i]
         epochs = self._calls([(v, "get_epoch(uint256)", ["uint256"], [i], [f"({','.join(R.EPOCH)})"]) for i in ids], block)
         w.v.closing, w.v.epoch, w.v.settle_fee, w.v.total_supply = closing, open_epoch, fee, supply

@@ -62,7 +62,7 @@ def test_keeper__base_fee_above_the_cap__holds_the_earning_liquidation_sends_the
 
 
 def test_keeper__reward_below_gas_cost__held_unless_bankrupt_and_sent_when_the_check_is_off(protocol, node, keeper,
-                                                                                           due):
+                                                                                           owner, due):
     earning, bankrupt = due
     # A native coin worth a million tokens: ~200k gas at 1 gwei costs 200 tokens, the reward is about 2.
     k = _keeper(protocol, node, keeper, native_price=1_000_000 * USDC)
@@ -78,6 +78,13 @@ def test_keeper__reward_below_gas_cost__held_unless_bankrupt_and_sent_when_the_c
     # The ETH-PERP feed prices the native coin when no price is given: 3,000 tokens.
     k.native_price, k.native_market = None, 1
     assert k.native_units() == 3_000 * USDC
+    # The engine's keeper floor (set_keeper_reward) is part of the reward:
+    # the mirror reads it, so the bankrupt liquidation, which pays nothing
+    # of its own, is worth the floor's 5 tokens (sepolia's setting).
+    protocol.engine.set_keeper_reward(5 * USDC, 10_000 * USDC, sender=owner)
+    k = _keeper(protocol, node, keeper)
+    assert k.mirror.w.e.min_keeper_reward == 5 * USDC
+    assert {a.account: a.reward for a in k.plan()}[bankrupt] == 5 * USDC
 
 
 def test_keeper__sends_refused_for_lack_of_funds__trip_the_breaker_nothing_mined(protocol, node, keeper, due):
@@ -172,6 +179,7 @@ def test_keeper__lp_epoch__waits_for_a_later_round_on_every_feed_then_settles_an
     node.rpc.request("evm_mine", [])
     k.step(node.head())
     assert k.in_flight == {} and k.stats["mined"] == 1 and k.stats["unexpected"] == 0
+    assert 250_000 < k.stats["gas_used"] < 450_000  # the settle, two markets: docs/keeper.md's figure
     assert vault.get_epoch(1).settled_at > requested_at and vault.closing() == 0
     assert token.balanceOf(keeper) - start_balance == fee == k.stats["rewards_units"]
     assert k.metrics.rewards.labels("settle")._value.get() == fee / USDC
