@@ -185,6 +185,14 @@ def test_keeper__lp_epoch__waits_for_a_later_round_on_every_feed_then_settles_an
     assert k.metrics.rewards.labels("settle")._value.get() == fee / USDC
     assert k.metrics.actions.labels("settle", "mined")._value.get() == 1
     assert k.metrics.lp_wait._value.get() == 0 and k.plan() == []  # nothing left to settle
+    # A new request, then every feed goes stale: the next epoch waits for a
+    # fresh round (not "no later round": staleness is checked first).
+    D.request_deposit(node, protocol, lp, 1_000 * USDC)
+    node.rpc.request("evm_increaseTime", [max(p.max_price_age for p in k.mirror.w.e.params.values()) + 1])
+    node.rpc.request("evm_mine", [])
+    k.step(node.head())
+    assert "LP epoch 2 waits (vault: stale price)" in caplog.text and k.in_flight == {}
+    assert k.metrics.actions.labels("settle", "wait")._value.get() == 2
     # The profitability rule holds it as any earning action: at a native
     # price of 10**9 tokens its gas costs more than the fee.
     forced.gas_used = 100_000
