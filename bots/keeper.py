@@ -728,7 +728,12 @@ class Keeper:
         if status != LV.ROUNDS_IN:
             self._lp_wait(target, WAIT_REASONS[status])
             return None
-        c = self._copy_at(w, w.now)
+        # settle writes only the vault's state, token balances and the log:
+        # copy those (the engine's positions, read for the valuation, are
+        # shared, not deep-copied every block an epoch is due).
+        c = copy.copy(w)
+        c.v, c.token, c.events = copy.deepcopy(w.v), copy.deepcopy(w.token), []
+        c.sender = c.caller = self.me
         before = c.token.balance_of(self.me)
         try:
             LV.settle(c)
