@@ -323,10 +323,9 @@ def open_positions(node, protocol, specs, price_bound=None):
     return {(s.trader, s.market_id): blocks[i] for s, i in zip(specs, ids)}
 
 
-def provide_liquidity(node, protocol, lp, amount):
-    """An LP deposits `amount` into the vault (the counterparty of every
-    trade) through an epoch (ERC-7540, docs/lp-epochs.md): requestDeposit,
-    a later round on every feed, settle, and the claim."""
+def request_deposit(node, protocol, lp, amount):
+    """An LP mints `amount`, approves the vault and requests a deposit of it
+    into the open epoch; returns the request's block timestamp."""
     vault, token = protocol.vault.address, protocol.token.address
     node.set_balances([lp])
     receipts = node.send_as([
@@ -335,7 +334,15 @@ def provide_liquidity(node, protocol, lp, amount):
         (lp, vault, R.calldata("requestDeposit(uint256,address,address)", ["uint256", "address", "address"],
                                [amount, lp, lp])),
     ])
-    requested_at = node.block_timestamp(int(receipts[-1]["blockNumber"], 16))
+    return node.block_timestamp(int(receipts[-1]["blockNumber"], 16))
+
+
+def provide_liquidity(node, protocol, lp, amount):
+    """An LP deposits `amount` into the vault (the counterparty of every
+    trade) through an epoch (ERC-7540, docs/lp-epochs.md): requestDeposit,
+    a later round on every feed, settle, and the claim."""
+    vault = protocol.vault.address
+    requested_at = request_deposit(node, protocol, lp, amount)
     later_round(node, protocol, range(len(protocol.feeds)), lp, requested_at)
     node.send_as([(lp, vault, R.calldata("settle()", [], []))])
     node.send_as([(lp, vault, R.calldata("deposit(uint256,address,address)", ["uint256", "address", "address"],

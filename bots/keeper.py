@@ -1,5 +1,5 @@
-"""The Backstop keeper: order executions, liquidations, ADL continuations and
-TP/SL executions.
+"""The Backstop keeper: order executions, liquidations, ADL continuations,
+TP/SL executions and LP epoch settlements.
 
     python -m bots.keeper --network ethereum:local:foundry --account TEST::3
         [--manifest deployments/local.json | --engine 0x...] [--metrics-port 9464] ...
@@ -25,14 +25,21 @@ Each new block:
    a pending order an `execute_order` as soon as its market's feed has a
    fresh round with updatedAt later than the request (never before: that
    reverts "order: no later price"). Expired orders are logged, never
-   cancelled (cancelling is the requester's);
+   cancelled (cancelling is the requester's). The vault's `settle()` once
+   the epoch it would price (the closing one, else the open one with
+   requests) has a fresh round later than its last request on every feed,
+   run first in the model (`liquidity_vault.settle`) for the settler fee it
+   earns; until then the epoch waits (a log line and a metric once per
+   epoch and reason), and a close that prices nothing is not sent;
 4. the batch runs in order on a copy of the World (so a liquidation that
    drains the fund gives the next one its ADL targets), order executions
    last (their outcome, executed or cancelled with a reason, needs no
-   decision: the executor is paid either way), then as one
+   decision: the executor is paid either way), the LP settlement after
+   them, then as one
    sequential `eth_simulateV1` on the node (`eth_call` per transaction where
    the node lacks it); reverts a race explains ("position: none", "position
-   healthy", "not triggered", ...) are logged and dropped;
+   healthy", "not triggered", ...) are logged and dropped, and so are the
+   vault's reasons to wait (SETTLE_WAITS);
 5. what passed is signed with consecutive nonces and sent without waiting
    for receipts (a block-interval devnet mines them together), each one
    recorded in flight per (action, account, market) in the state file
@@ -41,7 +48,7 @@ Each new block:
 A circuit breaker stops the keeper (exit code 3) after `--breaker`
 consecutive unexpected reverts or failed sends; RPC errors back off
 exponentially. Before sending, actions that only earn (order executions,
-TP/SL, liquidations with equity left) are held while the base fee is above
+TP/SL, liquidations with equity left, LP settlements) are held while the base fee is above
 the gas-price cap or while their reward would not pay their gas; bankrupt
 liquidations and ADL continuations are always sent (solvency needs them). A
 transaction still pending `stuck_blocks` blocks after it was sent is sent
@@ -66,6 +73,7 @@ from bots import rpc as R
 from bots.metrics import Health, Metrics
 from bots.mirror import Mirror, NotAnEngine
 from model import adl
+from model import liquidity_vault as LV
 from model import perp_engine as PE
 from model import perp_exits as PX
 from model import positions as P
@@ -104,6 +112,19 @@ RACES = frozenset({
     # either reason on a keeper transaction would mean the keeper sent the
     # wrong call: an unexpected revert (circuit breaker), not a race.
 })
+# The vault's reasons to wait (LiquidityVault.settle): its epoch has no round
+# later than its last request yet, a feed is stale or broken, or someone
+# else settled first. Expected, whenever they come: logged and counted
+# (actions_total{kind="settle", outcome="wait"}), never toward the breaker.
+SETTLE_WAITS = frozenset({
+    "vault: no later round",
+    "vault: stale price",
+    "vault: bad price",
+    "vault: nothing to settle",
+})
+# liquidity_vault.rounds_after's answers as the reasons settle() reverts with
+WAIT_REASONS = {LV.BAD_PRICE: "vault: bad price", LV.STALE_PRICE: "vault: stale price",
+                LV.NO_LATER_ROUND: "vault: no later round"}
 EXIT_OK = 0
 EXIT_ERROR = 1  # an unexpected exception: a bug (its traceback is logged)
 EXIT_CONFIG = 2  # a bad input or a failed start-up check: one line, nothing sent
@@ -123,7 +144,7 @@ class ChainChanged(Exception):
 
 @dataclass
 class Action:
-    kind: str  # "liquidate" | "deleverage" | "tp_sl" | "order"
+    kind: str  # "liquidate" | "deleverage" | "tp_sl" | "order" | "settle"
     account: str | None
     market_id: int
     targets: list = field(default_factory=list)
@@ -133,11 +154,14 @@ class Action:
     reward: int = 0  # what the keeper is credited, token units (the model's estimate)
     gas_used: int = 0  # simulated
     always: bool = False  # bankrupt liquidation or ADL: sent whatever the gas price
+    to: str | None = None  # the contract called: the engine unless set (settle: the vault)
 
     @property
     def key(self):
         if self.kind == "order":
             return f"order:{self.order_id}"
+        if self.kind == "settle":
+            return "settle"  # one at a time: a second would revert "vault: nothing to settle"
         key = f"{self.kind}:{self.account or '-'}:{self.market_id}"
         return f"{key}:{self.tag}" if self.tag else key
 
@@ -148,11 +172,15 @@ class Action:
             return R.encode_deleverage(self.market_id, self.targets)
         if self.kind == "order":
             return R.encode_execute_order(self.order_id)
+        if self.kind == "settle":
+            return R.encode_settle()
         return R.encode_execute_tp_sl(self.account, self.market_id)
 
     def describe(self):
         if self.kind == "order":
             return f"execute_order {self.order_id} ({self.account} market={self.market_id})"
+        if self.kind == "settle":
+            return f"settle LP {self.tag}"
         who = f" {self.account}" if self.account else ""
         extra = f" targets={len(self.targets)}" if self.kind != "tp_sl" and self.targets else ""
         return f"{self.kind}{who} market={self.market_id}{extra}"
@@ -212,7 +240,7 @@ class Keeper:
         self.unexpected = 0  # consecutive unexpected reverts
         self.stats = {"sent": 0, "mined": 0, "failed": 0, "races": 0, "unexpected": 0, "orders_executed": 0,
                       "orders_cancelled": 0, "replaced": 0, "held": 0, "rewards_units": 0, "gas_used": 0,
-                      "gas_spent_wei": 0, "resets": 0}
+                      "gas_spent_wei": 0, "resets": 0, "settle_waits": 0}
         self.metrics = metrics or Metrics()
         self.health = health or Health()
         self.max_fee = max_fee  # wei per gas; None: no cap
@@ -236,6 +264,7 @@ class Keeper:
         self.exec_time = 0
         self._stale_logged = set()
         self._expired_logged = set()
+        self._lp_waiting = None  # (epoch, reason) last logged as waiting
 
     # ------------------------------------------------------------ state file
     def _load_state(self):
@@ -496,7 +525,7 @@ class Keeper:
                 outcome = ""
                 reward = 0
                 for lg in rc.get("logs") or []:
-                    if lg.get("address", "").lower() != self.engine.lower():
+                    if R.addr(lg.get("address") or "0x" + "00" * 20) not in (self.engine, self.mirror.w.vault_address):
                         continue
                     reward += self._reward_in(lg, entry)
                     got = R.order_outcome(lg)
@@ -533,6 +562,8 @@ class Keeper:
             return words[1] if len(words) > 1 else 0  # execution_fee
         if topics[0] == R.KEEPER_PAID and len(topics) > 1 and R.addr("0x" + topics[1][-40:]) == self.me:
             return sum(words[:2])  # from_fund + from_vault: the floor's top-up
+        if topics[0] == R.EPOCH_SETTLED and len(topics) > 2 and R.addr("0x" + topics[2][-40:]) == self.me:
+            return words[R.EPOCH_SETTLED_FEE_WORD] if len(words) > R.EPOCH_SETTLED_FEE_WORD else 0  # the settler fee, paid to the keeper's wallet
         if topics[0] in (R.ORDER_EXECUTED, R.ORDER_CANCELLED) and entry.get("kind") == "order":
             return int(entry.get("reward", 0))  # the order's execution fee, paid for either outcome
         return 0
@@ -553,19 +584,16 @@ class Keeper:
                                 "pending", e["desc"], head - e["block"], max_fee, self.max_fee)
                     e["capped"] = True
                 continue
-            tip = min(tip, max_fee)
-            raw, txhash = self.signer.sign({"nonce": e["nonce"], "to": self.engine, "data": e["data"], "gas": e["gas"],
-                                            "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip})
             old = e["hash"]
-            e.setdefault("hashes", [old]).append(txhash)
-            e.update(hash=txhash, max_fee=max_fee, tip=tip, block=head)
-            signed.append((k, raw, txhash, old))
+            e.setdefault("hashes", [old])
+            e.update(max_fee=max_fee, tip=min(tip, max_fee), block=head)
+            signed.append((k, self._sign(e), old))
         if not signed:
             return
-        self._save_state()  # recorded before sent, as every send
-        answers = self.rpc.batch([("eth_sendRawTransaction", [raw]) for _, raw, _, _ in signed])
-        for (k, _, txhash, old), ans in zip(signed, answers):
+        answers = self._push([raw for _, raw, _ in signed])
+        for (k, _, old), ans in zip(signed, answers):
             e = self.in_flight[k]
+            txhash = e["hash"]
             if isinstance(ans, Exception):
                 # "nonce too low": the first one was mined meanwhile (the next
                 # settle finds it); "underpriced": the node wants more.
@@ -581,8 +609,13 @@ class Keeper:
 
     def _on_failed(self, key, entry, blk):
         """A mined transaction reverted: explain it by re-simulating now."""
-        result = self.rpc.batch([("eth_call", [{"from": self.me, "to": self.engine, "data": entry["data"]}, "latest"])])[0]
+        result = self.rpc.batch([("eth_call", [{"from": self.me, "to": entry.get("to") or self.engine,
+                                                 "data": entry["data"]}, "latest"])])[0]
         reason = result.reason if isinstance(result, R.Reverted) else None
+        if entry.get("kind") == "settle" and reason in SETTLE_WAITS:
+            log.info("settle reverted in block %d (%s): the LP epoch waits %s", blk, reason, entry["hash"])
+            self._lp_wait(self.mirror.w.v.closing or self.mirror.w.v.epoch, reason)
+            return
         if reason in RACES:
             self.stats["races"] += 1
             self.metrics.actions.labels(entry.get("kind", "?"), "race").inc()
@@ -613,21 +646,26 @@ class Keeper:
         base.now = now
         try:
             due = self._due(base)
+            settle = self._settle_due(base)
         finally:
             base.now = saved_now
+        # The LP settlement goes last: it changes nothing the others read.
+        tail = [settle] if settle else []
         if not due:
-            return []
+            return tail
 
-        def fresh_copy():
-            c = copy.deepcopy(base)
-            c.now = now
-            c.sender = c.caller = self.me
+        def replayed():
+            """A fresh copy with the actions planned so far run on it: a verb
+            that failed in the model may have half-run on the old one."""
+            c = self._copy_at(base, now)
+            for b in planned:
+                self._run_in_model(c, b)
             return c
 
         orders = [a for a in due if a.kind == "order"]
         due = [a for a in due if a.kind != "order"]
-        w = fresh_copy() if due else None
         planned = []
+        w = replayed() if due else None
         # An unmined transaction of ours may move the fund or the ADL job of
         # its market: plan nothing that depends on them there until it lands.
         busy = {e.get("market_id") for e in self.in_flight.values()}
@@ -641,10 +679,7 @@ class Keeper:
             except Revert as exc:
                 if exc.reason not in RACES:
                     log.warning("model: %s reverts (%s): skipped this block", a.describe(), exc.reason)
-                # The failed verb may have half-run: rebuild the copy.
-                w = fresh_copy()
-                for b in planned:
-                    self._run_in_model(w, b)
+                w = replayed()
                 continue
             planned.append(a)
             # A liquidation that left an ADL job: continue it in the same
@@ -657,16 +692,71 @@ class Keeper:
                 try:
                     self._run_in_model(w, d)
                 except Revert:
-                    w = fresh_copy()
-                    for b in planned:
-                        self._run_in_model(w, b)
+                    w = replayed()
                     break
                 planned.append(d)
                 a = d
         # Order executions last, not run in the model: whatever the outcome
         # (executed, or cancelled with the failed check's reason) the call
         # succeeds, and the node's simulation of the batch checks it does.
-        return planned + orders[:max(0, MAX_BATCH - len(planned))]
+        return planned + orders[:max(0, MAX_BATCH - len(planned))] + tail
+
+    def _copy_at(self, base, now):
+        """A copy of the World at the next block's time, the keeper calling."""
+        c = copy.deepcopy(base)
+        c.now = now
+        c.sender = c.caller = self.me
+        return c
+
+    def _settle_due(self, w):
+        """The vault's settle() as an Action when it would price an LP epoch
+        at the next block's time (`w.now`), else None. The epoch it would
+        price is the closing one, else the open one if it has requests; it
+        waits until every market's feed has a fresh round later than its
+        last request (liquidity_vault.rounds_after, the contract's rule). A
+        settle that would only close the open epoch earns nothing and is not
+        sent (the settle that prices it closes it too). The reward is the
+        settler fee the model's settle pays the keeper."""
+        v = w.v
+        target = v.closing or v.epoch
+        ep = LV.get_epoch(w, target)
+        if not v.closing and ep.deposit_assets == 0 and ep.redeem_shares == 0:
+            self.metrics.lp_wait.set(0)
+            return None
+        self.metrics.lp_wait.set(max(0, w.now - ep.last_request))
+        status = LV.rounds_after(w, ep.last_request)
+        if status != LV.ROUNDS_IN:
+            self._lp_wait(target, WAIT_REASONS[status])
+            return None
+        # settle writes only the vault's state, token balances and the log:
+        # copy those (the engine's positions, read for the valuation, are
+        # shared, not deep-copied every block an epoch is due).
+        c = copy.copy(w)
+        c.v, c.token, c.events = copy.deepcopy(w.v), copy.deepcopy(w.token), []
+        c.sender = c.caller = self.me
+        before = c.token.balance_of(self.me)
+        try:
+            LV.settle(c)
+        except Revert as exc:
+            if exc.reason in SETTLE_WAITS:
+                self._lp_wait(target, exc.reason)
+            else:
+                log.warning("model: settle of LP epoch %d reverts (%s): skipped this block", target, exc.reason)
+            return None
+        self._lp_waiting = None
+        a = Action("settle", None, -1, to=w.vault_address, tag=f"epoch {target}",
+                   reward=c.token.balance_of(self.me) - before)
+        return None if a.key in self.in_flight else a
+
+    def _lp_wait(self, epoch, reason):
+        """An LP epoch settle() cannot price yet: a log line and a metric
+        once per epoch and reason, never toward the breaker."""
+        if self._lp_waiting == (epoch, reason):
+            return
+        self._lp_waiting = (epoch, reason)
+        self.stats["settle_waits"] += 1
+        self.metrics.actions.labels("settle", "wait").inc()
+        log.info("LP epoch %d waits (%s): not settled", epoch, reason)
 
     def _due(self, w):
         due_adl, due_liq, due_tp, due_orders = [], [], [], []
@@ -764,7 +854,7 @@ class Keeper:
         """[(action, None | Reverted)] from one sequential simulation of the
         whole batch at the next block's expected time; sets each gas limit."""
         if self._simulate_v1:
-            calls = [{"from": self.me, "to": self.engine, "data": a.calldata()} for a in actions]
+            calls = [{"from": self.me, "to": a.to or self.engine, "data": a.calldata()} for a in actions]
             params = [{"blockStateCalls": [{"blockOverrides": {"time": hex(self.exec_time)}, "calls": calls}]}, hex(head)]
             try:
                 res = self.rpc.request("eth_simulateV1", params)
@@ -785,7 +875,8 @@ class Keeper:
                 self._simulate_v1 = False
         reqs = []
         for a in actions:
-            reqs.append(("eth_estimateGas", [{"from": self.me, "to": self.engine, "data": a.calldata()}, hex(head)]))
+            reqs.append(("eth_estimateGas", [{"from": self.me, "to": a.to or self.engine, "data": a.calldata()},
+                                             hex(head)]))
         out = []
         for a, r in zip(actions, self.rpc.batch(reqs)):
             if isinstance(r, R.RpcError):
@@ -807,6 +898,10 @@ class Keeper:
         for a, err in results:
             if err is None:
                 ok.append(a)
+            elif a.kind == "settle" and err.reason in SETTLE_WAITS:
+                # The chain disagrees with the mirror's rounds for a block, or
+                # someone settled first: the epoch waits, re-planned next block.
+                self._lp_wait(self.mirror.w.v.closing or self.mirror.w.v.epoch, err.reason)
             elif err.reason in RACES:
                 # Someone got there first, or the mirror is behind: re-read
                 # the position next block. The same race block after block
@@ -877,30 +972,45 @@ class Keeper:
                 log.info("held %s: %s", a.describe(), why[1])
         return out
 
+    def _sign(self, e):
+        """Sign the transaction an in-flight entry describes (its nonce, to,
+        data, gas and fees); records its hash in the entry, returns the raw
+        transaction. The one place the keeper signs: first sends and
+        replacements alike."""
+        raw, txhash = self.signer.sign({"nonce": e["nonce"], "to": e.get("to") or self.engine, "data": e["data"],
+                                        "gas": e["gas"], "maxFeePerGas": e["max_fee"],
+                                        "maxPriorityFeePerGas": e["tip"]})
+        e["hash"] = txhash
+        e.setdefault("hashes", []).append(txhash)
+        return raw
+
+    def _push(self, raws):
+        """Send signed transactions in one batch, their entries recorded in
+        the state file first: a crash between the two loses nothing (the
+        restart finds them by hash, or re-plans what the node never got).
+        Returns the node's answer for each."""
+        self._save_state()
+        return self.rpc.batch([("eth_sendRawTransaction", [raw]) for raw in raws])
+
     def send(self, actions, head):
         failed = []
         for i in range(0, len(actions), SEND_CHUNK):
             chunk = actions[i:i + SEND_CHUNK]
-            signed = []
+            raws = []
             for a in chunk:
-                data = a.calldata()
-                tip = self.tip
-                max_fee = 2 * self.base_fee + tip
+                max_fee = 2 * self.base_fee + self.tip
                 if self.max_fee is not None and not a.always:
                     max_fee = min(max_fee, self.max_fee)
-                tip = min(tip, max_fee)
-                raw, txhash = self.signer.sign({"nonce": self.nonce, "to": self.engine, "data": data, "gas": a.gas,
-                                                "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip})
-                self.in_flight[a.key] = {"hash": txhash, "hashes": [txhash], "nonce": self.nonce, "block": head,
-                                         "first_block": head, "time": time.time(), "desc": a.describe(), "data": data,
-                                         "market_id": a.market_id, "kind": a.kind, "gas": a.gas, "max_fee": max_fee,
-                                         "tip": tip, "always": a.always, "reward": a.reward}
-                signed.append((a, raw, txhash))
+                e = self.in_flight[a.key] = {
+                    "nonce": self.nonce, "to": a.to or self.engine, "data": a.calldata(), "gas": a.gas,
+                    "max_fee": max_fee, "tip": min(self.tip, max_fee), "block": head, "first_block": head,
+                    "time": time.time(), "desc": a.describe(), "market_id": a.market_id, "kind": a.kind,
+                    "always": a.always, "reward": a.reward}
+                raws.append(self._sign(e))
                 self.nonce += 1
-            # Recorded before sent: a crash between the two loses nothing.
-            self._save_state()
-            answers = self.rpc.batch([("eth_sendRawTransaction", [raw]) for _, raw, _ in signed])
-            for (a, _, txhash), ans in zip(signed, answers):
+            answers = self._push(raws)
+            for a, ans in zip(chunk, answers):
+                txhash = self.in_flight[a.key]["hash"]
                 if isinstance(ans, Exception):
                     del self.in_flight[a.key]
                     if _fee_too_low(ans):

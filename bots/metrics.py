@@ -30,11 +30,13 @@ class Metrics:
 
     def __init__(self):
         r = self.registry = CollectorRegistry()
-        self.actions = Counter(f"{NS}_actions", "Keeper actions by kind (order, liquidate, deleverage, tp_sl) and "
-                               "outcome (sent, mined, failed, race, replaced, held_gas_cap, held_unprofitable, dropped)",
+        self.actions = Counter(f"{NS}_actions", "Keeper actions by kind (order, liquidate, deleverage, tp_sl, "
+                               "settle) and outcome (sent, mined, failed, race, replaced, held_gas_cap, "
+                               "held_unprofitable, dropped, wait)",
                                ["kind", "outcome"], registry=r)
-        self.rewards = Counter(f"{NS}_rewards_earned_tokens", "Rewards credited to the keeper's free collateral "
-                               "in the engine, in collateral tokens, by kind", ["kind"], registry=r)
+        self.rewards = Counter(f"{NS}_rewards_earned_tokens", "Rewards earned by the keeper, in collateral tokens, "
+                               "by kind: credited to its free collateral in the engine, or (settle) paid to its "
+                               "wallet by the vault", ["kind"], registry=r)
         self.gas_used = Counter(f"{NS}_gas_used", "Gas used by the keeper's mined transactions", registry=r)
         self.gas_spent = Counter(f"{NS}_gas_spent_wei", "Fees paid for the keeper's mined transactions, in wei "
                                  "(gas used x effective gas price)", registry=r)
@@ -56,9 +58,11 @@ class Metrics:
         self.orders = Gauge(f"{NS}_pending_orders", "Pending orders the keeper watches", registry=r)
         self.last_loop = Gauge(f"{NS}_last_loop_timestamp_seconds", "Unix time of the last successful head poll",
                                registry=r)
+        self.lp_wait = Gauge(f"{NS}_lp_epoch_wait_seconds", "Seconds since the last request of the LP epoch "
+                             "waiting to be priced (0: no requests waiting)", registry=r)
         self.up = Gauge(f"{NS}_healthy", "1 while /health answers 200", registry=r)
         # Zero-valued series exist from the start, so rate() has a baseline.
-        for kind in ("order", "liquidate", "deleverage", "tp_sl"):
+        for kind in ("order", "liquidate", "deleverage", "tp_sl", "settle"):
             for outcome in ("sent", "mined", "failed"):
                 self.actions.labels(kind, outcome)
             self.rewards.labels(kind)

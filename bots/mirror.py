@@ -4,13 +4,19 @@ The keeper decides with model/ (the same integers as the contracts): it
 keeps a World whose positions are loaded once at start-up (every member of
 every market side) and then re-read for exactly the (account, market) pairs
 that an engine event touched; market state, oracle answers, pending ADL
-jobs and the token balances the exit paths move are re-read every block.
+jobs, the engine-wide parameters and totals (max_profit, total_cost,
+min_keeper_reward, min_notional) and the token balances the exit paths
+move are re-read every block.
 Pending orders are read once at start-up (every id up to `order_count`) and
 then followed through OrderRequested (read with `get_order`, with the
 order's own deadline `expires_at`: `set_order_expiry` does not move it) and
 OrderExecuted / OrderCancelled (dropped); the time TP/SL triggers were last
 set (`execute_tp_sl` needs a round later than it) comes from the block of
 each TpSlSet event.
+The vault's LP epochs (ERC-7540, docs/lp-epochs.md) are re-read every
+block: the open and the closing epoch, the settle fee, the share supply and
+the vault's own shares, and the escrow's token balance, so the model's
+`liquidity_vault.settle` runs on the World as the contract would.
 Every read is an eth_call at one block number, so the mirror is the chain
 at that block, to the unit.
 """
@@ -21,10 +27,13 @@ from eth_abi import decode
 
 from bots import rpc as R
 from model import World
+from model import liquidity_vault as LV
 from model import positions as P
 from model.mocks import Feed
 
 ERC20_BALANCE = "balanceOf(address)"
+# The engine's engine-wide views the model reads (positions.EngineState fields of the same names).
+ENGINE_WIDE = ("max_profit", "total_cost", "min_keeper_reward", "min_notional")
 
 
 def _dec(types, hex_result):
@@ -103,6 +112,8 @@ class Mirror:
         w.e.scale = scale
         w.e.vault, w.e.insurance_fund = w.vault_address, w.fund_address
         w.e.market_count = n_markets
+        (escrow,) = self._call("ESCROW()", [], [], ["address"], block, to=w.vault_address)
+        w.v.escrow = R.addr(escrow)
         self.w = w
         for mid in range(n_markets):
             self._load_market(mid, block)
@@ -221,8 +232,10 @@ class Mirror:
     # ------------------------------------------------------------ every block
     def refresh(self, block):
         """Per-block reads: oracle answers, market aggregates, pending ADL
-        jobs, and the balances the liquidation path moves."""
+        jobs, the balances the liquidation path moves, and the vault's
+        epochs."""
         w, e = self.w, self.engine
+        v = w.vault_address
         items = []
         for mid in range(w.e.market_count):
             p = w.e.params[mid]
@@ -231,9 +244,24 @@ class Mirror:
                 (e, "market_state(uint256)", ["uint256"], [mid], [f"({','.join(R.MARKET_STATE)})"]),
                 (e, "adl_pending(uint256)", ["uint256"], [mid], [f"({','.join(R.ADL_PENDING)})"]),
             ]
-        holders = [w.engine_address, w.vault_address, w.fund_address]
+        holders = [w.engine_address, w.vault_address, w.fund_address, w.v.escrow]
         items += [(w.token_address, ERC20_BALANCE, ["address"], [h], ["uint256"]) for h in holders]
+        # Engine-wide: the payout cap's reserve (max_profit x total_cost) and
+        # the keeper floor, which the vault's valuations and the keeper's
+        # rewards depend on.
+        items += [(e, f"{name}()", [], [], ["uint256"]) for name in ENGINE_WIDE]
+        vault_reads = [(v, sig, [], [], ["uint256"]) for sig in ("closing()", "epoch()", "settle_fee()", "totalSupply()")]
+        items += vault_reads + [(v, ERC20_BALANCE, ["address"], [v], ["uint256"])]
         out = self._calls(items, block)
+        tail = out[len(out) - len(vault_reads) - 1 - len(ENGINE_WIDE):]
+        for name, (value,) in zip(ENGINE_WIDE, tail):
+            setattr(w.e, name, int(value))
+        (closing,), (open_epoch,), (fee,), (supply,), (own,) = tail[len(ENGINE_WIDE):]
+        ids = [i for i in (closing, open_epoch) if i]
+        epochs = self._calls([(v, "get_epoch(uint256)", ["uint256"], [i], [f"({','.join(R.EPOCH)})"]) for i in ids], block)
+        w.v.closing, w.v.epoch, w.v.settle_fee, w.v.total_supply = closing, open_epoch, fee, supply
+        w.v.balances = {v: own}  # settle mints and burns only the vault's own shares
+        w.v.epochs = {i: LV.Epoch(*(int(x) for x in ep[0])) for i, ep in zip(ids, epochs)}
         for mid in range(w.e.market_count):
             rd, (st,), (job,) = out[3 * mid: 3 * mid + 3]
             f = w.feeds[w.e.params[mid].feed]
@@ -241,7 +269,7 @@ class Mirror:
             w.e.state[mid] = P.MarketState(*[int(x) for x in st])
             j = list(job)
             w.e.adl_pending[mid] = P.AdlPending(int(j[0]), int(j[1]), int(j[2]), int(j[3]), R.addr(j[4]), int(j[5]))
-        for h, (bal,) in zip(holders, out[3 * w.e.market_count:]):
+        for h, (bal,) in zip(holders, out[3 * w.e.market_count: 3 * w.e.market_count + len(holders)]):
             w.token.balances[h] = int(bal)
         blk = self.rpc.request("eth_getBlockByNumber", [hex(block), False])
         if blk is None:

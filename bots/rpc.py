@@ -236,3 +236,20 @@ TP_SL_EXECUTED = topic("TpSlExecuted(address,uint256,address,uint256,uint256)")
 # The top-up of a liquidation's or deleverage's reward to the engine's
 # floor (min_keeper_reward): from the insurance fund, then the vault.
 KEEPER_PAID = topic("KeeperPaid(address,uint256,uint256)")
+
+
+# ---------------------------------------------------------------- vault ABI (LP epochs, ERC-7540)
+
+# LiquidityVault.Epoch as get_epoch returns it: deposit_assets,
+# redeem_shares, last_request, settled_at, deposit_shares, redeem_filled,
+# redeem_assets (the model's liquidity_vault.Epoch, field for field).
+EPOCH = ["uint256"] * 7
+# EpochSettled(epoch indexed, settler indexed, entry_assets, exit_assets,
+# deposit_assets, deposit_shares, redeem_shares, redeem_filled,
+# redeem_assets, fee): the settler's fee is data word 7.
+EPOCH_SETTLED = topic("EpochSettled(uint256,address,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256)")
+EPOCH_SETTLED_FEE_WORD = 7
+
+
+def encode_settle():
+    return calldata("settle()", [], [])

@@ -578,13 +578,17 @@ def _play(sc, p, mid, params, feed, fd, unit, owner, batch, replayer, keeper, in
             progress.advance(task)
         now += 12
         batch.mine(now)
-        # the LPs' epoch: a round on every feed after the requests, settle, the claims
+        # the LPs' epoch: a round on every feed after the requests and the
+        # settle in the same block (the rounds' updatedAt is this block's
+        # time, later than the requests'), then the claims. Settled in the
+        # rounds' block, the epoch is never due in a block the keeper
+        # process sees, which would settle it too and revert ours.
         now += 1
         for f in p.feeds:
             batch.send(owner, f, "set_answer", f.latestRoundData()[1])
+        batch.send(owner, p.vault, "settle")
         batch.mine(now)
         now += 1
-        batch.send(owner, p.vault, "settle")
         for a, amount in lp_amounts:
             batch.send(a, p.vault, "deposit", amount, a)
         batch.mine(now)

@@ -11,7 +11,9 @@ from bots import devnet as D
 from bots import rpc as R
 from bots.devnet import USDC, WAD, Spec
 from bots.keeper import CircuitBreaker, Keeper, Signer
+from bots import mirror as M
 from bots.mirror import Mirror
+from model import liquidity_vault as LV
 from model import perp_engine as PE
 from model import positions as P
 from tests.keeper.conftest import view
@@ -81,6 +83,18 @@ def test_mirror__after_funding_and_price_moves__equals_every_chain_view(protocol
         assert PE.adl_ranking(w, s.trader, s.market_id) == [R.addr(a) for a in ranking]
         rankings.append(len(ranking))
     assert max(rankings) >= 5  # the shorts in profit, ranked for a BTC long
+    # The vault as the keeper's model of settle() sees it: its epochs, supply
+    # and valuations equal the chain's views (the LP's epoch settled and claimed).
+    vault = protocol.vault
+    assert (w.v.closing, w.v.epoch, w.v.settle_fee, w.v.total_supply) == (
+        vault.closing(), vault.epoch(), vault.settle_fee(), vault.totalSupply()) == (0, 2, 0, w.v.total_supply)
+    assert w.v.total_supply > 0 and w.v.escrow == vault.ESCROW()
+    # The engine-wide figures the valuations and the keeper floor use.
+    engine_wide = [(name, getattr(w.e, name), getattr(protocol.engine, name)()) for name in M.ENGINE_WIDE]
+    assert all(mirrored == chain for _, mirrored, chain in engine_wide), engine_wide
+    assert w.e.total_cost > 0
+    assert (LV.total_assets(w), LV.entry_assets(w), LV.free_cash(w)) == (
+        vault.totalAssets(), (True, vault.entry_assets()), vault.free_cash())
 
 
 def test_mirror__events_since_load__bring_it_to_a_fresh_load(protocol, node, keeper):

@@ -3,13 +3,15 @@ cap and the profitability check hold what only earns and never what
 solvency needs (bankrupt liquidations); failed sends count toward the
 circuit breaker; the JSON-RPC client fails over to a fallback endpoint."""
 
+import logging
+
 import pytest
 from ape import chain
 
 from bots import devnet as D
 from bots import rpc as R
 from bots.devnet import USDC, WAD, Spec
-from bots.keeper import CircuitBreaker, Keeper, Signer
+from bots.keeper import Action, CircuitBreaker, Keeper, Signer
 
 BTC = 0
 TENTH = WAD // 10
@@ -60,7 +62,7 @@ def test_keeper__base_fee_above_the_cap__holds_the_earning_liquidation_sends_the
 
 
 def test_keeper__reward_below_gas_cost__held_unless_bankrupt_and_sent_when_the_check_is_off(protocol, node, keeper,
-                                                                                           due):
+                                                                                           owner, due):
     earning, bankrupt = due
     # A native coin worth a million tokens: ~200k gas at 1 gwei costs 200 tokens, the reward is about 2.
     k = _keeper(protocol, node, keeper, native_price=1_000_000 * USDC)
@@ -76,6 +78,13 @@ def test_keeper__reward_below_gas_cost__held_unless_bankrupt_and_sent_when_the_c
     # The ETH-PERP feed prices the native coin when no price is given: 3,000 tokens.
     k.native_price, k.native_market = None, 1
     assert k.native_units() == 3_000 * USDC
+    # The engine's keeper floor (set_keeper_reward) is part of the reward:
+    # the mirror reads it, so the bankrupt liquidation, which pays nothing
+    # of its own, is worth the floor's 5 tokens (sepolia's setting).
+    protocol.engine.set_keeper_reward(5 * USDC, 10_000 * USDC, sender=owner)
+    k = _keeper(protocol, node, keeper)
+    assert k.mirror.w.e.min_keeper_reward == 5 * USDC
+    assert {a.account: a.reward for a in k.plan()}[bankrupt] == 5 * USDC
 
 
 def test_keeper__sends_refused_for_lack_of_funds__trip_the_breaker_nothing_mined(protocol, node, keeper, due):
@@ -128,3 +137,65 @@ def test_keeper__reorganised_chain__detected_at_the_next_block_and_reloaded(prot
     k.dry_run = True
     k.start()
     assert k.last_block == node.head() and len(k.plan()) == 2
+
+
+def test_keeper__lp_epoch__waits_for_a_later_round_on_every_feed_then_settles_and_counts_the_fee(protocol, node, keeper,
+                                                                                               owner, caplog):
+    """Issue 12's keeper part: an LP's deposit request waits (nothing sent,
+    a log line, a metric) until every market's feed has a round later than
+    it; a settle forced before then reverts 'vault: no later round' in the
+    simulation and is dropped as a wait, not an error; after the round the
+    keeper settles the epoch, is paid the settler fee, and counts it."""
+    vault, token = protocol.vault, protocol.token
+    fee = 10 * USDC  # MAX_SETTLE_FEE_TOKENS: the cap
+    vault.set_settle_fee(fee, sender=owner)
+    start_balance = token.balanceOf(keeper)
+    lp = _t("lp-epoch")
+    requested_at = D.request_deposit(node, protocol, lp, 10_000 * USDC)
+    # A native coin at 3,000 tokens: settle's ~150k gas at a few gwei costs
+    # about 1 token, the fee pays it.
+    k = _keeper(protocol, node, keeper, native_price=3_000 * USDC)
+    caplog.set_level(logging.INFO, logger="keeper")
+    assert k.plan() == []  # the open epoch's request has no later round: not even the close is sent
+    assert k.stats["settle_waits"] == 1 and k.metrics.actions.labels("settle", "wait")._value.get() == 1
+    assert "LP epoch 1 waits (vault: no later round)" in caplog.text
+    assert k.metrics.lp_wait._value.get() >= 1  # seconds since the request, at the next block's time
+
+    node.send_as([(lp, vault.address, R.encode_settle())])  # someone closes it: it waits as the closing epoch
+    assert (vault.closing(), vault.epoch()) == (1, 2)
+    k.step(node.head())
+    assert (k.mirror.w.v.closing, k.mirror.w.v.epoch) == (1, 2) and k.in_flight == {}
+    nonce = _pending_nonce(node, keeper.address)
+    forced = Action("settle", None, -1, to=vault.address, tag="epoch 1", reward=fee)
+    k.execute([forced], node.head())  # sent anyway: the node's simulation reverts, a wait
+    assert k.in_flight == {} and k.stats["unexpected"] == 0 and k.stats["races"] == 0
+    assert _pending_nonce(node, keeper.address) == nonce == k.nonce  # nothing sent
+    assert token.balanceOf(keeper) == start_balance
+
+    D.later_round(node, protocol, range(len(protocol.feeds)), _t("oracle"), requested_at)
+    k.step(node.head())  # planned, simulated, worth its gas, sent (and mined: automine)
+    assert list(k.in_flight) == ["settle"] and k.in_flight["settle"]["to"] == vault.address
+    assert k.in_flight["settle"]["reward"] == fee  # the model's settle: the fee, from the epoch's deposit
+    node.rpc.request("evm_mine", [])
+    k.step(node.head())
+    assert k.in_flight == {} and k.stats["mined"] == 1 and k.stats["unexpected"] == 0
+    assert 250_000 < k.stats["gas_used"] < 450_000  # the settle, two markets: docs/keeper.md's figure
+    assert vault.get_epoch(1).settled_at > requested_at and vault.closing() == 0
+    assert token.balanceOf(keeper) - start_balance == fee == k.stats["rewards_units"]
+    assert k.metrics.rewards.labels("settle")._value.get() == fee / USDC
+    assert k.metrics.actions.labels("settle", "mined")._value.get() == 1
+    assert k.metrics.lp_wait._value.get() == 0 and k.plan() == []  # nothing left to settle
+    # A new request, then every feed goes stale: the next epoch waits for a
+    # fresh round (not "no later round": staleness is checked first).
+    D.request_deposit(node, protocol, lp, 1_000 * USDC)
+    node.rpc.request("evm_increaseTime", [max(p.max_price_age for p in k.mirror.w.e.params.values()) + 1])
+    node.rpc.request("evm_mine", [])
+    k.step(node.head())
+    assert "LP epoch 2 waits (vault: stale price)" in caplog.text and k.in_flight == {}
+    assert k.metrics.actions.labels("settle", "wait")._value.get() == 2
+    # The profitability rule holds it as any earning action: at a native
+    # price of 10**9 tokens its gas costs more than the fee.
+    forced.gas_used = 100_000
+    k.native_price = 10**9 * USDC
+    assert k._worth_sending([forced]) == []
+    assert k.metrics.actions.labels("settle", "held_unprofitable")._value.get() == 1
