@@ -71,6 +71,7 @@ LABELS = ("liquidation", "bad debt", "partial ADL", "full ADL", "socialized loss
           "edge: refused in the request's second", "edge: executed one second after the request",
           "edge: identical positions, equal ADL scores", "edge: equal ADL scores ranked by address",
           "edge: stop at the liquidation price refused", "edge: stop one unit inside accepted",
+          "edge: zero-PnL opposite position not a target",
           # solvency (docs/solvency.md): an open refused for the vault's
           # capacity; a raised payout cap refused; the vault's cash exactly
           # at its reserve after an LP's withdrawal
@@ -1698,6 +1699,54 @@ class BackstopMachine(BackstopActions):
         self._liquidate(*bankrupt, self.r["keeper"])
         if {low, high} <= {f["target"] for e, f in self.tw.events[n:] if e == "AutoDeleveraged"}:
             self.step_labels.add("edge: equal ADL scores ranked by address")
+
+    @precondition(lambda self: self.w.e.positions)
+    @rule(pick=st.integers(0, 2**16), extra_bps=st.integers(1, 2_000), lev=st.sampled_from([2, 10, 50]),
+          margin_=st.integers(100, 3_000).map(lambda x: x * USDC), listed=st.booleans())
+    def zero_pnl_opposite(self, pick, extra_bps, lev, margin_, listed):
+        """A position gaps through bankruptcy with the fund empty; before the
+        liquidation, a fresh opposite position opens at exactly that price
+        (entry = price: zero PnL). Decision 54: it is not in profit, so the
+        ranking leaves it out, the completeness scan does not count it (the
+        model's list, without it, goes through on both sides) and a list
+        naming it is refused "adl: not in profit"."""
+        w = self.w
+        keys = sorted(self.open_positions())
+        a, mid = keys[pick % len(keys)]
+        free = [t for t in self.traders if (t, mid) not in w.e.positions and not P._pending_id(w, t, mid) and t != a]
+        if not free or P._pending_id(w, a, mid):
+            return
+        self._drain_fund(10_000)
+        long = w.e.positions[(a, mid)].size < 0  # the opposite side
+        self._crash_through(a, mid, extra_bps, False, False)
+        if not self.at_next_block(perp_engine.is_liquidatable, a, mid):
+            return
+        c = free[pick % len(free)]
+        if self._open(c, mid, long, lev, margin_, 0)[0] != "executed":
+            return
+        pc = w.e.positions[(c, mid)]
+        assert pc.entry_price == self.price(mid) * 10**10, f"{c} entered at {pc.entry_price}, not the price"
+        assert self.at_next_block(perp_engine.adl_score, c, mid) == 0, f"a zero-PnL position of {c} has an ADL score"
+        ranking = perp_engine.adl_ranking(w, a, mid)
+        assert c not in ranking, f"the model ranks the zero-PnL position of {c}: {ranking}"
+        if listed and P.MAX_ADL_TARGETS > len(ranking):
+            n = len(self.tw.events)
+            reason = self.act(self.r["keeper"], "liquidate", a, mid, [c, *ranking])
+            self.touch(self.r["keeper"], mid)
+            self._touch_market(mid)
+            if reason is None:  # no ADL was needed: the list was not read
+                assert not any(e == "AutoDeleveraged" for e, _ in self.tw.events[n:]), (
+                    f"a list led by the zero-PnL position of {c} was accepted")
+                return
+            if reason == "adl: pending deleverage":  # an earlier job of the market comes first
+                return
+            assert reason == "adl: not in profit", f"a list led by the zero-PnL position of {c}: {reason!r}"
+        n = len(self.tw.events)
+        self._liquidate(a, mid, self.r["keeper"])
+        assert c not in {f["target"] for e, f in self.tw.events[n:] if e == "AutoDeleveraged"}, (
+            f"ADL took the zero-PnL position of {c}")
+        if (a, mid) not in w.e.positions:
+            self.step_labels.add("edge: zero-PnL opposite position not a target")
 
     @precondition(lambda self: self.w.e.positions)
     @rule(pick=st.integers(0, 2**16))
