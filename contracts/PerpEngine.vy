@@ -51,6 +51,8 @@ exports: (
     positions.total_cost,
     positions.min_keeper_reward,
     positions.min_notional,
+    positions.sequencer_feed,
+    positions.sequencer_grace,
 )
 
 EXITS: public(immutable(address))
@@ -290,6 +292,30 @@ def set_market_params(market_id: uint256, params: positions.MarketParams):
     positions._packed[market_id][2] = funding_word
     positions._accrue(market_id, positions._price(market_id, False))
     positions._packed[market_id][2] = new_word
+
+
+@external
+def set_oracle(market_id: uint256, oracle: positions.OracleParams):
+    """
+    @notice A market's price bounds (1e18, inclusive), its primary feed's
+            heartbeat (below max_price_age: the age limit leaves a buffer)
+            and its fallback feed (empty: none) with the fallback's maximum
+            age; see positions._set_oracle and docs/trust.md "Oracles".
+    """
+    ownable._check_owner()
+    positions._check_market(market_id)
+    positions._set_oracle(market_id, oracle)
+
+
+@external
+def set_sequencer_feed(feed: address, grace: uint256):
+    """
+    @notice The network's L2 sequencer-uptime feed (empty: none) and the
+            grace period after the sequencer comes back up during which
+            fresh prices are refused.
+    """
+    ownable._check_owner()
+    positions._set_sequencer_feed(feed, grace)
 
 
 @external
@@ -585,6 +611,40 @@ def traders_gain() -> uint256:
     gain: uint256 = 0
     claim, gain = self._valuation()
     return min(gain, positions._reserve())
+
+
+@external
+@view
+def oracle_params(market_id: uint256) -> positions.OracleParams:
+    """
+    @notice The market's price bounds, heartbeat and fallback feed.
+    """
+    positions._check_market(market_id)
+    return positions._oracle_params(market_id)
+
+
+@external
+@view
+def oracle_round(market_id: uint256) -> (uint256, uint256, uint256):
+    """
+    @notice (price in 1e18, updatedAt, maximum age) of the round the market
+            prices from: the primary feed, or the fallback while the primary
+            is down; price 0 when no feed gives a sound round. Reverts only
+            "market: unknown". The vault's settle reads it.
+    """
+    positions._check_market(market_id)
+    return positions._oracle_round(market_id)
+
+
+@external
+@view
+def sequencer_status() -> uint256:
+    """
+    @notice 0 when fresh prices are allowed (no sequencer-uptime feed, or up
+            past the grace period), 1 while the sequencer is down, 2 during
+            the grace period after it comes back up.
+    """
+    return positions._sequencer_status()
 
 
 @external

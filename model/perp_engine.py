@@ -72,6 +72,38 @@ def set_market_params(w, mid, params):
     w.e.params[mid] = new
 
 
+def set_oracle(w, mid, oracle):
+    """PerpEngine.set_oracle"""
+    if not isinstance(oracle, P.OracleParams):
+        oracle = P.OracleParams(*oracle)
+    _check_owner(w)
+    P._check_market(w, mid)
+    P._set_oracle(w, mid, oracle)
+
+
+def set_sequencer_feed(w, feed, grace):
+    """PerpEngine.set_sequencer_feed"""
+    _check_owner(w)
+    P._set_sequencer_feed(w, feed, grace)
+
+
+def oracle_params(w, mid):
+    """PerpEngine.oracle_params"""
+    P._check_market(w, mid)
+    return P._oracle_params(w, mid).as_tuple()
+
+
+def oracle_round(w, mid):
+    """PerpEngine.oracle_round"""
+    P._check_market(w, mid)
+    return P._oracle_round(w, mid)
+
+
+def sequencer_status(w):
+    """PerpEngine.sequencer_status"""
+    return P._sequencer_status(w)
+
+
 def set_order_expiry(w, expiry):
     """PerpEngine.set_order_expiry"""
     _check_owner(w)

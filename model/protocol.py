@@ -20,7 +20,7 @@ from model.mocks import Feed, Token
 
 _ENGINE_VERBS = {n: getattr(perp_engine, n) for n in (
     "transfer_ownership", "accept_ownership",
-    "initialize", "add_market", "set_market_params", "set_order_expiry", "set_max_profit", "set_keeper_reward", "set_pauser", "pause", "unpause",
+    "initialize", "add_market", "set_market_params", "set_oracle", "set_sequencer_feed", "set_order_expiry", "set_max_profit", "set_keeper_reward", "set_pauser", "pause", "unpause",
     "deposit", "withdraw", "add_margin")}
 _ENGINE_VERBS.update({n: getattr(perp_exits, n) for n in (
     "set_tp_sl", "execute_tp_sl", "liquidate", "deleverage")})
