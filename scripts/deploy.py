@@ -56,6 +56,8 @@ class Protocol:
     markets: list = field(default_factory=list)  # names, by market id
     params: list = field(default_factory=list)  # model MarketParams, by market id
     lens: object = None  # BackstopLens: many views in one eth_call
+    fallback_feeds: dict = field(default_factory=dict)  # market id -> fallback feed (set_oracle)
+    sequencer_feed: object = None  # the sequencer-uptime feed, when the config names one
 
 
 def engine_at(address):
@@ -146,6 +148,13 @@ def checked_config(config=None, path=None):
                 raise cfg.ConfigError(f"markets[{i}] ({m.name}): feed {m.feed} has {fd} decimals, "
                                       f"above {cfg.MAX_FEED_DECIMALS} (params: feed decimals)")
             feeds.append(feed)
+            if m.fallback_feed is not None:
+                fb = at_interface(m.fallback_feed, "AggregatorV3", f"markets[{i}] ({m.name}): fallback_feed")
+                if int(fb.decimals()) > cfg.MAX_FEED_DECIMALS:
+                    raise cfg.ConfigError(f"markets[{i}] ({m.name}): fallback_feed {m.fallback_feed} has more than "
+                                          f"{cfg.MAX_FEED_DECIMALS} decimals (params: feed decimals)")
+        if net.sequencer is not None:
+            at_interface(net.sequencer.feed, "AggregatorV3", "sequencer.feed")
     except cfg.ConfigError as e:
         raise cfg.ConfigError(where + str(e)) from None
     if decimals > cfg.MAX_TOKEN_DECIMALS:
@@ -187,6 +196,19 @@ def deploy_protocol(deployer, config=None, path=None):
         params.append(p)
     if conf.get("min_keeper_reward_units") or conf.get("min_notional_units"):
         engine.set_keeper_reward(conf["min_keeper_reward_units"], conf["min_notional_units"], sender=deployer)
+    # price bounds, heartbeats, fallback feeds and the sequencer gate (scripts/oracles.py)
+    from scripts.oracles import deploy_oracles
+    fallbacks, sequencer = deploy_oracles(
+        engine, conf,
+        lambda args: deployer.deploy(project.MockAggregator, *args).address,
+        lambda up_since: deployer.deploy(project.MockSequencerUptimeFeed, up_since).address,
+        lambda verb, *args: getattr(engine, verb)(*args, sender=deployer))
+    if conf["mocks"]:
+        fallbacks = {i: project.MockAggregator.at(a) for i, a in fallbacks.items()}
+        sequencer = project.MockSequencerUptimeFeed.at(sequencer) if sequencer else None
+    else:
+        fallbacks = {i: at_interface(a, "AggregatorV3", "fallback_feed") for i, a in fallbacks.items()}
+        sequencer = at_interface(sequencer, "AggregatorV3", "sequencer.feed") if sequencer else None
     unit = 10**decimals
     if conf["mocks"]:
         if conf.get("insurance_seed"):
@@ -208,6 +230,8 @@ def deploy_protocol(deployer, config=None, path=None):
         markets=[m["name"] for m in conf["markets"]],
         params=params,
         lens=deployer.deploy(project.BackstopLens),
+        fallback_feeds=fallbacks,
+        sequencer_feed=sequencer,
     )
 
 

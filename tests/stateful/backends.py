@@ -105,7 +105,18 @@ SIGNATURES = {
     "token.approve": ("token", "approve(address,uint256)"),
     "feed0.set_answer": ("feed0", "set_answer(int256)"),
     "feed1.set_answer": ("feed1", "set_answer(int256)"),
+    # oracle hygiene: the fallback feed, the sequencer-uptime mock, the owner's verbs
+    "fallback0.set_answer": ("fallback0", "set_answer(int256)"),
+    "sequencer.set_status": ("sequencer", "set_status(int256)"),
+    "set_oracle": ("engine", "set_oracle(uint256,(uint256,uint256,uint256,address,uint256))"),
+    "set_sequencer_feed": ("engine", "set_sequencer_feed(address,uint256)"),
 }
+
+
+def extra_feeds(addresses):
+    """The mock feeds besides each market's primary: fallback<i> and the
+    sequencer-uptime feed, by role, in a fixed order."""
+    return sorted(k for k in addresses if k.startswith("fallback") or k == "sequencer")
 _ENCODERS = {}
 for _verb, (_role, _sig) in SIGNATURES.items():
     _types = _sig[_sig.index("(") + 1: -1]
@@ -369,6 +380,10 @@ class AnvilBackend:
         }
         for i, feed in enumerate(protocol.feeds):
             self.addresses[f"feed{i}"] = feed.address
+        for i, feed in protocol.fallback_feeds.items():
+            self.addresses[f"fallback{i}"] = feed.address
+        if protocol.sequencer_feed is not None:
+            self.addresses["sequencer"] = protocol.sequencer_feed.address
         self.accounts = {name: a.address for name, a in roles.items()}
         self.tx_count = 0
         raw = self._lens_call([a.address for a in roles.values()])
@@ -442,6 +457,10 @@ class AnvilBackend:
             self._engine_call(keccak(text="order_count()")[:4], 1),
             self._engine_call(keccak(text="order_expiry()")[:4], 2)]
         calls += [self._engine_call(GET_ORDER + oid.to_bytes(32, "big"), 3 + k) for k, oid in enumerate(orders)]
+        extra = extra_feeds(self.addresses)
+        calls += [{"jsonrpc": "2.0", "id": 3 + len(orders) + k, "method": "eth_call", "params": [{
+            "to": self.addresses[role], "data": "0x" + keccak(text="latestRoundData()")[:4].hex(),
+            "gas": hex(GAS)}, "latest"]} for k, role in enumerate(extra)]
         got = sorted(self._post(calls), key=lambda x: x["id"])
         for x in got:
             if "error" in x:
@@ -449,7 +468,10 @@ class AnvilBackend:
         out = [bytes.fromhex(x["result"][2:]) for x in got]
         stored, views = state_from_lens(out[0])
         stored[("orders",)] = (int.from_bytes(out[1], "big"), int.from_bytes(out[2], "big"))
-        for oid, raw in zip(orders, out[3:]):
+        for role, raw in zip(extra, out[3 + len(orders):]):
+            r = decode(["uint80", "int256", "uint256", "uint256", "uint80"], raw)
+            stored[("feed", role)] = tuple(r[:4])
+        for oid, raw in zip(orders, out[3:3 + len(orders)]):
             (account, mid, size, margin_delta, acceptable, at, reduce, fee, exec_fee, escrow, expires_at) = decode(
                 ["address", "uint256", "int256", "int256", "uint256", "uint256", "bool", "uint256", "uint256",
                  "uint256", "uint256"], raw)
@@ -549,6 +571,11 @@ def selector(signature):
 TOKEN_LAYOUT = {"balanceOf": 1, "totalSupply": 3}  # snekmate erc20's slots, checked against the vault's layout
 
 
+_O = "(uint256,uint256,uint256,address,uint256)"
+_ORACLE_SIGS = {"set_oracle": (f"set_oracle(uint256,{_O})", ["uint256", _O]),
+                "set_sequencer_feed": ("set_sequencer_feed(address,uint256)", ["address", "uint256"])}
+
+
 def deploy_in_process(contracts_dir, conf, deploy, transact):
     """scripts/deploy.py's order for the in-process backends: token, feeds,
     PerpExits, PerpOrders, PerpEngine(token, exits, orders), vault, fund,
@@ -585,8 +612,19 @@ def deploy_in_process(contracts_dir, conf, deploy, transact):
     if conf.get("min_keeper_reward_units") or conf.get("min_notional_units"):
         transact(a["engine"], "set_keeper_reward(uint256,uint256)", ["uint256", "uint256"],
                  [conf["min_keeper_reward_units"], conf["min_notional_units"]])
+    from scripts.oracles import deploy_oracles
+
+    fallbacks, sequencer = deploy_oracles(
+        a["engine"], conf,
+        lambda args: deploy(d / "mocks/MockAggregator.vy", ["uint8", "int256"], list(args)),
+        lambda up_since: deploy(d / "mocks/MockSequencerUptimeFeed.vy", ["uint256"], [up_since]),
+        lambda verb, *args: transact(a["engine"], *_ORACLE_SIGS[verb], list(args)))
     for i, feed in enumerate(feeds):
         a[f"feed{i}"] = feed
+    for i, feed in fallbacks.items():
+        a[f"fallback{i}"] = feed
+    if sequencer:
+        a["sequencer"] = sequencer
     layout = {"engine": load_layout(compile_source(d / "PerpEngine.vy")),
               "vault": load_layout(compile_source(d / "LiquidityVault.vy"))}
     assert layout["vault"]["erc20"]["balanceOf"]["slot"] == TOKEN_LAYOUT["balanceOf"]
@@ -723,6 +761,11 @@ class SlotReader:
             # each (account, market)'s last order: id | expires_at << 128, never cleared
             stored.update((k, (v & _MASK128, v >> 128)) for k, v in zip(m["k_last"], map(ge, m["s_last"])) if v)
         stored[("orders",)] = (ge(plan["order_count"]), ge(plan["order_expiry"]))
+        for role in extra_feeds(self.addresses):
+            # round id, answer, startedAt, updatedAt: slots 1-4 of both mocks
+            f = list(map(self._reader(role), (1, 2, 3, 4)))
+            f[1] = _signed(f[1])
+            stored[("feed", role)] = tuple(f)
         for oid in orders:
             base = _slot(plan["orders"], oid)
             s0 = ge(base)

@@ -37,7 +37,7 @@ from model import World, adl, liquidity_vault, margin, perp_engine
 from model import positions as P
 from model.fixed_point import Revert
 from model.mocks import Feed
-from tests.stateful.backends import ZERO_ORDER
+from tests.stateful.backends import ZERO_ORDER, extra_feeds
 from tests.stateful.funding_check import check_funding, funding_before
 
 USDC = 10**6
@@ -201,6 +201,9 @@ def model_state(w, accounts, touched=None, valuation=True, orders=(), tp_sl_at=F
         stored.update((("tp_sl_at", k, mid), t) for (a, mid), t in e.tp_sl_at.items() if t and (k := a.lower()) in low)
         stored.update((("last order", k, mid), v) for (a, mid), v in e.pending.items()
                       if v != (0, 0) and (k := a.lower()) in low)
+    for role, address in getattr(w, "extra_feeds", {}).items():
+        f = w.feeds[address]
+        stored[("feed", role)] = (f.round_id, f.answer, f.started_at, f.updated_at)
     stored.update(vault_state(w, lps))
     if valuation:
         views[("valuation",)] = (liquidity_vault.total_assets(w), liquidity_vault.free_cash(w),
@@ -336,6 +339,8 @@ class Twin:
                 w.approve(sender, *args)
             elif verb.endswith(".set_answer"):
                 w.set_answer(self.b.addresses[verb.split(".")[0]], args[0], now=t)
+            elif verb == "sequencer.set_status":
+                w.feeds[self.b.addresses["sequencer"]].set_status(args[0], t)
             else:
                 # The snapshot that restores the model on a revert is needed
                 # only when the chain reverted: had the chain succeeded, a
@@ -358,7 +363,7 @@ class Twin:
             self.succeeded += 1
             if verb == "token.mint":
                 self.minted += args[1]
-            elif verb.endswith(".set_answer"):
+            elif verb.startswith("feed") and verb.endswith(".set_answer"):
                 self.rounds[int(verb[4:verb.index(".")])].append((t, args[0]))
             elif verb == "request_order":
                 self.order_ids.add(w.e.order_count)
@@ -450,6 +455,24 @@ def mirror_world(backend, stored, now):
         w.e.feed_scale[mid] = 10 ** (18 - f.decimals)
         w.e.state[mid] = P.MarketState(*stored[("state", mid)])
     w.e.market_count = n
+    # the oracle wiring as deploy_in_process / deploy_protocol did it from
+    # the same config (set_oracle, set_sequencer_feed); the mocks' rounds
+    # from the chain
+    from scripts import config as cfg
+    from scripts.oracles import set_oracle_calls
+
+    w.extra_feeds = {role: A[role] for role in extra_feeds(A)}
+    for role, address in w.extra_feeds.items():
+        f = w.feeds[address] = Feed(decimals=0 if role == "sequencer" else 8)
+        f.round_id, f.answer, f.started_at, f.updated_at = stored[("feed", role)]
+        f.answered_in_round = f.round_id
+    conf = cfg.load("local")
+    fallbacks = {int(r[8:]): A[r] for r in w.extra_feeds if r.startswith("fallback")}
+    for mid, o in set_oracle_calls(conf, fallbacks):
+        scale = 10**10 if o.fallback != P.ZERO else 0
+        w.e.oracle[mid] = P.OracleParams(o.min_price, o.max_price, o.heartbeat, o.fallback, o.fallback_max_age, scale)
+    if "sequencer" in A:
+        w.e.sequencer_feed, w.e.sequencer_grace = A["sequencer"], conf["sequencer"]["grace_period"]
     w.e.order_count, w.e.order_expiry = stored[("orders",)]
     w.e.max_profit, w.e.total_cost, w.e.min_keeper_reward, w.e.min_notional = stored[("solvency",)]
     for role in ("engine", "vault", "fund"):
