@@ -108,6 +108,8 @@ SIGNATURES = {
     # oracle hygiene: the fallback feed, the sequencer-uptime mock, the owner's verbs
     "fallback0.set_answer": ("fallback0", "set_answer(int256)"),
     "sequencer.set_status": ("sequencer", "set_status(int256)"),
+    "sequencer.set_round_data": ("sequencer", "set_round_data(int256,uint256)"),
+    "feed0.set_reverts": ("feed0", "set_reverts(bool)"),
     "set_oracle": ("engine", "set_oracle(uint256,(uint256,uint256,uint256,address,uint256))"),
     "set_sequencer_feed": ("engine", "set_sequencer_feed(address,uint256)"),
 }

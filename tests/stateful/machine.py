@@ -52,7 +52,8 @@ ANVIL_ROLES = {"owner": 0, "trader0": 1, "trader1": 2, "keeper": 3, "lp": 4, "pa
 ANVIL_ROLES.update({f"trader{i}": 5 + i for i in range(2, N_TRADERS)})
 ROLES = list(ANVIL_ROLES)
 
-LABELS = ("liquidation", "bad debt", "partial ADL", "full ADL", "socialized loss", "TP/SL execution",
+LABELS = ("oracle: fallback priced a liquidation", "oracle: sequencer down", "oracle: sequencer grace",
+          "liquidation", "bad debt", "partial ADL", "full ADL", "socialized loss", "TP/SL execution",
           "pending deleverage",
           # orders (docs/orders.md): executed; refused before a later round and
           # past expiry; cancelled by the requester after expiry (refused
@@ -341,6 +342,13 @@ class Twin:
                 w.set_answer(self.b.addresses[verb.split(".")[0]], args[0], now=t)
             elif verb == "sequencer.set_status":
                 w.feeds[self.b.addresses["sequencer"]].set_status(args[0], t)
+            elif verb == "sequencer.set_round_data":
+                f = w.feeds[self.b.addresses["sequencer"]]
+                f.round_id += 1
+                f.answered_in_round = f.round_id
+                f.answer, f.started_at, f.updated_at = args[0], args[1], t
+            elif verb.endswith(".set_reverts"):
+                w.feeds[self.b.addresses[verb.split(".")[0]]].set_reverts(args[0])
             else:
                 # The snapshot that restores the model on a revert is needed
                 # only when the chain reverted: had the chain succeeded, a
@@ -1501,6 +1509,49 @@ class BackstopMachine(BackstopActions):
         answer = min(max(answer, lo), hi)
         self.act(self.r["owner"], f"feed{mid}.set_answer", answer)
         self._touch_market(mid)
+
+    # ------------------------------------------------------------ oracle hygiene (docs/trust.md "Oracles")
+    @precondition(lambda self: self.open_positions(0) and "fallback0" in self.b.addresses)
+    @rule(pick=st.integers(0, 2**16), bps=st.integers(-300, 300))
+    def primary_feed_broken(self, pick, bps):
+        """BTC-PERP's primary feed reverts; its fallback, a round later at a
+        price up to 3% away, prices a liquidation attempt on both sides
+        (liquidated or 'position healthy' alike). Then the primary is back,
+        with a fresh round at its old answer (so it prices again)."""
+        keys = self.open_positions(0)
+        a, mid = keys[pick % len(keys)]
+        answer = self.w.feeds[self.b.addresses["feed0"]].answer
+        owner = self.r["owner"]
+        assert self.act(owner, "feed0.set_reverts", True) is None
+        assert self.act(owner, "fallback0.set_answer", answer * (10_000 + bps) // 10_000) is None
+        price, updated, _ = P._oracle_round(self.w, 0)
+        fallback = self.w.feeds[self.b.addresses["fallback0"]]
+        assert (price, updated) == (fallback.answer * 10**10, fallback.updated_at)
+        self._liquidate(a, mid, self.r["keeper"])
+        self.step_labels.add("oracle: fallback priced a liquidation")
+        assert self.act(owner, "feed0.set_reverts", False) is None
+        assert self.act(owner, "feed0.set_answer", answer) is None
+        self._touch_market(0)
+
+    @precondition(lambda self: self.open_positions() and "sequencer" in self.b.addresses)
+    @rule(pick=st.integers(0, 2**16))
+    def sequencer_outage(self, pick):
+        """The L2 sequencer goes down: a liquidation attempt reverts
+        'sequencer down' on both sides; back up, it reverts 'sequencer
+        grace'. Then the mock is set up-since-long-ago again, so the rest
+        of the example trades."""
+        keys = self.open_positions()
+        a, mid = keys[pick % len(keys)]
+        owner = self.r["owner"]
+        targets = perp_engine.adl_ranking(self.w, a, mid)
+        assert self.act(owner, "sequencer.set_status", 1) is None
+        self.tw.restamp_feeds(owner)
+        assert self.act(self.r["keeper"], "liquidate", a, mid, targets) == "sequencer down"
+        self.step_labels.add("oracle: sequencer down")
+        assert self.act(owner, "sequencer.set_status", 0) is None
+        assert self.act(self.r["keeper"], "liquidate", a, mid, targets) == "sequencer grace"
+        self.step_labels.add("oracle: sequencer grace")
+        assert self.act(owner, "sequencer.set_round_data", 0, 1) is None
 
     @rule(dt=st.sampled_from([1, 30, 600, 1_800, 3_599, 1, 30, 600, 1_800, 3_599, 3_601, 86_400]))
     def time_passes(self, dt):
