@@ -15,8 +15,8 @@ interval (`make devnet`: anvil --block-time N).
 
 `deploy_protocol(deployer, config=None)` deploys and wires everything and
 returns a `Protocol` with `engine`, `vault`, `insurance_fund`, `token`,
-`feeds` (indexed by market id), and the engine's facets `exits` and
-`orders`.
+`feeds` (indexed by market id), and the engine's facets `exits`,
+`orders` and `admin`.
 
 The whole config is validated (scripts/config.py) before the first
 transaction; a bad one raises `ConfigError` naming the file, network,
@@ -53,6 +53,7 @@ class Protocol:
     feeds: list
     exits: object
     orders: object = None
+    admin: object = None
     markets: list = field(default_factory=list)  # names, by market id
     params: list = field(default_factory=list)  # model MarketParams, by market id
     lens: object = None  # BackstopLens: many views in one eth_call
@@ -63,12 +64,12 @@ class Protocol:
 def engine_at(address):
     """PerpEngine at `address`, with its facets' events in its ABI.
 
-    PerpExits' and PerpOrders' code runs inside PerpEngine (delegatecall),
+    PerpExits', PerpOrders' and PerpAdmin's code runs inside PerpEngine (delegatecall),
     so their events are emitted by the engine's address; this contract type
     decodes them."""
     ct = project.PerpEngine.contract_type.model_copy(deep=True)
     names = {getattr(x, "name", None) for x in ct.abi if x.type == "event"}
-    for facet in (project.PerpExits, project.PerpOrders):
+    for facet in (project.PerpExits, project.PerpOrders, project.PerpAdmin):
         for x in facet.contract_type.abi:
             if x.type == "event" and x.name not in names:
                 ct.abi.append(x)
@@ -166,7 +167,8 @@ def checked_config(config=None, path=None):
 
 
 def deploy_protocol(deployer, config=None, path=None):
-    """Deploy token (mock on local networks), feeds, PerpExits, PerpEngine,
+    """Deploy token (mock on local networks), feeds, the facets (PerpExits,
+    PerpOrders, PerpAdmin), PerpEngine,
     LiquidityVault and InsuranceFund; wire them; add the configured markets.
 
     The config is validated first (see `checked_config`); a bad one raises
@@ -181,7 +183,8 @@ def deploy_protocol(deployer, config=None, path=None):
 
     exits = deployer.deploy(project.PerpExits, token)
     orders = deployer.deploy(project.PerpOrders, token)
-    engine = deployer.deploy(project.PerpEngine, token, exits, orders)
+    admin = deployer.deploy(project.PerpAdmin, token)
+    engine = deployer.deploy(project.PerpEngine, token, exits, orders, admin)
     vault = deployer.deploy(project.LiquidityVault, token, engine)
     fund = deployer.deploy(project.InsuranceFund, token, engine)
     engine.initialize(vault, fund, sender=deployer)
@@ -227,6 +230,7 @@ def deploy_protocol(deployer, config=None, path=None):
         feeds=feeds,
         exits=exits,
         orders=orders,
+        admin=admin,
         markets=[m["name"] for m in conf["markets"]],
         params=params,
         lens=deployer.deploy(project.BackstopLens),
@@ -280,7 +284,7 @@ def manifest_of(p, deployer, from_block, source):
         "deployer": str(deployer.address),
         "config": source,
         "contracts": {
-            "engine": p.engine.address, "exits": p.exits.address, "orders": p.orders.address,
+            "engine": p.engine.address, "exits": p.exits.address, "orders": p.orders.address, "admin": p.admin.address,
             "vault": p.vault.address, "insurance_fund": p.insurance_fund.address, "token": p.token.address,
             "lens": p.lens.address,
         },
@@ -401,7 +405,7 @@ def _deploy(account, config_path, manifest_path):
         p = deploy_protocol(account, config=checked[0])
     written = mf.write(manifest_of(p, account, from_block, source), out)
     click.echo(f"network         {networks.provider.network.name} (chain id {chain.chain_id})")
-    for name in ("engine", "exits", "orders", "vault", "insurance_fund", "token", "lens"):
+    for name in ("engine", "exits", "orders", "admin", "vault", "insurance_fund", "token", "lens"):
         click.echo(f"{name:<15} {getattr(p, name).address}")
     click.echo(f"order expiry    {p.engine.order_expiry()} s")
     for i, (name, feed) in enumerate(zip(p.markets, p.feeds)):

@@ -3,7 +3,7 @@
 Both backends take the same calls, as ABI calldata, and give back the same
 things, so the machine in machine.py is written once:
 
-    backend.addresses      role -> address: engine, exits, orders, vault, fund, token, lens, feed0, feed1
+    backend.addresses      role -> address: engine, exits, orders, admin, vault, fund, token, lens, feed0, feed1
     backend.accounts       role -> address: owner, pauser, keeper, lp, lp2, trader0..trader24
     backend.send(sender, verb, args, t)  -> reason: None when the call succeeded,
                            else the revert string ("" for a revert without one);
@@ -374,6 +374,7 @@ class AnvilBackend:
             "engine": protocol.engine.address,
             "exits": protocol.exits.address,
             "orders": protocol.orders.address,
+            "admin": protocol.admin.address,
             "vault": protocol.vault.address,
             "fund": protocol.insurance_fund.address,
             "token": protocol.token.address,
@@ -580,7 +581,7 @@ _ORACLE_SIGS = {"set_oracle": (f"set_oracle(uint256,{_O})", ["uint256", _O]),
 
 def deploy_in_process(contracts_dir, conf, deploy, transact):
     """scripts/deploy.py's order for the in-process backends: token, feeds,
-    PerpExits, PerpOrders, PerpEngine(token, exits, orders), vault, fund,
+    PerpExits, PerpOrders, PerpAdmin, PerpEngine(token, exits, orders, admin), vault, fund,
     lens; initialize; add the markets.
 
         deploy(rel_path, abi_types, args) -> address
@@ -598,7 +599,8 @@ def deploy_in_process(contracts_dir, conf, deploy, transact):
              for m in conf["markets"]]
     a["exits"] = deploy(d / "PerpExits.vy", ["address"], [a["token"]])
     a["orders"] = deploy(d / "PerpOrders.vy", ["address"], [a["token"]])
-    a["engine"] = deploy(d / "PerpEngine.vy", ["address", "address", "address"], [a["token"], a["exits"], a["orders"]])
+    a["admin"] = deploy(d / "PerpAdmin.vy", ["address"], [a["token"]])
+    a["engine"] = deploy(d / "PerpEngine.vy", ["address"] * 4, [a["token"], a["exits"], a["orders"], a["admin"]])
     a["vault"] = deploy(d / "LiquidityVault.vy", ["address", "address"], [a["token"], a["engine"]])
     a["escrow"] = escrow_address(a["vault"])
     a["fund"] = deploy(d / "InsuranceFund.vy", ["address", "address"], [a["token"], a["engine"]])
