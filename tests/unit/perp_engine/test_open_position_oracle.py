@@ -7,7 +7,7 @@ stays pending, to execute once the feed is sound again."""
 import pytest
 
 from tests.unit.perp_engine.helpers import (
-    USDC, WAD, btc, execution_fee, expect_ok, free, next_timestamp, position, set_round)
+    USDC, WAD, btc, execution_fee, expect_ok, free, next_timestamp, no_fallback, position, set_round)
 
 SIZE, MARGIN, ACCEPTABLE = WAD // 10, 100 * USDC, 80_100 * WAD
 
@@ -18,7 +18,7 @@ def funded(twin, owner, trader):
     BTC-PERP is unregistered first (tests/model/test_oracle.py and the
     machine cover the fallback)."""
     expect_ok(twin, trader, "deposit", 10_000 * USDC)
-    expect_ok(twin, owner, "set_oracle", 0, (1, 2**128 - 1, 3_000, "0x" + "00" * 20, 0))
+    no_fallback(twin, owner)
     return twin
 
 
