@@ -27,7 +27,7 @@ from bots import rpc as R
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".build" / "__local__.json"
 # What an address given as the engine may be instead, to name it.
-OTHER_CONTRACTS = ("LiquidityVault", "InsuranceFund", "PerpExits", "PerpOrders", "BackstopLens", "MockToken",
+OTHER_CONTRACTS = ("LiquidityVault", "InsuranceFund", "PerpExits", "PerpOrders", "PerpAdmin", "BackstopLens", "MockToken",
                    "MockAggregator")
 
 

@@ -36,7 +36,6 @@ from ethereum.ercs import IERC165
 from snekmate.auth import ownable
 from snekmate.tokens import erc20
 from snekmate.utils import math
-from interfaces import AggregatorV3
 from interfaces import IEngineValuation
 
 # Not `implements: IERC4626`: deposit and mint take ERC-7540's optional third
@@ -75,6 +74,8 @@ ROUNDS_IN: constant(uint256) = 0
 BAD_PRICE: constant(uint256) = 1
 STALE_PRICE: constant(uint256) = 2
 NO_LATER_ROUND: constant(uint256) = 3
+SEQUENCER_DOWN: constant(uint256) = 4
+SEQUENCER_GRACE: constant(uint256) = 5
 # contracts/VaultEscrow.vy, compiled (vyper 0.4.3, evm prague).
 ESCROW_INITCODE: constant(Bytes[362]) = x"3461013057602061016a5f395f518060a01c6101305760405260405163095ea7b3606052336080527fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff60a052602060606044607c5f855af1610063573d5f5f3e3d5ffd5b3d61007957803b1561013057600160c05261009f565b3d602081183d602010021880606001608011610130576060518060011c6101305760c052505b60c090505161011e5760208061014052601660e0527f657363726f773a20617070726f7665206661696c6564000000000000000000006101005260e08161014001603682825e8051806020830101601f825f03163682375050601f19601f8251602001011690509050810190506308c379a0610120528060040161013cfd5b61000361013461019d3961000361019df35b5f80fd5f5ffd855820f380d631ea2f0a4be2526aa497a383a65151b47ff23f125843e2724524a355a4038000a1657679706572830004030033"
 
@@ -295,8 +296,7 @@ def settle() -> uint256:
     closing: uint256 = self.closing
     if closing != 0:
         status: uint256 = self._rounds_after(self._epochs[closing].last_request)
-        assert status != BAD_PRICE, "vault: bad price"
-        assert status != STALE_PRICE, "vault: stale price"
+        self._check_status(status)
         assert status != NO_LATER_ROUND, "vault: no later round"
         self._settle_epoch(closing)
         priced += 1
@@ -305,8 +305,7 @@ def settle() -> uint256:
     if e.deposit_assets != 0 or e.redeem_shares != 0:
         # a stale or broken feed stops the close too; only "no later round" lets it close unpriced
         status: uint256 = self._rounds_after(e.last_request)
-        assert status != BAD_PRICE, "vault: bad price"
-        assert status != STALE_PRICE, "vault: stale price"
+        self._check_status(status)
         self.closing = open_epoch
         self.epoch = open_epoch + 1
         log EpochClosed(epoch=open_epoch, last_request=e.last_request)
@@ -737,32 +736,47 @@ def _claim_redeem(controller: address, receiver: address, assets: uint256, share
 @view
 def _rounds_after(t: uint256) -> uint256:
     """
-    @notice ROUNDS_IN when every market's feed has a fresh, well-formed
-            round later than `t`; else why not (the first market's reason).
+    @notice ROUNDS_IN when the sequencer gate is open (no sequencer-uptime
+            feed, or up past its grace period) and every market prices from
+            a fresh, sound round later than `t`, read as the engine reads
+            it (engine.oracle_round: the primary feed, or its fallback while
+            the primary is down); else why not (the sequencer first, then
+            the first market's reason).
     """
+    seq: uint256 = staticcall IEngineValuation(ENGINE).sequencer_status()
+    if seq == 1:
+        return SEQUENCER_DOWN
+    if seq == 2:
+        return SEQUENCER_GRACE
     n: uint256 = staticcall IEngineValuation(ENGINE).market_count()
     for mid: uint256 in range(MAX_MARKETS):
         if mid >= n:
             break
-        # market_params(mid): word 0 is the feed, word 9 max_price_age
-        response: Bytes[1024] = raw_call(
-            ENGINE, abi_encode(mid, method_id=method_id("market_params(uint256)")), max_outsize=1024, is_static_call=True
-        )
-        feed: address = abi_decode(slice(response, 0, 32), address)
-        max_age: uint256 = abi_decode(slice(response, 288, 32), uint256)
-        round_id: uint80 = 0
-        answer: int256 = 0
-        started: uint256 = 0
+        price: uint256 = 0
         updated: uint256 = 0
-        answered: uint80 = 0
-        (round_id, answer, started, updated, answered) = staticcall AggregatorV3(feed).latestRoundData()
-        if answer <= 0 or updated == 0 or answered < round_id or updated > block.timestamp:
+        max_age: uint256 = 0
+        (price, updated, max_age) = staticcall IEngineValuation(ENGINE).oracle_round(mid)
+        if price == 0:
             return BAD_PRICE
         if block.timestamp - updated > max_age:
             return STALE_PRICE
         if updated <= t:
             return NO_LATER_ROUND
     return ROUNDS_IN
+
+
+@internal
+@pure
+def _check_status(status: uint256):
+    """
+    @notice What stops an epoch from closing or being priced, whatever its
+            rounds: a sequencer outage or its grace period, a broken or a
+            stale price.
+    """
+    assert status != SEQUENCER_DOWN, "vault: sequencer down"
+    assert status != SEQUENCER_GRACE, "vault: sequencer grace"
+    assert status != BAD_PRICE, "vault: bad price"
+    assert status != STALE_PRICE, "vault: stale price"
 
 
 @internal

@@ -4,13 +4,14 @@
 @title PerpEngine
 @notice The Backstop clearinghouse: free collateral, markets, isolated
         positions, skew-based funding and fees. Liquidation, ADL and TP/SL
-        live in PerpExits, which this contract reaches by delegatecall
+        live in PerpExits, orders in PerpOrders, the owner's and pauser's
+        verbs in PerpAdmin, which this contract reaches by delegatecall
         (one address, one storage; see docs/architecture.md): the whole
         engine does not fit EIP-170's 24,576-byte limit as one contract.
         model/perp_engine.py mirrors every external function.
 @custom:security Every external function is non-reentrant (pragma); the
-        forwarders hold the lock while PerpExits's code runs, and
-        PerpExits refuses to run outside a delegatecall. Tokens are only
+        forwarders hold the lock while a facet's code runs, and every
+        facet refuses to run outside a delegatecall. Tokens are only
         pushed to the vault and the insurance fund; traders and keepers are
         credited free collateral and withdraw it themselves. Every pull
         checks the balance change (fee-on-transfer tokens revert).
@@ -26,8 +27,6 @@ import margin
 import funding
 import positions
 import adl
-from interfaces import ILiquidityVault
-from interfaces import IInsuranceFund
 
 initializes: ownable
 initializes: ownable_2step[ownable := ownable]
@@ -51,48 +50,32 @@ exports: (
     positions.total_cost,
     positions.min_keeper_reward,
     positions.min_notional,
+    positions.sequencer_feed,
+    positions.sequencer_grace,
 )
 
 EXITS: public(immutable(address))
 ORDERS: public(immutable(address))
+ADMIN: public(immutable(address))
 
 
 @deploy
-def __init__(collateral: IERC20, exits: address, orders: address):
+def __init__(collateral: IERC20, exits: address, orders: address, admin: address):
     """
     @notice Deploy the engine for one collateral token, with the facets it
-            delegates to: PerpExits (liquidation, ADL, TP/SL) and PerpOrders
-            (request, execution and cancellation of orders). The vault and
-            the insurance fund are wired once by `initialize`.
+            delegates to: PerpExits (liquidation, ADL, TP/SL), PerpOrders
+            (request, execution and cancellation of orders) and PerpAdmin
+            (the owner's and the pauser's verbs). The vault and the
+            insurance fund are wired once by `initialize`.
     """
     ownable.__init__()
     ownable_2step.__init__()
     pausable.__init__()
     positions.__init__(collateral)
-    assert exits.is_contract and orders.is_contract, "engine: facets"
+    assert exits.is_contract and orders.is_contract and admin.is_contract, "engine: facets"
     EXITS = exits
     ORDERS = orders
-
-
-@external
-def transfer_ownership(new_owner: address):
-    """
-    @notice Start a two-step ownership transfer (snekmate ownable_2step),
-            under this contract's reentrancy lock: exported module functions
-            do not take the lock, so both steps are defined here.
-    """
-    ownable._check_owner()
-    ownable_2step.pending_owner = new_owner
-    log ownable_2step.OwnershipTransferStarted(previous_owner=ownable.owner, new_owner=new_owner)
-
-
-@external
-def accept_ownership():
-    """
-    @notice Complete a two-step ownership transfer; only the pending owner.
-    """
-    assert ownable_2step.pending_owner == msg.sender, "ownable_2step: caller is not the new owner"
-    ownable_2step._transfer_ownership(msg.sender)
+    ADMIN = admin
 
 
 # ---------------------------------------------------------------- forwarded to PerpOrders
@@ -156,56 +139,6 @@ def pending_order(account: address, market_id: uint256) -> uint256:
     return positions._pending_id(account, market_id)
 
 
-@external
-def set_order_expiry(expiry: uint256):
-    """
-    @notice How long an order may wait for a later price before it can only
-            be cancelled (bounded). Applies to orders requested afterwards:
-            a pending order keeps the deadline it was given.
-    """
-    ownable._check_owner()
-    assert expiry >= positions.MIN_ORDER_EXPIRY and expiry <= positions.MAX_ORDER_EXPIRY, "params: order expiry"
-    positions.order_expiry = expiry
-    log positions.OrderExpirySet(expiry=expiry)
-
-
-@external
-def set_max_profit(max_profit: uint256):
-    """
-    @notice The payout cap, a fraction (1e18) of each position's entry
-            notional, bounded to [25%, 1000%]. Applies to every open position;
-            raising it raises the vault's reserve and reverts
-            "vault: capacity" when the vault's cash would not cover it.
-    """
-    ownable._check_owner()
-    assert max_profit >= positions.MIN_MAX_PROFIT and max_profit <= positions.MAX_MAX_PROFIT, "params: max profit"
-    positions.max_profit = max_profit
-    positions._check_capacity()
-    log positions.MaxProfitSet(max_profit=max_profit)
-
-
-@external
-def set_keeper_reward(min_keeper_reward: uint256, min_notional: uint256):
-    """
-    @notice The least every liquidation and deleverage pays its caller (at
-            most 100 whole tokens), and the least entry notional of a
-            position; every market's trading fee on min_notional must pay
-            at least the reward. New positions only: an open position below
-            a raised min_notional stays until it is reduced or closed.
-    """
-    ownable._check_owner()
-    assert min_keeper_reward <= positions.MAX_KEEPER_REWARD_TOKENS * (10**36 // positions.SCALE), "params: keeper reward"
-    assert min_notional < positions.MAX_AMOUNT, "params: min notional"
-    for mid: uint256 in range(positions.MAX_MARKETS):
-        if mid >= positions.market_count:
-            break
-        fee: uint256 = (positions._packed[mid][1] >> 128) & positions.MASK64
-        assert fee * min_notional >= min_keeper_reward * positions.WAD, "params: trading fee below reward"
-    positions.min_keeper_reward = min_keeper_reward
-    positions.min_notional = min_notional
-    log positions.KeeperRewardSet(min_keeper_reward=min_keeper_reward, min_notional=min_notional)
-
-
 # ---------------------------------------------------------------- forwarded to PerpExits
 
 
@@ -247,78 +180,120 @@ def deleverage(market_id: uint256, adl_targets: DynArray[address, positions.MAX_
     raw_call(EXITS, msg.data, is_delegate_call=True)
 
 
+# ---------------------------------------------------------------- forwarded to PerpAdmin
+
+
+@external
+def transfer_ownership(new_owner: address):
+    """
+    @notice Start a two-step ownership transfer (snekmate ownable_2step).
+    """
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
+
+
+@external
+def accept_ownership():
+    """
+    @notice Complete a two-step ownership transfer; only the pending owner.
+    """
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
+
+
 @external
 def initialize(vault: address, insurance_fund: address):
     """
-    @notice Wire the liquidity vault and the insurance fund, once.
+    @notice Wire the liquidity vault and the insurance fund, once (owner).
     """
-    ownable._check_owner()
-    assert positions.vault.address == empty(address), "engine: initialized"
-    assert vault != empty(address) and insurance_fund != empty(address), "engine: zero address"
-    positions.vault = ILiquidityVault(vault)
-    positions.insurance_fund = IInsuranceFund(insurance_fund)
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
 
 
 @external
 def add_market(params: positions.MarketParams) -> uint256:
     """
-    @notice Add a market; ids run from 0 in the order markets were added.
+    @notice Add a market (owner); ids run from 0 in the order markets were
+            added. See PerpAdmin.add_market.
+    @return The new market's id.
     """
-    ownable._check_owner()
-    mid: uint256 = positions.market_count
-    assert mid < positions.MAX_MARKETS, "params: too many markets"
-    positions._set_params(mid, params)
-    positions._state[mid].last_funding_time = block.timestamp
-    positions.market_count = mid + 1
-    log positions.MarketAdded(market_id=mid, feed=params.feed)
-    return mid
+    response: Bytes[32] = raw_call(ADMIN, msg.data, max_outsize=32, is_delegate_call=True)
+    return convert(response, uint256)
 
 
 @external
 def set_market_params(market_id: uint256, params: positions.MarketParams):
     """
-    @notice Change a market's parameters, within bounds. Funding accrues
-            first, under the old funding parameters, at the price of the
-            feed the market will use: a feed that broke (answers 0, an
-            incomplete round) can be replaced, since only the new one is read.
+    @notice Change a market's parameters within bounds (owner); see
+            PerpAdmin.set_market_params.
     """
-    ownable._check_owner()
-    positions._check_market(market_id)
-    funding_word: uint256 = positions._packed[market_id][2]  # old funding_k, max_funding_rate
-    positions._set_params(market_id, params)
-    new_word: uint256 = positions._packed[market_id][2]
-    positions._packed[market_id][2] = funding_word
-    positions._accrue(market_id, positions._price(market_id, False))
-    positions._packed[market_id][2] = new_word
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
+
+
+@external
+def set_order_expiry(expiry: uint256):
+    """
+    @notice How long an order may wait for a later price (owner, bounded).
+    """
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
+
+
+@external
+def set_max_profit(max_profit: uint256):
+    """
+    @notice The payout cap, a fraction (1e18) of entry notional (owner,
+            bounded to [25%, 1000%]).
+    """
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
+
+
+@external
+def set_keeper_reward(min_keeper_reward: uint256, min_notional: uint256):
+    """
+    @notice The keeper's floor per liquidation and deleverage, and the least
+            entry notional of a new position (owner, bounded).
+    """
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
+
+
+@external
+def set_oracle(market_id: uint256, oracle: positions.OracleParams):
+    """
+    @notice A market's price bounds, heartbeat and fallback feed (owner,
+            bounded; PerpAdmin.set_oracle).
+    """
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
+
+
+@external
+def set_sequencer_feed(feed: address, grace: uint256):
+    """
+    @notice The network's sequencer-uptime feed and grace period (owner,
+            bounded; PerpAdmin.set_sequencer_feed).
+    """
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
 
 
 @external
 def set_pauser(pauser: address):
     """
-    @notice Name the account that may pause and unpause new risk.
+    @notice Name the account that may pause and unpause new risk (owner).
     """
-    ownable._check_owner()
-    positions.pauser = pauser
-    log positions.PauserSet(pauser=pauser)
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
 
 
 @external
 def pause():
     """
-    @notice Stop opening and adding risk. Closing, margin adds, withdrawals,
-            liquidation, ADL and TP/SL keep working.
+    @notice Stop opening and adding risk (pauser or owner). Closing, margin
+            adds, withdrawals, liquidation, ADL and TP/SL keep working.
     """
-    assert msg.sender == positions.pauser or msg.sender == ownable.owner, "engine: not pauser"
-    pausable._pause()
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
 
 
 @external
 def unpause():
     """
-    @notice Resume opening and adding risk.
+    @notice Resume opening and adding risk (pauser or owner).
     """
-    assert msg.sender == positions.pauser or msg.sender == ownable.owner, "engine: not pauser"
-    pausable._unpause()
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
 
 
 # ---------------------------------------------------------------- collateral
@@ -585,6 +560,40 @@ def traders_gain() -> uint256:
     gain: uint256 = 0
     claim, gain = self._valuation()
     return min(gain, positions._reserve())
+
+
+@external
+@view
+def oracle_params(market_id: uint256) -> positions.OracleParams:
+    """
+    @notice The market's price bounds, heartbeat and fallback feed.
+    """
+    positions._check_market(market_id)
+    return positions._oracle_params(market_id)
+
+
+@external
+@view
+def oracle_round(market_id: uint256) -> (uint256, uint256, uint256):
+    """
+    @notice (price in 1e18, updatedAt, maximum age) of the round the market
+            prices from: the primary feed, or the fallback while the primary
+            is down; price 0 when no feed gives a sound round. Reverts only
+            "market: unknown". The vault's settle reads it.
+    """
+    positions._check_market(market_id)
+    return positions._oracle_round(market_id)
+
+
+@external
+@view
+def sequencer_status() -> uint256:
+    """
+    @notice 0 when fresh prices are allowed (no sequencer-uptime feed, or up
+            past the grace period), 1 while the sequencer is down, 2 during
+            the grace period after it comes back up.
+    """
+    return positions._sequencer_status()
 
 
 @external

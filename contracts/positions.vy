@@ -32,6 +32,7 @@ OFFSET: constant(int256) = 2**127
 MASK: constant(uint256) = 2**128 - 1
 MASK64: constant(uint256) = 2**64 - 1
 MASK160: constant(uint256) = 2**160 - 1
+MASK32: constant(uint256) = 2**32 - 1
 
 # The per-side position cap bounds the ADL completeness scan (about 6.5k gas
 # per scanned position, so about 6.5M gas at a full side).
@@ -71,6 +72,22 @@ DEFAULT_MAX_PROFIT: constant(uint256) = 5 * 10**17  # 50%
 # fee on min_notional pays at least that reward (a position opened only to
 # be liquidated for the reward loses money).
 MAX_KEEPER_REWARD_TOKENS: constant(uint256) = 100
+# Oracle hygiene (docs/decisions.md, docs/trust.md "Oracles"): a feed is
+# "down" when broken (reverts, malformed, answer <= 0, incomplete, from the
+# future, outside the market's [min_price, max_price]) or when its latest
+# round is older than STALE_HEARTBEATS heartbeats; then a registered fallback
+# with a later sound round prices the market. A feed change (and a fallback's
+# registration) must land within MAX_FEED_JUMP of the current feed's answer
+# unless that feed is down.
+STALE_HEARTBEATS: constant(uint256) = 2
+MAX_FEED_JUMP: constant(uint256) = 5 * 10**16  # 5%
+# An L2 sequencer-uptime feed (answer 0 = up, 1 = down, startedAt = when the
+# status changed) gates every fresh price; the grace period after it comes
+# back up is at most a day.
+MAX_SEQUENCER_GRACE: constant(uint256) = 86400
+SEQUENCER_UP: constant(uint256) = 0
+SEQUENCER_DOWN: constant(uint256) = 1
+SEQUENCER_GRACE: constant(uint256) = 2
 
 # ---------------------------------------------------------------- structs
 
@@ -96,6 +113,13 @@ struct MarketParams:
     max_open_interest: uint256
     min_margin: uint256
     execution_fee: uint256
+
+struct OracleParams:
+    min_price: uint256
+    max_price: uint256
+    heartbeat: uint256
+    fallback: address
+    fallback_max_age: uint256
 
 struct Order:
     account: address
@@ -233,6 +257,18 @@ event MarketAdded:
 event MarketParamsSet:
     market_id: indexed(uint256)
 
+event OracleSet:
+    market_id: indexed(uint256)
+    min_price: uint256
+    max_price: uint256
+    heartbeat: uint256
+    fallback: address
+    fallback_max_age: uint256
+
+event SequencerFeedSet:
+    feed: address
+    grace: uint256
+
 event PauserSet:
     pauser: indexed(address)
 
@@ -316,6 +352,15 @@ total_cost: public(uint256)
 # The keeper's floor and the position floor (set_keeper_reward).
 min_keeper_reward: public(uint256)
 min_notional: public(uint256)
+# Oracle hygiene, per market (set_oracle; add_market writes the defaults:
+# bounds [1, MAX_PRICE - 1], no heartbeat, no fallback):
+# [0] min_price | max_price << 128 (1e18, inclusive)
+# [1] fallback | fallback_scale << 160 (64 bits) | heartbeat << 224 (32 bits)
+# [2] fallback_max_age
+_oracle: HashMap[uint256, uint256[3]]
+# The network's sequencer-uptime feed (empty: none) and its grace period.
+sequencer_feed: public(address)
+sequencer_grace: public(uint256)
 
 
 @deploy
@@ -344,7 +389,7 @@ def _set_params(mid: uint256, p: MarketParams):
     assert p.keeper_share <= MAX_KEEPER_SHARE, "params: keeper share"
     assert p.insurance_share <= WAD, "params: insurance share"
     assert p.funding_k <= MAX_FUNDING_K and p.max_funding_rate <= MAX_FUNDING_RATE, "params: funding"
-    assert p.max_price_age > 0 and p.max_price_age <= MAX_PRICE_AGE, "params: price age"
+    assert p.max_price_age > self._oracle[mid][1] >> 224 and p.max_price_age <= MAX_PRICE_AGE, "params: price age"
     assert p.max_open_interest > 0 and p.max_open_interest <= MAX_OPEN_INTEREST, "params: open interest"
     assert p.min_margin > 0 and p.min_margin < MAX_AMOUNT, "params: min margin"
     assert p.execution_fee <= MAX_EXECUTION_FEE_TOKENS * (10**36 // SCALE), "params: execution fee"
@@ -352,6 +397,20 @@ def _set_params(mid: uint256, p: MarketParams):
     decimals: uint8 = staticcall AggregatorV3(p.feed).decimals()
     assert decimals <= 18, "params: feed decimals"
     feed_scale: uint256 = 10 ** (18 - convert(decimals, uint256))
+    old_feed: address = convert(self._packed[mid][0] & MASK160, address)
+    if old_feed == empty(address):
+        # a new market: any sound price, no heartbeat, no fallback (set_oracle)
+        self._oracle[mid][0] = 1 | ((MAX_PRICE - 1) << 128)
+    elif old_feed != p.feed:
+        # a feed change needs a sound new feed (a fallback would otherwise
+        # hide a broken one) that lands within MAX_FEED_JUMP of the old
+        # feed's price unless the old feed is down
+        old: uint256 = self._primary_up(mid)
+        new: uint256 = 0
+        updated: uint256 = 0
+        new, updated = self._feed_round(p.feed, feed_scale, self._oracle[mid][0])
+        assert new != 0, "bad price"
+        assert old == 0 or self._within_jump(old, new), "params: feed jump"
     self._params[mid] = p
     self._packed[mid] = [
         convert(p.feed, uint256) | (p.max_price_age << 160) | (feed_scale << 192),
@@ -400,7 +459,7 @@ def _mmf(mid: uint256) -> uint256:
 @view
 def _price(mid: uint256, fresh: bool) -> uint256:
     """
-    @notice The feed's answer normalised to 1e18 (see _round).
+    @notice The market's price normalised to 1e18 (see _round).
     """
     price: uint256 = 0
     updated: uint256 = 0
@@ -412,27 +471,230 @@ def _price(mid: uint256, fresh: bool) -> uint256:
 @view
 def _round(mid: uint256, fresh: bool) -> (uint256, uint256):
     """
-    @notice The feed's latest answer normalised to 1e18, and its updatedAt.
-            Reverts "bad price" on a non-positive answer, an incomplete round
-            or a future timestamp, and, when `fresh`, "stale price" past
-            max_price_age.
+    @notice The market's price normalised to 1e18 and its round's updatedAt,
+            from the primary feed or, while the primary is down, a fallback
+            with a later sound round (_oracle_round). Reverts "bad price"
+            when neither gives a sound round; when `fresh`, first
+            "sequencer down" / "sequencer grace" (_check_sequencer), then
+            "stale price" past the chosen feed's maximum age.
     """
+    if fresh:
+        self._check_sequencer()
+    price: uint256 = 0
+    updated: uint256 = 0
+    max_age: uint256 = 0
+    price, updated, max_age = self._oracle_round(mid)
+    assert price != 0, "bad price"
+    if fresh:
+        assert block.timestamp - updated <= max_age, "stale price"
+    return (price, updated)
+
+
+@internal
+@view
+def _oracle_round(mid: uint256) -> (uint256, uint256, uint256):
+    """
+    @notice (price, updatedAt, max age) of the round the market prices
+            from; price 0 when no feed gives a sound round. The primary
+            unless it is down (broken, or older than STALE_HEARTBEATS
+            heartbeats when a heartbeat is set); then the fallback, if one
+            is registered and has a sound round later than the primary's
+            (any sound round when the primary is broken); else the primary
+            as it is.
+    """
+    s0: uint256 = self._packed[mid][0]  # feed | max_price_age | feed_scale
+    bounds: uint256 = self._oracle[mid][0]
+    o1: uint256 = self._oracle[mid][1]  # fallback | fallback_scale | heartbeat
+    price: uint256 = 0
+    updated: uint256 = 0
+    price, updated = self._feed_round(convert(s0 & MASK160, address), s0 >> 192, bounds)
+    if not self._down(price, updated, o1 >> 224):
+        return (price, updated, (s0 >> 160) & MASK32)
+    fallback: address = convert(o1 & MASK160, address)
+    if fallback != empty(address):
+        f_price: uint256 = 0
+        f_updated: uint256 = 0
+        f_price, f_updated = self._feed_round(fallback, (o1 >> 160) & MASK64, bounds)
+        if f_price != 0 and (price == 0 or f_updated > updated):
+            return (f_price, f_updated, self._oracle[mid][2])
+    return (price, updated, (s0 >> 160) & MASK32)
+
+
+@internal
+@view
+def _down(price: uint256, updated: uint256, heartbeat: uint256) -> bool:
+    """
+    @notice Whether a feed's round (price 0: broken) counts as down: broken,
+            or older than STALE_HEARTBEATS heartbeats (never, for age, when
+            no heartbeat is set).
+    """
+    return price == 0 or (heartbeat != 0 and block.timestamp - updated > STALE_HEARTBEATS * heartbeat)
+
+
+@internal
+@view
+def _feed_round(feed: address, scale: uint256, bounds: uint256) -> (uint256, uint256):
+    """
+    @notice A feed's latest round as (price in 1e18, updatedAt), or (0, 0)
+            when it is broken: the call reverts or returns fewer than five
+            words, the answer is <= 0, the round is incomplete (answeredInRound
+            < roundId) or has no or a future timestamp, or the price is
+            outside the market's [min_price, max_price] (bounds = min | max
+            << 128; max_price < MAX_PRICE). Never reverts, so a broken
+            primary leaves the fallback to be read.
+    """
+    ok: bool = False
+    response: Bytes[160] = b""
+    ok, response = raw_call(
+        feed, method_id("latestRoundData()"), max_outsize=160, is_static_call=True, revert_on_failure=False
+    )
+    if not ok or len(response) < 160:
+        return (0, 0)
+    round_id: uint256 = 0
+    answer: int256 = 0
+    started: uint256 = 0
+    updated: uint256 = 0
+    answered: uint256 = 0
+    # round ids decoded as uint256: a malformed uint80 cannot make the decode revert
+    round_id, answer, started, updated, answered = abi_decode(response, (uint256, int256, uint256, uint256, uint256))
+    if answer <= 0 or answer >= convert(MAX_PRICE, int256):
+        return (0, 0)
+    if updated == 0 or answered < round_id or updated > block.timestamp:
+        return (0, 0)
+    # answer < 2**128 and scale <= 10**18: the product fits
+    price: uint256 = convert(answer, uint256) * scale
+    if price < bounds & MASK or price > bounds >> 128:
+        return (0, 0)
+    return (price, updated)
+
+
+@internal
+@view
+def _sequencer_status() -> uint256:
+    """
+    @notice SEQUENCER_UP when no sequencer-uptime feed is set or the
+            sequencer has been up for longer than the grace period;
+            SEQUENCER_DOWN while its answer is not 0 (1 = down) or its
+            startedAt is 0 (an invalid round); SEQUENCER_GRACE while
+            startedAt (when it came back up) is within sequencer_grace
+            seconds of now, or in the future.
+    """
+    feed: address = self.sequencer_feed
+    if feed == empty(address):
+        return SEQUENCER_UP
     round_id: uint80 = 0
     answer: int256 = 0
     started: uint256 = 0
     updated: uint256 = 0
     answered: uint80 = 0
-    s0: uint256 = self._packed[mid][0]  # feed | max_price_age | feed_scale
-    (round_id, answer, started, updated, answered) = staticcall AggregatorV3(
-        convert(s0 & MASK160, address)
-    ).latestRoundData()
-    assert answer > 0 and answer < convert(MAX_PRICE, int256), "bad price"
-    assert updated != 0 and answered >= round_id and updated <= block.timestamp, "bad price"
-    if fresh:
-        assert block.timestamp - updated <= (s0 >> 160) & (2**32 - 1), "stale price"
-    price: uint256 = convert(answer, uint256) * (s0 >> 192)
-    assert price < MAX_PRICE, "bad price"
-    return (price, updated)
+    (round_id, answer, started, updated, answered) = staticcall AggregatorV3(feed).latestRoundData()
+    if answer != 0 or started == 0:
+        return SEQUENCER_DOWN
+    if started >= block.timestamp or block.timestamp - started <= self.sequencer_grace:
+        return SEQUENCER_GRACE
+    return SEQUENCER_UP
+
+
+@internal
+@view
+def _check_sequencer():
+    status: uint256 = self._sequencer_status()
+    assert status != SEQUENCER_DOWN, "sequencer down"
+    assert status != SEQUENCER_GRACE, "sequencer grace"
+
+
+@internal
+@view
+def _within_jump(old: uint256, new: uint256) -> bool:
+    """
+    @notice |new - old| <= MAX_FEED_JUMP * old / 1e18, compared exactly
+            (both sides multiplied out, no division).
+    """
+    d: uint256 = new - old if new > old else old - new
+    return d * WAD <= MAX_FEED_JUMP * old
+
+
+@internal
+@view
+def _primary_up(mid: uint256) -> uint256:
+    """
+    @notice The primary feed's sound price when it is not down, else 0:
+            a feed change or a fallback registration is bounded against it.
+    """
+    s0: uint256 = self._packed[mid][0]
+    price: uint256 = 0
+    updated: uint256 = 0
+    price, updated = self._feed_round(convert(s0 & MASK160, address), s0 >> 192, self._oracle[mid][0])
+    if self._down(price, updated, self._oracle[mid][1] >> 224):
+        return 0
+    return price
+
+
+@internal
+def _set_oracle(mid: uint256, o: OracleParams):
+    """
+    @notice Set a market's price bounds, its primary feed's heartbeat and
+            its fallback feed (empty: none). The bounds must hold the
+            primary's current price when the primary is up (so new bounds
+            cannot declare a sound primary broken and hand the market to
+            the fallback); a fallback must differ from the primary, give a
+            sound round within the bounds now, and land within
+            MAX_FEED_JUMP of the primary's price when the primary is up.
+    """
+    assert o.min_price > 0 and o.min_price < o.max_price and o.max_price < MAX_PRICE, "oracle: bounds"
+    s0: uint256 = self._packed[mid][0]
+    assert o.heartbeat > 0 and o.heartbeat < (s0 >> 160) & MASK32, "oracle: heartbeat"
+    primary: uint256 = self._primary_up(mid)
+    bounds: uint256 = o.min_price | (o.max_price << 128)
+    assert primary == 0 or (primary >= o.min_price and primary <= o.max_price), "oracle: bounds exclude price"
+    f_scale: uint256 = 0
+    if o.fallback != empty(address):
+        assert o.fallback != convert(s0 & MASK160, address), "oracle: fallback is primary"
+        assert o.fallback_max_age > 0 and o.fallback_max_age <= MAX_PRICE_AGE, "oracle: fallback age"
+        decimals: uint8 = staticcall AggregatorV3(o.fallback).decimals()
+        assert decimals <= 18, "params: feed decimals"
+        f_scale = 10 ** (18 - convert(decimals, uint256))
+        f_price: uint256 = 0
+        f_updated: uint256 = 0
+        f_price, f_updated = self._feed_round(o.fallback, f_scale, bounds)
+        assert f_price != 0, "oracle: fallback broken"
+        assert primary == 0 or self._within_jump(primary, f_price), "oracle: fallback jump"
+    else:
+        assert o.fallback_max_age == 0, "oracle: fallback age"
+    self._oracle[mid] = [bounds, convert(o.fallback, uint256) | (f_scale << 160) | (o.heartbeat << 224), o.fallback_max_age]
+    log OracleSet(
+        market_id=mid,
+        min_price=o.min_price,
+        max_price=o.max_price,
+        heartbeat=o.heartbeat,
+        fallback=o.fallback,
+        fallback_max_age=o.fallback_max_age,
+    )
+
+
+@internal
+def _set_sequencer_feed(feed: address, grace: uint256):
+    """
+    @notice Set (or clear with the empty address and grace 0) the network's
+            sequencer-uptime feed and its grace period.
+    """
+    assert grace <= MAX_SEQUENCER_GRACE and (feed != empty(address) or grace == 0), "oracle: sequencer grace"
+    self.sequencer_feed = feed
+    self.sequencer_grace = grace
+    log SequencerFeedSet(feed=feed, grace=grace)
+
+
+@internal
+@view
+def _oracle_params(mid: uint256) -> OracleParams:
+    o: uint256[3] = self._oracle[mid]
+    return OracleParams(
+        min_price=o[0] & MASK,
+        max_price=o[0] >> 128,
+        heartbeat=o[1] >> 224,
+        fallback=convert(o[1] & MASK160, address),
+        fallback_max_age=o[2],
+    )
 
 
 @internal

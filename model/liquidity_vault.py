@@ -9,6 +9,7 @@ in the vault's cash."""
 
 from dataclasses import dataclass, field
 
+from model import positions as P
 from model.fixed_point import MAX_UINT256, Revert, check, mul_div_down, mul_div_up
 
 DECIMALS_OFFSET = 3
@@ -17,6 +18,7 @@ REQUEST_ID = 0
 MAX_MARKETS = 64  # the engine's positions.MAX_MARKETS: the feeds settle reads
 # rounds_after's answers
 ROUNDS_IN, BAD_PRICE, STALE_PRICE, NO_LATER_ROUND = 0, 1, 2, 3
+SEQUENCER_DOWN, SEQUENCER_GRACE = 4, 5
 ZERO = "0x" + "00" * 20
 
 
@@ -210,8 +212,7 @@ def settle(w):
     closing = w.v.closing
     if closing != 0:
         status = rounds_after(w, get_epoch(w, closing).last_request)
-        check(status != BAD_PRICE, "vault: bad price")
-        check(status != STALE_PRICE, "vault: stale price")
+        _check_status(status)
         check(status != NO_LATER_ROUND, "vault: no later round")
         _settle_epoch(w, closing)
         priced += 1
@@ -219,8 +220,7 @@ def settle(w):
     e = get_epoch(w, open_epoch)
     if e.deposit_assets != 0 or e.redeem_shares != 0:
         status = rounds_after(w, e.last_request)
-        check(status != BAD_PRICE, "vault: bad price")
-        check(status != STALE_PRICE, "vault: stale price")
+        _check_status(status)
         w.v.closing = open_epoch
         w.v.epoch = open_epoch + 1
         w.log("EpochClosed", epoch=open_epoch, last_request=e.last_request)
@@ -381,18 +381,31 @@ def redeem_claim_now(w, controller):
 
 
 def rounds_after(w, t):
-    """LiquidityVault._rounds_after: ROUNDS_IN when every market's feed has a
-    fresh, well-formed round later than t; else why not"""
+    """LiquidityVault._rounds_after: ROUNDS_IN when the sequencer gate is
+    open and every market prices from a fresh, sound round later than t
+    (engine.oracle_round: primary or fallback); else why not"""
+    seq = P._sequencer_status(w)
+    if seq == P.SEQUENCER_DOWN:
+        return SEQUENCER_DOWN
+    if seq == P.SEQUENCER_GRACE:
+        return SEQUENCER_GRACE
     for mid in range(w.e.market_count):
-        p = w.e.params[mid]
-        f = w.feeds[p.feed]
-        if f.answer <= 0 or f.updated_at == 0 or f.answered_in_round < f.round_id or f.updated_at > w.now:
+        price, updated, max_age = P._oracle_round(w, mid)
+        if price == 0:
             return BAD_PRICE
-        if w.now - f.updated_at > p.max_price_age:
+        if w.now - updated > max_age:
             return STALE_PRICE
-        if f.updated_at <= t:
+        if updated <= t:
             return NO_LATER_ROUND
     return ROUNDS_IN
+
+
+def _check_status(status):
+    """LiquidityVault._check_status"""
+    check(status != SEQUENCER_DOWN, "vault: sequencer down")
+    check(status != SEQUENCER_GRACE, "vault: sequencer grace")
+    check(status != BAD_PRICE, "vault: bad price")
+    check(status != STALE_PRICE, "vault: stale price")
 
 
 # ---------------------------------------------------------------- internal

@@ -1,4 +1,5 @@
-"""Mirrors of the devnet mocks: MockToken (snekmate erc20) and MockAggregator."""
+"""Mirrors of the devnet mocks: MockToken (snekmate erc20), MockAggregator and
+MockSequencerUptimeFeed (a Feed: answer 0 up, 1 down; started_at the change)."""
 
 from dataclasses import dataclass, field
 
@@ -52,6 +53,18 @@ class Feed:
     started_at: int = 0
     updated_at: int = 0
     answered_in_round: int = 0
+    reverts: bool = False  # MockAggregator.set_reverts: latestRoundData reverts
+
+    def set_reverts(self, reverts):
+        self.reverts = reverts
+
+    def set_status(self, answer, now):
+        """MockSequencerUptimeFeed.set_status (a Feed of decimals 0)"""
+        self.round_id += 1
+        self.answer = answer
+        self.started_at = now
+        self.updated_at = now
+        self.answered_in_round = self.round_id
 
     def set_answer(self, answer, now):
         self.round_id += 1
@@ -59,3 +72,8 @@ class Feed:
         self.started_at = now
         self.updated_at = now
         self.answered_in_round = self.round_id
+
+
+def sequencer_feed(up_since):
+    """MockSequencerUptimeFeed's constructor: up since `up_since`."""
+    return Feed(decimals=0, round_id=1, answer=0, started_at=up_since, updated_at=up_since, answered_in_round=1)

@@ -17,6 +17,7 @@ OFFSET = 2**127
 # (_packed); the model stores the parameters unpacked.
 MASK64 = 2**64 - 1
 MASK160 = 2**160 - 1
+MASK32 = 2**32 - 1
 MAX_SIDE_POSITIONS = 1000
 MAX_ADL_TARGETS = 20
 MAX_MARKETS = 64
@@ -38,6 +39,13 @@ MIN_MAX_PROFIT = 25 * 10**16
 MAX_MAX_PROFIT = 10 * 10**18
 DEFAULT_MAX_PROFIT = 5 * 10**17
 MAX_KEEPER_REWARD_TOKENS = 100
+STALE_HEARTBEATS = 2
+MAX_FEED_JUMP = 5 * 10**16
+MAX_SEQUENCER_GRACE = 86400
+SEQUENCER_UP = 0
+SEQUENCER_DOWN = 1
+SEQUENCER_GRACE = 2
+ZERO = "0x" + "00" * 20
 
 
 @dataclass
@@ -70,6 +78,19 @@ class MarketParams:
         return (self.feed, self.imf, self.mmf, self.liq_fee, self.keeper_share, self.trading_fee,
                 self.insurance_share, self.funding_k, self.max_funding_rate, self.max_price_age,
                 self.max_open_interest, self.min_margin, self.execution_fee)
+
+
+@dataclass
+class OracleParams:
+    min_price: int = 1
+    max_price: int = MAX_PRICE - 1
+    heartbeat: int = 0
+    fallback: str = "0x" + "00" * 20
+    fallback_max_age: int = 0
+    fallback_scale: int = 0  # stored on chain in _oracle[1], not returned by oracle_params
+
+    def as_tuple(self):
+        return (self.min_price, self.max_price, self.heartbeat, self.fallback, self.fallback_max_age)
 
 
 @dataclass
@@ -134,6 +155,9 @@ class EngineState:
     total_cost: int = 0  # sum of |size| * entry_price over every open position
     min_keeper_reward: int = 0
     min_notional: int = 0
+    oracle: dict = field(default_factory=dict)  # market id -> OracleParams
+    sequencer_feed: str = "0x" + "00" * 20
+    sequencer_grace: int = 0
 
 
 def side_key(mid, size):
@@ -159,14 +183,26 @@ def _set_params(w, mid, p):
     check(p.keeper_share <= MAX_KEEPER_SHARE, "params: keeper share")
     check(p.insurance_share <= WAD, "params: insurance share")
     check(p.funding_k <= MAX_FUNDING_K and p.max_funding_rate <= MAX_FUNDING_RATE, "params: funding")
-    check(0 < p.max_price_age <= MAX_PRICE_AGE, "params: price age")
+    heartbeat = w.e.oracle[mid].heartbeat if mid in w.e.oracle else 0
+    check(heartbeat < p.max_price_age <= MAX_PRICE_AGE, "params: price age")
     check(0 < p.max_open_interest <= MAX_OPEN_INTEREST, "params: open interest")
     check(0 < p.min_margin < MAX_AMOUNT, "params: min margin")
     check(p.execution_fee <= MAX_EXECUTION_FEE_TOKENS * (10**36 // w.e.scale), "params: execution fee")
     check(p.trading_fee * w.e.min_notional >= w.e.min_keeper_reward * WAD, "params: trading fee below reward")
     decimals = w.feeds[p.feed].decimals
     check(decimals <= 18, "params: feed decimals")
-    w.e.feed_scale[mid] = 10 ** (18 - decimals)
+    feed_scale = 10 ** (18 - decimals)
+    old_feed = w.e.params[mid].feed if mid in w.e.params else ZERO
+    if old_feed == ZERO:
+        # a new market: any sound price, no heartbeat, no fallback (set_oracle)
+        w.e.oracle[mid] = OracleParams()
+    elif int(old_feed, 16) != int(p.feed, 16):
+        old = _primary_up(w, mid)
+        o = w.e.oracle[mid]
+        new = _feed_round(w, p.feed, feed_scale, o.min_price, o.max_price)[0]
+        check(new != 0, "bad price")
+        check(old == 0 or _within_jump(old, new), "params: feed jump")
+    w.e.feed_scale[mid] = feed_scale
     w.e.params[mid] = replace(p)
     # positions.vy also writes _packed, a five-slot copy its hot paths read
     # (_market_params, _mmf, _price, _pending_index): same values, no model
@@ -181,14 +217,121 @@ def _price(w, mid, fresh):
 
 def _round(w, mid, fresh):
     """positions._round: (price, updatedAt)"""
-    f = w.feeds[w.e.params[mid].feed]
-    check(0 < f.answer < MAX_PRICE, "bad price")
-    check(f.updated_at != 0 and f.answered_in_round >= f.round_id and f.updated_at <= w.now, "bad price")
     if fresh:
-        check(w.now - f.updated_at <= w.e.params[mid].max_price_age, "stale price")
-    price = f.answer * w.e.feed_scale[mid]
-    check(price < MAX_PRICE, "bad price")
+        _check_sequencer(w)
+    price, updated, max_age = _oracle_round(w, mid)
+    check(price != 0, "bad price")
+    if fresh:
+        check(w.now - updated <= max_age, "stale price")
+    return price, updated
+
+
+def _oracle_round(w, mid):
+    """positions._oracle_round: (price, updatedAt, max age); price 0 when
+    no feed gives a sound round"""
+    p = w.e.params[mid]
+    o = w.e.oracle[mid]
+    price, updated = _feed_round(w, p.feed, w.e.feed_scale[mid], o.min_price, o.max_price)
+    if not _down(w, price, updated, o.heartbeat):
+        return price, updated, p.max_price_age
+    if o.fallback != ZERO:
+        f_price, f_updated = _feed_round(w, o.fallback, o.fallback_scale, o.min_price, o.max_price)
+        if f_price != 0 and (price == 0 or f_updated > updated):
+            return f_price, f_updated, o.fallback_max_age
+    return price, updated, p.max_price_age
+
+
+def _down(w, price, updated, heartbeat):
+    """positions._down"""
+    return price == 0 or (heartbeat != 0 and w.now - updated > STALE_HEARTBEATS * heartbeat)
+
+
+def _feed_round(w, feed, scale, lo, hi):
+    """positions._feed_round: (price, updatedAt) of a sound round, (0, 0)
+    when the feed is broken"""
+    f = w.feeds[feed]
+    if f.reverts:
+        return 0, 0
+    if f.answer <= 0 or f.answer >= MAX_PRICE:
+        return 0, 0
+    if f.updated_at == 0 or f.answered_in_round < f.round_id or f.updated_at > w.now:
+        return 0, 0
+    price = f.answer * scale
+    if price < lo or price > hi:
+        return 0, 0
     return price, f.updated_at
+
+
+def _sequencer_status(w):
+    """positions._sequencer_status"""
+    if w.e.sequencer_feed == ZERO:
+        return SEQUENCER_UP
+    f = w.feeds[w.e.sequencer_feed]
+    check(not f.reverts, "mock: feed down")
+    if f.answer != 0 or f.started_at == 0:
+        return SEQUENCER_DOWN
+    if f.started_at >= w.now or w.now - f.started_at <= w.e.sequencer_grace:
+        return SEQUENCER_GRACE
+    return SEQUENCER_UP
+
+
+def _check_sequencer(w):
+    """positions._check_sequencer"""
+    status = _sequencer_status(w)
+    check(status != SEQUENCER_DOWN, "sequencer down")
+    check(status != SEQUENCER_GRACE, "sequencer grace")
+
+
+def _within_jump(old, new):
+    """positions._within_jump: |new - old| * 1e18 <= MAX_FEED_JUMP * old"""
+    return abs(new - old) * WAD <= MAX_FEED_JUMP * old
+
+
+def _primary_up(w, mid):
+    """positions._primary_up"""
+    p = w.e.params[mid]
+    o = w.e.oracle[mid]
+    price, updated = _feed_round(w, p.feed, w.e.feed_scale[mid], o.min_price, o.max_price)
+    if _down(w, price, updated, o.heartbeat):
+        return 0
+    return price
+
+
+def _set_oracle(w, mid, o):
+    """positions._set_oracle"""
+    check(0 < o.min_price < o.max_price < MAX_PRICE, "oracle: bounds")
+    p = w.e.params[mid]
+    check(0 < o.heartbeat < p.max_price_age, "oracle: heartbeat")
+    primary = _primary_up(w, mid)
+    check(primary == 0 or o.min_price <= primary <= o.max_price, "oracle: bounds exclude price")
+    f_scale = 0
+    if o.fallback != ZERO:
+        check(int(o.fallback, 16) != int(p.feed, 16), "oracle: fallback is primary")
+        check(0 < o.fallback_max_age <= MAX_PRICE_AGE, "oracle: fallback age")
+        decimals = w.feeds[o.fallback].decimals
+        check(decimals <= 18, "params: feed decimals")
+        f_scale = 10 ** (18 - decimals)
+        f_price = _feed_round(w, o.fallback, f_scale, o.min_price, o.max_price)[0]
+        check(f_price != 0, "oracle: fallback broken")
+        check(primary == 0 or _within_jump(primary, f_price), "oracle: fallback jump")
+    else:
+        check(o.fallback_max_age == 0, "oracle: fallback age")
+    w.e.oracle[mid] = OracleParams(o.min_price, o.max_price, o.heartbeat, o.fallback, o.fallback_max_age, f_scale)
+    w.log("OracleSet", market_id=mid, min_price=o.min_price, max_price=o.max_price, heartbeat=o.heartbeat,
+          fallback=o.fallback, fallback_max_age=o.fallback_max_age)
+
+
+def _set_sequencer_feed(w, feed, grace):
+    """positions._set_sequencer_feed"""
+    check(grace <= MAX_SEQUENCER_GRACE and (feed != ZERO or grace == 0), "oracle: sequencer grace")
+    w.e.sequencer_feed = feed
+    w.e.sequencer_grace = grace
+    w.log("SequencerFeedSet", feed=feed, grace=grace)
+
+
+def _oracle_params(w, mid):
+    """positions._oracle_params"""
+    return w.e.oracle[mid]
 
 
 def _pending_index(w, mid, price):

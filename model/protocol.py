@@ -13,15 +13,15 @@ exactly as the contracts compare them (ADL tie-break).
 
 import copy
 
-from model import insurance_fund, liquidity_vault, perp_engine, perp_exits, perp_orders
+from model import insurance_fund, liquidity_vault, perp_admin, perp_engine, perp_exits, perp_orders
 from model import positions as P
 from model.fixed_point import Revert
 from model.mocks import Feed, Token
 
-_ENGINE_VERBS = {n: getattr(perp_engine, n) for n in (
+_ENGINE_VERBS = {n: getattr(perp_engine, n) for n in ("deposit", "withdraw", "add_margin")}
+_ENGINE_VERBS.update({n: getattr(perp_admin, n) for n in (
     "transfer_ownership", "accept_ownership",
-    "initialize", "add_market", "set_market_params", "set_order_expiry", "set_max_profit", "set_keeper_reward", "set_pauser", "pause", "unpause",
-    "deposit", "withdraw", "add_margin")}
+    "initialize", "add_market", "set_market_params", "set_oracle", "set_sequencer_feed", "set_order_expiry", "set_max_profit", "set_keeper_reward", "set_pauser", "pause", "unpause")})
 _ENGINE_VERBS.update({n: getattr(perp_exits, n) for n in (
     "set_tp_sl", "execute_tp_sl", "liquidate", "deleverage")})
 _ENGINE_VERBS.update({n: getattr(perp_orders, n) for n in ("request_order", "execute_order", "execute_order_inner", "cancel_order")})

@@ -209,7 +209,7 @@ BUCKETS = {
     "_pending": "pending-order word (_pending: last order id, deadline)",
 }
 SCALARS = "engine scalars (paused, market_count, vault, fund, feed scale, order expiry)"
-FACETS = {"exits": "PerpExits", "orders": "PerpOrders"}
+FACETS = {"exits": "PerpExits", "orders": "PerpOrders", "admin": "PerpAdmin"}
 MAX_LABELLED_ORDERS = 3_000  # order ids whose slots the breakdown names
 CALLEES = {
     "token": "call token (transfer, balanceOf)",
@@ -473,6 +473,7 @@ class Bench:
             p.insurance_fund.address.lower(): "insurance fund",
             p.exits.address.lower(): "exits",
             p.orders.address.lower(): "orders",
+            p.admin.address.lower(): "admin",
             p.engine.address.lower(): "engine",
             **{f.address.lower(): "feed" for f in p.feeds},
         }

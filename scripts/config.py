@@ -26,7 +26,7 @@ from model.fixed_point import WAD
 from model.positions import (
     DEFAULT_ORDER_EXPIRY, MAX_AMOUNT, MAX_EXECUTION_FEE_TOKENS, MAX_FUNDING_K, MAX_FUNDING_RATE, MAX_KEEPER_SHARE,
     MAX_LIQ_FEE, MAX_MARKETS, MAX_OPEN_INTEREST, MAX_ORDER_EXPIRY, MAX_PRICE, MAX_PRICE_AGE, MAX_TRADING_FEE,
-    MIN_IMF, MIN_ORDER_EXPIRY, MarketParams)
+    MAX_FEED_JUMP, MAX_SEQUENCER_GRACE, MIN_IMF, MIN_ORDER_EXPIRY, MarketParams, OracleParams)
 from scripts import validation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +115,59 @@ class Market(_Strict):
     max_open_interest: int
     min_margin: int
     execution_fee_units: int
+    # Oracle hygiene (PerpEngine.set_oracle; docs/trust.md "Oracles"), all
+    # optional; any of them needs heartbeat. heartbeat: the feed's heartbeat,
+    # seconds, below max_price_age (the difference is the buffer). min_price,
+    # max_price: whole USD, inclusive; answers outside are bad. A fallback
+    # feed (fallback_feed with mocks: false, fallback_initial_price to deploy
+    # a MockAggregator with mocks: true) and its own fallback_max_age.
+    heartbeat: Optional[int] = None
+    min_price: Optional[int] = None
+    max_price: Optional[int] = None
+    fallback_feed: Optional[str] = None
+    fallback_initial_price: Optional[int] = None
+    fallback_max_age: Optional[int] = None
+
+    @model_validator(mode="after")
+    def _oracle(self):
+        oracle = ("min_price", "max_price", "fallback_feed", "fallback_initial_price", "fallback_max_age")
+        if self.heartbeat is None:
+            for f in oracle:
+                if getattr(self, f) is not None:
+                    raise ValueError(f"{f} needs heartbeat (set_oracle)")
+            return self
+        if not 0 < self.heartbeat < self.max_price_age:
+            raise ValueError(f"heartbeat {self.heartbeat} must be within 1..{self.max_price_age - 1}: max_price_age "
+                             f"{self.max_price_age} must exceed it by a buffer (oracle: heartbeat)")
+        lo = self.min_price if self.min_price is not None else 0
+        hi = self.max_price if self.max_price is not None else (MAX_PRICE - 1) // 10**18
+        if (self.min_price is not None and lo <= 0) or not lo < hi or hi * 10**18 >= MAX_PRICE:
+            raise ValueError(f"min_price {self.min_price} and max_price {self.max_price} must satisfy "
+                             f"0 < min_price < max_price < MAX_PRICE / 1e18 (oracle: bounds)")
+        for f in ("initial_price", "fallback_initial_price"):
+            v = getattr(self, f)
+            if v is not None and not lo <= v <= hi:
+                raise ValueError(f"{f} {v} is outside min_price..max_price {lo}..{hi} (oracle: bounds exclude price)")
+        has_fallback = self.fallback_feed is not None or self.fallback_initial_price is not None
+        if has_fallback != (self.fallback_max_age is not None):
+            raise ValueError("a fallback feed and fallback_max_age go together (oracle: fallback age)")
+        if self.fallback_max_age is not None and not 0 < self.fallback_max_age <= MAX_PRICE_AGE:
+            raise ValueError(f"fallback_max_age must be within 1..{MAX_PRICE_AGE} (oracle: fallback age)")
+        if self.fallback_feed is not None and self.fallback_feed.lower() == (self.feed or "").lower():
+            raise ValueError("fallback_feed must differ from feed (oracle: fallback is primary)")
+        if self.initial_price is not None and self.fallback_initial_price is not None:
+            if abs(self.fallback_initial_price - self.initial_price) * 10**18 > MAX_FEED_JUMP * self.initial_price:
+                raise ValueError(f"fallback_initial_price {self.fallback_initial_price} is more than "
+                                 f"{MAX_FEED_JUMP * 100 // 10**18}% from initial_price {self.initial_price} "
+                                 f"(oracle: fallback jump)")
+        return self
+
+    @field_validator("fallback_feed")
+    @classmethod
+    def _fallback_feed(cls, v):
+        if v is not None and (not is_address(v) or int(v, 16) == 0):
+            raise ValueError("must be a nonzero 0x address (40 hex digits, checksummed if mixed case)")
+        return v
 
     @field_validator("initial_price")
     @classmethod
@@ -189,6 +242,30 @@ class Collateral(_Strict):
         return v
 
 
+class Sequencer(_Strict):
+    """An L2 sequencer-uptime feed (Chainlink's shape) gating fresh prices
+    (PerpEngine.set_sequencer_feed): `feed` with mocks: false, `mock: true`
+    deploys a MockSequencerUptimeFeed (devnets); `grace_period` seconds
+    after it comes back up during which fresh prices are refused."""
+
+    feed: Optional[str] = None
+    mock: bool = False
+    grace_period: int = Field(ge=0, le=MAX_SEQUENCER_GRACE)
+
+    @field_validator("feed")
+    @classmethod
+    def _feed(cls, v):
+        if v is not None and (not is_address(v) or int(v, 16) == 0):
+            raise ValueError("must be a nonzero 0x address (40 hex digits, checksummed if mixed case)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.feed is None) == (not self.mock):
+            raise ValueError("give either feed (an existing uptime feed) or mock: true, not both or neither")
+        return self
+
+
 class NetworkConfig(_Strict):
     mocks: bool
     collateral: Collateral
@@ -202,6 +279,8 @@ class NetworkConfig(_Strict):
     # the keeper's floor and the position floor, token units (set_keeper_reward; docs/liquidation.md)
     min_keeper_reward_units: int = Field(0, ge=0)
     min_notional_units: int = Field(0, ge=0, lt=2**128)
+    # optional: the L2 sequencer-uptime feed and its grace period
+    sequencer: Optional[Sequencer] = None
 
     @model_validator(mode="after")
     def _fees_pay_the_keeper_floor(self):
@@ -265,6 +344,8 @@ def _known_keys(loc):
         model = Market
     elif loc[:1] == ("collateral",):
         model = Collateral
+    elif loc[:1] == ("sequencer",):
+        model = Sequencer
     return list(model.model_fields)
 
 
@@ -276,11 +357,15 @@ def _mode_checks(net):
                 return ("collateral", f), "is missing (mocks: true deploys a MockToken)"
         if net.collateral.address is not None:
             return ("collateral", "address"), "is used only with mocks: false"
+        if net.sequencer is not None and net.sequencer.feed is not None:
+            return ("sequencer", "feed"), "is used only with mocks: false (mocks: true deploys mock: true)"
         for i, m in enumerate(net.markets):
             if m.initial_price is None:
                 return ("markets", i, "initial_price"), "is missing (mocks: true deploys a MockAggregator)"
             if m.feed is not None:
                 return ("markets", i, "feed"), "is used only with mocks: false"
+            if m.fallback_feed is not None:
+                return ("markets", i, "fallback_feed"), "is used only with mocks: false (fallback_initial_price deploys a mock)"
     else:
         if net.collateral.address is None:
             return ("collateral", "address"), "is missing (mocks: false uses an existing token)"
@@ -297,6 +382,10 @@ def _mode_checks(net):
                 return ("markets", i, "feed"), "is missing (mocks: false reads an existing feed)"
             if m.initial_price is not None:
                 return ("markets", i, "initial_price"), "is used only with mocks: true"
+            if m.fallback_initial_price is not None:
+                return ("markets", i, "fallback_initial_price"), "is used only with mocks: true"
+        if net.sequencer is not None and net.sequencer.mock:
+            return ("sequencer", "mock"), "is used only with mocks: true (give the network's uptime feed)"
     seen = {}
     for i, m in enumerate(net.markets):
         if m.name in seen:
@@ -390,4 +479,22 @@ def market_params(m, feed, token_decimals):
         max_open_interest=m["max_open_interest"] * 10**18,
         min_margin=m["min_margin"] * unit,
         execution_fee=m["execution_fee_units"],
+    )
+
+
+def oracle_params(m, fallback):
+    """The market's OracleParams for PerpEngine.set_oracle (model dataclass,
+    the contract struct's fields first), or None when the market sets no
+    heartbeat. `fallback`: the fallback feed's address or None."""
+    if isinstance(m, Market):
+        m = m.model_dump()
+    if m.get("heartbeat") is None:
+        return None
+    lo, hi = m.get("min_price"), m.get("max_price")
+    return OracleParams(
+        min_price=lo * 10**18 if lo is not None else 1,
+        max_price=hi * 10**18 if hi is not None else MAX_PRICE - 1,
+        heartbeat=m["heartbeat"],
+        fallback=str(fallback) if fallback is not None else "0x" + "00" * 20,
+        fallback_max_age=m.get("fallback_max_age") or 0,
     )

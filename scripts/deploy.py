@@ -15,8 +15,8 @@ interval (`make devnet`: anvil --block-time N).
 
 `deploy_protocol(deployer, config=None)` deploys and wires everything and
 returns a `Protocol` with `engine`, `vault`, `insurance_fund`, `token`,
-`feeds` (indexed by market id), and the engine's facets `exits` and
-`orders`.
+`feeds` (indexed by market id), and the engine's facets `exits`,
+`orders` and `admin`.
 
 The whole config is validated (scripts/config.py) before the first
 transaction; a bad one raises `ConfigError` naming the file, network,
@@ -53,20 +53,23 @@ class Protocol:
     feeds: list
     exits: object
     orders: object = None
+    admin: object = None
     markets: list = field(default_factory=list)  # names, by market id
     params: list = field(default_factory=list)  # model MarketParams, by market id
     lens: object = None  # BackstopLens: many views in one eth_call
+    fallback_feeds: dict = field(default_factory=dict)  # market id -> fallback feed (set_oracle)
+    sequencer_feed: object = None  # the sequencer-uptime feed, when the config names one
 
 
 def engine_at(address):
     """PerpEngine at `address`, with its facets' events in its ABI.
 
-    PerpExits' and PerpOrders' code runs inside PerpEngine (delegatecall),
+    PerpExits', PerpOrders' and PerpAdmin's code runs inside PerpEngine (delegatecall),
     so their events are emitted by the engine's address; this contract type
     decodes them."""
     ct = project.PerpEngine.contract_type.model_copy(deep=True)
     names = {getattr(x, "name", None) for x in ct.abi if x.type == "event"}
-    for facet in (project.PerpExits, project.PerpOrders):
+    for facet in (project.PerpExits, project.PerpOrders, project.PerpAdmin):
         for x in facet.contract_type.abi:
             if x.type == "event" and x.name not in names:
                 ct.abi.append(x)
@@ -146,6 +149,13 @@ def checked_config(config=None, path=None):
                 raise cfg.ConfigError(f"markets[{i}] ({m.name}): feed {m.feed} has {fd} decimals, "
                                       f"above {cfg.MAX_FEED_DECIMALS} (params: feed decimals)")
             feeds.append(feed)
+            if m.fallback_feed is not None:
+                fb = at_interface(m.fallback_feed, "AggregatorV3", f"markets[{i}] ({m.name}): fallback_feed")
+                if int(fb.decimals()) > cfg.MAX_FEED_DECIMALS:
+                    raise cfg.ConfigError(f"markets[{i}] ({m.name}): fallback_feed {m.fallback_feed} has more than "
+                                          f"{cfg.MAX_FEED_DECIMALS} decimals (params: feed decimals)")
+        if net.sequencer is not None:
+            at_interface(net.sequencer.feed, "AggregatorV3", "sequencer.feed")
     except cfg.ConfigError as e:
         raise cfg.ConfigError(where + str(e)) from None
     if decimals > cfg.MAX_TOKEN_DECIMALS:
@@ -157,7 +167,8 @@ def checked_config(config=None, path=None):
 
 
 def deploy_protocol(deployer, config=None, path=None):
-    """Deploy token (mock on local networks), feeds, PerpExits, PerpEngine,
+    """Deploy token (mock on local networks), feeds, the facets (PerpExits,
+    PerpOrders, PerpAdmin), PerpEngine,
     LiquidityVault and InsuranceFund; wire them; add the configured markets.
 
     The config is validated first (see `checked_config`); a bad one raises
@@ -172,7 +183,8 @@ def deploy_protocol(deployer, config=None, path=None):
 
     exits = deployer.deploy(project.PerpExits, token)
     orders = deployer.deploy(project.PerpOrders, token)
-    engine = deployer.deploy(project.PerpEngine, token, exits, orders)
+    admin = deployer.deploy(project.PerpAdmin, token)
+    engine = deployer.deploy(project.PerpEngine, token, exits, orders, admin)
     vault = deployer.deploy(project.LiquidityVault, token, engine)
     fund = deployer.deploy(project.InsuranceFund, token, engine)
     engine.initialize(vault, fund, sender=deployer)
@@ -187,6 +199,19 @@ def deploy_protocol(deployer, config=None, path=None):
         params.append(p)
     if conf.get("min_keeper_reward_units") or conf.get("min_notional_units"):
         engine.set_keeper_reward(conf["min_keeper_reward_units"], conf["min_notional_units"], sender=deployer)
+    # price bounds, heartbeats, fallback feeds and the sequencer gate (scripts/oracles.py)
+    from scripts.oracles import deploy_oracles
+    fallbacks, sequencer = deploy_oracles(
+        engine, conf,
+        lambda args: deployer.deploy(project.MockAggregator, *args).address,
+        lambda up_since: deployer.deploy(project.MockSequencerUptimeFeed, up_since).address,
+        lambda verb, *args: getattr(engine, verb)(*args, sender=deployer))
+    if conf["mocks"]:
+        fallbacks = {i: project.MockAggregator.at(a) for i, a in fallbacks.items()}
+        sequencer = project.MockSequencerUptimeFeed.at(sequencer) if sequencer else None
+    else:
+        fallbacks = {i: at_interface(a, "AggregatorV3", "fallback_feed") for i, a in fallbacks.items()}
+        sequencer = at_interface(sequencer, "AggregatorV3", "sequencer.feed") if sequencer else None
     unit = 10**decimals
     if conf["mocks"]:
         if conf.get("insurance_seed"):
@@ -205,9 +230,12 @@ def deploy_protocol(deployer, config=None, path=None):
         feeds=feeds,
         exits=exits,
         orders=orders,
+        admin=admin,
         markets=[m["name"] for m in conf["markets"]],
         params=params,
         lens=deployer.deploy(project.BackstopLens),
+        fallback_feeds=fallbacks,
+        sequencer_feed=sequencer,
     )
 
 
@@ -256,7 +284,7 @@ def manifest_of(p, deployer, from_block, source):
         "deployer": str(deployer.address),
         "config": source,
         "contracts": {
-            "engine": p.engine.address, "exits": p.exits.address, "orders": p.orders.address,
+            "engine": p.engine.address, "exits": p.exits.address, "orders": p.orders.address, "admin": p.admin.address,
             "vault": p.vault.address, "insurance_fund": p.insurance_fund.address, "token": p.token.address,
             "lens": p.lens.address,
         },
@@ -377,7 +405,7 @@ def _deploy(account, config_path, manifest_path):
         p = deploy_protocol(account, config=checked[0])
     written = mf.write(manifest_of(p, account, from_block, source), out)
     click.echo(f"network         {networks.provider.network.name} (chain id {chain.chain_id})")
-    for name in ("engine", "exits", "orders", "vault", "insurance_fund", "token", "lens"):
+    for name in ("engine", "exits", "orders", "admin", "vault", "insurance_fund", "token", "lens"):
         click.echo(f"{name:<15} {getattr(p, name).address}")
     click.echo(f"order expiry    {p.engine.order_expiry()} s")
     for i, (name, feed) in enumerate(zip(p.markets, p.feeds)):

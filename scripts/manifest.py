@@ -50,6 +50,7 @@ class Contracts(_Strict):
     engine: str
     exits: str
     orders: str
+    admin: str
     vault: str
     insurance_fund: str
     token: str

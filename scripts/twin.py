@@ -59,7 +59,21 @@ def mirror_world(protocol, owner):
         rd = feed.latestRoundData()
         f = w.add_feed(feed.address, feed.decimals(), rd[1])
         f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (int(v) for v in rd)
-    from model.positions import MarketState
+    from model.mocks import Feed
+    from model.positions import MarketState, OracleParams
+    extra = list(getattr(protocol, "fallback_feeds", {}).values())
+    if getattr(protocol, "sequencer_feed", None) is not None:
+        extra.append(protocol.sequencer_feed)
+    for feed in extra:
+        rd = feed.latestRoundData()
+        w.feeds[feed.address] = Feed(int(feed.decimals()), *(int(v) for v in rd))
+    if getattr(protocol, "sequencer_feed", None) is not None:
+        w.e.sequencer_feed, w.e.sequencer_grace = protocol.sequencer_feed.address, int(e.sequencer_grace())
+    for mid in range(e.market_count()):
+        o = e.oracle_params(mid)
+        fallback = str(o[3])
+        scale = 10 ** (18 - w.feeds[fallback].decimals) if int(fallback, 16) else 0
+        w.e.oracle[mid] = OracleParams(int(o[0]), int(o[1]), int(o[2]), fallback, int(o[4]), scale)
     for mid in range(e.market_count()):
         p = e.market_params(mid)
         w.e.params[mid] = MarketParams(*[str(v) if k == 0 else int(v) for k, v in enumerate(p)])

@@ -11,6 +11,8 @@ _answer: int256
 _started_at: uint256
 _updated_at: uint256
 _answered_in_round: uint80
+# Tests of a broken feed: while set, latestRoundData reverts.
+reverts: public(bool)
 
 
 @deploy
@@ -40,8 +42,17 @@ def set_round_data(round_id: uint80, answer: int256, started_at: uint256, update
 
 
 @external
+def set_reverts(reverts: bool):
+    """
+    @notice Make latestRoundData revert (a feed that is down), or stop it.
+    """
+    self.reverts = reverts
+
+
+@external
 @view
 def latestRoundData() -> (uint80, int256, uint256, uint256, uint80):
+    assert not self.reverts, "mock: feed down"
     return (self._round_id, self._answer, self._started_at, self._updated_at, self._answered_in_round)
 
 

@@ -3,7 +3,7 @@
 Both backends take the same calls, as ABI calldata, and give back the same
 things, so the machine in machine.py is written once:
 
-    backend.addresses      role -> address: engine, exits, orders, vault, fund, token, lens, feed0, feed1
+    backend.addresses      role -> address: engine, exits, orders, admin, vault, fund, token, lens, feed0, feed1
     backend.accounts       role -> address: owner, pauser, keeper, lp, lp2, trader0..trader24
     backend.send(sender, verb, args, t)  -> reason: None when the call succeeded,
                            else the revert string ("" for a revert without one);
@@ -105,7 +105,20 @@ SIGNATURES = {
     "token.approve": ("token", "approve(address,uint256)"),
     "feed0.set_answer": ("feed0", "set_answer(int256)"),
     "feed1.set_answer": ("feed1", "set_answer(int256)"),
+    # oracle hygiene: the fallback feed, the sequencer-uptime mock, the owner's verbs
+    "fallback0.set_answer": ("fallback0", "set_answer(int256)"),
+    "sequencer.set_status": ("sequencer", "set_status(int256)"),
+    "sequencer.set_round_data": ("sequencer", "set_round_data(int256,uint256)"),
+    "feed0.set_reverts": ("feed0", "set_reverts(bool)"),
+    "set_oracle": ("engine", "set_oracle(uint256,(uint256,uint256,uint256,address,uint256))"),
+    "set_sequencer_feed": ("engine", "set_sequencer_feed(address,uint256)"),
 }
+
+
+def extra_feeds(addresses):
+    """The mock feeds besides each market's primary: fallback<i> and the
+    sequencer-uptime feed, by role, in a fixed order."""
+    return sorted(k for k in addresses if k.startswith("fallback") or k == "sequencer")
 _ENCODERS = {}
 for _verb, (_role, _sig) in SIGNATURES.items():
     _types = _sig[_sig.index("(") + 1: -1]
@@ -361,6 +374,7 @@ class AnvilBackend:
             "engine": protocol.engine.address,
             "exits": protocol.exits.address,
             "orders": protocol.orders.address,
+            "admin": protocol.admin.address,
             "vault": protocol.vault.address,
             "fund": protocol.insurance_fund.address,
             "token": protocol.token.address,
@@ -369,6 +383,10 @@ class AnvilBackend:
         }
         for i, feed in enumerate(protocol.feeds):
             self.addresses[f"feed{i}"] = feed.address
+        for i, feed in protocol.fallback_feeds.items():
+            self.addresses[f"fallback{i}"] = feed.address
+        if protocol.sequencer_feed is not None:
+            self.addresses["sequencer"] = protocol.sequencer_feed.address
         self.accounts = {name: a.address for name, a in roles.items()}
         self.tx_count = 0
         raw = self._lens_call([a.address for a in roles.values()])
@@ -442,6 +460,10 @@ class AnvilBackend:
             self._engine_call(keccak(text="order_count()")[:4], 1),
             self._engine_call(keccak(text="order_expiry()")[:4], 2)]
         calls += [self._engine_call(GET_ORDER + oid.to_bytes(32, "big"), 3 + k) for k, oid in enumerate(orders)]
+        extra = extra_feeds(self.addresses)
+        calls += [{"jsonrpc": "2.0", "id": 3 + len(orders) + k, "method": "eth_call", "params": [{
+            "to": self.addresses[role], "data": "0x" + keccak(text="latestRoundData()")[:4].hex(),
+            "gas": hex(GAS)}, "latest"]} for k, role in enumerate(extra)]
         got = sorted(self._post(calls), key=lambda x: x["id"])
         for x in got:
             if "error" in x:
@@ -449,7 +471,10 @@ class AnvilBackend:
         out = [bytes.fromhex(x["result"][2:]) for x in got]
         stored, views = state_from_lens(out[0])
         stored[("orders",)] = (int.from_bytes(out[1], "big"), int.from_bytes(out[2], "big"))
-        for oid, raw in zip(orders, out[3:]):
+        for role, raw in zip(extra, out[3 + len(orders):]):
+            r = decode(["uint80", "int256", "uint256", "uint256", "uint80"], raw)
+            stored[("feed", role)] = tuple(r[:4])
+        for oid, raw in zip(orders, out[3:3 + len(orders)]):
             (account, mid, size, margin_delta, acceptable, at, reduce, fee, exec_fee, escrow, expires_at) = decode(
                 ["address", "uint256", "int256", "int256", "uint256", "uint256", "bool", "uint256", "uint256",
                  "uint256", "uint256"], raw)
@@ -549,9 +574,14 @@ def selector(signature):
 TOKEN_LAYOUT = {"balanceOf": 1, "totalSupply": 3}  # snekmate erc20's slots, checked against the vault's layout
 
 
+_O = "(uint256,uint256,uint256,address,uint256)"
+_ORACLE_SIGS = {"set_oracle": (f"set_oracle(uint256,{_O})", ["uint256", _O]),
+                "set_sequencer_feed": ("set_sequencer_feed(address,uint256)", ["address", "uint256"])}
+
+
 def deploy_in_process(contracts_dir, conf, deploy, transact):
     """scripts/deploy.py's order for the in-process backends: token, feeds,
-    PerpExits, PerpOrders, PerpEngine(token, exits, orders), vault, fund,
+    PerpExits, PerpOrders, PerpAdmin, PerpEngine(token, exits, orders, admin), vault, fund,
     lens; initialize; add the markets.
 
         deploy(rel_path, abi_types, args) -> address
@@ -569,7 +599,8 @@ def deploy_in_process(contracts_dir, conf, deploy, transact):
              for m in conf["markets"]]
     a["exits"] = deploy(d / "PerpExits.vy", ["address"], [a["token"]])
     a["orders"] = deploy(d / "PerpOrders.vy", ["address"], [a["token"]])
-    a["engine"] = deploy(d / "PerpEngine.vy", ["address", "address", "address"], [a["token"], a["exits"], a["orders"]])
+    a["admin"] = deploy(d / "PerpAdmin.vy", ["address"], [a["token"]])
+    a["engine"] = deploy(d / "PerpEngine.vy", ["address"] * 4, [a["token"], a["exits"], a["orders"], a["admin"]])
     a["vault"] = deploy(d / "LiquidityVault.vy", ["address", "address"], [a["token"], a["engine"]])
     a["escrow"] = escrow_address(a["vault"])
     a["fund"] = deploy(d / "InsuranceFund.vy", ["address", "address"], [a["token"], a["engine"]])
@@ -585,8 +616,19 @@ def deploy_in_process(contracts_dir, conf, deploy, transact):
     if conf.get("min_keeper_reward_units") or conf.get("min_notional_units"):
         transact(a["engine"], "set_keeper_reward(uint256,uint256)", ["uint256", "uint256"],
                  [conf["min_keeper_reward_units"], conf["min_notional_units"]])
+    from scripts.oracles import deploy_oracles
+
+    fallbacks, sequencer = deploy_oracles(
+        a["engine"], conf,
+        lambda args: deploy(d / "mocks/MockAggregator.vy", ["uint8", "int256"], list(args)),
+        lambda up_since: deploy(d / "mocks/MockSequencerUptimeFeed.vy", ["uint256"], [up_since]),
+        lambda verb, *args: transact(a["engine"], *_ORACLE_SIGS[verb], list(args)))
     for i, feed in enumerate(feeds):
         a[f"feed{i}"] = feed
+    for i, feed in fallbacks.items():
+        a[f"fallback{i}"] = feed
+    if sequencer:
+        a["sequencer"] = sequencer
     layout = {"engine": load_layout(compile_source(d / "PerpEngine.vy")),
               "vault": load_layout(compile_source(d / "LiquidityVault.vy"))}
     assert layout["vault"]["erc20"]["balanceOf"]["slot"] == TOKEN_LAYOUT["balanceOf"]
@@ -723,6 +765,11 @@ class SlotReader:
             # each (account, market)'s last order: id | expires_at << 128, never cleared
             stored.update((k, (v & _MASK128, v >> 128)) for k, v in zip(m["k_last"], map(ge, m["s_last"])) if v)
         stored[("orders",)] = (ge(plan["order_count"]), ge(plan["order_expiry"]))
+        for role in extra_feeds(self.addresses):
+            # round id, answer, startedAt, updatedAt: slots 1-4 of both mocks
+            f = list(map(self._reader(role), (1, 2, 3, 4)))
+            f[1] = _signed(f[1])
+            stored[("feed", role)] = tuple(f)
         for oid in orders:
             base = _slot(plan["orders"], oid)
             s0 = ge(base)

@@ -37,7 +37,7 @@ from model import World, adl, liquidity_vault, margin, perp_engine
 from model import positions as P
 from model.fixed_point import Revert
 from model.mocks import Feed
-from tests.stateful.backends import ZERO_ORDER
+from tests.stateful.backends import ZERO_ORDER, extra_feeds
 from tests.stateful.funding_check import check_funding, funding_before
 
 USDC = 10**6
@@ -52,7 +52,8 @@ ANVIL_ROLES = {"owner": 0, "trader0": 1, "trader1": 2, "keeper": 3, "lp": 4, "pa
 ANVIL_ROLES.update({f"trader{i}": 5 + i for i in range(2, N_TRADERS)})
 ROLES = list(ANVIL_ROLES)
 
-LABELS = ("liquidation", "bad debt", "partial ADL", "full ADL", "socialized loss", "TP/SL execution",
+LABELS = ("oracle: fallback priced a liquidation", "oracle: sequencer down", "oracle: sequencer grace",
+          "liquidation", "bad debt", "partial ADL", "full ADL", "socialized loss", "TP/SL execution",
           "pending deleverage",
           # orders (docs/orders.md): executed; refused before a later round and
           # past expiry; cancelled by the requester after expiry (refused
@@ -202,6 +203,9 @@ def model_state(w, accounts, touched=None, valuation=True, orders=(), tp_sl_at=F
         stored.update((("tp_sl_at", k, mid), t) for (a, mid), t in e.tp_sl_at.items() if t and (k := a.lower()) in low)
         stored.update((("last order", k, mid), v) for (a, mid), v in e.pending.items()
                       if v != (0, 0) and (k := a.lower()) in low)
+    for role, address in getattr(w, "extra_feeds", {}).items():
+        f = w.feeds[address]
+        stored[("feed", role)] = (f.round_id, f.answer, f.started_at, f.updated_at)
     stored.update(vault_state(w, lps))
     if valuation:
         views[("valuation",)] = (liquidity_vault.total_assets(w), liquidity_vault.free_cash(w),
@@ -337,6 +341,15 @@ class Twin:
                 w.approve(sender, *args)
             elif verb.endswith(".set_answer"):
                 w.set_answer(self.b.addresses[verb.split(".")[0]], args[0], now=t)
+            elif verb == "sequencer.set_status":
+                w.feeds[self.b.addresses["sequencer"]].set_status(args[0], t)
+            elif verb == "sequencer.set_round_data":
+                f = w.feeds[self.b.addresses["sequencer"]]
+                f.round_id += 1
+                f.answered_in_round = f.round_id
+                f.answer, f.started_at, f.updated_at = args[0], args[1], t
+            elif verb.endswith(".set_reverts"):
+                w.feeds[self.b.addresses[verb.split(".")[0]]].set_reverts(args[0])
             else:
                 # The snapshot that restores the model on a revert is needed
                 # only when the chain reverted: had the chain succeeded, a
@@ -359,7 +372,7 @@ class Twin:
             self.succeeded += 1
             if verb == "token.mint":
                 self.minted += args[1]
-            elif verb.endswith(".set_answer"):
+            elif verb.startswith("feed") and verb.endswith(".set_answer"):
                 self.rounds[int(verb[4:verb.index(".")])].append((t, args[0]))
             elif verb == "request_order":
                 self.order_ids.add(w.e.order_count)
@@ -451,6 +464,24 @@ def mirror_world(backend, stored, now):
         w.e.feed_scale[mid] = 10 ** (18 - f.decimals)
         w.e.state[mid] = P.MarketState(*stored[("state", mid)])
     w.e.market_count = n
+    # the oracle wiring as deploy_in_process / deploy_protocol did it from
+    # the same config (set_oracle, set_sequencer_feed); the mocks' rounds
+    # from the chain
+    from scripts import config as cfg
+    from scripts.oracles import set_oracle_calls
+
+    w.extra_feeds = {role: A[role] for role in extra_feeds(A)}
+    for role, address in w.extra_feeds.items():
+        f = w.feeds[address] = Feed(decimals=0 if role == "sequencer" else 8)
+        f.round_id, f.answer, f.started_at, f.updated_at = stored[("feed", role)]
+        f.answered_in_round = f.round_id
+    conf = cfg.load("local")
+    fallbacks = {int(r[8:]): A[r] for r in w.extra_feeds if r.startswith("fallback")}
+    for mid, o in set_oracle_calls(conf, fallbacks):
+        scale = 10**10 if o.fallback != P.ZERO else 0
+        w.e.oracle[mid] = P.OracleParams(o.min_price, o.max_price, o.heartbeat, o.fallback, o.fallback_max_age, scale)
+    if "sequencer" in A:
+        w.e.sequencer_feed, w.e.sequencer_grace = A["sequencer"], conf["sequencer"]["grace_period"]
     w.e.order_count, w.e.order_expiry = stored[("orders",)]
     w.e.max_profit, w.e.total_cost, w.e.min_keeper_reward, w.e.min_notional = stored[("solvency",)]
     for role in ("engine", "vault", "fund"):
@@ -1479,6 +1510,49 @@ class BackstopMachine(BackstopActions):
         answer = min(max(answer, lo), hi)
         self.act(self.r["owner"], f"feed{mid}.set_answer", answer)
         self._touch_market(mid)
+
+    # ------------------------------------------------------------ oracle hygiene (docs/trust.md "Oracles")
+    @precondition(lambda self: self.open_positions(0) and "fallback0" in self.b.addresses)
+    @rule(pick=st.integers(0, 2**16), bps=st.integers(-300, 300))
+    def primary_feed_broken(self, pick, bps):
+        """BTC-PERP's primary feed reverts; its fallback, a round later at a
+        price up to 3% away, prices a liquidation attempt on both sides
+        (liquidated or 'position healthy' alike). Then the primary is back,
+        with a fresh round at its old answer (so it prices again)."""
+        keys = self.open_positions(0)
+        a, mid = keys[pick % len(keys)]
+        answer = self.w.feeds[self.b.addresses["feed0"]].answer
+        owner = self.r["owner"]
+        assert self.act(owner, "feed0.set_reverts", True) is None
+        assert self.act(owner, "fallback0.set_answer", answer * (10_000 + bps) // 10_000) is None
+        price, updated, _ = P._oracle_round(self.w, 0)
+        fallback = self.w.feeds[self.b.addresses["fallback0"]]
+        assert (price, updated) == (fallback.answer * 10**10, fallback.updated_at)
+        self._liquidate(a, mid, self.r["keeper"])
+        self.step_labels.add("oracle: fallback priced a liquidation")
+        assert self.act(owner, "feed0.set_reverts", False) is None
+        assert self.act(owner, "feed0.set_answer", answer) is None
+        self._touch_market(0)
+
+    @precondition(lambda self: self.open_positions() and "sequencer" in self.b.addresses)
+    @rule(pick=st.integers(0, 2**16))
+    def sequencer_outage(self, pick):
+        """The L2 sequencer goes down: a liquidation attempt reverts
+        'sequencer down' on both sides; back up, it reverts 'sequencer
+        grace'. Then the mock is set up-since-long-ago again, so the rest
+        of the example trades."""
+        keys = self.open_positions()
+        a, mid = keys[pick % len(keys)]
+        owner = self.r["owner"]
+        targets = perp_engine.adl_ranking(self.w, a, mid)
+        assert self.act(owner, "sequencer.set_status", 1) is None
+        self.tw.restamp_feeds(owner)
+        assert self.act(self.r["keeper"], "liquidate", a, mid, targets) == "sequencer down"
+        self.step_labels.add("oracle: sequencer down")
+        assert self.act(owner, "sequencer.set_status", 0) is None
+        assert self.act(self.r["keeper"], "liquidate", a, mid, targets) == "sequencer grace"
+        self.step_labels.add("oracle: sequencer grace")
+        assert self.act(owner, "sequencer.set_round_data", 0, 1) is None
 
     @rule(dt=st.sampled_from([1, 30, 600, 1_800, 3_599, 1, 30, 600, 1_800, 3_599, 3_601, 86_400]))
     def time_passes(self, dt):

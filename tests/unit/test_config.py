@@ -239,8 +239,8 @@ def test_deploy_protocol__default_config__keeps_the_default_order_expiry(owner):
     before = owner.nonce
     p = deploy_protocol(owner)
     assert p.engine.order_expiry() == DEFAULT_ORDER_EXPIRY
-    # MockToken, 2 feeds, PerpExits, PerpOrders, PerpEngine, vault, fund, initialize, 2 add_market, lens
-    assert owner.nonce - before == 12
+    # MockToken, 2 feeds, PerpExits, PerpOrders, PerpAdmin, PerpEngine, vault, fund, initialize, 2 add_market, lens
+    assert owner.nonce - before == 13
 
 
 def test_deploy_protocol__mocks_false__decimals_read_from_the_token_bound_the_fee_before_sending(owner):

@@ -1,6 +1,6 @@
 """The build itself: compiler pin, EVM target, contract sizes, and the
 storage-layout identity that PerpEngine's delegatecalls to its facets
-(PerpExits, PerpOrders) rely on."""
+(PerpExits, PerpOrders, PerpAdmin) rely on."""
 
 import json
 import re
@@ -15,7 +15,7 @@ CONTRACTS = ROOT / "contracts"
 VYPER = ROOT / ".venv" / "bin" / "vyper"
 EIP170 = 24_576
 # PerpEngine and every contract whose code runs on its storage by delegatecall.
-FACETS = ("PerpEngine", "PerpExits", "PerpOrders")
+FACETS = ("PerpEngine", "PerpExits", "PerpOrders", "PerpAdmin")
 
 
 def vyper(*args):
@@ -55,9 +55,9 @@ def test_deployable__fits_eip170(name):
 
 
 def test_engine_and_every_facet__share_one_storage_layout():
-    """PerpExits and PerpOrders run on PerpEngine's storage by delegatecall:
-    every variable must sit in the same slot (same type, same length) in all
-    three."""
+    """PerpExits, PerpOrders and PerpAdmin run on PerpEngine's storage by
+    delegatecall: every variable must sit in the same slot (same type, same
+    length) in all four."""
     full = {name: json.loads(vyper("-f", "layout", f"{name}.vy")) for name in FACETS}
     layouts = {name: full[name]["storage_layout"] for name in FACETS}
     engine = layouts["PerpEngine"]
@@ -88,6 +88,7 @@ def test_engine__forwards_to_every_facet_it_was_deployed_with(protocol):
     """The facets the layout test compares are the ones the engine calls."""
     assert protocol.engine.EXITS() == protocol.exits.address
     assert protocol.engine.ORDERS() == protocol.orders.address
+    assert protocol.engine.ADMIN() == protocol.admin.address
 
 
 def test_exits__refuses_a_direct_call(protocol, trader):
@@ -108,6 +109,25 @@ def test_orders__refuses_a_direct_call(protocol, trader, verb, args):
     import ape
     with ape.reverts("orders: delegatecall only"):
         getattr(protocol.orders, verb)(*args, sender=trader)
+
+
+@pytest.mark.parametrize("verb, args", [
+    ("initialize", ("0x" + "11" * 20, "0x" + "22" * 20)),
+    ("set_pauser", ("0x" + "11" * 20,)),
+    ("set_order_expiry", (3600,)),
+    ("set_max_profit", (10**18,)),
+    ("set_keeper_reward", (0, 0)),
+    ("transfer_ownership", ("0x" + "11" * 20,)),
+    ("accept_ownership", ()),
+    ("pause", ()),
+    ("unpause", ()),
+])
+def test_admin__refuses_a_direct_call(protocol, owner, verb, args):
+    """Called at its own address, PerpAdmin would act on its own empty
+    storage (where its deployer is the owner): it refuses first."""
+    import ape
+    with ape.reverts("admin: delegatecall only"):
+        getattr(protocol.admin, verb)(*args, sender=owner)
 
 
 @pytest.mark.parametrize("name", [*FACETS, "LiquidityVault", "InsuranceFund", "BackstopLens",

@@ -205,3 +205,10 @@ def expect_order_refused(twin, sender, mid, size, margin, acceptable, executor, 
     assert tuple(e.market_state(mid)) == market0
     twin.assert_same()
     return stage
+
+
+def no_fallback(twin, owner, mid=0):
+    """Unregister market `mid`'s devnet fallback feed (config/networks.yaml
+    gives BTC-PERP one), on chain and model: for tests that break the
+    market's only feed and expect "bad price"."""
+    expect_ok(twin, owner, "set_oracle", mid, (1, 2**128 - 1, 3_000, ZERO, 0))

@@ -30,7 +30,8 @@ def deploy_hostile_protocol(owner):
     feed = owner.deploy(project.MockAggregator, 8, 80_000 * 10**8)
     exits = owner.deploy(project.PerpExits, token)
     orders = owner.deploy(project.PerpOrders, token)
-    engine = owner.deploy(project.PerpEngine, token, exits, orders)
+    admin = owner.deploy(project.PerpAdmin, token)
+    engine = owner.deploy(project.PerpEngine, token, exits, orders, admin)
     vault = owner.deploy(project.LiquidityVault, token, engine)
     fund = owner.deploy(project.InsuranceFund, token, engine)
     engine.initialize(vault, fund, sender=owner)
@@ -38,7 +39,7 @@ def deploy_hostile_protocol(owner):
     market = dict(cfg.load("local")["markets"][0], funding_k_bps_per_hour=0, max_funding_bps_per_hour=0)
     engine.add_market(cfg.market_params(market, feed.address, 6).as_tuple(), sender=owner)
     return Protocol(engine=engine_at(engine.address), vault=vault, insurance_fund=fund, token=token,
-                    feeds=[feed], exits=exits, orders=orders)
+                    feeds=[feed], exits=exits, orders=orders, admin=admin)
 
 
 def later_round(p, owner, answer=80_000 * 10**8):

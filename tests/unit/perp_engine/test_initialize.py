@@ -17,11 +17,12 @@ def fresh(protocol, owner, stranger):
     token = protocol.token
     exits = owner.deploy(project.PerpExits, token)
     orders = owner.deploy(project.PerpOrders, token)
-    engine = owner.deploy(project.PerpEngine, token, exits, orders)
+    admin = owner.deploy(project.PerpAdmin, token)
+    engine = owner.deploy(project.PerpEngine, token, exits, orders, admin)
     vault = owner.deploy(project.LiquidityVault, token, engine)
     fund = owner.deploy(project.InsuranceFund, token, engine)
     p = Protocol(engine=engine_at(engine.address), vault=vault, insurance_fund=fund, token=token, feeds=[],
-                 exits=exits, orders=orders)
+                 exits=exits, orders=orders, admin=admin)
     w = mirror_world(p, owner)
     w.e.vault, w.e.insurance_fund = engine.vault(), engine.insurance_fund()
     assert w.e.vault == ZERO and w.e.insurance_fund == ZERO
@@ -60,12 +61,15 @@ def test_initialize__zero_address__reverts(fresh, owner):
 
 
 def test_constructor__a_facet_that_is_not_a_contract__reverts_facets(protocol, owner, stranger):
-    """PerpExits and PerpOrders are reached by delegatecall: an address
-    without code there would make every forwarded verb a silent no-op."""
-    token, exits, orders = protocol.token, protocol.exits, protocol.orders
-    for args in ((stranger, orders), (exits, stranger), (ZERO, orders), (exits, ZERO), (ZERO, ZERO)):
+    """PerpExits, PerpOrders and PerpAdmin are reached by delegatecall: an
+    address without code there would make every forwarded verb a silent
+    no-op."""
+    token, exits, orders, admin = protocol.token, protocol.exits, protocol.orders, protocol.admin
+    for args in ((stranger, orders, admin), (exits, stranger, admin), (exits, orders, stranger),
+                 (ZERO, orders, admin), (exits, ZERO, admin), (exits, orders, ZERO), (ZERO, ZERO, ZERO)):
         with pytest.raises(ContractLogicError) as exc:
             owner.deploy(project.PerpEngine, token, *args)
         assert revert_reason(exc.value) == "engine: facets"
-    engine = owner.deploy(project.PerpEngine, token, exits, orders)  # the control: both are contracts
+    engine = owner.deploy(project.PerpEngine, token, exits, orders, admin)  # the control: all are contracts
     assert engine.EXITS() == exits.address and engine.ORDERS() == orders.address
+    assert engine.ADMIN() == admin.address

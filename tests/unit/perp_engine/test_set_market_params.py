@@ -9,7 +9,7 @@ from model.positions import (
     MAX_PRICE_AGE, MAX_TRADING_FEE, MIN_IMF)
 from tests.unit.perp_engine.helpers import (
     SCALE, USDC, WAD, ZERO, assert_roles_same, ceil_div, deploy_feed, events, expect_ok, expect_order_ok,
-    expect_order_refused, expect_revert, free, params, position, set_round)
+    expect_order_refused, expect_revert, free, no_fallback, params, position, set_round)
 
 MAX_AMOUNT = 2**128
 # A market with room under every cap: imf 5%, mmf 2%.
@@ -32,8 +32,9 @@ BOUNDS = {
         [dict(funding_k=MAX_FUNDING_K, max_funding_rate=MAX_FUNDING_RATE), dict(funding_k=0, max_funding_rate=0)],
         [dict(funding_k=MAX_FUNDING_K + 1), dict(max_funding_rate=MAX_FUNDING_RATE + 1)]),
     "params: price age": (
-        [dict(max_price_age=1), dict(max_price_age=MAX_PRICE_AGE)],
-        [dict(max_price_age=0), dict(max_price_age=MAX_PRICE_AGE + 1)]),
+        # above the devnet's 3,000 s heartbeat (the buffer), at most a day
+        [dict(max_price_age=3_001), dict(max_price_age=MAX_PRICE_AGE)],
+        [dict(max_price_age=3_000), dict(max_price_age=MAX_PRICE_AGE + 1)]),
     "params: open interest": (
         [dict(max_open_interest=1), dict(max_open_interest=MAX_OPEN_INTEREST)],
         [dict(max_open_interest=0), dict(max_open_interest=MAX_OPEN_INTEREST + 1)]),
@@ -143,6 +144,7 @@ def test_set_market_params__broken_feed__can_be_replaced(twin, owner, trader, ke
     the old funding parameters at the new feed's price, and a close order
     that could not execute on the broken feed (it stayed pending) executes
     on the new one."""
+    no_fallback(twin, owner)
     expect_ok(twin, trader, "deposit", 10_000 * USDC)
     expect_order_ok(twin, trader, 0, WAD, 2_000 * USDC, 80_000 * WAD, keeper)
     set_round(twin, 0, owner, round_id=9, answer=0, started_at=0, updated_at=0, answered_in_round=9)
@@ -165,6 +167,7 @@ def test_set_market_params__broken_feed__can_be_replaced(twin, owner, trader, ke
 def test_set_market_params__broken_feed_kept__still_bad_price(twin, owner, trader):
     """Keeping the broken feed changes nothing: funding cannot accrue without
     a price. Invalid parameters are named before the price is read."""
+    no_fallback(twin, owner)
     before = params(twin, 0)
     set_round(twin, 0, owner, round_id=9, answer=0, started_at=0, updated_at=0, answered_in_round=9)
     assert twin.act(owner, "set_market_params", 0, params(twin, 0, liq_fee=0)) == (False, "bad price")

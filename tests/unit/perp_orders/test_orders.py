@@ -10,7 +10,7 @@ from ape import project
 from ape.exceptions import ContractLogicError
 
 from tests.unit.perp_engine.helpers import (
-    USDC, WAD, btc, ceil_div, events, expect_ok, expect_revert, params, position, set_round)
+    USDC, WAD, btc, ceil_div, events, expect_ok, expect_revert, no_fallback, params, position, set_round)
 
 PRICE = 80_000 * WAD
 EXEC_FEE = 1 * USDC
@@ -199,6 +199,7 @@ def test_execute_order__stale_feed__reverts_and_the_order_waits_for_a_fresh_roun
 
 def test_execute_order__broken_feed__reverts_bad_price_and_the_order_stays(funded, owner, trader, keeper):
     twin = funded
+    no_fallback(twin, owner)
     oid = request(twin, trader, 0, WAD, 1_000 * USDC, PRICE)
     t = twin.w.now + 5
     set_round(twin, 0, owner, round_id=9, answer=0, started_at=t, updated_at=t, answered_in_round=9)

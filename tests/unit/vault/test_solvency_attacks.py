@@ -14,6 +14,7 @@ from tests.unit.perp_exits.helpers import (
     cancelled,
 )
 from tests.unit.vault.lp import redeem_everything
+from tests.unit.perp_engine.helpers import no_fallback
 
 MAX_UINT = 2**256 - 1
 
@@ -150,6 +151,7 @@ def test_erc4626_views__a_broken_feed__answer_and_deposits_wait(twin, owner, tra
     feed. Now they answer, valuing open positions at their whole cap (the
     reserve); deposits, which need the value, wait: maxDeposit 0 and
     "vault: no valuation"."""
+    no_fallback(twin, owner)
     v, e = twin.p.vault, twin.p.engine
     no_funding(twin, owner)
     open_position(twin, trader, 10 * WAD, 20_000 * USDC)

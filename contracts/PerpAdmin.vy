@@ -1,0 +1,244 @@
+# pragma version 0.4.3
+"""
+@title PerpAdmin
+@notice The owner's and the pauser's verbs for PerpEngine: wiring, markets
+        and their parameters, the engine-wide settings, the pauser, pause
+        and the two-step ownership transfer. It runs only by delegatecall
+        from PerpEngine, on PerpEngine's storage (same modules initialized
+        in the same order), under PerpEngine's reentrancy lock, so its
+        events are emitted by the engine's address. It exists because the
+        engine alone would not fit EIP-170 (docs/architecture.md).
+        model/perp_engine.py mirrors every function.
+@custom:security Called directly, every function reverts
+        "admin: delegatecall only": its own storage is never used. Every
+        verb checks its caller itself (ownable._check_owner, or the pauser).
+"""
+
+from ethereum.ercs import IERC20
+from snekmate.auth import ownable
+from snekmate.auth import ownable_2step
+from snekmate.utils import pausable
+
+import positions
+import adl
+from interfaces import ILiquidityVault
+from interfaces import IInsuranceFund
+
+initializes: ownable
+initializes: ownable_2step[ownable := ownable]
+initializes: pausable
+initializes: positions
+initializes: adl[positions := positions]
+
+SELF: immutable(address)
+
+
+@deploy
+def __init__(collateral: IERC20):
+    """
+    @notice Deploy with the same collateral as the engine that will use it
+            (immutables live in code, so they must match).
+    """
+    ownable.__init__()
+    ownable_2step.__init__()
+    pausable.__init__()
+    positions.__init__(collateral)
+    SELF = self
+
+
+@internal
+@view
+def _only_delegated():
+    assert self != SELF, "admin: delegatecall only"
+
+
+# ---------------------------------------------------------------- ownership
+
+
+@external
+def transfer_ownership(new_owner: address):
+    """
+    @notice Start a two-step ownership transfer (snekmate ownable_2step).
+    """
+    self._only_delegated()
+    ownable._check_owner()
+    ownable_2step.pending_owner = new_owner
+    log ownable_2step.OwnershipTransferStarted(previous_owner=ownable.owner, new_owner=new_owner)
+
+
+@external
+def accept_ownership():
+    """
+    @notice Complete a two-step ownership transfer; only the pending owner.
+    """
+    self._only_delegated()
+    assert ownable_2step.pending_owner == msg.sender, "ownable_2step: caller is not the new owner"
+    ownable_2step._transfer_ownership(msg.sender)
+
+
+# ---------------------------------------------------------------- wiring and markets
+
+
+@external
+def initialize(vault: address, insurance_fund: address):
+    """
+    @notice Wire the liquidity vault and the insurance fund, once.
+    """
+    self._only_delegated()
+    ownable._check_owner()
+    assert positions.vault.address == empty(address), "engine: initialized"
+    assert vault != empty(address) and insurance_fund != empty(address), "engine: zero address"
+    positions.vault = ILiquidityVault(vault)
+    positions.insurance_fund = IInsuranceFund(insurance_fund)
+
+
+@external
+def add_market(params: positions.MarketParams) -> uint256:
+    """
+    @notice Add a market; ids run from 0 in the order markets were added.
+    """
+    self._only_delegated()
+    ownable._check_owner()
+    mid: uint256 = positions.market_count
+    assert mid < positions.MAX_MARKETS, "params: too many markets"
+    positions._set_params(mid, params)
+    positions._state[mid].last_funding_time = block.timestamp
+    positions.market_count = mid + 1
+    log positions.MarketAdded(market_id=mid, feed=params.feed)
+    return mid
+
+
+@external
+def set_market_params(market_id: uint256, params: positions.MarketParams):
+    """
+    @notice Change a market's parameters, within bounds. Funding accrues
+            first, under the old funding parameters, at the price of the
+            feed the market will use: a feed that broke (answers 0, an
+            incomplete round) can be replaced, since only the new one is read.
+    """
+    self._only_delegated()
+    ownable._check_owner()
+    positions._check_market(market_id)
+    funding_word: uint256 = positions._packed[market_id][2]  # old funding_k, max_funding_rate
+    positions._set_params(market_id, params)
+    new_word: uint256 = positions._packed[market_id][2]
+    positions._packed[market_id][2] = funding_word
+    positions._accrue(market_id, positions._price(market_id, False))
+    positions._packed[market_id][2] = new_word
+
+
+# ---------------------------------------------------------------- engine-wide settings
+
+
+@external
+def set_oracle(market_id: uint256, oracle: positions.OracleParams):
+    """
+    @notice A market's price bounds (1e18, inclusive), its primary feed's
+            heartbeat (below max_price_age: the age limit leaves a buffer)
+            and its fallback feed (empty: none) with the fallback's maximum
+            age; see positions._set_oracle and docs/trust.md "Oracles".
+    """
+    self._only_delegated()
+    ownable._check_owner()
+    positions._check_market(market_id)
+    positions._set_oracle(market_id, oracle)
+
+
+@external
+def set_sequencer_feed(feed: address, grace: uint256):
+    """
+    @notice The network's L2 sequencer-uptime feed (empty: none) and the
+            grace period after the sequencer comes back up during which
+            fresh prices are refused.
+    """
+    self._only_delegated()
+    ownable._check_owner()
+    positions._set_sequencer_feed(feed, grace)
+
+
+@external
+def set_order_expiry(expiry: uint256):
+    """
+    @notice How long an order may wait for a later price before it can only
+            be cancelled (bounded). Applies to orders requested afterwards:
+            a pending order keeps the deadline it was given.
+    """
+    self._only_delegated()
+    ownable._check_owner()
+    assert expiry >= positions.MIN_ORDER_EXPIRY and expiry <= positions.MAX_ORDER_EXPIRY, "params: order expiry"
+    positions.order_expiry = expiry
+    log positions.OrderExpirySet(expiry=expiry)
+
+
+@external
+def set_max_profit(max_profit: uint256):
+    """
+    @notice The payout cap, a fraction (1e18) of each position's entry
+            notional, bounded to [25%, 1000%]. Applies to every open position;
+            raising it raises the vault's reserve and reverts
+            "vault: capacity" when the vault's cash would not cover it.
+    """
+    self._only_delegated()
+    ownable._check_owner()
+    assert max_profit >= positions.MIN_MAX_PROFIT and max_profit <= positions.MAX_MAX_PROFIT, "params: max profit"
+    positions.max_profit = max_profit
+    positions._check_capacity()
+    log positions.MaxProfitSet(max_profit=max_profit)
+
+
+@external
+def set_keeper_reward(min_keeper_reward: uint256, min_notional: uint256):
+    """
+    @notice The least every liquidation and deleverage pays its caller (at
+            most 100 whole tokens), and the least entry notional of a
+            position; every market's trading fee on min_notional must pay
+            at least the reward. New positions only: an open position below
+            a raised min_notional stays until it is reduced or closed.
+    """
+    self._only_delegated()
+    ownable._check_owner()
+    assert min_keeper_reward <= positions.MAX_KEEPER_REWARD_TOKENS * (10**36 // positions.SCALE), "params: keeper reward"
+    assert min_notional < positions.MAX_AMOUNT, "params: min notional"
+    for mid: uint256 in range(positions.MAX_MARKETS):
+        if mid >= positions.market_count:
+            break
+        fee: uint256 = (positions._packed[mid][1] >> 128) & positions.MASK64
+        assert fee * min_notional >= min_keeper_reward * positions.WAD, "params: trading fee below reward"
+    positions.min_keeper_reward = min_keeper_reward
+    positions.min_notional = min_notional
+    log positions.KeeperRewardSet(min_keeper_reward=min_keeper_reward, min_notional=min_notional)
+
+
+# ---------------------------------------------------------------- pauser
+
+
+@external
+def set_pauser(pauser: address):
+    """
+    @notice Name the account that may pause and unpause new risk.
+    """
+    self._only_delegated()
+    ownable._check_owner()
+    positions.pauser = pauser
+    log positions.PauserSet(pauser=pauser)
+
+
+@external
+def pause():
+    """
+    @notice Stop opening and adding risk. Closing, margin adds, withdrawals,
+            liquidation, ADL and TP/SL keep working.
+    """
+    self._only_delegated()
+    assert msg.sender == positions.pauser or msg.sender == ownable.owner, "engine: not pauser"
+    pausable._pause()
+
+
+@external
+def unpause():
+    """
+    @notice Resume opening and adding risk.
+    """
+    self._only_delegated()
+    assert msg.sender == positions.pauser or msg.sender == ownable.owner, "engine: not pauser"
+    pausable._unpause()
