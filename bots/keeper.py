@@ -731,9 +731,8 @@ class Keeper:
         mid = a.market_id
         before = w.e.free.get(self.me, 0)
         if a.kind == "deleverage":
-            a.always = True  # solvency: a pending ADL job blocks the market's next bankrupt liquidation
-            job = w.e.adl_pending[mid]
-            a.targets = adl._ranking(w, mid, job.bankrupt_size, P._price(w, mid, False))
+            a.always = True  # solvency: a full ADL queue blocks the market's next bankrupt liquidation
+            a.targets = adl.job_ranking(w, mid)  # at the job's price
             PX.deleverage(w, mid, a.targets)
         elif a.kind == "liquidate":
             pos = P._load(w, a.account, mid)

@@ -229,19 +229,21 @@ class Mirror:
             items += [
                 (p.feed, "latestRoundData()", [], [], R.ROUND),
                 (e, "market_state(uint256)", ["uint256"], [mid], [f"({','.join(R.MARKET_STATE)})"]),
-                (e, "adl_pending(uint256)", ["uint256"], [mid], [f"({','.join(R.ADL_PENDING)})"]),
-            ]
+            ] + [(e, "adl_pending(uint256,uint256)", ["uint256", "uint256"], [mid, i], [f"({','.join(R.ADL_PENDING)})"])
+                 for i in range(P.MAX_ADL_JOBS)]
         holders = [w.engine_address, w.vault_address, w.fund_address]
         items += [(w.token_address, ERC20_BALANCE, ["address"], [h], ["uint256"]) for h in holders]
         out = self._calls(items, block)
+        width = 2 + P.MAX_ADL_JOBS
         for mid in range(w.e.market_count):
-            rd, (st,), (job,) = out[3 * mid: 3 * mid + 3]
+            rd, (st,), *jobs = out[width * mid: width * (mid + 1)]
             f = w.feeds[w.e.params[mid].feed]
             f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (int(x) for x in rd)
             w.e.state[mid] = P.MarketState(*[int(x) for x in st])
-            j = list(job)
-            w.e.adl_pending[mid] = P.AdlPending(int(j[0]), int(j[1]), int(j[2]), int(j[3]), R.addr(j[4]), int(j[5]))
-        for h, (bal,) in zip(holders, out[3 * w.e.market_count:]):
+            queue = [P.AdlPending(int(j[0]), int(j[1]), int(j[2]), int(j[3]), R.addr(j[4]), int(j[5]), int(j[6]))
+                     for (j,) in jobs]
+            w.e.adl_jobs[mid] = [j for j in queue if j.remaining > 0]
+        for h, (bal,) in zip(holders, out[width * w.e.market_count:]):
             w.token.balances[h] = int(bal)
         blk = self.rpc.request("eth_getBlockByNumber", [hex(block), False])
         if blk is None:
