@@ -293,8 +293,9 @@ def _describe(err, raw):
         msg = f"must be at most {ctx['le']}"
     else:
         msg = err["msg"].removeprefix("Value error, ")
-        msg = msg[0].lower() + msg[1:]
-    return f"{where} {value!r} {msg}" if not isinstance(value, (dict, list)) else f"{where} {msg}"
+        if msg[1:2].islower():  # "Must ..." but not "BTC-PERP: ..."
+            msg = msg[0].lower() + msg[1:]
+    return f"{where} {value!r} {msg}" if not isinstance(value, (dict, list)) else f"{where} {msg}".lstrip()
 
 
 def _known_keys(loc):
