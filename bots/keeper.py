@@ -79,7 +79,7 @@ RACES = frozenset({
     "position healthy",
     "not triggered",
     "adl: nothing pending",
-    "adl: pending deleverage",
+    "adl: queue full",  # four jobs pending: the keeper deleverages first, then retries
     # An ADL list goes stale when a trade or another liquidation mined between
     # planning and inclusion changes the ranking (every tx in its own block
     # under automine makes that common). The position is re-planned from fresh
