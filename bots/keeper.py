@@ -87,7 +87,7 @@ RACES = frozenset({
     "position healthy",
     "not triggered",
     "adl: nothing pending",
-    "adl: pending deleverage",
+    "adl: queue full",  # four jobs pending: the keeper deleverages first, then retries
     # An ADL list goes stale when a trade or another liquidation mined between
     # planning and inclusion changes the ranking (every tx in its own block
     # under automine makes that common). The position is re-planned from fresh
@@ -821,9 +821,8 @@ class Keeper:
         mid = a.market_id
         before = w.e.free.get(self.me, 0)
         if a.kind == "deleverage":
-            a.always = True  # solvency: a pending ADL job blocks the market's next bankrupt liquidation
-            job = w.e.adl_pending[mid]
-            a.targets = adl._ranking(w, mid, job.bankrupt_size, P._price(w, mid, False))
+            a.always = True  # solvency: a full ADL queue blocks the market's next bankrupt liquidation
+            a.targets = adl.job_ranking(w, mid)  # at the job's price
             PX.deleverage(w, mid, a.targets)
         elif a.kind == "liquidate":
             pos = P._load(w, a.account, mid)

@@ -242,8 +242,8 @@ class Mirror:
             items += [
                 (p.feed, "latestRoundData()", [], [], R.ROUND),
                 (e, "market_state(uint256)", ["uint256"], [mid], [f"({','.join(R.MARKET_STATE)})"]),
-                (e, "adl_pending(uint256)", ["uint256"], [mid], [f"({','.join(R.ADL_PENDING)})"]),
-            ]
+            ] + [(e, "adl_pending(uint256,uint256)", ["uint256", "uint256"], [mid, i], [f"({','.join(R.ADL_PENDING)})"])
+                 for i in range(P.MAX_ADL_JOBS)]
         holders = [w.engine_address, w.vault_address, w.fund_address, w.v.escrow]
         items += [(w.token_address, ERC20_BALANCE, ["address"], [h], ["uint256"]) for h in holders]
         # Engine-wide: the payout cap's reserve (max_profit x total_cost) and
@@ -262,14 +262,16 @@ class Mirror:
         w.v.closing, w.v.epoch, w.v.settle_fee, w.v.total_supply = closing, open_epoch, fee, supply
         w.v.balances = {v: own}  # settle mints and burns only the vault's own shares
         w.v.epochs = {i: LV.Epoch(*(int(x) for x in ep[0])) for i, ep in zip(ids, epochs)}
+        width = 2 + P.MAX_ADL_JOBS
         for mid in range(w.e.market_count):
-            rd, (st,), (job,) = out[3 * mid: 3 * mid + 3]
+            rd, (st,), *jobs = out[width * mid: width * (mid + 1)]
             f = w.feeds[w.e.params[mid].feed]
             f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (int(x) for x in rd)
             w.e.state[mid] = P.MarketState(*[int(x) for x in st])
-            j = list(job)
-            w.e.adl_pending[mid] = P.AdlPending(int(j[0]), int(j[1]), int(j[2]), int(j[3]), R.addr(j[4]), int(j[5]))
-        for h, (bal,) in zip(holders, out[3 * w.e.market_count: 3 * w.e.market_count + len(holders)]):
+            queue = [P.AdlPending(int(j[0]), int(j[1]), int(j[2]), int(j[3]), R.addr(j[4]), int(j[5]), int(j[6]))
+                     for (j,) in jobs]
+            w.e.adl_jobs[mid] = [j for j in queue if j.remaining > 0]
+        for h, (bal,) in zip(holders, out[width * w.e.market_count: width * w.e.market_count + len(holders)]):
             w.token.balances[h] = int(bal)
         blk = self.rpc.request("eth_getBlockByNumber", [hex(block), False])
         if blk is None:

@@ -166,7 +166,7 @@ POSITION = ["int256", "uint256", "uint256", "int256", "uint256", "uint256"]
 # no change here).
 MARKET_PARAMS = ["address"] + ["uint256"] * (len(dataclasses.fields(_MarketParams)) - 1)
 MARKET_STATE = ["uint256", "uint256", "uint256", "uint256", "int256", "int256", "uint256"]
-ADL_PENDING = ["uint256", "uint256", "int256", "uint256", "address", "uint256"]
+ADL_PENDING = ["uint256", "uint256", "int256", "uint256", "address", "uint256", "uint256"]
 ROUND = ["uint80", "int256", "uint256", "uint256", "uint80"]
 
 # The events that change a position, and which topics hold (account, market).

@@ -69,6 +69,7 @@ struct AdlPending:
     size_left: uint256
     bankrupt: address
     bankruptcy_price: uint256
+    price: uint256
 
 # ---------------------------------------------------------------- structs (lens results)
 
@@ -105,7 +106,7 @@ struct FeedRound:
 struct MarketView:
     params: MarketParams
     state: MarketState
-    pending: AdlPending
+    pending: AdlPending[4]  # the engine's queue, oldest first (MAX_ADL_JOBS)
     feed: FeedRound
     long_count: uint256
     short_count: uint256
@@ -124,6 +125,7 @@ struct PositionView:
     liquidatable: bool
     liquidation_price: uint256
     bankruptcy_price: uint256
+    price: uint256
     adl_score: uint256
     funding_owed: int256
 
@@ -146,7 +148,7 @@ interface Engine:
     def min_notional() -> uint256: view
     def market_params(market_id: uint256) -> MarketParams: view
     def market_state(market_id: uint256) -> MarketState: view
-    def adl_pending(market_id: uint256) -> AdlPending: view
+    def adl_pending(market_id: uint256, index: uint256) -> AdlPending: view
     def position_count(market_id: uint256, is_long: bool) -> uint256: view
     def position_at(market_id: uint256, is_long: bool, index: uint256) -> address: view
     def get_position(account: address, market_id: uint256) -> Position: view
@@ -351,7 +353,12 @@ def _market(engine: Engine, mid: uint256) -> MarketView:
     return MarketView(
         params=p,
         state=staticcall engine.market_state(mid),
-        pending=staticcall engine.adl_pending(mid),
+        pending=[
+            staticcall engine.adl_pending(mid, 0),
+            staticcall engine.adl_pending(mid, 1),
+            staticcall engine.adl_pending(mid, 2),
+            staticcall engine.adl_pending(mid, 3),
+        ],
         feed=r,
         long_count=staticcall engine.position_count(mid, True),
         short_count=staticcall engine.position_count(mid, False),

@@ -504,12 +504,12 @@ def adl_ranking(account: address, market_id: uint256) -> DynArray[address, posit
 
 @external
 @view
-def adl_pending(market_id: uint256) -> positions.AdlPending:
+def adl_pending(market_id: uint256, index: uint256 = 0) -> positions.AdlPending:
     """
-    @notice An ADL left unfinished because it needed more targets than one
-            call takes; `deleverage` continues it.
+    @notice The market's pending ADL jobs, oldest (the one `deleverage`
+            continues) at index 0; empty past the last.
     """
-    return positions._adl_pending[market_id]
+    return positions._adl_jobs[market_id][index]
 
 
 @external

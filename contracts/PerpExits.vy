@@ -109,7 +109,9 @@ def execute_tp_sl(account: address, market_id: uint256):
     assert updated > positions._tp_sl_at[account][market_id], "tp_sl: no later price"
     p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
-    positions._reduce(account, market_id, old, old.size, price, idx, p, msg.sender)
+    payout: uint256 = positions._reduce(account, market_id, old, old.size, price, idx, p, msg.sender)
+    # The escape pays: its share of every pending job it is a target of.
+    adl._escape(account, market_id, old, old.size, payout)
 
 
 @internal
@@ -135,7 +137,9 @@ def liquidate(account: address, market_id: uint256, adl_targets: DynArray[addres
             equity) split between caller and insurance fund; bad debt is paid
             by the fund up to its balance; the rest is deleveraged at the
             bankruptcy price against `adl_targets`, which must be ranked as
-            `adl_ranking` ranks them. See docs/liquidation.md.
+            `adl_ranking` ranks them. While a job is pending in the market,
+            a new job queues behind it (`adl_targets` unused; "adl: queue
+            full" past MAX_ADL_JOBS). See docs/liquidation.md.
     """
     self._only_delegated()
     positions._check_market(market_id)
@@ -187,7 +191,6 @@ def liquidate(account: address, market_id: uint256, adl_targets: DynArray[addres
     uncovered: uint256 = bad_debt - covered + advanced
     if uncovered == 0:
         return
-    assert positions._adl_pending[market_id].remaining == 0, "adl: pending deleverage"
     job: positions.AdlPending = positions.AdlPending(
         remaining=uncovered,
         bad_debt=bad_debt + advanced,
@@ -195,22 +198,36 @@ def liquidate(account: address, market_id: uint256, adl_targets: DynArray[addres
         size_left=convert(abs(old.size), uint256),
         bankrupt=account,
         bankruptcy_price=margin.bankruptcy_price(old.size, old.entry_price, eff, positions.SCALE),
+        price=price,
     )
-    adl._deleverage(market_id, job, adl_targets, price, idx, p)
+    if positions._adl_count[market_id] > 0:
+        # Jobs queue, oldest first: this one waits its turn (`adl_targets`
+        # is not used) and the liquidation itself is final.
+        adl._push(market_id, job)
+        log positions.DeleveragePending(market_id=market_id, bankrupt=account, remaining=uncovered)
+        return
+    job = adl._deleverage(market_id, job, adl_targets, price, idx, p)
+    if job.remaining > 0:
+        adl._push(market_id, job)
 
 
 @external
 def deleverage(market_id: uint256, adl_targets: DynArray[address, positions.MAX_ADL_TARGETS]):
     """
-    @notice Permissionless. Continue an ADL that needed more targets than one
-            call takes (see `adl_pending`). Same ranking rules as `liquidate`.
+    @notice Permissionless. Continue the market's oldest pending ADL job
+            (see `adl_pending`), at the price it was created at. Same
+            ranking rules as `liquidate`.
     """
     self._only_delegated()
     positions._check_market(market_id)
-    job: positions.AdlPending = positions._adl_pending[market_id]
-    assert job.remaining > 0, "adl: nothing pending"
+    assert positions._adl_count[market_id] > 0, "adl: nothing pending"
+    job: positions.AdlPending = positions._adl_jobs[market_id][0]
     price: uint256 = positions._price(market_id, True)
     p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
     job.remaining += positions._pay_keeper_floor(msg.sender, 0)
-    adl._deleverage(market_id, job, adl_targets, price, idx, p)
+    job = adl._deleverage(market_id, job, adl_targets, price, idx, p)
+    if job.remaining > 0:
+        positions._adl_jobs[market_id][0] = job
+    else:
+        adl._remove(market_id, 0)

@@ -250,7 +250,7 @@ def _open(o: positions.Order, price: uint256, p: positions.MarketParams):
 
     # An account whose bankruptcy is still being deleveraged in this market
     # cannot take new risk there: it could become a target of its own debt.
-    assert positions._adl_pending[mid].bankrupt != account, "adl: bankrupt while pending"
+    adl._check_not_bankrupt(account, mid)
     idx: int256 = positions._accrue(mid, price)
     old: positions.Position = positions._load(account, mid)
     new: positions.Position = old
@@ -312,7 +312,10 @@ def _reduce(o: positions.Order, price: uint256, p: positions.MarketParams):
     if abs(closed) >= abs(old.size):
         closed = old.size
     idx: int256 = positions._accrue(o.market_id, price)
-    positions._reduce(o.account, o.market_id, old, closed, price, idx, p, empty(address))
+    payout: uint256 = positions._reduce(o.account, o.market_id, old, closed, price, idx, p, empty(address))
+    # The escape pays (adl._escape): a profitable opposite position closing
+    # while ADL jobs are pending pays its share of each first.
+    adl._escape(o.account, o.market_id, old, closed, payout)
 
 
 @internal

@@ -42,15 +42,21 @@ def _outranks(score: uint256, account: address, other_score: uint256, other: add
 @internal
 def _deleverage(
     mid: uint256, job: positions.AdlPending, targets: DynArray[address, positions.MAX_ADL_TARGETS], price: uint256, idx: int256, p: positions.MarketParams
-):
+) -> positions.AdlPending:
     """
     @notice Reduce ranked opposite-side profitable positions at the bankrupt
             position's bankruptcy price until the uncovered bad debt is
             covered. A target closing q of the bankrupt size s pays a haircut
-            ceil(q * bad_debt / |s|) (q * (bankruptcy - oracle price)),
+            ceil(q * bad_debt / |s|) (q * (bankruptcy - job price)),
             capped by the closed part's equity and by what is still uncovered,
             so the haircuts sum to exactly the uncovered amount; it consumes
             floor(haircut * |s| / bad_debt) (at most q) of the bankrupt size.
+            Ranking, profit and the completeness scan use the job's price
+            (the oracle price of its liquidation), fixed for every call of
+            the job; the closed part's PnL is the lower of its PnL at the
+            job's price and at the oracle `price` (a position opened after
+            the job cannot be closed above the market). Returns the job as
+            it stands, remaining = 0 when it has ended.
     """
     abs_bankrupt: uint256 = convert(abs(job.bankrupt_size), uint256)
     remaining: uint256 = job.remaining
@@ -69,7 +75,7 @@ def _deleverage(
         assert (pos.size > 0) != (job.bankrupt_size > 0), "adl: wrong side"
         pnl_all: int256 = 0
         score: uint256 = 0
-        (pnl_all, score) = self._target_score(t, mid, price)
+        (pnl_all, score) = self._target_score(t, mid, job.price)
         assert pnl_all > 0, "adl: not in profit"
         if used > 0:
             assert self._outranks(last_score, last_target, score, t), "adl: unsorted"
@@ -91,7 +97,12 @@ def _deleverage(
         # What the vault pays for the closed part (its PnL less the whole
         # position's funding, plus any funding debt the rest cannot pay) is
         # capped at the closed part's payout cap.
-        pnl: int256 = positions._capped_pnl(margin.upnl(closed, pos.entry_price, price, positions.SCALE), owed + min(left, 0), closed, pos.entry_price)
+        pnl: int256 = positions._capped_pnl(
+            min(margin.upnl(closed, pos.entry_price, job.price, positions.SCALE), margin.upnl(closed, pos.entry_price, price, positions.SCALE)),
+            owed + min(left, 0),
+            closed,
+            pos.entry_price,
+        )
         part_equity: int256 = released + pnl
         if left < 0:
             # The rest owes more funding than its margin (healthy or not: its
@@ -143,7 +154,7 @@ def _deleverage(
             continue
         pnl_m: int256 = 0
         score_m: uint256 = 0
-        (pnl_m, score_m) = self._target_score(m, mid, price)
+        (pnl_m, score_m) = self._target_score(m, mid, job.price)
         if pnl_m <= 0:
             continue
         unlisted_profitable = True
@@ -157,12 +168,109 @@ def _deleverage(
     job.size_left = size_left
     if remaining > 0 and size_left > 0 and unlisted_profitable:
         assert len(targets) == positions.MAX_ADL_TARGETS, "adl: more targets needed"
-        positions._adl_pending[mid] = job
         log positions.DeleveragePending(market_id=mid, bankrupt=job.bankrupt, remaining=remaining)
-        return
-    positions._adl_pending[mid] = empty(positions.AdlPending)
+        return job
     if remaining > 0:
         log positions.BadDebtSocialized(market_id=mid, amount=remaining)
+    job.remaining = 0
+    return job
+
+
+# ---------------------------------------------------------------- the queue
+
+
+@internal
+def _push(mid: uint256, job: positions.AdlPending):
+    """
+    @notice Queue `job` behind the market's pending jobs.
+    """
+    n: uint256 = positions._adl_count[mid]
+    assert n < positions.MAX_ADL_JOBS, "adl: queue full"
+    positions._adl_jobs[mid][n] = job
+    positions._adl_count[mid] = n + 1
+
+
+@internal
+def _remove(mid: uint256, i: uint256):
+    """
+    @notice Take the job at index `i` out of the queue; the later ones move
+            up one place (at most MAX_ADL_JOBS - 1 copies).
+    """
+    n: uint256 = positions._adl_count[mid]
+    for k: uint256 in range(positions.MAX_ADL_JOBS):
+        if i + k + 1 >= n:
+            break
+        positions._adl_jobs[mid][i + k] = positions._adl_jobs[mid][i + k + 1]
+    positions._adl_jobs[mid][n - 1] = empty(positions.AdlPending)
+    positions._adl_count[mid] = n - 1
+
+
+@internal
+@view
+def _check_not_bankrupt(account: address, mid: uint256):
+    """
+    @notice An account whose bankruptcy is still being deleveraged in this
+            market cannot take new risk there: it could become a target of
+            its own debt.
+    """
+    n: uint256 = positions._adl_count[mid]
+    for i: uint256 in range(positions.MAX_ADL_JOBS):
+        if i >= n:
+            break
+        assert positions._adl_jobs[mid][i].bankrupt != account, "adl: bankrupt while pending"
+
+
+@internal
+def _escape(account: address, mid: uint256, old: positions.Position, closed: int256, payout: uint256):
+    """
+    @notice The escape pays: a position that closes `closed` (an order or a
+            TP/SL) while jobs are pending, on the opposite side of a job and
+            in profit at that job's price, pays that job the haircut a
+            deleverage of the same size would charge, first:
+            q = min(|closed|, size_left, ceil(remaining * |s| / bad_debt)),
+            haircut = min(ceil(q * bad_debt / |s|), remaining, what is left
+            of the close's payout); it consumes floor(haircut * |s| /
+            bad_debt) (at most q) of the bankrupt size, as a target does.
+            Each job of the queue in turn; a job it ends leaves the queue.
+            The haircuts come out of the payout the close just credited to
+            free collateral and go to the vault.
+    """
+    n: uint256 = positions._adl_count[mid]
+    taken: uint256 = 0
+    i: uint256 = 0
+    for k: uint256 in range(positions.MAX_ADL_JOBS):
+        if i >= n:
+            break
+        job: positions.AdlPending = positions._adl_jobs[mid][i]
+        if (old.size > 0) == (job.bankrupt_size > 0) or margin.upnl(old.size, old.entry_price, job.price, positions.SCALE) <= 0:
+            i += 1
+            continue
+        abs_bankrupt: uint256 = convert(abs(job.bankrupt_size), uint256)
+        q: uint256 = min(min(convert(abs(closed), uint256), job.size_left), fp.mul_div_up(job.remaining, abs_bankrupt, job.bad_debt))
+        haircut: uint256 = min(min(fp.mul_div_up(q, job.bad_debt, abs_bankrupt), job.remaining), payout - taken)
+        if haircut == 0:
+            i += 1
+            continue
+        taken += haircut
+        job.remaining -= haircut
+        job.size_left -= min(q, fp.mul_div_down(haircut, abs_bankrupt, job.bad_debt))
+        size: int256 = convert(q, int256)
+        if old.size < 0:
+            size = -size
+        log positions.AutoDeleveraged(
+            bankrupt=job.bankrupt, target=account, market_id=mid, size=size, bankruptcy_price=job.bankruptcy_price, haircut=haircut
+        )
+        if job.remaining == 0 or job.size_left == 0:
+            if job.remaining > 0:
+                log positions.BadDebtSocialized(market_id=mid, amount=job.remaining)
+            self._remove(mid, i)
+            n -= 1
+        else:
+            positions._adl_jobs[mid][i] = job
+            i += 1
+    if taken > 0:
+        positions._free[account] -= taken
+        positions._settle(convert(taken, int256), 0)
 
 
 @internal

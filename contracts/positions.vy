@@ -38,6 +38,12 @@ MASK32: constant(uint256) = 2**32 - 1
 # per scanned position, so about 6.5M gas at a full side).
 MAX_SIDE_POSITIONS: constant(uint256) = 1000
 MAX_ADL_TARGETS: constant(uint256) = 20
+# Pending ADL jobs queue per market, oldest first (docs/liquidation.md): a
+# profitable opposite position that closes pays its share of each one, so
+# the queue is bounded; a liquidation that would start a fifth job reverts
+# "adl: queue full" until a `deleverage` (anyone, paid the keeper's floor)
+# ends the oldest.
+MAX_ADL_JOBS: constant(uint256) = 4
 MAX_MARKETS: constant(uint256) = 64
 
 # Parameter caps.
@@ -150,6 +156,7 @@ struct AdlPending:
     size_left: uint256
     bankrupt: address
     bankruptcy_price: uint256
+    price: uint256
 
 # ---------------------------------------------------------------- events
 
@@ -314,7 +321,10 @@ _members: HashMap[uint256, HashMap[uint256, address]]
 _member_count: HashMap[uint256, uint256]
 _member_index: HashMap[address, HashMap[uint256, uint256]]
 
-_adl_pending: HashMap[uint256, AdlPending]
+# The market's pending ADL jobs, oldest at index 0 (see _adl_count). A job
+# keeps the oracle price of its liquidation (`price`): every fill of it is
+# ranked, tested for profit and priced there (adl._deleverage).
+_adl_jobs: HashMap[uint256, HashMap[uint256, AdlPending]]
 
 # The hot-path copy of _params and the feed scale, five slots instead of
 # fourteen (each field is bounded by _set_params, which writes both copies):
@@ -361,6 +371,8 @@ _oracle: HashMap[uint256, uint256[3]]
 # The network's sequencer-uptime feed (empty: none) and its grace period.
 sequencer_feed: public(address)
 sequencer_grace: public(uint256)
+# How many ADL jobs each market has pending (_adl_jobs[mid][0 .. count)).
+_adl_count: HashMap[uint256, uint256]
 
 
 @deploy
@@ -907,14 +919,15 @@ def _check_capacity():
 @internal
 def _reduce(
     account: address, mid: uint256, old: Position, closed: int256, price: uint256, idx: int256, p: MarketParams, keeper: address
-):
+) -> uint256:
     """
     @notice Close `closed` (same sign as the position) at `price`: settle the
             whole position's funding, release margin pro rata (floored),
             realise the PnL of the closed part, charge the trading fee (and,
             for a TP/SL execution by `keeper`, the keeper's execution fee
             from the payout; orders pass the empty address, since their
-            execution fee was escrowed at request).
+            execution fee was escrowed at request). Returns the payout
+            credited to the account's free collateral.
     """
     owed: int256 = funding.owed(old.size, idx, old.funding_index, SCALE)
     eff: int256 = convert(old.margin, int256) - owed
@@ -967,6 +980,7 @@ def _reduce(
     )
     if keeper != empty(address):
         log TpSlExecuted(account=account, market_id=mid, keeper=keeper, price=price, execution_fee=exec_fee)
+    return convert(payout, uint256)
 
 
 @internal

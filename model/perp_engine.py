@@ -166,6 +166,13 @@ def adl_ranking(w, account, mid, limit=P.MAX_ADL_TARGETS):
     return adl._ranking(w, mid, pos.size, P._price(w, mid, False), limit)
 
 
+def adl_pending(w, mid, index=0):
+    """PerpEngine.adl_pending: the market's pending ADL jobs, oldest at 0;
+    empty past the last."""
+    jobs = w.e.adl_jobs.get(mid, [])
+    return jobs[index] if index < len(jobs) else P.AdlPending()
+
+
 def traders_claim(w):
     """PerpEngine.traders_claim"""
     return _valuation(w)[0]

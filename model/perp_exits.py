@@ -51,7 +51,8 @@ def execute_tp_sl(w, account, mid):
     check(updated > w.e.tp_sl_at.get((account, mid), 0), "tp_sl: no later price")
     p = w.e.params[mid]
     idx = P._accrue(w, mid, price)
-    P._reduce(w, account, mid, old, old.size, price, idx, p, w.sender)
+    payout = P._reduce(w, account, mid, old, old.size, price, idx, p, w.sender)
+    adl._escape(w, account, mid, old, old.size, payout)
 
 
 def liquidate(w, account, mid, adl_targets):
@@ -94,7 +95,6 @@ def liquidate(w, account, mid, adl_targets):
     uncovered = bad_debt - covered + advanced
     if uncovered == 0:
         return
-    check(w.e.adl_pending.get(mid, P.AdlPending()).remaining == 0, "adl: pending deleverage")
     job = P.AdlPending(
         remaining=uncovered,
         bad_debt=bad_debt + advanced,
@@ -102,17 +102,30 @@ def liquidate(w, account, mid, adl_targets):
         size_left=abs(old.size),
         bankrupt=account,
         bankruptcy_price=margin.bankruptcy_price(old.size, old.entry_price, eff, scale),
+        price=price,
     )
-    adl._deleverage(w, mid, job, adl_targets, price, idx, p)
+    if w.e.adl_jobs.get(mid):
+        # jobs queue, oldest first; adl_targets is not used (PerpExits.vy)
+        adl._push(w, mid, job)
+        w.log("DeleveragePending", market_id=mid, bankrupt=account, remaining=uncovered)
+        return
+    job = adl._deleverage(w, mid, job, adl_targets, price, idx, p)
+    if job.remaining > 0:
+        adl._push(w, mid, job)
 
 
 def deleverage(w, mid, adl_targets):
     """PerpExits.deleverage"""
     P._check_market(w, mid)
-    job = replace(w.e.adl_pending.get(mid, P.AdlPending()))
-    check(job.remaining > 0, "adl: nothing pending")
+    check(len(adl_targets) <= P.MAX_ADL_TARGETS, None)
+    check(bool(w.e.adl_jobs.get(mid)), "adl: nothing pending")
+    job = replace(w.e.adl_jobs[mid][0])
     price = P._price(w, mid, True)
     p = w.e.params[mid]
     idx = P._accrue(w, mid, price)
     job.remaining += P._pay_keeper_floor(w, w.sender, 0)
-    adl._deleverage(w, mid, job, adl_targets, price, idx, p)
+    job = adl._deleverage(w, mid, job, adl_targets, price, idx, p)
+    if job.remaining > 0:
+        w.e.adl_jobs[mid][0] = job
+    else:
+        adl._remove(w, mid, 0)

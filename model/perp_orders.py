@@ -4,7 +4,7 @@ one it replicates."""
 
 from dataclasses import replace
 
-from model import funding, margin
+from model import adl, funding, margin
 from model import positions as P
 from model.fixed_point import Revert, WAD, check, mul_div_down
 
@@ -116,8 +116,7 @@ def _open(w, o, price, p):
     check(fee <= pool, "collateral: insufficient")
     margin_in = min(o.margin_delta, pool - fee)
 
-    job = w.e.adl_pending.get(mid)
-    check(job is None or job.bankrupt != account, "adl: bankrupt while pending")
+    adl._check_not_bankrupt(w, account, mid)
     idx = P._accrue(w, mid, price)
     old = P._load(w, account, mid)
     new = replace(old)
@@ -167,7 +166,8 @@ def _reduce(w, o, price, p):
     if abs(closed) >= abs(old.size):
         closed = old.size
     idx = P._accrue(w, o.market_id, price)
-    P._reduce(w, o.account, o.market_id, old, closed, price, idx, p, None)
+    payout = P._reduce(w, o.account, o.market_id, old, closed, price, idx, p, None)
+    adl._escape(w, o.account, o.market_id, old, closed, payout)
 
 
 def _remove_margin(w, o, price, p):

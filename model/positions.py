@@ -20,6 +20,7 @@ MASK160 = 2**160 - 1
 MASK32 = 2**32 - 1
 MAX_SIDE_POSITIONS = 1000
 MAX_ADL_TARGETS = 20
+MAX_ADL_JOBS = 4
 MAX_MARKETS = 64
 MIN_IMF = 10**16
 MAX_TRADING_FEE = 10**16
@@ -127,6 +128,7 @@ class AdlPending:
     size_left: int = 0
     bankrupt: str = "0x" + "00" * 20
     bankruptcy_price: int = 0
+    price: int = 0
 
 
 @dataclass
@@ -145,7 +147,7 @@ class EngineState:
     free: dict = field(default_factory=dict)
     positions: dict = field(default_factory=dict)  # (account, market_id) -> Position
     members: dict = field(default_factory=dict)  # side key -> [accounts]
-    adl_pending: dict = field(default_factory=dict)
+    adl_jobs: dict = field(default_factory=dict)  # market_id -> [AdlPending], oldest first (positions._adl_jobs)
     order_count: int = 0
     order_expiry: int = DEFAULT_ORDER_EXPIRY
     orders: dict = field(default_factory=dict)  # order id -> Order (pending only)
@@ -158,6 +160,13 @@ class EngineState:
     oracle: dict = field(default_factory=dict)  # market id -> OracleParams
     sequencer_feed: str = "0x" + "00" * 20
     sequencer_grace: int = 0
+
+    @property
+    def adl_pending(self):
+        """Each market's oldest pending job, an empty AdlPending for a market
+        with none (what PerpEngine.adl_pending(market_id) returns; read-only:
+        the jobs live in adl_jobs)."""
+        return {mid: (self.adl_jobs.get(mid) or [AdlPending()])[0] for mid in range(self.market_count)}
 
 
 def side_key(mid, size):
@@ -516,6 +525,7 @@ def _reduce(w, account, mid, old, closed, price, idx, p, keeper):
           fee=fee, funding_paid=owed, payout=payout)
     if keeper is not None:
         w.log("TpSlExecuted", account=account, market_id=mid, keeper=keeper, price=price, execution_fee=exec_fee)
+    return payout
 
 
 def _settle(w, vault_delta, fund_amount):

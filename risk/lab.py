@@ -413,7 +413,7 @@ class Run:
             if steps > P.MAX_SIDE_POSITIONS:
                 raise LabError(f"tick {self.tick}: market {mid}: the ADL job does not finish")
             job = w.e.adl_pending[mid]
-            scored = self._scored(mid, job.bankrupt_size, price)
+            scored = self._scored(mid, job.bankrupt_size, job.price)  # ranked at the job's price
             self._do(KEEPER, "deleverage", mid, [m for _, _, m in scored[:P.MAX_ADL_TARGETS]])
         touched = [acct] + [f["target"] for name, f in w.events[n:] if name == "AutoDeleveraged"]
         for a in touched:

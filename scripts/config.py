@@ -293,6 +293,17 @@ class NetworkConfig(_Strict):
                     f"pays less than min_keeper_reward_units {self.min_keeper_reward_units}")
         return self
 
+    @model_validator(mode="after")
+    def _floors_set_for_other_people(self):
+        # A network with real feeds and collateral is meant for other people:
+        # without a minimum notional a side fills with dust for pocket change
+        # and bankrupt liquidations pay their keeper nothing (docs/liquidation.md,
+        # "Blocking a side"). The mock devnet may leave both at 0.
+        if not self.mocks and (self.min_notional_units == 0 or self.min_keeper_reward_units == 0):
+            raise ValueError("min_notional_units and min_keeper_reward_units must be set (> 0) on a network "
+                             "without mocks")
+        return self
+
     def as_dict(self):
         """The plain dict callers used before validation existed (None fields dropped)."""
         return self.model_dump(exclude_none=True)

@@ -294,9 +294,7 @@ class InlineKeeper:
             liq, trig, pending, due = keeper_work(world)
             if pending:
                 mid = pending[0]
-                job = world.e.adl_pending[mid]
-                targets = adl._ranking(world, mid, job.bankrupt_size, P._price(world, mid, False),
-                                       P.MAX_ADL_TARGETS)
+                targets = adl.job_ranking(world, mid)  # at the job's price
                 self._send(timestamp, "deleverage", mid, targets)
             elif trig:
                 acct, mid = trig[0]

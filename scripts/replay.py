@@ -248,12 +248,14 @@ class Replayer:
             if name == "liquidate":
                 account, mid = args[0], args[1]
                 size = P._load(w, account, mid).size
+                price = P._price(w, mid, False)
             else:
                 mid = args[0]
-                size = w.e.adl_pending.get(mid, P.AdlPending()).bankrupt_size
+                job = w.e.adl_pending.get(mid, P.AdlPending())
+                size, price = job.bankrupt_size, job.price  # a pending job ranks at its own price
             if size == 0:
                 return
-            ranking = adl._ranking(w, mid, size, P._price(w, mid, False), None)
+            ranking = adl._ranking(w, mid, size, price, None)
         except (Revert, KeyError):
             return
         self.rankings.append(AdlRanking(number, txh, mid, ranking))

@@ -157,7 +157,7 @@ def collect(p, mid, replayer, start_block, end_block, sc, crash_start_block, met
     drawn = sum(r["amount"] for r in get("InsuranceFundDrawn"))
     haircuts = sum(r["haircut"] for r in adl_rows)
     socialized = sum(r["amount"] for r in get("BadDebtSocialized"))
-    pending = int(p.engine.adl_pending(mid)[0])
+    pending = sum(int(p.engine.adl_pending(mid, i)[0]) for i in range(4))  # the queue (MAX_ADL_JOBS)
     vault = _vault_series(p, times, crash_start_block, end_block)
     before, after = _vault_figures(p, crash_start_block), _vault_figures(p, end_block)
     capacity = [r for r in cancelled if r["reason"] == CAPACITY]

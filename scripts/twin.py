@@ -249,7 +249,8 @@ def read_state(p, accounts):
             s[("vault.max", a)] = (v.maxWithdraw(a), v.maxRedeem(a))
     for mid in range(n):
         s[("state", mid)] = tuple(int(x) for x in e.market_state(mid))
-        s[("pending", mid)] = tuple(str(x) if isinstance(x, str) else int(x) for x in e.adl_pending(mid))
+        s[("pending", mid)] = tuple(tuple(str(x) if isinstance(x, str) else int(x) for x in e.adl_pending(mid, i))
+                                    for i in range(4))
         for is_long in (True, False):
             s[("members", mid, is_long)] = tuple(
                 e.position_at(mid, is_long, i) for i in range(e.position_count(mid, is_long)))
@@ -290,7 +291,8 @@ def model_state(w, accounts):
     from model.positions import AdlPending
     for mid in range(w.e.market_count):
         s[("state", mid)] = astuple(w.e.state[mid])
-        s[("pending", mid)] = astuple(w.e.adl_pending.get(mid, AdlPending()))
+        jobs = w.e.adl_jobs.get(mid, [])
+        s[("pending", mid)] = tuple(astuple(j) for j in jobs + [AdlPending()] * (4 - len(jobs)))
         for is_long, side in ((True, 0), (False, 1)):
             s[("members", mid, is_long)] = tuple(w.e.members.get(mid * 2 + side, []))
         for a in accounts:

@@ -42,5 +42,6 @@ def explain(err, where):
         msg = f"{words} {ctx[key]}"
     else:
         msg = err["msg"].removeprefix("Value error, ")
-        msg = msg[0].lower() + msg[1:]
-    return f"{where} {value!r} {msg}" if not isinstance(value, (dict, list)) else f"{where} {msg}"
+        if msg[1:2].islower():  # "Must ..." but not "BTC-PERP: ..."
+            msg = msg[0].lower() + msg[1:]
+    return f"{where} {value!r} {msg}" if not isinstance(value, (dict, list)) else f"{where} {msg}".lstrip()

@@ -30,7 +30,7 @@ State keys (addresses lower-case hex):
     stored: ("totals",) (market_count, paused, owner, pauser)
             ("bal", holder) token balance, for every account and engine, vault, fund
             ("vault.supply",)  ("free", a)  ("shares", a)
-            ("params", mid) 13-tuple  ("state", mid) 7-tuple  ("pending", mid) 6-tuple
+            ("params", mid) 13-tuple  ("state", mid) 7-tuple  ("pending", mid) the 4 job slots of the ADL queue, 7-tuples
             ("feed", mid) latestRoundData  ("members", mid, side) side set in order
             ("pos", a, mid) (size, entry, margin, funding_index, tp, sl)
             ("orders",) (order_count, order_expiry)
@@ -229,7 +229,8 @@ GET_ORDER = keccak(text="get_order(uint256)")[:4]
 _T = ("(uint256,bool,address,address,address,address,address,uint256,uint256,uint256,uint256,uint256,uint256,int256,"
       "uint256,uint256,uint256,uint256,uint256,uint256,uint256)")
 _MV = (f"({_P},(uint256,uint256,uint256,uint256,int256,int256,uint256),"
-       "(uint256,uint256,int256,uint256,address,uint256),(uint80,int256,uint256,uint256,uint80),uint256,uint256)")
+       "(uint256,uint256,int256,uint256,address,uint256,uint256)[4],(uint80,int256,uint256,uint256,uint80),uint256,"
+       "uint256)")
 _AV = "(address,uint256,uint256,uint256)"
 _PV = "(address,uint256,(int256,uint256,uint256,int256,uint256,uint256),int256,bool,uint256,uint256,uint256,int256)"
 SNAPSHOT_SELECTOR = keccak(text="snapshot(address,address[],bool)")[:4]
@@ -258,12 +259,13 @@ def decode_snapshot(raw):
     t = w[0:21]
     totals = (t[0], bool(t[1]), a(t[2]), a(t[3]), a(t[4]), a(t[5]), a(t[6]), *t[7:13], s(t[13]), *t[14:21])
     markets = []
-    for r in rows(21, 33):
+    for r in rows(21, 55):
         params = (a(r[0]), *r[1:13])
         state = (*r[13:17], s(r[17]), s(r[18]), r[19])
-        pending = (r[20], r[21], s(r[22]), r[23], a(r[24]), r[25])
-        feed = (r[26], s(r[27]), r[28], r[29], r[30])
-        markets.append((params, state, pending, feed, r[31], r[32]))
+        pending = tuple((j[0], j[1], s(j[2]), j[3], a(j[4]), j[5], j[6]) for j in (r[20 + 7 * i: 27 + 7 * i]
+                                                                            for i in range(4)))
+        feed = (r[48], s(r[49]), r[50], r[51], r[52])
+        markets.append((params, state, pending, feed, r[53], r[54]))
     accts = [(a(r[0]), r[1], r[2], r[3]) for r in rows(22, 4)]
     poss = [(a(r[0]), r[1], (s(r[2]), r[3], r[4], s(r[5]), r[6], r[7]), s(r[8]), bool(r[9]), r[10], r[11], r[12],
              s(r[13])) for r in rows(23, 14)]
@@ -294,7 +296,7 @@ def state_from_lens(raw):
     for mid, (params, state, pending, feed, n_long, n_short) in enumerate(markets):
         stored[("params", mid)] = (_l(params[0]), *params[1:])
         stored[("state", mid)] = tuple(state)
-        stored[("pending", mid)] = (*pending[:4], _l(pending[4]), pending[5])
+        stored[("pending", mid)] = tuple((*j[:4], _l(j[4]), *j[5:]) for j in pending)
         stored[("feed", mid)] = tuple(feed)
         stored[("members", mid, 0)] = tuple(_l(x) for x in members[k:k + n_long])
         k += n_long
@@ -310,7 +312,10 @@ def state_from_lens(raw):
 
 def _eth_abi_snapshot(raw):
     totals, markets, accts, poss, members = decode(SNAPSHOT_TYPES, raw)
-    return (tuple(totals), [tuple(tuple(x) if isinstance(x, tuple) else x for x in m) for m in markets],
+    def t(x):
+        return tuple(t(y) for y in x) if isinstance(x, (tuple, list)) else x
+
+    return (tuple(totals), [tuple(t(x) if isinstance(x, (tuple, list)) else x for x in m) for m in markets],
             [tuple(x) for x in accts], [tuple(x) for x in poss], list(members))
 
 
@@ -684,7 +689,7 @@ class SlotReader:
             "params": pos["_params"]["slot"], "state": pos["_state"]["slot"],
             "max_profit": pos["max_profit"]["slot"], "total_cost": pos["total_cost"]["slot"],
             "min_keeper_reward": pos["min_keeper_reward"]["slot"], "min_notional": pos["min_notional"]["slot"],
-            "pending": pos["_adl_pending"]["slot"], "member_count": pos["_member_count"]["slot"],
+            "pending": pos["_adl_jobs"]["slot"], "member_count": pos["_member_count"]["slot"],
             "members": pos["_members"]["slot"],
             "pos": (pos["_pos_a"]["slot"], pos["_pos_b"]["slot"], pos["_pos_c"]["slot"]),
             "order_count": pos["order_count"]["slot"], "order_expiry": pos["order_expiry"]["slot"],
@@ -700,7 +705,7 @@ class SlotReader:
             got = plan["markets"][mid] = {
                 "params": [_slot(plan["params"], mid) + i for i in range(13)],
                 "state": [_slot(plan["state"], mid) + i for i in range(7)],
-                "pending": [_slot(plan["pending"], mid) + i for i in range(6)],
+                "pending": [_slot(plan["pending"], mid, j) + i for j in range(4) for i in range(7)],
                 "count": [_slot(plan["member_count"], mid * 2 + side) for side in (0, 1)],
                 "member_slots": ([], []),
                 "k_pos": [("pos", k, mid) for k in plan["keys"]],
@@ -745,7 +750,8 @@ class SlotReader:
             st[4], st[5] = _signed(st[4]), _signed(st[5])
             stored[("state", mid)] = tuple(st)
             q = list(map(ge, m["pending"]))
-            stored[("pending", mid)] = (q[0], q[1], _signed(q[2]), q[3], "0x%040x" % q[4], q[5])
+            stored[("pending", mid)] = tuple((j[0], j[1], _signed(j[2]), j[3], "0x%040x" % j[4], j[5], j[6])
+                                             for j in (q[7 * i: 7 * i + 7] for i in range(4)))
             f = list(map(self._reader(f"feed{mid}"), (1, 2, 3, 4, 5)))
             f[1] = _signed(f[1])
             stored[("feed", mid)] = tuple(f)

@@ -47,7 +47,9 @@ def funding_before(w):
     margin, funding_index), the vault's balance."""
     markets = {mid: (s.funding_index, s.long_oi, s.short_oi, s.sum_size_index) for mid, s in w.e.state.items()}
     positions = {k: (p.size, p.entry_price, p.margin, p.funding_index) for k, p in w.e.positions.items()}
-    return markets, positions, w.token.balance_of(w.vault_address)
+    # each pending ADL job's price (a fill's PnL is the lower of it at the job's price and at the oracle)
+    job_prices = {(mid, j.bankrupt): j.price for mid, jobs in w.e.adl_jobs.items() for j in jobs}
+    return markets, positions, w.token.balance_of(w.vault_address), job_prices
 
 
 def _unsettled(idx, long_oi, short_oi, ssi):
@@ -57,7 +59,14 @@ def _unsettled(idx, long_oi, short_oi, ssi):
 
 
 def check_funding(w, before, events, where=""):
-    markets, positions, vault_before = before
+    markets, positions, vault_before, job_prices = before
+    job_prices = dict(job_prices)
+    closed_here = set()
+    for name, f in events:
+        if name == "PositionLiquidated":  # a job this call starts has the liquidation's price
+            job_prices.setdefault((f["market_id"], f["account"]), f["price"])
+        elif name == "PositionClosed":
+            closed_here.add((f["account"], f["market_id"]))
     scale = w.e.scale
     owed = funding.owed  # looked up at call time: a patched model is checked as it runs
     settled_by_market = {}
@@ -104,6 +113,8 @@ def check_funding(w, before, events, where=""):
             o = owed(size, w.e.state[f["market_id"]].funding_index, fi, scale)
             pnl = P._capped_pnl(w, margin.upnl(size, entry, f["price"], scale), o, size, entry)
             nonfunding += -pnl - f["bad_debt"]
+        elif name == "AutoDeleveraged" and (f["target"], f["market_id"]) in closed_here:
+            nonfunding += f["haircut"]  # the escape pays: a haircut out of a close's payout (adl._escape)
         elif name == "AutoDeleveraged":
             mid = f["market_id"]
             size, entry, m, fi = positions[(f["target"], mid)]
@@ -113,7 +124,9 @@ def check_funding(w, before, events, where=""):
             o = owed(size, idx_a, fi, scale)
             eff = m - o
             released = eff if q == abs(size) else div_floor(eff * q, abs(size))
-            pnl = P._capped_pnl(w, margin.upnl(closed, entry, price, scale), o + min(eff - released, 0), closed, entry)
+            at = job_prices[(mid, f["bankrupt"])]
+            pnl = P._capped_pnl(w, min(margin.upnl(closed, entry, at, scale), margin.upnl(closed, entry, price, scale)),
+                                o + min(eff - released, 0), closed, entry)
             part = released + pnl + min(eff - released, 0)
             nonfunding += -pnl + f["haircut"] + min(part, 0)
         elif name == "InsuranceFundDrawn":

@@ -55,6 +55,11 @@ ROLES = list(ANVIL_ROLES)
 LABELS = ("oracle: fallback priced a liquidation", "oracle: sequencer down", "oracle: sequencer grace",
           "liquidation", "bad debt", "partial ADL", "full ADL", "socialized loss", "TP/SL execution",
           "pending deleverage",
+          # ADL jobs (issue 14): a second bankruptcy queued behind a pending
+          # job; a profitable opposite position closing meanwhile pays its
+          # share first; a deleverage after the oracle moved, at the job's price
+          "ADL job queued behind another", "escape paid its ADL share",
+          "deleverage at the job's price, the oracle moved",
           # orders (docs/orders.md): executed; refused before a later round and
           # past expiry; cancelled by the requester after expiry (refused
           # before); cancelled at execution for the reasons the machine reaches
@@ -177,9 +182,10 @@ def model_state(w, accounts, touched=None, valuation=True, orders=(), tp_sl_at=F
         s = e.state[mid]
         stored[("state", mid)] = (s.long_oi, s.short_oi, s.long_cost, s.short_cost, s.sum_size_index,
                                   s.funding_index, s.last_funding_time)
-        q = e.adl_pending.get(mid) or P.AdlPending()
-        stored[("pending", mid)] = (q.remaining, q.bad_debt, q.bankrupt_size, q.size_left, q.bankrupt.lower(),
-                                    q.bankruptcy_price)
+        jobs = e.adl_jobs.get(mid, [])
+        stored[("pending", mid)] = tuple(
+            (q.remaining, q.bad_debt, q.bankrupt_size, q.size_left, q.bankrupt.lower(), q.bankruptcy_price, q.price)
+            for q in jobs + [P.AdlPending()] * (P.MAX_ADL_JOBS - len(jobs)))
         f = w.feeds[p.feed]
         stored[("feed", mid)] = (f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round)
         for side in (0, 1):
@@ -275,12 +281,16 @@ def check_invariants(stored, accounts, minted, where, scale=10**30):
             mem = stored[("members", mid, side)]
             want = {k for k, _ in group}
             assert len(mem) == len(set(mem)) and set(mem) == want, f"{where}: market {mid} side {side} set"
-        q = stored[("pending", mid)]
-        if q[0]:
-            # (the bankrupt may open a new position meanwhile, even on the side its own ADL draws on)
-            assert q[3] > 0 and q[2] != 0, f"{where}: pending ADL with nothing left to close {q}"
-        else:
-            assert q == (0, 0, 0, 0, "0x" + "00" * 20, 0), f"{where}: stale pending record {q}"
+        # the ADL queue: live jobs first, each with size left to close and
+        # its own bankrupt not open in the market; the free slots empty
+        jobs = stored[("pending", mid)]
+        live = [q for q in jobs if q[0]]
+        assert list(jobs[:len(live)]) == live, f"{where}: a gap in the ADL queue {jobs}"
+        for q in live:
+            assert q[3] > 0 and q[2] != 0 and q[6] > 0, f"{where}: pending ADL with nothing left to close {q}"
+            assert stored.get(("pos", q[4], mid), (0,))[0] == 0, f"{where}: {q[4]} open while its ADL job pends"
+        for q in jobs[len(live):]:
+            assert q == (0, 0, 0, 0, "0x" + "00" * 20, 0, 0), f"{where}: stale pending record {q}"
     # 11. the insurance fund never negative (the model's ints can be)
     assert stored[("bal", "fund")] >= 0
     # 7. solvency: total_cost is the sum of |size| * entry over open
@@ -628,7 +638,7 @@ class BackstopActions(RuleBasedStateMachine):
             pending = sorted(m for m, q in w.e.adl_pending.items() if q.remaining)
             if pending:
                 mid = pending[0]
-                must(keeper, "deleverage", mid, self.ranking(mid, w.e.adl_pending[mid].bankrupt_size))
+                must(keeper, "deleverage", mid, self.ranking(mid))
                 continue
             left = list(w.e.positions)
             if not left:
@@ -745,6 +755,11 @@ class BackstopActions(RuleBasedStateMachine):
                 "order: no later price", "order: expired", "order: not expired"):
             self.step_labels.add(reason)
         if reason is None:
+            if verb in ("execute_order", "execute_tp_sl") and any(
+                    n == "AutoDeleveraged" for n, _ in self.tw.call_events):
+                self.step_labels.add("escape paid its ADL share")
+            if verb == "liquidate" and len(w.e.adl_jobs.get(args[1], [])) >= 2:
+                self.step_labels.add("ADL job queued behind another")
             self._check_adl_accounting(self.tw.call_events)
             self._check_funding_direction(before)
             if funding_seen is not None:
@@ -880,9 +895,9 @@ class BackstopActions(RuleBasedStateMachine):
             f"liquidatable right after a risk-adding action: {account} market {mid}")
         self.risk_added.append((account, mid, self.tw.acted))
 
-    def ranking(self, mid, bankrupt_size):
-        price = P._price(self.w, mid, False)
-        return adl._ranking(self.w, mid, bankrupt_size, price)
+    def ranking(self, mid):
+        """The next targets of the market's oldest pending job, at its price."""
+        return adl.job_ranking(self.w, mid)
 
     # ------------------------------------------------------------ after every step
     @invariant()
@@ -1372,8 +1387,11 @@ class BackstopMachine(BackstopActions):
         size = self.w.e.positions[(a, mid)].size
         good = perp_engine.adl_ranking(self.w, a, mid)
         bad, must_revert = self._wrong_list(good, mid, size, adl_list, exclude=a)
+        queued = bool(self.w.e.adl_jobs.get(mid))  # behind a pending job the list is not used
         reason = self.act(caller, "liquidate", a, mid, bad)
-        if reason is None and must_revert:
+        if reason is None and queued:
+            assert not any(n == "AutoDeleveraged" for n, _ in self.tw.call_events), "a queued job filled targets"
+        elif reason is None and must_revert:
             assert not self._adl_ran(), f"a {adl_list} ADL list was accepted: {bad}"
         self.touch(caller, mid)
         self._touch_market(mid)
@@ -1397,23 +1415,74 @@ class BackstopMachine(BackstopActions):
         mid = data.draw(st.sampled_from(mids), label="market")
         job = self.w.e.adl_pending[mid]
         if adl_list != "ranked":
-            good = self.ranking(mid, job.bankrupt_size)
+            good = self.ranking(mid)
             bad, must_revert = self._wrong_list(good, mid, job.bankrupt_size, adl_list, exclude=job.bankrupt)
             reason = self.act(self.r["keeper"], "deleverage", mid, bad)
             if reason is None and must_revert:
                 assert not self._adl_ran(), f"a {adl_list} ADL list was accepted: {bad}"
             self._touch_market(mid)
             return
-        targets = self.ranking(mid, job.bankrupt_size)
-        before, n = job.remaining, len(self.tw.events)
-        reason = self.act(self.r["keeper"], "deleverage", mid, targets)
+        self.deleverage_ranked(mid)
+
+    @precondition(lambda self: any(q.remaining for q in self.w.e.adl_pending.values()))
+    @rule(pick=st.integers(0, 2**16), what=st.sampled_from(["bankruptcy", "escape", "escape", "price moves"]),
+          bps=st.integers(1, 800))
+    def while_a_job_pends(self, pick, what, bps):
+        """While a market's ADL job pends: a second position on the bankrupt
+        side goes bankrupt (the fund drained) and is liquidated, its job
+        queues; or a position the job would take (opposite, in profit at
+        the job's price) closes, and pays its share first; or the oracle
+        moves and the keeper deleverages at the job's price."""
+        mids = sorted(m for m, q in self.w.e.adl_pending.items() if q.remaining)
+        mid = mids[pick % len(mids)]
+        job = self.w.e.adl_pending[mid]
+        long_job = job.bankrupt_size > 0
+        if what == "bankruptcy":
+            same = sorted(k for k, p in self.w.e.positions.items() if k[1] == mid and (p.size > 0) == long_job)
+            if not same:
+                t = self.traders[pick % N_TRADERS]
+                if t == job.bankrupt or (t, mid) in self.w.e.positions:
+                    return
+                self._open(t, mid, long_job, 50, (1_000 + bps) * USDC, pick)
+                same = [(t, mid)] if (t, mid) in self.w.e.positions else []
+            if same:
+                a, _ = same[pick % len(same)]
+                self._crash_through(a, mid, extra_bps=bps % 200, then_liquidate=True, fund_drained=True)
+            return
+        if what == "escape":
+            scale = self.w.e.scale
+            liable = sorted(k for k, p in self.w.e.positions.items() if k[1] == mid and (p.size > 0) != long_job
+                            and margin.upnl(p.size, p.entry_price, job.price, scale) > 0)
+            if not liable:
+                return
+            a, _ = liable[pick % len(liable)]
+            size = self.w.e.positions[(a, mid)].size
+            fee = self.w.e.params[mid].execution_fee
+            if self.w.e.free.get(a, 0) < fee:
+                self.act(a, "deposit", fee)
+            part = size if pick % 3 else size // 2
+            self._order(a, mid, -part, 0, 0 if size > 0 else ANY_PRICE, then="execute")
+            self._touch_market(mid)
+            return
+        answer = self.price(mid)
+        self._set_price(mid, answer * (10_000 + (bps if pick % 2 else -bps)) // 10_000)
+        self.deleverage_ranked(mid)
+
+    def deleverage_ranked(self, mid):
+        """deleverage with the model's ranking at the job's price; the
+        continuation covers exactly what was left."""
+        job = self.w.e.adl_pending[mid]
+        if P._price(self.w, mid, False) != job.price:
+            self.step_labels.add("deleverage at the job's price, the oracle moved")
+        before, n, queued = job.remaining, len(self.tw.events), len(self.w.e.adl_jobs[mid])
+        reason = self.act(self.r["keeper"], "deleverage", mid, self.ranking(mid))
         assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason}"
         if reason is None:
-            # the continuation covers exactly what was left: haircuts + socialized + still pending
             ev = self.tw.events[n:]
             covered = sum(f["haircut"] for e, f in ev if e == "AutoDeleveraged") + sum(
                 f["amount"] for e, f in ev if e == "BadDebtSocialized")
-            left = self.w.e.adl_pending.get(mid, P.AdlPending()).remaining
+            # this job's remainder (0 once it has left the queue)
+            left = self.w.e.adl_jobs[mid][0].remaining if len(self.w.e.adl_jobs.get(mid, [])) == queued else 0
             # the keeper's floor, when the vault advanced it, joins what is left (docs/liquidation.md)
             before += sum(f["from_vault"] for e, f in ev if e == "KeeperPaid")
             if any(e == "KeeperPaid" for e, _ in ev):
@@ -1670,7 +1739,7 @@ class BackstopMachine(BackstopActions):
             reason = self.act(self.r["keeper"], "liquidate", a, mid, perp_engine.adl_ranking(w, a, mid))
             assert reason not in RANKING_REASONS, f"the model's ADL ranking was refused: {reason}"
             # past the price check: liquidated, healthy, or bankrupt while an ADL is pending
-            assert reason in (None, "position healthy", "adl: pending deleverage"), (
+            assert reason in (None, "position healthy", "adl: queue full"), (
                 f"liquidation at exactly max_price_age: {reason!r}")
             self._touch_market(mid)
         self.step_labels.add("edge: fresh at exactly max_price_age")

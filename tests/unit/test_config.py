@@ -108,6 +108,19 @@ BAD = {
 }
 
 
+def test_network_without_mocks__no_minimum_notional_or_keeper_floor__refused():
+    """A network meant for other people must set both floors: with a
+    minimum notional of 0 a side fills with dust for pocket change
+    (docs/liquidation.md, "Blocking a side")."""
+    for zero in (("min_notional_units", "min_keeper_reward_units"), ("min_keeper_reward_units",)):
+        entry = copy.deepcopy(cfg.read()["sepolia"])
+        entry.update(dict.fromkeys(zero, 0))
+        assert error_of(cfg.validate, entry, "sepolia") == (
+            f"{FILE}: sepolia: min_notional_units and min_keeper_reward_units must be set (> 0) on a network "
+            "without mocks")
+    cfg.validate(copy.deepcopy(cfg.read()["sepolia"]), "sepolia")  # as shipped: 10,000 and 5 USDC
+
+
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))
 def test_bad_entry__config_error__names_file_network_market_and_field(case):
     edit, expected = BAD[case]
@@ -215,6 +228,8 @@ def existing(owner, token_decimals=6):
     for key in ("collateral", "feed_decimals", "insurance_seed", "vault_seed"):
         entry.pop(key)
     entry.update(mocks=False, collateral={"address": token.address})
+    # a network without mocks sets both floors (1 USDC; 5 bps of 2,000 pays it)
+    entry.update(min_keeper_reward_units=10**token_decimals, min_notional_units=2_000 * 10**token_decimals)
     for m, f in zip(entry["markets"], feeds):
         m.pop("initial_price")
         m["feed"] = f.address
