@@ -1922,15 +1922,21 @@ class BackstopMachine(BackstopActions):
     @rule(lp=st.integers(0, 1), action=st.sampled_from(["request deposit", "request redeem", "claim", "claim",
                                                         "claim too much"]),
           amount=st.one_of(st.sampled_from([0, 1]), st.integers(1, 2_000_000).map(lambda x: x * USDC)),
-          frac=st.one_of(st.integers(1, 10_000), st.just(10_000)))
-    def liquidity_provider(self, lp, action, amount, frac):
+          frac=st.one_of(st.integers(1, 10_000), st.just(10_000)), then_claim=st.booleans())
+    def liquidity_provider(self, lp, action, amount, frac, then_claim):
         """An LP's side of the vault's epochs (ERC-7540, issue 12): a deposit
-        or a redemption requested into the open epoch, or a claim of what
-        settled epochs hold (part or all of it; one unit more is refused)."""
+        or a redemption requested into the open epoch (a deposit often
+        followed by a round on every feed, the settlement and its claim), or
+        a claim of what settled epochs hold (part or all of it; one unit
+        more is refused)."""
         self.valuation = True
         a, w = self.session.lps[lp], self.w
         if action == "request deposit":
-            self._lp_request(a, "vault.requestDeposit", amount, a, a)
+            if self._lp_request(a, "vault.requestDeposit", amount, a, a) is None and then_claim:
+                self.tw.restamp_feeds(self.r["owner"])
+                if self._settle(self.r["keeper"]) is None and (n := liquidity_vault.max_deposit(w, a)):
+                    assert self.act(a, "vault.deposit", n, a) is None
+                    self.step_labels.add("lp: deposit claimed")
         elif action == "request redeem":
             self._lp_request(a, "vault.requestRedeem", w.v.balances.get(a, 0) * frac // 10_000, a, a)
         else:
@@ -1956,6 +1962,8 @@ class BackstopMachine(BackstopActions):
         if reason is None:
             self.lp_requested[epoch] = self.tw.now
             self.step_labels.add("lp: deposit requested" if verb == "vault.requestDeposit" else "lp: redemption requested")
+        else:
+            self.step_labels.add(f"lp: {verb[6:]} refused: {reason}")
         return reason
 
     @property
@@ -2009,8 +2017,10 @@ class BackstopMachine(BackstopActions):
         for a in self.session.lps:
             if n := liquidity_vault.max_deposit(w, a):
                 must(a, "vault.deposit", n, a)
+                self.step_labels.add("lp: deposit claimed")
             if n := liquidity_vault.max_redeem(w, a):
                 must(a, "vault.redeem", n, a, a)
+                self.step_labels.add("lp: redeem claimed")
             if liquidity_vault.claimable_returned(w, a):
                 must(a, "vault.claimCancelRedeemRequest", 0, a, a)
 
