@@ -34,6 +34,7 @@ from hypothesis import event, reproduce_failure, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from model import World, adl, liquidity_vault, margin, perp_engine
+from scripts.governance import OWNER_VERBS
 from model import positions as P
 from model.fixed_point import Revert
 from model.mocks import Feed
@@ -340,6 +341,8 @@ class Twin:
                 # The snapshot that restores the model on a revert is needed
                 # only when the chain reverted: had the chain succeeded, a
                 # model revert fails the comparison below anyway.
+                if verb in OWNER_VERBS and sender == self.b.accounts["owner"]:
+                    sender = self.b.addresses["timelock"]  # through the timelock on chain
                 w.call(sender, verb, *args, now=t, atomic=chain_reason is not None)
         except Revert as exc:
             model_reason = exc.reason or ""
@@ -430,12 +433,18 @@ def _short(args):
 
 
 def mirror_world(backend, stored, now):
-    """A model World equal to the backend's freshly deployed protocol."""
+    """A model World equal to the backend's freshly deployed protocol.
+
+    The owner of engine, vault and fund is the timelock (deploy_protocol's
+    hand-over); the machine's "owner" account proposes and executes through
+    it. The model does not model the timelock: an owner verb the machine's
+    owner sends runs in the model from the timelock's address, at the time
+    the timelock executes it (delay 0; backends.governed_send)."""
     A = backend.addresses
-    w = World(engine=A["engine"], vault=A["vault"], fund=A["fund"], owner=backend.accounts["owner"],
+    w = World(engine=A["engine"], vault=A["vault"], fund=A["fund"], owner=A["timelock"],
               token_decimals=6, now=now, token_address=A["token"])
     n, paused, owner, pauser = stored[("totals",)]
-    assert owner == backend.accounts["owner"].lower()
+    assert owner == A["timelock"].lower()
     w.e.vault, w.e.insurance_fund = A["vault"], A["fund"]
     w.v.escrow = A["escrow"]
     w.e.paused, w.e.pauser = paused, to_checksum_address(pauser)
