@@ -181,8 +181,11 @@ class Twin:
         op, model_sender = None, _addr(sender)
         t = self._next_time()
         if self.governs(sender, verb):
-            # scheduled and executed in two blocks of the same second (delay 0)
+            # scheduled, then executed once ready: in the same second with
+            # delay 0 (the devnet), `delay` seconds later otherwise (the
+            # twin's clock, and the model's, jump there)
             op = governance.schedule(self.p.timelock, target, getattr(target, name).encode_input(*plain), sender)
+            t = self.now = max(t, op.ready_at)
             chain.pending_timestamp = t
             model_sender = _addr(self.p.timelock)
         chain_reason, ok_chain, receipt = None, True, None

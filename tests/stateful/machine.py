@@ -1303,7 +1303,7 @@ class BackstopMachine(BackstopActions):
         entry = pos.entry_price
         up = 1 if pos.size > 0 else -1
         tp = 0 if tp_bps == 0 else entry + up * entry * tp_bps // 10_000
-        liq = margin.liquidation_price(pos.size, entry, pos.margin, self.w.e.params[mid].mmf, self.w.e.scale)
+        liq = margin.liquidation_price(pos.size, entry, pos.margin, self.at_next_block(P._mmf, mid), self.w.e.scale)
         if sl_permille < 0:
             sl = liq
         elif sl_permille == 0:
@@ -1517,7 +1517,7 @@ class BackstopMachine(BackstopActions):
         pos = w.e.positions[(a, mid)]
         price = P._price(w, mid, False)
         eff = P._effective_margin(w, pos, mid, price)
-        guess = margin.liquidation_price(pos.size, pos.entry_price, eff, w.e.params[mid].mmf, w.e.scale) // 10**10
+        guess = margin.liquidation_price(pos.size, pos.entry_price, eff, self.at_next_block(P._mmf, mid), w.e.scale) // 10**10
         lo, hi = self.session.initial_answers[mid] // 4, self.session.initial_answers[mid] * 4
         if not lo < guess < hi:
             return None
@@ -1716,7 +1716,7 @@ class BackstopMachine(BackstopActions):
         for n in range(len(keys)):
             a, mid = keys[(pick + n) % len(keys)]
             pos = w.e.positions[(a, mid)]
-            liq = margin.liquidation_price(pos.size, pos.entry_price, pos.margin, w.e.params[mid].mmf, w.e.scale)
+            liq = margin.liquidation_price(pos.size, pos.entry_price, pos.margin, self.at_next_block(P._mmf, mid), w.e.scale)
             inside = liq + 1 if pos.size > 0 else liq - 1
             feed = w.feeds[self.b.addresses[f"feed{mid}"]]
             crossed = (pos.take_profit or pos.stop_loss) and _triggered(pos, self.price(mid) * 10**10) and (
@@ -1728,6 +1728,10 @@ class BackstopMachine(BackstopActions):
             return
         assert self.act(a, "set_tp_sl", mid, 0, liq) == "tp_sl: stop beyond liquidation"
         self.step_labels.add("edge: stop at the liquidation price refused")
+        if mid in w.e.mmf_ramp:  # a second later, a ramping mmf moved the liquidation price
+            liq = margin.liquidation_price(pos.size, pos.entry_price, pos.margin, self.at_next_block(P._mmf, mid),
+                                           w.e.scale)
+            inside = liq + 1 if pos.size > 0 else liq - 1
         assert self.act(a, "set_tp_sl", mid, 0, inside) is None
         self.step_labels.add("edge: stop one unit inside accepted")
         self.touch(a, mid)
@@ -1937,7 +1941,13 @@ class BackstopMachine(BackstopActions):
             p[field] = value
         else:
             sender = self.r["keeper"]
-        self.act(sender, "set_market_params", mid, tuple(p))
+        ramp_before = self.w.e.mmf_ramp.get(mid)
+        if self.act(sender, "set_market_params", mid, tuple(p)) is None:
+            ramp = self.w.e.mmf_ramp.get(mid)
+            if ramp is not None and ramp != ramp_before:
+                # a raised mmf ramps in (positions._ramp_mmf): the views of the
+                # market's positions compare the interpolated mmf from here on
+                self.step_labels.add("mmf raise ramping in")
         if mid < self.w.e.market_count:
             self._touch_market(mid)
 
