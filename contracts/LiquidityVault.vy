@@ -210,6 +210,19 @@ def set_settle_fee(fee: uint256):
     log SettleFeeSet(fee=fee)
 
 
+@external
+def transfer_ownership(new_owner: address):
+    """
+    @notice Owner only: hand the vault's one owner power (set_settle_fee)
+            to `new_owner`, in one step (snekmate ownable). deploy_protocol
+            hands it to the timelock; the timelock's own delay then guards
+            every later transfer.
+    """
+    ownable._check_owner()
+    assert new_owner != empty(address), "ownable: new owner is the zero address"
+    ownable._transfer_ownership(new_owner)
+
+
 # ---------------------------------------------------------------- ERC-7540 requests
 
 

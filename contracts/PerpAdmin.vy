@@ -111,7 +111,9 @@ def add_market(params: positions.MarketParams) -> uint256:
 @external
 def set_market_params(market_id: uint256, params: positions.MarketParams):
     """
-    @notice Change a market's parameters, within bounds. Funding accrues
+    @notice Change a market's parameters, within bounds. A higher mmf
+            ramps in from the one in force at most 1 bp of notional an hour
+            (positions._ramp_mmf); a lower one applies at once. Funding accrues
             first, under the old funding parameters, at the price of the
             feed the market will use: a feed that broke (answers 0, an
             incomplete round) can be replaced, since only the new one is read.
@@ -119,8 +121,10 @@ def set_market_params(market_id: uint256, params: positions.MarketParams):
     self._only_delegated()
     ownable._check_owner()
     positions._check_market(market_id)
+    old_mmf: uint256 = positions._mmf(market_id)  # in force now, mid-ramp included
     funding_word: uint256 = positions._packed[market_id][2]  # old funding_k, max_funding_rate
     positions._set_params(market_id, params)
+    positions._ramp_mmf(market_id, old_mmf)
     new_word: uint256 = positions._packed[market_id][2]
     positions._packed[market_id][2] = funding_word
     positions._accrue(market_id, positions._price(market_id, False))

@@ -378,6 +378,27 @@ def market_params(market_id: uint256) -> positions.MarketParams:
 
 @external
 @view
+def effective_mmf(market_id: uint256) -> uint256:
+    """
+    @notice The maintenance fraction in force now (1e18): market_params'
+            mmf, or, while a raise ramps in, the ramp's value.
+    """
+    return positions._mmf(market_id)
+
+
+@external
+@view
+def mmf_ramp(market_id: uint256) -> (uint256, uint256, uint256):
+    """
+    @notice A rising mmf's ramp: (from_mmf, start, end); all 0 when none
+            was set (market_params' mmf applies once block time >= end).
+    """
+    r: uint256 = positions._mmf_ramp[market_id]
+    return (r & positions.MASK64, (r >> 64) & positions.MASK64, r >> 128)
+
+
+@external
+@view
 def market_state(market_id: uint256) -> positions.MarketState:
     """
     @notice A market's open interest, cost and funding aggregates, as stored.

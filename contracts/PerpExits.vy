@@ -152,7 +152,7 @@ def liquidate(account: address, market_id: uint256, adl_targets: DynArray[addres
     eff: int256 = convert(old.margin, int256) - owed
     pnl: int256 = positions._capped_pnl(margin.upnl(old.size, old.entry_price, price, positions.SCALE), owed, old.size, old.entry_price)
     equity: int256 = eff + pnl
-    assert equity < convert(margin.requirement(old.size, price, p.mmf, positions.SCALE), int256), "position healthy"
+    assert equity < convert(margin.requirement(old.size, price, positions._mmf(market_id), positions.SCALE), int256), "position healthy"
 
     positions._write(account, market_id, old, empty(positions.Position))
     penalty: uint256 = 0

@@ -94,6 +94,12 @@ MAX_SEQUENCER_GRACE: constant(uint256) = 86400
 SEQUENCER_UP: constant(uint256) = 0
 SEQUENCER_DOWN: constant(uint256) = 1
 SEQUENCER_GRACE: constant(uint256) = 2
+# Raising a market's mmf never makes a healthy position liquidatable at
+# once: the maintenance fraction in force (_mmf) moves linearly from its
+# value at the change to the new one, at most MAX_MMF_RAISE (1 bp of
+# notional) every MMF_RAMP_PERIOD (an hour). Lowering applies at once.
+MAX_MMF_RAISE: constant(uint256) = 10**14
+MMF_RAMP_PERIOD: constant(uint256) = 3600
 
 # ---------------------------------------------------------------- structs
 
@@ -279,6 +285,13 @@ event SequencerFeedSet:
 event PauserSet:
     pauser: indexed(address)
 
+event MmfRamp:
+    market_id: indexed(uint256)
+    from_mmf: uint256
+    to_mmf: uint256
+    start: uint256
+    end: uint256
+
 event MaxProfitSet:
     max_profit: uint256
 
@@ -373,6 +386,9 @@ sequencer_feed: public(address)
 sequencer_grace: public(uint256)
 # How many ADL jobs each market has pending (_adl_jobs[mid][0 .. count)).
 _adl_count: HashMap[uint256, uint256]
+# A rising mmf's ramp per market: from_mmf | start << 64 | end << 128 (0:
+# none). The target is the stored mmf; _mmf interpolates (docs/trust.md).
+_mmf_ramp: HashMap[uint256, uint256]
 
 
 @deploy
@@ -462,9 +478,37 @@ def _market_params(mid: uint256) -> MarketParams:
 @view
 def _mmf(mid: uint256) -> uint256:
     """
-    @notice The maintenance fraction alone (one SLOAD).
+    @notice The maintenance fraction in force: the stored mmf, or, while a
+            raise ramps in, from_mmf + (mmf - from_mmf) * elapsed / duration,
+            rounded down (the requirement never runs ahead of its speed
+            bound). Every maintenance check and view reads it.
     """
-    return (self._packed[mid][1] >> 64) & MASK64
+    target: uint256 = (self._packed[mid][1] >> 64) & MASK64
+    r: uint256 = self._mmf_ramp[mid]
+    end: uint256 = r >> 128
+    if block.timestamp >= end:
+        return target
+    start: uint256 = (r >> 64) & MASK64
+    from_mmf: uint256 = r & MASK64
+    return from_mmf + fp.mul_div_down(target - from_mmf, block.timestamp - start, end - start)
+
+
+@internal
+def _ramp_mmf(mid: uint256, old_mmf: uint256):
+    """
+    @notice After a parameter change: a raise of mmf above `old_mmf` (the
+            fraction in force before it) ramps in over
+            ceil((new - old) * MMF_RAMP_PERIOD / MAX_MMF_RAISE) seconds;
+            anything else applies at once.
+    """
+    target: uint256 = (self._packed[mid][1] >> 64) & MASK64
+    if target <= old_mmf:
+        self._mmf_ramp[mid] = 0
+        return
+    # up: a ramp never faster than its bound
+    duration: uint256 = fp.mul_div_up(target - old_mmf, MMF_RAMP_PERIOD, MAX_MMF_RAISE)
+    self._mmf_ramp[mid] = old_mmf | (block.timestamp << 64) | ((block.timestamp + duration) << 128)
+    log MmfRamp(market_id=mid, from_mmf=old_mmf, to_mmf=target, start=block.timestamp, end=block.timestamp + duration)
 
 
 @internal
@@ -932,7 +976,7 @@ def _reduce(
     owed: int256 = funding.owed(old.size, idx, old.funding_index, SCALE)
     eff: int256 = convert(old.margin, int256) - owed
     total_pnl: int256 = self._capped_pnl(margin.upnl(old.size, old.entry_price, price, SCALE), owed, old.size, old.entry_price)
-    assert eff + total_pnl >= convert(margin.requirement(old.size, price, p.mmf, SCALE), int256), "position: liquidatable"
+    assert eff + total_pnl >= convert(margin.requirement(old.size, price, self._mmf(mid), SCALE), int256), "position: liquidatable"
     full: bool = closed == old.size
     released: int256 = eff
     if not full:
@@ -961,7 +1005,7 @@ def _reduce(
         new.margin = convert(left, uint256)
         new.funding_index = idx
         remaining: int256 = left + margin.upnl(new.size, new.entry_price, price, SCALE)
-        assert remaining >= convert(margin.requirement(new.size, price, p.mmf, SCALE), int256), "margin: below maintenance"
+        assert remaining >= convert(margin.requirement(new.size, price, self._mmf(mid), SCALE), int256), "margin: below maintenance"
     self._write(account, mid, old, new)
     self._free[account] += convert(payout, uint256)
     if exec_fee > 0:

@@ -156,6 +156,14 @@ def set_settle_fee(w, fee):
     w.log("SettleFeeSet", fee=fee)
 
 
+def transfer_ownership(w, new_owner):
+    """LiquidityVault.transfer_ownership (snekmate ownable, one step)"""
+    check(w.sender == w.v.owner, "ownable: caller is not the owner")
+    check(new_owner != ZERO, "ownable: new owner is the zero address")
+    previous, w.v.owner = w.v.owner, new_owner
+    w.log("OwnershipTransferred", previous_owner=previous, new_owner=new_owner)
+
+
 # ---------------------------------------------------------------- ERC-7540 requests
 
 

@@ -63,8 +63,10 @@ def set_market_params(w, mid, params):
     params = _as_params(params)
     _check_owner(w)
     P._check_market(w, mid)
+    old_mmf = P._mmf(w, mid)  # in force now, mid-ramp included
     old = w.e.params[mid]
     P._set_params(w, mid, params)
+    P._ramp_mmf(w, mid, old_mmf)
     new = w.e.params[mid]
     # accrue under the old funding parameters, at the new feed's price
     w.e.params[mid] = replace(new, funding_k=old.funding_k, max_funding_rate=old.max_funding_rate)

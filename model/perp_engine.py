@@ -121,13 +121,23 @@ def equity(w, account, mid):
     return P._equity(w, pos, mid, P._price(w, mid, False))
 
 
+def effective_mmf(w, mid):
+    """PerpEngine.effective_mmf"""
+    return P._mmf(w, mid)
+
+
+def mmf_ramp(w, mid):
+    """PerpEngine.mmf_ramp"""
+    return w.e.mmf_ramp.get(mid, (0, 0, 0))
+
+
 def is_liquidatable(w, account, mid):
     """PerpEngine.is_liquidatable"""
     pos = P._load(w, account, mid)
     if pos.size == 0:
         return False
     price = P._price(w, mid, False)
-    return P._equity(w, pos, mid, price) < margin.requirement(pos.size, price, w.e.params[mid].mmf, w.e.scale)
+    return P._equity(w, pos, mid, price) < margin.requirement(pos.size, price, P._mmf(w, mid), w.e.scale)
 
 
 def liquidation_price(w, account, mid):
@@ -136,7 +146,7 @@ def liquidation_price(w, account, mid):
     if pos.size == 0:
         return 0
     eff = P._effective_margin(w, pos, mid, P._price(w, mid, False))
-    return margin.liquidation_price(pos.size, pos.entry_price, eff, w.e.params[mid].mmf, w.e.scale)
+    return margin.liquidation_price(pos.size, pos.entry_price, eff, P._mmf(w, mid), w.e.scale)
 
 
 def bankruptcy_price(w, account, mid):

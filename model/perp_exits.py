@@ -18,7 +18,7 @@ def set_tp_sl(w, mid, take_profit_price, stop_loss_price):
         price, updated = P._round(w, mid, False)
         check(not (_hit(old, price) and updated > w.e.tp_sl_at.get((w.sender, mid), 0)), "tp_sl: triggered")
     check(take_profit_price < P.MAX_PRICE and stop_loss_price < P.MAX_PRICE, "tp_sl: price too large")
-    liq = margin.liquidation_price(old.size, old.entry_price, old.margin, w.e.params[mid].mmf, w.e.scale)
+    liq = margin.liquidation_price(old.size, old.entry_price, old.margin, P._mmf(w, mid), w.e.scale)
     tp, sl = take_profit_price, stop_loss_price
     if old.size > 0:
         check(tp == 0 or tp > old.entry_price, "tp_sl: take profit on wrong side")
@@ -69,7 +69,7 @@ def liquidate(w, account, mid, adl_targets):
     eff = old.margin - owed
     pnl = P._capped_pnl(w, margin.upnl(old.size, old.entry_price, price, scale), owed, old.size, old.entry_price)
     equity = eff + pnl
-    check(equity < margin.requirement(old.size, price, p.mmf, scale), "position healthy")
+    check(equity < margin.requirement(old.size, price, P._mmf(w, mid), scale), "position healthy")
 
     P._write(w, account, mid, old, P.Position())
     penalty = reward = bad_debt = 0

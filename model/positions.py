@@ -47,6 +47,9 @@ SEQUENCER_UP = 0
 SEQUENCER_DOWN = 1
 SEQUENCER_GRACE = 2
 ZERO = "0x" + "00" * 20
+# positions._mmf / _ramp_mmf: a raised mmf ramps in at most 1 bp an hour
+MAX_MMF_RAISE = 10**14
+MMF_RAMP_PERIOD = 3600
 
 
 @dataclass
@@ -167,6 +170,7 @@ class EngineState:
         with none (what PerpEngine.adl_pending(market_id) returns; read-only:
         the jobs live in adl_jobs)."""
         return {mid: (self.adl_jobs.get(mid) or [AdlPending()])[0] for mid in range(self.market_count)}
+    mmf_ramp: dict = field(default_factory=dict)  # market id -> (from_mmf, start, end); absent = none
 
 
 def side_key(mid, size):
@@ -217,6 +221,26 @@ def _set_params(w, mid, p):
     # (_market_params, _mmf, _price, _pending_index): same values, no model
     # counterpart needed.
     w.log("MarketParamsSet", market_id=mid)
+
+
+def _mmf(w, mid):
+    """positions._mmf: the stored mmf, or a rising ramp's value (floored)."""
+    target = w.e.params[mid].mmf
+    from_mmf, start, end = w.e.mmf_ramp.get(mid, (0, 0, 0))
+    if w.now >= end:
+        return target
+    return from_mmf + mul_div_down(target - from_mmf, w.now - start, end - start)
+
+
+def _ramp_mmf(w, mid, old_mmf):
+    """positions._ramp_mmf"""
+    target = w.e.params[mid].mmf
+    if target <= old_mmf:
+        w.e.mmf_ramp.pop(mid, None)
+        return
+    duration = mul_div_up(target - old_mmf, MMF_RAMP_PERIOD, MAX_MMF_RAISE)
+    w.e.mmf_ramp[mid] = (old_mmf, w.now, w.now + duration)
+    w.log("MmfRamp", market_id=mid, from_mmf=old_mmf, to_mmf=target, start=w.now, end=w.now + duration)
 
 
 def _price(w, mid, fresh):
@@ -486,7 +510,7 @@ def _reduce(w, account, mid, old, closed, price, idx, p, keeper):
     owed = funding.owed(old.size, idx, old.funding_index, scale)
     eff = old.margin - owed
     total_pnl = _capped_pnl(w, margin.upnl(old.size, old.entry_price, price, scale), owed, old.size, old.entry_price)
-    check(eff + total_pnl >= margin.requirement(old.size, price, p.mmf, scale), "position: liquidatable")
+    check(eff + total_pnl >= margin.requirement(old.size, price, _mmf(w, mid), scale), "position: liquidatable")
     full = closed == old.size
     released = eff
     if not full:
@@ -514,7 +538,7 @@ def _reduce(w, account, mid, old, closed, price, idx, p, keeper):
         new.margin = left
         new.funding_index = idx
         remaining = left + margin.upnl(new.size, new.entry_price, price, scale)
-        check(remaining >= margin.requirement(new.size, price, p.mmf, scale), "margin: below maintenance")
+        check(remaining >= margin.requirement(new.size, price, _mmf(w, mid), scale), "margin: below maintenance")
     _write(w, account, mid, old, new)
     w.e.free[account] = w.e.free.get(account, 0) + payout
     if exec_fee > 0:

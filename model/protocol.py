@@ -27,7 +27,8 @@ _ENGINE_VERBS.update({n: getattr(perp_exits, n) for n in (
 _ENGINE_VERBS.update({n: getattr(perp_orders, n) for n in ("request_order", "execute_order", "execute_order_inner", "cancel_order")})
 # pay and cover are engine-only: called directly they revert, as on chain.
 _VAULT_VERBS = {n: getattr(liquidity_vault, n) for n in (
-    "requestDeposit", "requestRedeem", "settle", "setOperator", "set_settle_fee", "claimCancelRedeemRequest",
+    "requestDeposit", "requestRedeem", "settle", "setOperator", "set_settle_fee", "transfer_ownership",
+    "claimCancelRedeemRequest",
     "deposit", "mint", "withdraw", "redeem", "pay")}
 _FUND_VERBS = {n: getattr(insurance_fund, n) for n in (
     "transfer_ownership", "accept_ownership", "set_floor", "withdraw_surplus", "cover")}

@@ -264,6 +264,63 @@ class Sequencer(_Strict):
         if (self.feed is None) == (not self.mock):
             raise ValueError("give either feed (an existing uptime feed) or mock: true, not both or neither")
         return self
+MIN_PUBLIC_DELAY = 86_400  # a network without mocks is for other people: its timelock waits a day or more
+MAX_DELAY = 30 * 86_400  # a typo guard: a month
+
+
+def _role_member(v):
+    if v in ("deployer", "anyone"):
+        return v
+    if not isinstance(v, str) or not is_address(v) or int(v, 16) == 0:
+        raise ValueError(f"{v!r} must be 'deployer', 'anyone' (executors only) or a nonzero 0x address")
+    return v
+
+
+class Governance(_Strict):
+    """The TimelockController that owns engine, vault and fund (docs/trust.md).
+
+    Members are 0x addresses or 'deployer' (the deploying account);
+    executors may be 'anyone' (snekmate's open role: the zero address).
+    Proposers also get the canceller role (snekmate), and `cancellers` adds
+    more. `pauser` (optional) is named on the engine before the hand-over."""
+    min_delay: int = Field(ge=0, le=MAX_DELAY)  # seconds
+    proposers: list[str] = Field(min_length=1, max_length=8)
+    executors: list[str] = Field(min_length=1, max_length=8)
+    cancellers: list[str] = Field(default_factory=list, max_length=8)
+    pauser: Optional[str] = None
+
+    @field_validator("proposers", "cancellers")
+    @classmethod
+    def _members(cls, v):
+        for x in v:
+            _role_member(x)
+            if x == "anyone":
+                raise ValueError("'anyone' may only execute")
+        return v
+
+    @field_validator("executors")
+    @classmethod
+    def _executors(cls, v):
+        for x in v:
+            _role_member(x)
+        return v
+
+    @field_validator("pauser")
+    @classmethod
+    def _pauser(cls, v):
+        if v is not None and (v == "anyone" or _role_member(v) is None):
+            raise ValueError("must be 'deployer' or a nonzero 0x address")
+        return v
+
+
+# A devnet's governance when its entry names none: no delay, the deployer
+# proposes and executes.
+DEVNET_GOVERNANCE = {"min_delay": 0, "proposers": ["deployer"], "executors": ["deployer"]}
+
+
+def governance_of(conf):
+    """The governance mapping of a validated entry (as_dict), devnet default filled in."""
+    return conf.get("governance") or dict(DEVNET_GOVERNANCE, cancellers=[])
 
 
 class NetworkConfig(_Strict):
@@ -281,6 +338,9 @@ class NetworkConfig(_Strict):
     min_notional_units: int = Field(0, ge=0, lt=2**128)
     # optional: the L2 sequencer-uptime feed and its grace period
     sequencer: Optional[Sequencer] = None
+    # the owner of every contract (scripts/governance.py; docs/trust.md);
+    # with mocks, absent means DEVNET_GOVERNANCE
+    governance: Optional[Governance] = None
 
     @model_validator(mode="after")
     def _fees_pay_the_keeper_floor(self):
@@ -357,6 +417,8 @@ def _known_keys(loc):
         model = Collateral
     elif loc[:1] == ("sequencer",):
         model = Sequencer
+    elif loc[:1] == ("governance",):
+        model = Governance
     return list(model.model_fields)
 
 
@@ -397,6 +459,11 @@ def _mode_checks(net):
                 return ("markets", i, "fallback_initial_price"), "is used only with mocks: true"
         if net.sequencer is not None and net.sequencer.mock:
             return ("sequencer", "mock"), "is used only with mocks: true (give the network's uptime feed)"
+        if net.governance is None:
+            return ("governance",), "is missing (mocks: false: a timelock with a delay of a day or more)"
+        if net.governance.min_delay < MIN_PUBLIC_DELAY:
+            return ("governance", "min_delay"), (f"must be at least {MIN_PUBLIC_DELAY} s (a day) with mocks: false: "
+                                                 "users need time to exit before a change lands")
     seen = {}
     for i, m in enumerate(net.markets):
         if m.name in seen:

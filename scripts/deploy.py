@@ -15,8 +15,11 @@ interval (`make devnet`: anvil --block-time N).
 
 `deploy_protocol(deployer, config=None)` deploys and wires everything and
 returns a `Protocol` with `engine`, `vault`, `insurance_fund`, `token`,
-`feeds` (indexed by market id), and the engine's facets `exits`,
-`orders` and `admin`.
+`feeds` (indexed by market id), the engine's facets `exits`,
+`orders` and `admin`, and `timelock`: snekmate's TimelockController, the
+owner of engine, vault and fund once deploy_protocol returns (its delay and
+roles from the config's `governance`; scripts/governance.py, docs/trust.md).
+The deployer's key alone can then change nothing.
 
 The whole config is validated (scripts/config.py) before the first
 transaction; a bad one raises `ConfigError` naming the file, network,
@@ -42,6 +45,7 @@ from ethpm_types import ContractType
 from model.positions import DEFAULT_ORDER_EXPIRY
 from scripts import config as cfg
 from scripts import manifest as mf
+from scripts.governance import ZERO_ADDRESS, hand_over
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Protocol:
     exits: object
     orders: object = None
     admin: object = None
+    timelock: object = None
     markets: list = field(default_factory=list)  # names, by market id
     params: list = field(default_factory=list)  # model MarketParams, by market id
     lens: object = None  # BackstopLens: many views in one eth_call
@@ -212,6 +217,15 @@ def deploy_protocol(deployer, config=None, path=None):
     else:
         fallbacks = {i: at_interface(a, "AggregatorV3", "fallback_feed") for i, a in fallbacks.items()}
         sequencer = at_interface(sequencer, "AggregatorV3", "sequencer.feed") if sequencer else None
+    # The owner of everything: snekmate's TimelockController, deployed with
+    # delay 0 and the deployer as its only proposer and executor, then handed
+    # the engine, vault and fund and given the configured roles and delay in
+    # one batch operation of its own (scripts/governance.hand_over).
+    gov = cfg.governance_of(conf)
+    if gov.get("pauser"):
+        engine.set_pauser(deployer if gov["pauser"] == "deployer" else gov["pauser"], sender=deployer)
+    timelock = deployer.deploy(project.TimelockController, 0, [deployer], [deployer], ZERO_ADDRESS)
+    hand_over(timelock, engine, vault, fund, deployer, gov)
     unit = 10**decimals
     if conf["mocks"]:
         if conf.get("insurance_seed"):
@@ -231,6 +245,7 @@ def deploy_protocol(deployer, config=None, path=None):
         exits=exits,
         orders=orders,
         admin=admin,
+        timelock=timelock,
         markets=[m["name"] for m in conf["markets"]],
         params=params,
         lens=deployer.deploy(project.BackstopLens),
@@ -285,6 +300,7 @@ def manifest_of(p, deployer, from_block, source):
         "config": source,
         "contracts": {
             "engine": p.engine.address, "exits": p.exits.address, "orders": p.orders.address, "admin": p.admin.address,
+            "timelock": p.timelock.address,
             "vault": p.vault.address, "insurance_fund": p.insurance_fund.address, "token": p.token.address,
             "lens": p.lens.address,
         },
@@ -405,8 +421,9 @@ def _deploy(account, config_path, manifest_path):
         p = deploy_protocol(account, config=checked[0])
     written = mf.write(manifest_of(p, account, from_block, source), out)
     click.echo(f"network         {networks.provider.network.name} (chain id {chain.chain_id})")
-    for name in ("engine", "exits", "orders", "admin", "vault", "insurance_fund", "token", "lens"):
+    for name in ("engine", "exits", "orders", "admin", "timelock", "vault", "insurance_fund", "token", "lens"):
         click.echo(f"{name:<15} {getattr(p, name).address}")
+    click.echo(f"timelock delay  {p.timelock.get_minimum_delay()} s (owner of engine, vault and fund)")
     click.echo(f"order expiry    {p.engine.order_expiry()} s")
     for i, (name, feed) in enumerate(zip(p.markets, p.feeds)):
         click.echo(f"market {i:<8} {name:<10} feed {feed.address}")

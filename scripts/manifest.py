@@ -51,6 +51,7 @@ class Contracts(_Strict):
     exits: str
     orders: str
     admin: str
+    timelock: str
     vault: str
     insurance_fund: str
     token: str

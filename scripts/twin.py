@@ -12,6 +12,8 @@ from ape.exceptions import ContractLogicError
 from model import World
 from model.fixed_point import Revert
 from model.positions import MarketParams
+from scripts import governance
+from scripts.governance import OWNER_VERBS, is_proposer
 
 MAX_UINT = 2**256 - 1
 ORDER_VERBS = ("request_order", "execute_order", "cancel_order")
@@ -40,17 +42,22 @@ def revert_reason(exc):
 
 
 def mirror_world(protocol, owner):
-    """A model World equal to the freshly deployed `protocol` (read from chain)."""
+    """A model World equal to the freshly deployed `protocol` (read from chain).
+
+    The owners are read from the chain: on a deployment they are the
+    timelock (`owner`, the deployer, only proposes through it)."""
     e = protocol.engine
     w = World(
         engine=e.address,
         vault=protocol.vault.address,
         fund=protocol.insurance_fund.address,
-        owner=_addr(owner),
+        owner=str(e.owner()),
         token_decimals=protocol.token.decimals(),
         now=chain.blocks.head.timestamp,
         token_address=protocol.token.address,
     )
+    w.v.owner = str(protocol.vault.owner())
+    w.fund_owner = str(protocol.insurance_fund.owner())
     w.e.vault = protocol.vault.address
     w.e.insurance_fund = protocol.insurance_fund.address
     w.e.pauser = e.pauser()
@@ -170,20 +177,43 @@ class Twin:
             self.p.token.approve(spender, MAX_UINT, sender=account)
             self.w.approve(_addr(account), _addr(spender), MAX_UINT)
 
+    def governs(self, sender, verb):
+        """Whether `verb` from `sender` goes through the timelock: an owner
+        verb (scripts/governance.OWNER_VERBS) from one of its proposers."""
+        tl = getattr(self.p, "timelock", None)
+        return tl is not None and verb in OWNER_VERBS and is_proposer(tl, sender)
+
     def act(self, sender, verb, *args):
         """Run `verb` on both; return (ok, reason). Raises AssertionError on
-        any disagreement (one reverts and not the other, or other reasons)."""
-        t = self._next_time()
+        any disagreement (one reverts and not the other, or other reasons).
+
+        An owner verb from a proposer of the protocol's timelock is scheduled
+        (one block) and executed (the next) through it (scripts/governance);
+        the model runs it at the execution's time, from the timelock."""
         target, name = self._target(verb)
+        plain = [_addr(a) if hasattr(a, "address") else a for a in args]
+        op, model_sender = None, _addr(sender)
+        t = self._next_time()
+        if self.governs(sender, verb):
+            # scheduled, then executed once ready: in the same second with
+            # delay 0 (the devnet), `delay` seconds later otherwise (the
+            # twin's clock, and the model's, jump there)
+            op = governance.schedule(self.p.timelock, target, getattr(target, name).encode_input(*plain), sender)
+            t = self.now = max(t, op.ready_at)
+            chain.pending_timestamp = t
+            model_sender = _addr(self.p.timelock)
         chain_reason, ok_chain, receipt = None, True, None
         try:
-            receipt = getattr(target, name)(*[_addr(a) if hasattr(a, "address") else a for a in args], sender=sender)
+            if op is not None:
+                receipt = governance.execute(self.p.timelock, op, sender)
+            else:
+                receipt = getattr(target, name)(*plain, sender=sender)
         except ContractLogicError as exc:
             ok_chain, chain_reason = False, revert_reason(exc)
         model_reason, ok_model = None, True
         n_events = len(self.w.events)
         try:
-            self.w.call(_addr(sender), verb, *[_addr(a) if hasattr(a, "address") else a for a in args], now=t)
+            self.w.call(model_sender, verb, *plain, now=t)
         except Revert as exc:
             ok_model, model_reason = False, exc.reason
         assert ok_chain == ok_model, f"{verb}{args}: chain {'ok' if ok_chain else 'reverted ' + repr(chain_reason)}, model {'ok' if ok_model else 'reverted ' + repr(model_reason)}"

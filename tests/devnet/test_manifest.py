@@ -17,7 +17,7 @@ def _entry(**over):
         "format": 1, "network": "local", "ecosystem": "ethereum", "chain_id": 31337, "block": 12,
         "block_hash": "0x" + "ab" * 32, "from_block": 1, "timestamp": 1_700_000_000, "deployer": A,
         "config": "config/networks.yaml",
-        "contracts": {k: A for k in ("engine", "exits", "orders", "admin", "vault", "insurance_fund", "token", "lens")},
+        "contracts": {k: A for k in ("engine", "exits", "orders", "admin", "timelock", "vault", "insurance_fund", "token", "lens")},
         "engine_code_hash": "0x" + "cd" * 32, "token": {"symbol": "mUSD", "decimals": 6}, "order_expiry": 7200,
         "markets": [{"id": 0, "name": "BTC-PERP", "feed": B, "params": {"feed": B, "imf": 10**16, "max_profit": 9}}],
     }

@@ -99,7 +99,7 @@ def _manifest(protocol, **over):
         "block_hash": blk["hash"].to_0x_hex(), "from_block": 0, "timestamp": blk["timestamp"],
         "deployer": protocol.engine.address, "config": "config/networks.yaml",
         "contracts": {"engine": protocol.engine.address, "exits": protocol.exits.address,
-                      "orders": protocol.orders.address, "admin": protocol.admin.address, "vault": protocol.vault.address,
+                      "orders": protocol.orders.address, "admin": protocol.admin.address, "timelock": protocol.timelock.address, "vault": protocol.vault.address,
                       "insurance_fund": protocol.insurance_fund.address, "token": protocol.token.address,
                       "lens": protocol.lens.address},
         "engine_code_hash": "0x" + bytes(chain.provider.web3.keccak(chain.provider.get_code(protocol.engine.address))).hex(),

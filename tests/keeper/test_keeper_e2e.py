@@ -12,6 +12,7 @@ from eth_utils import to_checksum_address
 from bots import devnet as D
 from bots import rpc as R
 from bots.devnet import USDC, WAD, Spec
+from scripts.governance import governed
 from tests.keeper.conftest import liquidatable_at, position_at, view
 
 BTC, ETH = 0, 1
@@ -342,11 +343,11 @@ def test_keeper__orders__failed_check_cancelled_by_execution_expired_one_logged_
 
     # An order nobody can execute before it expires: its deadline is 60 s
     # after the request, and no round comes for 61 s.
-    protocol.engine.set_order_expiry(60, sender=owner)
+    governed(protocol.timelock, protocol.engine, "set_order_expiry", 60, sender=owner)
     late_free = protocol.engine.free_collateral(late)
     (late_id,), late_at, _ = D.request_orders(node, protocol, [specs[2]], fund=False)
     late_escrow = late_free - protocol.engine.free_collateral(late)
-    protocol.engine.set_order_expiry(default_expiry, sender=owner)
+    governed(protocol.timelock, protocol.engine, "set_order_expiry", default_expiry, sender=owner)
     assert protocol.engine.get_order(late_id).expires_at == late_at + 60  # not moved by the new expiry
     node.rpc.request("evm_increaseTime", [61])
     # A buy that accepts 81,000 and one that accepts only 79,000, at 80,000.

@@ -87,4 +87,11 @@ SNEKMATE_REASONS = {
     "erc20: insufficient allowance",
     "math: mul_div division by zero",
     "math: mul_div overflow",
+    # TimelockController (snekmate's timelock_controller and access_control)
+    "access_control: account is missing role",
+    "timelock_controller: insufficient delay",
+    "timelock_controller: operation already scheduled",
+    "timelock_controller: operation is not ready",
+    "timelock_controller: operation cannot be cancelled",
+    "timelock_controller: caller must be timelock",
 }

@@ -185,6 +185,31 @@ def calldata(verb, args):
     return role, selector + fast_encode(types, args)
 
 
+_SCHEDULE = keccak(text="schedule(address,uint256,bytes,bytes32,bytes32,uint256)")[:4]
+_EXECUTE = keccak(text="execute(address,uint256,bytes,bytes32,bytes32)")[:4]
+_salts = iter(range(1, 2**64))
+
+
+def governed_send(backend, sender, verb, args, t):
+    """backend._send(sender, to, data, t, verb) of one machine verb; an owner
+    verb (scripts/governance.OWNER_VERBS) from the machine's owner, the
+    timelock's proposer and executor, is scheduled (delay 0) and executed
+    through the timelock, as scripts/governance.govern does with ape. The
+    execution's revert reason is the target's own (snekmate bubbles it)."""
+    from scripts.governance import OWNER_VERBS
+
+    role, data = calldata(verb, args)
+    to = backend.addresses[role]
+    if verb not in OWNER_VERBS or sender != backend.accounts["owner"]:
+        return backend._send(sender, to, data, t, verb)
+    salt = next(_salts).to_bytes(32, "big")
+    op = ["address", "uint256", "bytes", "bytes32", "bytes32"], [to, 0, data, bytes(32), salt]
+    scheduled = backend._send(sender, backend.addresses["timelock"],
+                              _SCHEDULE + encode(op[0] + ["uint256"], op[1] + [0]), t, verb)
+    assert scheduled is None, f"{verb}: the timelock refused to schedule it: {scheduled!r}"
+    return backend._send(sender, backend.addresses["timelock"], _EXECUTE + encode(*op), t, verb)
+
+
 def decode_revert(output):
     """A revert's reason string; "" for a revert without one (Vyper's checked
     arithmetic), the raw hex for anything else."""
@@ -380,6 +405,7 @@ class AnvilBackend:
             "exits": protocol.exits.address,
             "orders": protocol.orders.address,
             "admin": protocol.admin.address,
+            "timelock": protocol.timelock.address,
             "vault": protocol.vault.address,
             "fund": protocol.insurance_fund.address,
             "token": protocol.token.address,
@@ -419,12 +445,16 @@ class AnvilBackend:
         self._chain.restore(snap)
 
     def send(self, sender, verb, args, t):
-        """One HTTP round trip: the next block's timestamp, then the
-        transaction through eth_sendTransactionSync (anvil >= 1.3), which
-        answers with the mined receipt. A revert's reason comes from a trace."""
-        role, data = calldata(verb, args)
+        """One HTTP round trip a transaction (two for an owner verb through
+        the timelock, both at t: anvil mines equal timestamps): the next
+        block's timestamp, then the transaction through
+        eth_sendTransactionSync (anvil >= 1.3), which answers with the mined
+        receipt. A revert's reason comes from a trace."""
+        return governed_send(self, sender, verb, args, t)
+
+    def _send(self, sender, to, data, t, verb):
         self._id += 2
-        tx = {"from": sender, "to": self.addresses[role], "data": "0x" + data.hex(), "gas": hex(GAS)}
+        tx = {"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(GAS)}
         r = self._post([
             {"jsonrpc": "2.0", "id": self._id - 1, "method": "evm_setNextBlockTimestamp", "params": [t]},
             {"jsonrpc": "2.0", "id": self._id, "method": "eth_sendTransactionSync", "params": [tx]},
@@ -584,10 +614,11 @@ _ORACLE_SIGS = {"set_oracle": (f"set_oracle(uint256,{_O})", ["uint256", _O]),
                 "set_sequencer_feed": ("set_sequencer_feed(address,uint256)", ["address", "uint256"])}
 
 
-def deploy_in_process(contracts_dir, conf, deploy, transact):
+def deploy_in_process(contracts_dir, conf, deploy, transact, owner):
     """scripts/deploy.py's order for the in-process backends: token, feeds,
     PerpExits, PerpOrders, PerpAdmin, PerpEngine(token, exits, orders, admin), vault, fund,
-    lens; initialize; add the markets.
+    lens; initialize; add the markets; the timelock, handed the engine,
+    vault and fund (`owner`, the deployer, its proposer and executor).
 
         deploy(rel_path, abi_types, args) -> address
         transact(address, signature, abi_types, args)   must succeed
@@ -628,6 +659,19 @@ def deploy_in_process(contracts_dir, conf, deploy, transact):
         lambda args: deploy(d / "mocks/MockAggregator.vy", ["uint8", "int256"], list(args)),
         lambda up_since: deploy(d / "mocks/MockSequencerUptimeFeed.vy", ["uint256"], [up_since]),
         lambda verb, *args: transact(a["engine"], *_ORACLE_SIGS[verb], list(args)))
+    # deploy_protocol's hand-over (scripts/governance.hand_over) at the
+    # devnet's governance: delay 0, the deployer (the machine's "owner")
+    # the timelock's only proposer and executor.
+    a["timelock"] = deploy(d / "TimelockController.vy", ["uint256", "address[]", "address[]", "address"],
+                           [0, [owner], [owner], ZERO_ADDRESS])
+    for role in ("engine", "fund", "vault"):
+        transact(a[role], "transfer_ownership(address)", ["address"], [a["timelock"]])
+    accept = selector("accept_ownership()")
+    batch = ([a["engine"], a["fund"]], [0, 0], [accept, accept], bytes(32), bytes(32))
+    transact(a["timelock"], "schedule_batch(address[],uint256[],bytes[],bytes32,bytes32,uint256)",
+             ["address[]", "uint256[]", "bytes[]", "bytes32", "bytes32", "uint256"], [*batch, 0])
+    transact(a["timelock"], "execute_batch(address[],uint256[],bytes[],bytes32,bytes32)",
+             ["address[]", "uint256[]", "bytes[]", "bytes32", "bytes32"], list(batch))
     for i, feed in enumerate(feeds):
         a[f"feed{i}"] = feed
     for i, feed in fallbacks.items():
@@ -840,7 +884,7 @@ class BoaBackend(SlotReader):
 
         with boa.swap_env(self.env):
             self.addresses, self.params, self._layout = deploy_in_process(
-                contracts_dir, config or cfg.load("local"), deploy, transact)
+                contracts_dir, config or cfg.load("local"), deploy, transact, owner)
         self.contracts = {"engine": self.contracts["PerpEngine"]}  # the wrapper scripts/bench.py reads through
         self._canon = {k: bytes.fromhex(v[2:]) for k, v in self.addresses.items()}
         self._state = self.env.evm.vm.state
@@ -866,10 +910,12 @@ class BoaBackend(SlotReader):
         self._now = self.env.evm.patch.timestamp
 
     def send(self, sender, verb, args, t):
-        role, data = calldata(verb, args)
+        return governed_send(self, sender, verb, args, t)
+
+    def _send(self, sender, to, data, t, verb):
         self.env.evm.patch.timestamp = t
         self._now = t
-        c = self.env.execute_code(to_address=self.addresses[role], sender=sender, data=data, gas=GAS)
+        c = self.env.execute_code(to_address=to, sender=sender, data=data, gas=GAS)
         self.tx_count += 1
         if not c.is_error:
             return None
@@ -927,7 +973,7 @@ class RevmBackend(SlotReader):
             assert ok, f"{signature}: {decode_revert(out)!r}"
 
         self.addresses, self.params, self._layout = deploy_in_process(
-            contracts_dir, config or cfg.load("local"), deploy, transact)
+            contracts_dir, config or cfg.load("local"), deploy, transact, owner)
         self._token_layout = TOKEN_LAYOUT
         self.n_markets = len(self.params)
         self.tx_count = 0
@@ -967,12 +1013,16 @@ class RevmBackend(SlotReader):
 
     def send(self, sender, verb, args, t):
         """One transaction in its own block, at timestamp t. A halt comes back
-        as "halt: ..." so that it can never pass for a Vyper revert."""
-        role, data = calldata(verb, args)
+        as "halt: ..." so that it can never pass for a Vyper revert. An
+        owner verb goes through the timelock: two transactions, two blocks,
+        both at t."""
+        return governed_send(self, sender, verb, args, t)
+
+    def _send(self, sender, to, data, t, verb):
         self._number += 1
         self._now = t
         self._set_block()
-        ok, out = self._call(sender, self.addresses[role], data)
+        ok, out = self._call(sender, to, data)
         self.tx_count += 1
         if ok:
             return None

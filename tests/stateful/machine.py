@@ -34,6 +34,7 @@ from hypothesis import event, reproduce_failure, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from model import World, adl, liquidity_vault, margin, perp_engine
+from scripts.governance import OWNER_VERBS
 from model import positions as P
 from model.fixed_point import Revert
 from model.mocks import Feed
@@ -364,6 +365,8 @@ class Twin:
                 # The snapshot that restores the model on a revert is needed
                 # only when the chain reverted: had the chain succeeded, a
                 # model revert fails the comparison below anyway.
+                if verb in OWNER_VERBS and sender == self.b.accounts["owner"]:
+                    sender = self.b.addresses["timelock"]  # through the timelock on chain
                 w.call(sender, verb, *args, now=t, atomic=chain_reason is not None)
         except Revert as exc:
             model_reason = exc.reason or ""
@@ -454,12 +457,18 @@ def _short(args):
 
 
 def mirror_world(backend, stored, now):
-    """A model World equal to the backend's freshly deployed protocol."""
+    """A model World equal to the backend's freshly deployed protocol.
+
+    The owner of engine, vault and fund is the timelock (deploy_protocol's
+    hand-over); the machine's "owner" account proposes and executes through
+    it. The model does not model the timelock: an owner verb the machine's
+    owner sends runs in the model from the timelock's address, at the time
+    the timelock executes it (delay 0; backends.governed_send)."""
     A = backend.addresses
-    w = World(engine=A["engine"], vault=A["vault"], fund=A["fund"], owner=backend.accounts["owner"],
+    w = World(engine=A["engine"], vault=A["vault"], fund=A["fund"], owner=A["timelock"],
               token_decimals=6, now=now, token_address=A["token"])
     n, paused, owner, pauser = stored[("totals",)]
-    assert owner == backend.accounts["owner"].lower()
+    assert owner == A["timelock"].lower()
     w.e.vault, w.e.insurance_fund = A["vault"], A["fund"]
     w.v.escrow = A["escrow"]
     w.e.paused, w.e.pauser = paused, to_checksum_address(pauser)
@@ -1341,7 +1350,7 @@ class BackstopMachine(BackstopActions):
         entry = pos.entry_price
         up = 1 if pos.size > 0 else -1
         tp = 0 if tp_bps == 0 else entry + up * entry * tp_bps // 10_000
-        liq = margin.liquidation_price(pos.size, entry, pos.margin, self.w.e.params[mid].mmf, self.w.e.scale)
+        liq = margin.liquidation_price(pos.size, entry, pos.margin, self.at_next_block(P._mmf, mid), self.w.e.scale)
         if sl_permille < 0:
             sl = liq
         elif sl_permille == 0:
@@ -1652,7 +1661,7 @@ class BackstopMachine(BackstopActions):
         pos = w.e.positions[(a, mid)]
         price = P._price(w, mid, False)
         eff = P._effective_margin(w, pos, mid, price)
-        guess = margin.liquidation_price(pos.size, pos.entry_price, eff, w.e.params[mid].mmf, w.e.scale) // 10**10
+        guess = margin.liquidation_price(pos.size, pos.entry_price, eff, self.at_next_block(P._mmf, mid), w.e.scale) // 10**10
         lo, hi = self.session.initial_answers[mid] // 4, self.session.initial_answers[mid] * 4
         if not lo < guess < hi:
             return None
@@ -1902,7 +1911,7 @@ class BackstopMachine(BackstopActions):
         for n in range(len(keys)):
             a, mid = keys[(pick + n) % len(keys)]
             pos = w.e.positions[(a, mid)]
-            liq = margin.liquidation_price(pos.size, pos.entry_price, pos.margin, w.e.params[mid].mmf, w.e.scale)
+            liq = margin.liquidation_price(pos.size, pos.entry_price, pos.margin, self.at_next_block(P._mmf, mid), w.e.scale)
             inside = liq + 1 if pos.size > 0 else liq - 1
             feed = w.feeds[self.b.addresses[f"feed{mid}"]]
             crossed = (pos.take_profit or pos.stop_loss) and _triggered(pos, self.price(mid) * 10**10) and (
@@ -1914,6 +1923,10 @@ class BackstopMachine(BackstopActions):
             return
         assert self.act(a, "set_tp_sl", mid, 0, liq) == "tp_sl: stop beyond liquidation"
         self.step_labels.add("edge: stop at the liquidation price refused")
+        if mid in w.e.mmf_ramp:  # a second later, a ramping mmf moved the liquidation price
+            liq = margin.liquidation_price(pos.size, pos.entry_price, pos.margin, self.at_next_block(P._mmf, mid),
+                                           w.e.scale)
+            inside = liq + 1 if pos.size > 0 else liq - 1
         assert self.act(a, "set_tp_sl", mid, 0, inside) is None
         self.step_labels.add("edge: stop one unit inside accepted")
         self.touch(a, mid)
@@ -2133,7 +2146,13 @@ class BackstopMachine(BackstopActions):
             p[field] = value
         else:
             sender = self.r["keeper"]
-        self.act(sender, "set_market_params", mid, tuple(p))
+        ramp_before = self.w.e.mmf_ramp.get(mid)
+        if self.act(sender, "set_market_params", mid, tuple(p)) is None:
+            ramp = self.w.e.mmf_ramp.get(mid)
+            if ramp is not None and ramp != ramp_before:
+                # a raised mmf ramps in (positions._ramp_mmf): the views of the
+                # market's positions compare the interpolated mmf from here on
+                self.step_labels.add("mmf raise ramping in")
         if mid < self.w.e.market_count:
             self._touch_market(mid)
 

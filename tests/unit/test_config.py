@@ -233,7 +233,27 @@ def existing(owner, token_decimals=6):
     for m, f in zip(entry["markets"], feeds):
         m.pop("initial_price")
         m["feed"] = f.address
+    entry["governance"] = {"min_delay": 86_400, "proposers": ["deployer"], "executors": ["deployer"]}
     return token, feeds, entry
+
+
+def test_governance__mocks_false__needs_a_timelock_of_a_day_or_more():
+    entry = copy.deepcopy(cfg.read()["sepolia"])
+    assert cfg.validate(entry, "sepolia").governance.min_delay >= cfg.MIN_PUBLIC_DELAY
+    gov = entry.pop("governance")
+    assert error_of(cfg.validate, entry, "sepolia") == (
+        "config/networks.yaml: sepolia: governance is missing (mocks: false: a timelock with a delay of a day or more)")
+    entry["governance"] = dict(gov, min_delay=86_399)
+    assert error_of(cfg.validate, entry, "sepolia") == (
+        "config/networks.yaml: sepolia: governance.min_delay must be at least 86400 s (a day) with mocks: false: "
+        "users need time to exit before a change lands")
+    entry["governance"] = dict(gov, proposers=["anyone"])
+    assert "'anyone' may only execute" in error_of(cfg.validate, entry, "sepolia")
+    entry["governance"] = dict(gov, executors=["0x12"])
+    assert "must be 'deployer', 'anyone' (executors only) or a nonzero 0x address" in error_of(
+        cfg.validate, entry, "sepolia")
+    entry["governance"] = dict(gov, delay=1)
+    assert "unknown key 'delay' (did you mean 'min_delay'?)" in error_of(cfg.validate, entry, "sepolia")
 
 
 def test_deploy_protocol__mocks_false__uses_the_token_and_feeds_through_the_interfaces(owner):
@@ -254,8 +274,9 @@ def test_deploy_protocol__default_config__keeps_the_default_order_expiry(owner):
     before = owner.nonce
     p = deploy_protocol(owner)
     assert p.engine.order_expiry() == DEFAULT_ORDER_EXPIRY
-    # MockToken, 2 feeds, PerpExits, PerpOrders, PerpAdmin, PerpEngine, vault, fund, initialize, 2 add_market, lens
-    assert owner.nonce - before == 13
+    # MockToken, 2 feeds, PerpExits, PerpOrders, PerpAdmin, PerpEngine, vault, fund, initialize, 2 add_market,
+    # TimelockController, 3 ownership nominations, the timelock's schedule_batch and execute_batch, lens
+    assert owner.nonce - before == 19
 
 
 def test_deploy_protocol__mocks_false__decimals_read_from_the_token_bound_the_fee_before_sending(owner):

@@ -44,7 +44,7 @@ def test_installed_compiler__is_0_4_3():
     assert out.startswith("0.4.3"), out
 
 
-@pytest.mark.parametrize("name", [*FACETS, "LiquidityVault", "InsuranceFund", "BackstopLens"])
+@pytest.mark.parametrize("name", [*FACETS, "LiquidityVault", "InsuranceFund", "BackstopLens", "TimelockController"])
 def test_deployable__fits_eip170(name):
     """Measured on the artifact ape deploys (optimize: gas, ape-vyper's
     default), not on a codesize build: PerpEngine is the tight one."""
@@ -130,7 +130,7 @@ def test_admin__refuses_a_direct_call(protocol, owner, verb, args):
         getattr(protocol.admin, verb)(*args, sender=owner)
 
 
-@pytest.mark.parametrize("name", [*FACETS, "LiquidityVault", "InsuranceFund", "BackstopLens",
+@pytest.mark.parametrize("name", [*FACETS, "LiquidityVault", "InsuranceFund", "BackstopLens", "TimelockController",
                                   "MockToken", "MockAggregator"])
 def test_in_process_backends__run_the_bytecode_ape_deploys(name):
     """The revm and titanoboa backends compile through titanoboa's loader;

@@ -85,7 +85,7 @@ def test_ownership__two_steps__moves_floor_and_surplus_rights(seeded, owner, pau
     twin, f = seeded, seeded.p.insurance_fund
     expect_revert(twin, stranger, "fund.transfer_ownership", stranger, reason="ownable: caller is not the owner")
     expect_ok(twin, owner, "fund.transfer_ownership", pauser)
-    assert f.pending_owner() == pauser.address and f.owner() == owner.address
+    assert f.pending_owner() == pauser.address and f.owner() == twin.p.timelock.address
     expect_revert(twin, stranger, "fund.accept_ownership", reason="ownable_2step: caller is not the new owner")
     expect_revert(twin, pauser, "fund.set_floor", 1, reason="ownable: caller is not the owner")
     expect_ok(twin, pauser, "fund.accept_ownership")
@@ -94,6 +94,6 @@ def test_ownership__two_steps__moves_floor_and_surplus_rights(seeded, owner, pau
     expect_ok(twin, pauser, "fund.set_floor", 10 * USDC)
     expect_ok(twin, pauser, "fund.withdraw_surplus", pauser, 990 * USDC)
     # The engine's owner did not change with the fund's.
-    assert twin.p.engine.owner() == owner.address
+    assert twin.p.engine.owner() == twin.p.timelock.address
     assert_roles_same(twin)
     twin.assert_same()

@@ -16,6 +16,7 @@ from ape.exceptions import ContractLogicError
 
 from scripts import config as cfg
 from scripts.deploy import Protocol, engine_at
+from scripts.governance import ZERO_ADDRESS, governed, hand_over
 from scripts.lp import deposit_through_epoch, later_rounds
 from scripts.twin import read_state, revert_reason
 from tests.unit.perp_engine.helpers import MAX_UINT, USDC, WAD
@@ -38,8 +39,11 @@ def deploy_hostile_protocol(owner):
     # No funding: the views "nothing changed" compares must not move with the clock.
     market = dict(cfg.load("local")["markets"][0], funding_k_bps_per_hour=0, max_funding_bps_per_hour=0)
     engine.add_market(cfg.market_params(market, feed.address, 6).as_tuple(), sender=owner)
+    # owned by a timelock, as deploy_protocol leaves every deployment
+    timelock = owner.deploy(project.TimelockController, 0, [owner], [owner], ZERO_ADDRESS)
+    hand_over(timelock, engine, vault, fund, owner, cfg.DEVNET_GOVERNANCE)
     return Protocol(engine=engine_at(engine.address), vault=vault, insurance_fund=fund, token=token,
-                    feeds=[feed], exits=exits, orders=orders, admin=admin)
+                    feeds=[feed], exits=exits, orders=orders, admin=admin, timelock=timelock)
 
 
 def later_round(p, owner, answer=80_000 * 10**8):
@@ -196,7 +200,8 @@ def test_vault_and_fund__token_returning_false__revert_transfer_failed(hostile, 
                                 "vault: transfer failed")
     reverts_and_changes_nothing(p, [trader, lp], lambda: p.vault.settle(sender=lp), "vault: transfer failed")
     reverts_and_changes_nothing(p, [trader, lp, owner],
-                                lambda: p.insurance_fund.withdraw_surplus(owner, 10 * USDC, sender=owner),
+                                lambda: governed(p.timelock, p.insurance_fund, "withdraw_surplus", owner,
+                                                 10 * USDC, sender=owner),
                                 "fund: transfer failed")
 
 
@@ -209,7 +214,7 @@ def reentering(hostile, owner, trader):
     itself, and it is the engine's pauser: outside the engine's lock the
     call succeeds (the control below), inside it must not."""
     p = hostile
-    p.engine.set_pauser(p.token, sender=owner)
+    governed(p.timelock, p.engine, "set_pauser", p.token, sender=owner)
     p.token.set_hook(p.engine, p.engine.pause.encode_input(), sender=trader)
     p.token.set_mode(REENTER, sender=trader)
     return p
@@ -257,7 +262,7 @@ def test_reentering_token__inside_a_keeper_exit__outer_call_reverts_and_nothing_
         p.feeds[0].set_answer(79_300 * 10**8, sender=owner)  # 1,000 margin, 700 lost: below maintenance
         assert e.is_liquidatable(trader, 0)
         call = lambda: e.liquidate(trader, 0, [], sender=lp)  # noqa: E731
-    e.set_pauser(p.token, sender=owner)
+    governed(p.timelock, e, "set_pauser", p.token, sender=owner)
     p.token.set_hook(e, e.pause.encode_input(), sender=trader)
     p.token.set_mode(REENTER, sender=trader)
     reverts_and_changes_nothing(p, [trader, lp], call, None)
@@ -295,8 +300,8 @@ def test_reentering_token__accepting_ownership_mid_engine_call__reverts(hostile,
     snekmate's ownable_2step would take no lock, so PerpEngine defines
     transfer_ownership and accept_ownership itself (SPEC §7)."""
     p = hostile
-    p.engine.transfer_ownership(p.token, sender=owner)
+    governed(p.timelock, p.engine, "transfer_ownership", p.token, sender=owner)
     p.token.set_hook(p.engine, p.engine.accept_ownership.encode_input(), sender=trader)
     p.token.set_mode(REENTER, sender=trader)
     reverts_and_changes_nothing(p, [trader, lp], lambda: p.engine.deposit(1_000 * USDC, sender=trader), None)
-    assert p.engine.owner() == owner.address
+    assert p.engine.owner() == p.timelock.address
