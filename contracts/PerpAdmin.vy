@@ -19,6 +19,7 @@ from snekmate.auth import ownable
 from snekmate.auth import ownable_2step
 from snekmate.utils import pausable
 
+import margin
 import positions
 import adl
 from interfaces import ILiquidityVault
@@ -246,3 +247,41 @@ def unpause():
     self._only_delegated()
     assert msg.sender == positions.pauser or msg.sender == ownable.owner, "engine: not pauser"
     pausable._unpause()
+
+
+@external
+def set_tp_sl(market_id: uint256, take_profit_price: uint256, stop_loss_price: uint256):
+    """
+    @notice Set (or clear with 0) the take-profit and stop-loss prices (a
+            trader's verb, here rather than in PerpExits for EIP-170 room).
+            A long's TP must be above entry and its SL below entry and above
+            the liquidation price; mirrored for a short.
+    """
+    self._only_delegated()
+    positions._check_market(market_id)
+    old: positions.Position = positions._load(msg.sender, market_id)
+    assert old.size != 0, "position: none"
+    assert positions._pending_id(msg.sender, market_id) == 0, "order: pending"
+    if old.take_profit != 0 or old.stop_loss != 0:
+        # A trigger that a round after its setting has crossed belongs to
+        # the keeper: re-setting it would let the account keep the exit only
+        # when the next move goes its way.
+        price: uint256 = 0
+        updated: uint256 = 0
+        price, updated = positions._round(market_id, False)
+        assert not (positions._tp_sl_hit(old, price) and updated > positions._tp_sl_at[msg.sender][market_id]), "tp_sl: triggered"
+    assert take_profit_price < positions.MAX_PRICE and stop_loss_price < positions.MAX_PRICE, "tp_sl: price too large"
+    liq: uint256 = margin.liquidation_price(
+        old.size, old.entry_price, convert(old.margin, int256), positions._mmf(market_id), positions.SCALE
+    )
+    if old.size > 0:
+        assert take_profit_price == 0 or take_profit_price > old.entry_price, "tp_sl: take profit on wrong side"
+        assert stop_loss_price == 0 or stop_loss_price < old.entry_price, "tp_sl: stop loss on wrong side"
+        assert stop_loss_price == 0 or stop_loss_price > liq, "tp_sl: stop beyond liquidation"
+    else:
+        assert take_profit_price == 0 or take_profit_price < old.entry_price, "tp_sl: take profit on wrong side"
+        assert stop_loss_price == 0 or stop_loss_price > old.entry_price, "tp_sl: stop loss on wrong side"
+        assert stop_loss_price == 0 or stop_loss_price < liq, "tp_sl: stop beyond liquidation"
+    positions._pos_c[msg.sender][market_id] = take_profit_price | (stop_loss_price << 128)
+    positions._tp_sl_at[msg.sender][market_id] = block.timestamp
+    log positions.TpSlSet(account=msg.sender, market_id=market_id, take_profit=take_profit_price, stop_loss=stop_loss_price)

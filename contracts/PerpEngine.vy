@@ -149,7 +149,7 @@ def set_tp_sl(market_id: uint256, take_profit_price: uint256, stop_loss_price: u
             long's TP must be above entry and its SL below entry and above
             the liquidation price; mirrored for a short.
     """
-    raw_call(EXITS, msg.data, is_delegate_call=True)
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
 
 
 @external

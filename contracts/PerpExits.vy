@@ -52,43 +52,6 @@ def _only_delegated():
 
 
 @external
-def set_tp_sl(market_id: uint256, take_profit_price: uint256, stop_loss_price: uint256):
-    """
-    @notice Set (or clear with 0) the take-profit and stop-loss prices.
-            A long's TP must be above entry and its SL below entry and above
-            the liquidation price; mirrored for a short.
-    """
-    self._only_delegated()
-    positions._check_market(market_id)
-    old: positions.Position = positions._load(msg.sender, market_id)
-    assert old.size != 0, "position: none"
-    assert positions._pending_id(msg.sender, market_id) == 0, "order: pending"
-    if old.take_profit != 0 or old.stop_loss != 0:
-        # A trigger that a round after its setting has crossed belongs to
-        # the keeper: re-setting it would let the account keep the exit only
-        # when the next move goes its way.
-        price: uint256 = 0
-        updated: uint256 = 0
-        price, updated = positions._round(market_id, False)
-        assert not (self._hit(old, price) and updated > positions._tp_sl_at[msg.sender][market_id]), "tp_sl: triggered"
-    assert take_profit_price < positions.MAX_PRICE and stop_loss_price < positions.MAX_PRICE, "tp_sl: price too large"
-    liq: uint256 = margin.liquidation_price(
-        old.size, old.entry_price, convert(old.margin, int256), positions._mmf(market_id), positions.SCALE
-    )
-    if old.size > 0:
-        assert take_profit_price == 0 or take_profit_price > old.entry_price, "tp_sl: take profit on wrong side"
-        assert stop_loss_price == 0 or stop_loss_price < old.entry_price, "tp_sl: stop loss on wrong side"
-        assert stop_loss_price == 0 or stop_loss_price > liq, "tp_sl: stop beyond liquidation"
-    else:
-        assert take_profit_price == 0 or take_profit_price < old.entry_price, "tp_sl: take profit on wrong side"
-        assert stop_loss_price == 0 or stop_loss_price > old.entry_price, "tp_sl: stop loss on wrong side"
-        assert stop_loss_price == 0 or stop_loss_price < liq, "tp_sl: stop beyond liquidation"
-    positions._pos_c[msg.sender][market_id] = take_profit_price | (stop_loss_price << 128)
-    positions._tp_sl_at[msg.sender][market_id] = block.timestamp
-    log positions.TpSlSet(account=msg.sender, market_id=market_id, take_profit=take_profit_price, stop_loss=stop_loss_price)
-
-
-@external
 def execute_tp_sl(account: address, market_id: uint256):
     """
     @notice Permissionless: fully close `account`'s position at the oracle
@@ -105,25 +68,13 @@ def execute_tp_sl(account: address, market_id: uint256):
     price: uint256 = 0
     updated: uint256 = 0
     price, updated = positions._round(market_id, True)
-    assert self._hit(old, price), "not triggered"
+    assert positions._tp_sl_hit(old, price), "not triggered"
     assert updated > positions._tp_sl_at[account][market_id], "tp_sl: no later price"
     p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
     payout: uint256 = positions._reduce(account, market_id, old, old.size, price, idx, p, msg.sender)
     # The escape pays: its share of every pending job it is a target of.
     adl._escape(account, market_id, old, old.size, payout)
-
-
-@internal
-@pure
-def _hit(pos: positions.Position, price: uint256) -> bool:
-    """
-    @notice Whether `price` crosses the position's take-profit or stop-loss
-            (inclusive; 0 means none).
-    """
-    if pos.size > 0:
-        return (pos.take_profit != 0 and price >= pos.take_profit) or (pos.stop_loss != 0 and price <= pos.stop_loss)
-    return (pos.take_profit != 0 and price <= pos.take_profit) or (pos.stop_loss != 0 and price >= pos.stop_loss)
 
 
 # ---------------------------------------------------------------- liquidation

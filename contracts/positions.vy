@@ -1121,3 +1121,15 @@ def _escrow(o: Order) -> uint256:
     if o.size_delta != 0 and not o.reduce_only:
         e += convert(o.margin_delta, uint256) + margin.requirement(o.size_delta, o.acceptable_price, o.trading_fee, SCALE)
     return e
+
+
+@internal
+@pure
+def _tp_sl_hit(pos: Position, price: uint256) -> bool:
+    """
+    @notice Whether `price` crosses the position's take-profit or stop-loss
+            (inclusive; 0 means none).
+    """
+    if pos.size > 0:
+        return (pos.take_profit != 0 and price >= pos.take_profit) or (pos.stop_loss != 0 and price <= pos.stop_loss)
+    return (pos.take_profit != 0 and price <= pos.take_profit) or (pos.stop_loss != 0 and price >= pos.stop_loss)

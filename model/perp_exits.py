@@ -8,46 +8,13 @@ from model import positions as P
 from model.fixed_point import WAD, check, mul_div_down
 
 
-def set_tp_sl(w, mid, take_profit_price, stop_loss_price):
-    """PerpExits.set_tp_sl"""
-    P._check_market(w, mid)
-    old = P._load(w, w.sender, mid)
-    check(old.size != 0, "position: none")
-    check(P._pending_id(w, w.sender, mid) == 0, "order: pending")
-    if old.take_profit != 0 or old.stop_loss != 0:
-        price, updated = P._round(w, mid, False)
-        check(not (_hit(old, price) and updated > w.e.tp_sl_at.get((w.sender, mid), 0)), "tp_sl: triggered")
-    check(take_profit_price < P.MAX_PRICE and stop_loss_price < P.MAX_PRICE, "tp_sl: price too large")
-    liq = margin.liquidation_price(old.size, old.entry_price, old.margin, P._mmf(w, mid), w.e.scale)
-    tp, sl = take_profit_price, stop_loss_price
-    if old.size > 0:
-        check(tp == 0 or tp > old.entry_price, "tp_sl: take profit on wrong side")
-        check(sl == 0 or sl < old.entry_price, "tp_sl: stop loss on wrong side")
-        check(sl == 0 or sl > liq, "tp_sl: stop beyond liquidation")
-    else:
-        check(tp == 0 or tp < old.entry_price, "tp_sl: take profit on wrong side")
-        check(sl == 0 or sl > old.entry_price, "tp_sl: stop loss on wrong side")
-        check(sl == 0 or sl < liq, "tp_sl: stop beyond liquidation")
-    pos = w.e.positions[(w.sender, mid)]
-    pos.take_profit, pos.stop_loss = tp, sl
-    w.e.tp_sl_at[(w.sender, mid)] = w.now
-    w.log("TpSlSet", account=w.sender, market_id=mid, take_profit=tp, stop_loss=sl)
-
-
-def _hit(pos, price):
-    """PerpExits._hit: the take-profit or stop-loss is crossed (inclusive)."""
-    if pos.size > 0:
-        return (pos.take_profit != 0 and price >= pos.take_profit) or (pos.stop_loss != 0 and price <= pos.stop_loss)
-    return (pos.take_profit != 0 and price <= pos.take_profit) or (pos.stop_loss != 0 and price >= pos.stop_loss)
-
-
 def execute_tp_sl(w, account, mid):
     """PerpExits.execute_tp_sl"""
     P._check_market(w, mid)
     old = P._load(w, account, mid)
     check(old.size != 0, "position: none")
     price, updated = P._round(w, mid, True)
-    check(_hit(old, price), "not triggered")
+    check(P._tp_sl_hit(old, price), "not triggered")
     check(updated > w.e.tp_sl_at.get((account, mid), 0), "tp_sl: no later price")
     p = w.e.params[mid]
     idx = P._accrue(w, mid, price)

@@ -586,3 +586,10 @@ def _escrow(w, o):
     if o.size_delta != 0 and not o.reduce_only:
         e += o.margin_delta + margin.requirement(o.size_delta, o.acceptable_price, o.trading_fee, w.e.scale)
     return e
+
+
+def _tp_sl_hit(pos, price):
+    """positions._tp_sl_hit: the take-profit or stop-loss is crossed (inclusive)."""
+    if pos.size > 0:
+        return (pos.take_profit != 0 and price >= pos.take_profit) or (pos.stop_loss != 0 and price <= pos.stop_loss)
+    return (pos.take_profit != 0 and price <= pos.take_profit) or (pos.stop_loss != 0 and price >= pos.stop_loss)

@@ -389,7 +389,7 @@ class Run:
                 pos = w.e.positions.get(key)
                 if pos is None or updated <= w.e.tp_sl_at.get(key, 0):
                     continue
-                if not _hit(pos, price) or PE.is_liquidatable(w, acct, mid):
+                if not P._tp_sl_hit(pos, price) or PE.is_liquidatable(w, acct, mid):
                     continue
                 self._do(KEEPER, "execute_tp_sl", acct, mid)
                 self.watch.update(acct, mid)
@@ -523,13 +523,6 @@ class Run:
         if self.sc.policies:
             out["policies"] = policies.summarize(self.adl_events)
         return out
-
-
-def _hit(pos, price):
-    """PerpExits._hit"""
-    if pos.size > 0:
-        return (pos.take_profit != 0 and price >= pos.take_profit) or (pos.stop_loss != 0 and price <= pos.stop_loss)
-    return (pos.take_profit != 0 and price <= pos.take_profit) or (pos.stop_loss != 0 and price >= pos.stop_loss)
 
 
 class _Metrics:

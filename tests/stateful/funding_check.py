@@ -127,8 +127,15 @@ def check_funding(w, before, events, where=""):
             at = job_prices[(mid, f["bankrupt"])]
             pnl = P._capped_pnl(w, min(margin.upnl(closed, entry, at, scale), margin.upnl(closed, entry, price, scale)),
                                 o + min(eff - released, 0), closed, entry)
-            part = released + pnl + min(eff - released, 0)
-            nonfunding += -pnl + f["haircut"] + min(part, 0)
+            # what the rest of the target's margin cannot cover lands on the
+            # vault: a funding debt beyond the margin first, then a closed
+            # part worth less than nothing (adl._deleverage's `left`)
+            left, part = eff - released, released + pnl
+            if left < 0:
+                part, left = part + left, 0
+            if part - f["haircut"] < 0:
+                left += part - f["haircut"]
+            nonfunding += -pnl + f["haircut"] + min(left, 0)
         elif name == "InsuranceFundDrawn":
             drawn += f["amount"]
         elif name == "KeeperPaid":
