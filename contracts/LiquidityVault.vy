@@ -236,7 +236,7 @@ def requestDeposit(assets: uint256, controller: address, owner: address) -> uint
             the controller's earlier request waits for its price ("vault:
             request pending"). `controller` must be msg.sender, `owner`, or
             have made msg.sender its operator ("vault: not controller",
-            decision 80). Epochs whose rounds are in are closed and priced
+            decision 82). Epochs whose rounds are in are closed and priced
             first (_advance): a request never joins an epoch whose pricing
             round is published.
     @return 0: requests are aggregated per controller (ERC-7540).
@@ -693,10 +693,10 @@ def _advance(strict: bool) -> uint256:
 def _check_consent(controller: address, owner: address):
     """
     @notice A request may name as controller only msg.sender, the owner, or
-            a controller that made msg.sender its operator (decision 80).
+            a controller that made msg.sender its operator (decision 82).
     """
-    assert controller == msg.sender or controller == owner or self.isOperator[controller][msg.sender], \
-        "vault: not controller"
+    consent: bool = controller == msg.sender or controller == owner or self.isOperator[controller][msg.sender]
+    assert consent, "vault: not controller"
 
 
 @internal

@@ -187,7 +187,7 @@ def test_dust_request_for_a_victim_controller__blocks_the_victims_redemption(lab
     own requestRedeem would revert 'vault: request pending' (5 of 5 rounds
     before the fix, for 5 share units). Now a request may name a controller
     only with its consent (msg.sender, the owner, or the controller's
-    operator: decision 80): the attacker's request reverts 'vault: not
+    operator: decision 82): the attacker's request reverts 'vault: not
     controller' with nothing changed, and the victim's redemption is taken."""
     lab.lp_in("victim", 100_000 * USDC)
     lab.lp_in("attacker", 1 * USDC)
