@@ -138,8 +138,11 @@ def test_settle_timing__dust_in_each_rounds_second__the_requester_picks_the_roun
     move its way it lets be (the keeper prices), each other it cancels by a
     one-unit request stamped in the round's own second. It buys at 88,880
     (the vault at its low) and sells at 88,000 (its high): with BTC back
-    where it started it takes about 4,600 USDC from the LP who stayed. Safe
-    behaviour: the round trip earns nothing, as with a prompt keeper."""
+    where it started it took about 4,600 USDC from the LP who stayed
+    (+4,583.74). Fixed (decisions 80, 81): the dust request prices the
+    epoch at the round it wanted to skip and joins the next epoch; the
+    attacker ends at -10.00 USDC (the settle fee). Safe behaviour: the round
+    trip earns nothing, as with a prompt keeper."""
     _trader_long_in_profit(lab)
     lp_before = share_value(lab, "lp")
     priced, pnl = _round_trip(lab, "attacker", PLAN, dust=True)
@@ -153,7 +156,9 @@ def test_settle_timing__dust_in_each_rounds_second__the_requester_picks_the_roun
 def test_settle_timing__default_fee_zero__the_requester_is_the_only_settler_and_picks_the_round(lab):
     """The default: settle_fee 0, so the keeper never settles (decision 72)
     and the LP settles its own epoch. Knowing the next round, it settles
-    only at a round followed by a move its way: no dust needed."""
+    only at a round followed by a move its way: no dust needed (+4,603.76
+    before the fix). Fixed (decision 80): whenever it settles, the epoch is
+    priced at the first round after its last request; it ends at -0.00."""
     _trader_long_in_profit(lab)
     attacker = "attacker"
     lab.fund(attacker, 2_000_000 * USDC)
