@@ -654,7 +654,10 @@ def _advance(strict: bool) -> uint256:
             `strict` (settle): a closed epoch that cannot be priced, a
             stale or broken feed, or nothing to do reverts with the reason,
             and the open epoch closes even before its rounds. Not strict
-            (a request): whatever cannot be done now is left as it is.
+            (a request): the open epoch closes once every market has a
+            sound round later than its last request (priced too if those
+            are fresh and the sequencer is up); whatever else cannot be
+            done now is left as it is.
     """
     priced: uint256 = 0
     closing: uint256 = self.closing
@@ -676,7 +679,9 @@ def _advance(strict: bool) -> uint256:
         status: uint256 = self._rounds_after(e.last_request)
         if strict:
             self._check_status(status)
-        if strict or status == ROUNDS_IN:
+        # a request closes it once every market has a sound round later than its last
+        # request, fresh or not: later requests cannot move its pricing round
+        if strict or status == ROUNDS_IN or self._rounds_later(e.last_request):
             self.closing = open_epoch
             self.epoch = open_epoch + 1
             log EpochClosed(epoch=open_epoch, last_request=e.last_request)
@@ -809,6 +814,26 @@ def _rounds_after(t: uint256) -> uint256:
         if updated <= t:
             return NO_LATER_ROUND
     return ROUNDS_IN
+
+
+@internal
+@view
+def _rounds_later(t: uint256) -> bool:
+    """
+    @notice Whether every market prices from a sound round later than `t`,
+            fresh or not, whatever the sequencer (engine.oracle_round).
+    """
+    n: uint256 = staticcall IEngineValuation(ENGINE).market_count()
+    for mid: uint256 in range(MAX_MARKETS):
+        if mid >= n:
+            break
+        price: uint256 = 0
+        updated: uint256 = 0
+        max_age: uint256 = 0
+        (price, updated, max_age) = staticcall IEngineValuation(ENGINE).oracle_round(mid)
+        if price == 0 or updated <= t:
+            return False
+    return True
 
 
 @internal

@@ -246,7 +246,7 @@ def _advance(w, strict):
         status = rounds_after(w, e.last_request)
         if strict:
             _check_status(status)
-        if strict or status == ROUNDS_IN:
+        if strict or status == ROUNDS_IN or _rounds_later(w, e.last_request):
             w.v.closing = open_epoch
             w.v.epoch = open_epoch + 1
             w.log("EpochClosed", epoch=open_epoch, last_request=e.last_request)
@@ -430,6 +430,16 @@ def rounds_after(w, t):
         if updated <= t:
             return NO_LATER_ROUND
     return ROUNDS_IN
+
+
+def _rounds_later(w, t):
+    """LiquidityVault._rounds_later: every market prices from a sound round
+    later than t, fresh or not, whatever the sequencer"""
+    for mid in range(w.e.market_count):
+        price, updated, _ = P._oracle_round(w, mid)
+        if price == 0 or updated <= t:
+            return False
+    return True
 
 
 def _check_status(status):

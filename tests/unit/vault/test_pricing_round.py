@@ -111,3 +111,29 @@ def test_walk__stops_at_a_phase_boundary_and_at_an_unsound_round(lab):
     lab.tx("owner", "feed0", "set_round_data(uint80,int256,uint256,uint256,uint80)", phase, 84_000 * 10**8,
            lab.now + 60, lab.now + 60, phase, dt=60)
     assert first_after(lab, BTC, t) == (84_000 * WAD, lab.now)  # aggregator round 1: the phase's first
+
+
+def test_stale_feed__a_request_after_the_round_closes_the_epoch_and_cannot_move_its_round(lab):
+    """The epoch's round is published, then the feeds go stale (no round
+    for max_price_age): settle waits, but a request made meanwhile closes
+    the epoch (unpriced) and joins the next one, so it cannot push the
+    pricing round to the next, fresh round (BTC 90,000): once fresh, the
+    epoch is priced at the first round after its request, as if settled
+    at once."""
+    lab.fund("victim", 100_000 * USDC)
+    lab.fund("attacker", 10 * USDC)
+    lab.request_deposit("victim", 100_000 * USDC)
+    epoch = lab.v("epoch()")
+    lab.round({BTC: 88_000}, dt=60)
+    snap = lab.b.snapshot()
+    assert lab.settle("keeper") == 1
+    prompt = lab.v("maxMint(address)", lab.a["victim"])
+    lab.b.restore(snap)
+    lab.advance(3_700)  # past max_price_age: every feed stale
+    assert lab.reason("keeper", "vault", "settle()") == "vault: stale price"
+    lab.request_deposit("attacker", 1)
+    assert lab.v("closing()") == epoch and lab.epoch(epoch)[3] == 0  # closed, not priced
+    assert lab.v("epoch()") == epoch + 1 and lab.epoch(epoch + 1)[0] == 1
+    lab.round({BTC: 90_000}, dt=60)
+    assert lab.settle("keeper") == 2  # the closed epoch, then the dust's
+    assert lab.v("maxMint(address)", lab.a["victim"]) == prompt > 0
