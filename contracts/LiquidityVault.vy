@@ -5,10 +5,12 @@
 @notice ERC-7540 (asynchronous ERC-4626) vault of the collateral token whose
         LPs are the counterparty of every trade at the oracle price. Deposits
         and redemptions are requested (requestDeposit, requestRedeem), priced
-        together once per epoch by anyone (settle) once every market's feed
-        has a fresh round later than the epoch's last request, and claimed
+        together once per epoch (by settle, or by the next request) once
+        every market's feed has a fresh round later than the epoch's last
+        request, at the FIRST such round whenever it is priced, and claimed
         (deposit/mint, redeem/withdraw): nobody can deposit or redeem at a
-        price they already know (issue 12, docs/lp-epochs.md). Two
+        price they already know or pick (issue 12, decisions 80-82,
+        docs/lp-epochs.md). Two
         valuations (docs/solvency.md): redemptions are priced at cash minus
         what winners could claim now, counting no trader loss as an asset
         (engine.traders_gain); deposits at cash minus the net claim, losses
