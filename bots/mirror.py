@@ -266,7 +266,9 @@ class Mirror:
         for mid in range(w.e.market_count):
             rd, (st,), *jobs = out[width * mid: width * (mid + 1)]
             f = w.feeds[w.e.params[mid].feed]
-            f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (int(x) for x in rd)
+            # kept in the feed's history too: the model's settle prices an epoch at the
+            # first round later than its last request (first_round_after walks back)
+            f.set_round_data(*(int(x) for x in rd))
             w.e.state[mid] = P.MarketState(*[int(x) for x in st])
             queue = [P.AdlPending(int(j[0]), int(j[1]), int(j[2]), int(j[3]), R.addr(j[4]), int(j[5]), int(j[6]))
                      for (j,) in jobs]

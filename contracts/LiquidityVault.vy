@@ -5,10 +5,12 @@
 @notice ERC-7540 (asynchronous ERC-4626) vault of the collateral token whose
         LPs are the counterparty of every trade at the oracle price. Deposits
         and redemptions are requested (requestDeposit, requestRedeem), priced
-        together once per epoch by anyone (settle) once every market's feed
-        has a fresh round later than the epoch's last request, and claimed
+        together once per epoch (by settle, or by the next request) once
+        every market's feed has a fresh round later than the epoch's last
+        request, at the FIRST such round whenever it is priced, and claimed
         (deposit/mint, redeem/withdraw): nobody can deposit or redeem at a
-        price they already know (issue 12, docs/lp-epochs.md). Two
+        price they already know or pick (issue 12, decisions 80-82,
+        docs/lp-epochs.md). Two
         valuations (docs/solvency.md): redemptions are priced at cash minus
         what winners could claim now, counting no trader loss as an asset
         (engine.traders_gain); deposits at cash minus the net claim, losses
@@ -247,11 +249,17 @@ def requestDeposit(assets: uint256, controller: address, owner: address) -> uint
             at the valuation's floor, when `assets` would not buy one share
             at today's deposit valuation ("vault: zero amount"), and while
             the controller's earlier request waits for its price ("vault:
-            request pending").
+            request pending"). `controller` must be msg.sender, `owner`, or
+            have made msg.sender its operator ("vault: not controller",
+            decision 82). Epochs whose rounds are in are closed and priced
+            first (_advance): a request never joins an epoch whose pricing
+            round is published.
     @return 0: requests are aggregated per controller (ERC-7540).
     """
     assert assets > 0, "vault: zero amount"
     assert owner == msg.sender or self.isOperator[owner][msg.sender], "vault: not operator"
+    self._check_consent(controller, owner)
+    self._advance(False)
     # worth at least one share at today's deposit valuation (share inflation)
     entry: uint256 = self._entry_checked()
     assert math._mul_div(assets, erc20.totalSupply + 10**DECIMALS_OFFSET, entry + 1, False) > 0, "vault: zero amount"
@@ -273,12 +281,15 @@ def requestRedeem(shares: uint256, controller: address, owner: address) -> uint2
     """
     @notice Move `shares` from `owner` to the vault as a redemption request
             of `controller` in the open epoch. msg.sender must be `owner`,
-            its operator, or hold an allowance of `owner`'s shares (spent).
+            its operator, or hold an allowance of `owner`'s shares (spent);
+            `controller` as for requestDeposit ("vault: not controller").
     @return 0: requests are aggregated per controller (ERC-7540).
     """
     assert shares > 0, "vault: zero amount"
+    self._check_consent(controller, owner)
     if owner != msg.sender and not self.isOperator[owner][msg.sender]:
         erc20._spend_allowance(owner, msg.sender, shares)
+    self._advance(False)
     self._resolve_redeem(controller)
     p: Pending = self._redeem_pending[controller]
     assert p.amount == 0 or p.epoch == self.epoch, "vault: request pending"
@@ -297,37 +308,21 @@ def settle() -> uint256:
             fresh round later than its last request, then close the open
             epoch (and price it at once if its rounds are in too). Reverts
             while any feed is stale or broken, and when there is nothing
-            to do. Closing first keeps late requests out of an epoch:
-            nobody can hold an epoch open by requesting after every round. Deposits
+            to do. An epoch is priced at the FIRST round of each market's
+            feed later than its last request, whenever settle lands
+            (engine.first_round_after walks back from the latest round):
+            nobody picks the round by choosing when to settle. Requests
+            close and price an epoch whose rounds are in before joining
+            one, so no request can move a published pricing round. Deposits
             are priced at the entry valuation, redemptions at the exit
-            valuation, both from the state before either moves; redemptions
-            are paid up to free cash, the rest of each request is cancelled
-            (claimCancelRedeemRequest gives its shares back). The settler earns settle_fee per priced epoch.
+            valuation, both from the state before either moves, at those
+            rounds' prices; redemptions are paid up to free cash, the rest
+            of each request is cancelled (claimCancelRedeemRequest gives
+            its shares back). Whoever prices an epoch (here or in a
+            request) earns settle_fee per priced epoch.
     @return The number of epochs priced (0 when it only closed one).
     """
-    priced: uint256 = 0
-    closing: uint256 = self.closing
-    if closing != 0:
-        status: uint256 = self._rounds_after(self._epochs[closing].last_request)
-        self._check_status(status)
-        assert status != NO_LATER_ROUND, "vault: no later round"
-        self._settle_epoch(closing)
-        priced += 1
-    open_epoch: uint256 = self.epoch
-    e: Epoch = self._epochs[open_epoch]
-    if e.deposit_assets != 0 or e.redeem_shares != 0:
-        # a stale or broken feed stops the close too; only "no later round" lets it close unpriced
-        status: uint256 = self._rounds_after(e.last_request)
-        self._check_status(status)
-        self.closing = open_epoch
-        self.epoch = open_epoch + 1
-        log EpochClosed(epoch=open_epoch, last_request=e.last_request)
-        if status == ROUNDS_IN:
-            self._settle_epoch(open_epoch)
-            priced += 1
-    else:
-        assert closing != 0, "vault: nothing to settle"
-    return priced
+    return self._advance(True)
 
 
 # ---------------------------------------------------------------- ERC-7540 claims
@@ -667,6 +662,64 @@ def previewRedeem(shares: uint256) -> uint256:
 
 
 @internal
+def _advance(strict: bool) -> uint256:
+    """
+    @notice Price the closed epoch if its rounds are in, then close the open
+            epoch if it holds requests and price it if its rounds are in.
+            `strict` (settle): a closed epoch that cannot be priced, a
+            stale or broken feed, or nothing to do reverts with the reason,
+            and the open epoch closes even before its rounds. Not strict
+            (a request): the open epoch closes once every market has a
+            sound round later than its last request (priced too if those
+            are fresh and the sequencer is up); whatever else cannot be
+            done now is left as it is.
+    """
+    priced: uint256 = 0
+    closing: uint256 = self.closing
+    if closing != 0:
+        status: uint256 = self._rounds_after(self._epochs[closing].last_request)
+        if strict:
+            self._check_status(status)
+            assert status != NO_LATER_ROUND, "vault: no later round"
+        if status == ROUNDS_IN:
+            self._settle_epoch(closing)
+            priced += 1
+            closing = 0
+    if closing != 0:
+        return priced
+    open_epoch: uint256 = self.epoch
+    e: Epoch = self._epochs[open_epoch]
+    if e.deposit_assets != 0 or e.redeem_shares != 0:
+        # a stale or broken feed stops the close too; only "no later round" lets settle close it unpriced
+        status: uint256 = self._rounds_after(e.last_request)
+        if strict:
+            self._check_status(status)
+        # a request closes it once every market has a sound round later than its last
+        # request, fresh or not: later requests cannot move its pricing round
+        if strict or status == ROUNDS_IN or self._rounds_later(e.last_request):
+            self.closing = open_epoch
+            self.epoch = open_epoch + 1
+            log EpochClosed(epoch=open_epoch, last_request=e.last_request)
+            if status == ROUNDS_IN:
+                self._settle_epoch(open_epoch)
+                priced += 1
+    else:
+        assert not strict or priced != 0, "vault: nothing to settle"
+    return priced
+
+
+@internal
+@view
+def _check_consent(controller: address, owner: address):
+    """
+    @notice A request may name as controller only msg.sender, the owner, or
+            a controller that made msg.sender its operator (decision 82).
+    """
+    consent: bool = controller == msg.sender or controller == owner or self.isOperator[controller][msg.sender]
+    assert consent, "vault: not controller"
+
+
+@internal
 @view
 def _check_controller(controller: address):
     assert controller == msg.sender or self.isOperator[controller][msg.sender], "vault: not operator"
@@ -779,6 +832,26 @@ def _rounds_after(t: uint256) -> uint256:
 
 
 @internal
+@view
+def _rounds_later(t: uint256) -> bool:
+    """
+    @notice Whether every market prices from a sound round later than `t`,
+            fresh or not, whatever the sequencer (engine.oracle_round).
+    """
+    n: uint256 = staticcall IEngineValuation(ENGINE).market_count()
+    for mid: uint256 in range(MAX_MARKETS):
+        if mid >= n:
+            break
+        price: uint256 = 0
+        updated: uint256 = 0
+        max_age: uint256 = 0
+        (price, updated, max_age) = staticcall IEngineValuation(ENGINE).oracle_round(mid)
+        if price == 0 or updated <= t:
+            return False
+    return True
+
+
+@internal
 @pure
 def _check_status(status: uint256):
     """
@@ -799,12 +872,28 @@ def _settle_epoch(epoch_id: uint256):
     """
     e: Epoch = self._epochs[epoch_id]
     supply: uint256 = erc20.totalSupply
-    exit_assets: uint256 = self._total_assets()
+    # every market at the first round later than the epoch's last request
+    prices: DynArray[uint256, MAX_MARKETS] = []
+    n: uint256 = staticcall IEngineValuation(ENGINE).market_count()
+    for mid: uint256 in range(MAX_MARKETS):
+        if mid >= n:
+            break
+        price: uint256 = 0
+        updated: uint256 = 0
+        price, updated = staticcall IEngineValuation(ENGINE).first_round_after(mid, e.last_request)
+        assert price != 0, "vault: bad price"
+        prices.append(price)
+    claim: int256 = 0
+    gain: uint256 = 0
+    claim, gain = staticcall IEngineValuation(ENGINE).valuation_at(prices)
+    cash: uint256 = staticcall ASSET.balanceOf(self)
+    exit_assets: uint256 = cash - min(cash, gain)
     entry: uint256 = 0
     fee_in: uint256 = min(self.settle_fee, e.deposit_assets)
     net_in: uint256 = e.deposit_assets - fee_in
     if e.deposit_assets != 0:
-        entry = self._entry_checked()
+        entry = self._entry_of(cash, claim)
+        assert entry > 0 or supply == 0, "vault: valuation at floor"
         e.deposit_shares = math._mul_div(net_in, supply + 10**DECIMALS_OFFSET, entry + 1, False)
     free: uint256 = self._free_cash() + net_in
     paid: uint256 = math._mul_div(e.redeem_shares, exit_assets + 1, supply + 10**DECIMALS_OFFSET, False)
@@ -879,12 +968,21 @@ def _entry_assets() -> (bool, uint256):
     ok, claim = self._engine_int(method_id("traders_claim()"))
     if not ok:
         return (False, 0)
+    return (True, self._entry_of(cash, claim))
+
+
+@internal
+@view
+def _entry_of(cash: uint256, claim: int256) -> uint256:
+    """
+    @notice The deposit valuation of `cash` against a net trader `claim`.
+    """
     if claim < 0:
         # a net trader loss: cash + |claim|, saturating
         loss: uint256 = convert(-(claim + 1), uint256) + 1
-        return (True, cash + min(loss, max_value(uint256) - cash))
+        return cash + min(loss, max_value(uint256) - cash)
     reserve: uint256 = staticcall IEngineValuation(ENGINE).traders_reserve()
-    return (True, cash - min(cash, min(convert(claim, uint256), reserve)))
+    return cash - min(cash, min(convert(claim, uint256), reserve))
 
 
 @internal

@@ -34,6 +34,9 @@ initializes: pausable
 initializes: positions
 initializes: adl[positions := positions]
 
+# first_round_after walks back at most this many rounds (docs/lp-epochs.md)
+MAX_ROUND_WALK: public(constant(uint256)) = 32
+
 exports: (
     ownable_2step.owner,
     ownable_2step.pending_owner,
@@ -563,7 +566,7 @@ def traders_claim() -> int256:
     """
     claim: int256 = 0
     gain: uint256 = 0
-    claim, gain = self._valuation()
+    claim, gain = self._valuation([])
     return claim
 
 
@@ -579,8 +582,83 @@ def traders_gain() -> uint256:
     """
     claim: int256 = 0
     gain: uint256 = 0
-    claim, gain = self._valuation()
+    claim, gain = self._valuation([])
     return min(gain, positions._reserve())
+
+
+@external
+@view
+def valuation_at(prices: DynArray[uint256, positions.MAX_MARKETS]) -> (int256, uint256):
+    """
+    @notice (traders_claim, traders_gain) with market i valued at prices[i]
+            (1e18) instead of its latest answer (markets past the list at
+            their latest answer), funding pending to now at that price. The
+            vault prices an epoch at the first round later than its last
+            request with it (docs/lp-epochs.md).
+    """
+    claim: int256 = 0
+    gain: uint256 = 0
+    claim, gain = self._valuation(prices)
+    return (claim, min(gain, positions._reserve()))
+
+
+@external
+@view
+def first_round_after(market_id: uint256, t: uint256) -> (uint256, uint256):
+    """
+    @notice (price in 1e18, updatedAt) of the first round later than `t` on
+            the feed the market prices from now (oracle_round's choice:
+            the primary, or the fallback while the primary is down), found
+            by walking back with getRoundData from its latest round, at most
+            MAX_ROUND_WALK rounds, within the latest round's phase (round id
+            phaseId << 64 | aggregatorRoundId). The walk stops at the first
+            round not later than `t`, and also at the walk's bound, at the
+            phase's first round, or at a round that is missing or unsound
+            (reverts, answer out of bounds, incomplete): then the earliest
+            sound round found later than `t` is used. (0, 0) when the latest
+            round is unsound or not later than `t`. Reverts only "market:
+            unknown".
+    """
+    positions._check_market(market_id)
+    s0: uint256 = positions._packed[market_id][0]  # feed | max_price_age | feed_scale
+    bounds: uint256 = positions._oracle[market_id][0]
+    o1: uint256 = positions._oracle[market_id][1]  # fallback | fallback_scale | heartbeat
+    feed: address = convert(s0 & positions.MASK160, address)
+    scale: uint256 = s0 >> 192
+    rid: uint256 = 0
+    price: uint256 = 0
+    updated: uint256 = 0
+    rid, price, updated = self._round_data(feed, method_id("latestRoundData()"), scale, bounds)
+    fallback: address = convert(o1 & positions.MASK160, address)
+    if positions._down(price, updated, o1 >> 224) and fallback != empty(address):
+        # positions._oracle_round's choice
+        f_scale: uint256 = (o1 >> 160) & positions.MASK64
+        f_rid: uint256 = 0
+        f_price: uint256 = 0
+        f_updated: uint256 = 0
+        f_rid, f_price, f_updated = self._round_data(fallback, method_id("latestRoundData()"), f_scale, bounds)
+        if f_price != 0 and (price == 0 or f_updated > updated):
+            feed = fallback
+            scale = f_scale
+            rid = f_rid
+            price = f_price
+            updated = f_updated
+    if price == 0 or updated <= t:
+        return (0, 0)
+    for i: uint256 in range(MAX_ROUND_WALK):
+        if rid & positions.MASK64 <= 1:
+            break  # the phase's first round: no earlier round in this phase
+        rid -= 1
+        p_price: uint256 = 0
+        p_updated: uint256 = 0
+        call: Bytes[36] = concat(method_id("getRoundData(uint80)"), convert(rid, bytes32))
+        _unused: uint256 = 0
+        _unused, p_price, p_updated = self._round_data(feed, call, scale, bounds)
+        if p_price == 0 or p_updated <= t:
+            break
+        price = p_price
+        updated = p_updated
+    return (price, updated)
 
 
 @external
@@ -633,14 +711,53 @@ def traders_reserve() -> uint256:
 
 @internal
 @view
-def _valuation() -> (int256, uint256):
+def _round_data(feed: address, call: Bytes[36], scale: uint256, bounds: uint256) -> (uint256, uint256, uint256):
+    """
+    @notice (round id, price in 1e18, updatedAt) of the round `call`
+            (latestRoundData or getRoundData) returns; price 0 when it is
+            unsound, by positions._feed_round's rules (a revert, a short
+            answer, an answer <= 0 or out of bounds, no or a future
+            timestamp, an incomplete round).
+    """
+    ok: bool = False
+    response: Bytes[160] = b""
+    ok, response = raw_call(feed, call, max_outsize=160, is_static_call=True, revert_on_failure=False)
+    if not ok or len(response) < 160:
+        return (0, 0, 0)
+    round_id: uint256 = 0
+    answer: int256 = 0
+    started: uint256 = 0
+    updated: uint256 = 0
+    answered: uint256 = 0
+    round_id, answer, started, updated, answered = abi_decode(response, (uint256, int256, uint256, uint256, uint256))
+    if answer <= 0 or answer >= convert(positions.MAX_PRICE, int256):
+        return (round_id, 0, 0)
+    if updated == 0 or answered < round_id or updated > block.timestamp:
+        return (round_id, 0, 0)
+    price: uint256 = convert(answer, uint256) * scale
+    if price < bounds & positions.MASK or price > bounds >> 128:
+        return (round_id, 0, 0)
+    return (round_id, price, updated)
+
+
+@internal
+@view
+def _valuation(prices: DynArray[uint256, positions.MAX_MARKETS]) -> (int256, uint256):
+    """
+    @notice (net claim, gain) with market i at prices[i] where given, else
+            at its latest answer.
+    """
     claim: int256 = 0
     gain: int256 = 0
     scale: int256 = convert(positions.SCALE, int256)
     for mid: uint256 in range(positions.MAX_MARKETS):
         if mid >= positions.market_count:
             break
-        price: int256 = convert(positions._price(mid, False), int256)
+        price: int256 = 0
+        if mid < len(prices):
+            price = convert(prices[mid], int256)
+        else:
+            price = convert(positions._price(mid, False), int256)
         st: positions.MarketState = positions._state[mid]
         idx: int256 = positions._pending_index(mid, convert(price, uint256))
         long_pnl: int256 = price * convert(st.long_oi, int256) - convert(st.long_cost, int256)

@@ -1,7 +1,8 @@
 """Mirror of contracts/LiquidityVault.vy: an ERC-7540 (asynchronous
 ERC-4626) vault. Deposits and redemptions are requested, priced once per
-epoch by `settle` when every market's feed has a fresh round later than the
-epoch's last request (deposits at cash - min(traders_claim, reserve),
+epoch at the first round of every market's feed later than the epoch's last
+request, once those rounds are in and fresh (by `settle`, or by the next
+request: decisions 80-81) (deposits at cash - min(traders_claim, reserve),
 redemptions at cash - min(traders_gain, reserve), redemptions paid up to
 free cash), and claimed; snekmate's virtual-share formula. Requested
 deposits and unclaimed redemptions sit in the escrow (VaultEscrow.vy), never
@@ -32,6 +33,7 @@ class Epoch:
     deposit_shares: int = 0
     redeem_filled: int = 0
     redeem_assets: int = 0
+    priced_rounds: list = field(default_factory=list)  # model only: each market's round (updatedAt) it was priced at
 
 
 @dataclass
@@ -98,9 +100,15 @@ def entry_assets(w):
     ok, claim = _engine_view(w, traders_claim)
     if not ok:
         return False, 0
+    return True, _entry_of(w, c, claim)
+
+
+def _entry_of(w, c, claim):
+    """LiquidityVault._entry_of: the deposit valuation of cash c against a net claim"""
+    from model.perp_engine import traders_reserve
     if claim < 0:
-        return True, min(c - claim, MAX_UINT256)
-    return True, c - min(c, min(claim, traders_reserve(w)))
+        return min(c - claim, MAX_UINT256)
+    return c - min(c, min(claim, traders_reserve(w)))
 
 
 def _entry_checked(w):
@@ -183,6 +191,8 @@ def requestDeposit(w, assets, controller, owner):
     """LiquidityVault.requestDeposit"""
     check(assets > 0, "vault: zero amount")
     check(owner == w.sender or is_operator(w, owner, w.sender), "vault: not operator")
+    _check_consent(w, controller, owner)
+    _advance(w, False)
     entry = _entry_checked(w)
     check(mul_div_down(assets, w.v.total_supply + 10**DECIMALS_OFFSET, entry + 1) > 0, "vault: zero amount")
     _resolve_deposit(w, controller)
@@ -200,8 +210,10 @@ def requestDeposit(w, assets, controller, owner):
 def requestRedeem(w, shares, controller, owner):
     """LiquidityVault.requestRedeem"""
     check(shares > 0, "vault: zero amount")
+    _check_consent(w, controller, owner)
     if owner != w.sender and not is_operator(w, owner, w.sender):
         _spend_allowance(w, owner, w.sender, shares)
+    _advance(w, False)
     _resolve_redeem(w, controller)
     ep, amount = w.v.redeem_pending.get(controller, (0, 0))
     check(amount == 0 or ep == w.v.epoch, "vault: request pending")
@@ -216,28 +228,48 @@ def requestRedeem(w, shares, controller, owner):
 
 def settle(w):
     """LiquidityVault.settle: the number of epochs priced"""
+    return _advance(w, True)
+
+
+def _advance(w, strict):
+    """LiquidityVault._advance: price the closed epoch if its rounds are in,
+    then close (strict: always; else only once its rounds are in) and price
+    the open one"""
     priced = 0
     closing = w.v.closing
     if closing != 0:
         status = rounds_after(w, get_epoch(w, closing).last_request)
-        _check_status(status)
-        check(status != NO_LATER_ROUND, "vault: no later round")
-        _settle_epoch(w, closing)
-        priced += 1
+        if strict:
+            _check_status(status)
+            check(status != NO_LATER_ROUND, "vault: no later round")
+        if status == ROUNDS_IN:
+            _settle_epoch(w, closing)
+            priced += 1
+            closing = 0
+    if closing != 0:
+        return priced
     open_epoch = w.v.epoch
     e = get_epoch(w, open_epoch)
     if e.deposit_assets != 0 or e.redeem_shares != 0:
         status = rounds_after(w, e.last_request)
-        _check_status(status)
-        w.v.closing = open_epoch
-        w.v.epoch = open_epoch + 1
-        w.log("EpochClosed", epoch=open_epoch, last_request=e.last_request)
-        if status == ROUNDS_IN:
-            _settle_epoch(w, open_epoch)
-            priced += 1
+        if strict:
+            _check_status(status)
+        if strict or status == ROUNDS_IN or _rounds_later(w, e.last_request):
+            w.v.closing = open_epoch
+            w.v.epoch = open_epoch + 1
+            w.log("EpochClosed", epoch=open_epoch, last_request=e.last_request)
+            if status == ROUNDS_IN:
+                _settle_epoch(w, open_epoch)
+                priced += 1
     else:
-        check(closing != 0, "vault: nothing to settle")
+        check(not strict or priced != 0, "vault: nothing to settle")
     return priced
+
+
+def _check_consent(w, controller, owner):
+    """LiquidityVault._check_consent"""
+    check(controller == w.sender or controller == owner or is_operator(w, controller, w.sender),
+          "vault: not controller")
 
 
 # ---------------------------------------------------------------- ERC-7540 claims
@@ -408,6 +440,16 @@ def rounds_after(w, t):
     return ROUNDS_IN
 
 
+def _rounds_later(w, t):
+    """LiquidityVault._rounds_later: every market prices from a sound round
+    later than t, fresh or not, whatever the sequencer"""
+    for mid in range(w.e.market_count):
+        price, updated, _ = P._oracle_round(w, mid)
+        if price == 0 or updated <= t:
+            return False
+    return True
+
+
 def _check_status(status):
     """LiquidityVault._check_status"""
     check(status != SEQUENCER_DOWN, "vault: sequencer down")
@@ -470,14 +512,26 @@ def _claim_redeem(w, controller, receiver, assets, shares):
 
 def _settle_epoch(w, epoch_id):
     """LiquidityVault._settle_epoch"""
+    from model.perp_engine import first_round_after, valuation_at
     e = _epoch_for_write(w, epoch_id)
     supply = w.v.total_supply
-    exit_assets = total_assets(w)
+    # every market at the first round later than the epoch's last request
+    prices, rounds = [], []
+    for mid in range(w.e.market_count):
+        price, updated = first_round_after(w, mid, e.last_request)
+        check(price != 0, "vault: bad price")
+        prices.append(price)
+        rounds.append(updated)
+    e.priced_rounds = rounds  # model only: the machine's issue 12 invariant reads it
+    claim, gain = valuation_at(w, prices)
+    c = cash(w)
+    exit_assets = c - min(c, gain)
     entry = 0
     fee_in = min(w.v.settle_fee, e.deposit_assets)
     net_in = e.deposit_assets - fee_in
     if e.deposit_assets != 0:
-        entry = _entry_checked(w)
+        entry = _entry_of(w, c, claim)
+        check(entry > 0 or supply == 0, "vault: valuation at floor")
         e.deposit_shares = mul_div_down(net_in, supply + 10**DECIMALS_OFFSET, entry + 1)
     free = free_cash(w) + net_in
     paid = mul_div_down(e.redeem_shares, exit_assets + 1, supply + 10**DECIMALS_OFFSET)

@@ -54,6 +54,8 @@ class Feed:
     updated_at: int = 0
     answered_in_round: int = 0
     reverts: bool = False  # MockAggregator.set_reverts: latestRoundData reverts
+    # MockAggregator._history: round id -> (answer, started_at, updated_at, answered_in_round)
+    history: dict = field(default_factory=dict)
 
     def set_reverts(self, reverts):
         self.reverts = reverts
@@ -67,11 +69,29 @@ class Feed:
         self.answered_in_round = self.round_id
 
     def set_answer(self, answer, now):
+        """MockAggregator.set_answer"""
         self.round_id += 1
         self.answer = answer
         self.started_at = now
         self.updated_at = now
         self.answered_in_round = self.round_id
+        self.history[self.round_id] = (answer, now, now, self.round_id)
+
+    def set_round_data(self, round_id, answer, started_at, updated_at, answered_in_round):
+        """MockAggregator.set_round_data"""
+        self.round_id, self.answer, self.started_at = round_id, answer, started_at
+        self.updated_at, self.answered_in_round = updated_at, answered_in_round
+        self.history[round_id] = (answer, started_at, updated_at, answered_in_round)
+
+    def latest_round_data(self):
+        """MockAggregator.latestRoundData"""
+        check(not self.reverts, "mock: feed down")
+        return self.round_id, self.answer, self.started_at, self.updated_at, self.answered_in_round
+
+    def get_round_data(self, round_id):
+        """MockAggregator.getRoundData: zeros for a round never set"""
+        check(not self.reverts, "mock: feed down")
+        return (round_id, *self.history.get(round_id, (0, 0, 0, 0)))
 
 
 def sequencer_feed(up_since):

@@ -183,6 +183,9 @@ def adl_pending(w, mid, index=0):
     return jobs[index] if index < len(jobs) else P.AdlPending()
 
 
+MAX_ROUND_WALK = 32
+
+
 def traders_claim(w):
     """PerpEngine.traders_claim"""
     return _valuation(w)[0]
@@ -198,13 +201,66 @@ def traders_reserve(w):
     return P._reserve(w)
 
 
-def _valuation(w):
-    """PerpEngine._valuation"""
+def valuation_at(w, prices):
+    """PerpEngine.valuation_at: (traders_claim, traders_gain) at prices[i]"""
+    claim, gain = _valuation(w, prices)
+    return claim, min(gain, P._reserve(w))
+
+
+def first_round_after(w, mid, t):
+    """PerpEngine.first_round_after: (price, updatedAt) of the first round
+    later than t on the feed the market prices from, walking back at most
+    MAX_ROUND_WALK rounds within the phase; (0, 0) when the latest round is
+    unsound or not later than t"""
+    P._check_market(w, mid)
+    p = w.e.params[mid]
+    o = w.e.oracle[mid]
+    feed, scale = p.feed, w.e.feed_scale[mid]
+    rid, price, updated = _round_data(w, feed, None, scale, o.min_price, o.max_price)
+    if P._down(w, price, updated, o.heartbeat) and o.fallback != ZERO:
+        f_rid, f_price, f_updated = _round_data(w, o.fallback, None, o.fallback_scale, o.min_price, o.max_price)
+        if f_price != 0 and (price == 0 or f_updated > updated):
+            feed, scale, rid, price, updated = o.fallback, o.fallback_scale, f_rid, f_price, f_updated
+    if price == 0 or updated <= t:
+        return 0, 0
+    for _ in range(MAX_ROUND_WALK):
+        if rid & (2**64 - 1) <= 1:
+            break
+        rid -= 1
+        _, p_price, p_updated = _round_data(w, feed, rid, scale, o.min_price, o.max_price)
+        if p_price == 0 or p_updated <= t:
+            break
+        price, updated = p_price, p_updated
+    return price, updated
+
+
+def _round_data(w, feed, round_id, scale, lo, hi):
+    """PerpEngine._round_data: (round id, price, updatedAt) of the latest
+    round (round_id None) or of round_id; price 0 when unsound"""
+    f = w.feeds[feed]
+    if f.reverts:
+        return 0, 0, 0
+    if round_id is None:
+        rid, answer, _, updated, answered = f.latest_round_data()
+    else:
+        rid, answer, _, updated, answered = f.get_round_data(round_id)
+    if answer <= 0 or answer >= P.MAX_PRICE:
+        return rid, 0, 0
+    if updated == 0 or answered < rid or updated > w.now:
+        return rid, 0, 0
+    price = answer * scale
+    if price < lo or price > hi:
+        return rid, 0, 0
+    return rid, price, updated
+
+
+def _valuation(w, prices=()):
+    """PerpEngine._valuation: market i at prices[i] where given"""
     from model.fixed_point import div_ceil
     claim = gain = 0
     scale = w.e.scale
     for mid in range(w.e.market_count):
-        price = P._price(w, mid, False)
+        price = prices[mid] if mid < len(prices) else P._price(w, mid, False)
         st = w.e.state[mid]
         idx = P._pending_index(w, mid, price)
         long_pnl = price * st.long_oi - st.long_cost

@@ -14,6 +14,16 @@ _answered_in_round: uint80
 # Tests of a broken feed: while set, latestRoundData reverts.
 reverts: public(bool)
 
+struct Round:
+    answer: int256
+    started_at: uint256
+    updated_at: uint256
+    answered_in_round: uint80
+
+# every round set, by id, for getRoundData (the vault prices an epoch at the
+# first round later than its last request: docs/lp-epochs.md)
+_history: HashMap[uint80, Round]
+
 
 @deploy
 def __init__(decimals: uint8, initial_answer: int256):
@@ -39,6 +49,9 @@ def set_round_data(round_id: uint80, answer: int256, started_at: uint256, update
     self._started_at = started_at
     self._updated_at = updated_at
     self._answered_in_round = answered_in_round
+    self._history[round_id] = Round(
+        answer=answer, started_at=started_at, updated_at=updated_at, answered_in_round=answered_in_round
+    )
 
 
 @external
@@ -58,6 +71,18 @@ def latestRoundData() -> (uint80, int256, uint256, uint256, uint80):
 
 @external
 @view
+def getRoundData(round_id: uint80) -> (uint80, int256, uint256, uint256, uint80):
+    """
+    @notice A past round as it was set (zeros for a round never set: an
+            unsound round, where a real feed would revert).
+    """
+    assert not self.reverts, "mock: feed down"
+    r: Round = self._history[round_id]
+    return (round_id, r.answer, r.started_at, r.updated_at, r.answered_in_round)
+
+
+@external
+@view
 def latestAnswer() -> int256:
     return self._answer
 
@@ -69,3 +94,6 @@ def _set(answer: int256):
     self._started_at = block.timestamp
     self._updated_at = block.timestamp
     self._answered_in_round = self._round_id
+    self._history[self._round_id] = Round(
+        answer=answer, started_at=block.timestamp, updated_at=block.timestamp, answered_in_round=self._round_id
+    )

@@ -92,7 +92,7 @@ LABELS = ("oracle: fallback priced a liquidation", "oracle: sequencer down", "or
           # priced after them (the invariant is checked there), redemptions
           # cut to free cash, claims, a claim above what is claimable
           "lp: deposit requested", "lp: redemption requested", "lp: epoch closed before its rounds",
-          "lp settle refused: vault: no later round", "lp: epoch priced after its rounds",
+          "lp settle refused: vault: no later round", "lp: epoch priced at the first round after its requests",
           "lp: redemptions paid up to free cash", "lp: deposit claimed", "lp: redeem claimed",
           "lp: claim above claimable refused", "lp: unpaid shares claimed back")
 # Verbs that touch no market (the funding property is checked after every other success).
@@ -1969,12 +1969,16 @@ class BackstopMachine(BackstopActions):
 
     def _lp_request(self, a, verb, *args):
         """A request; on success the machine's own ledger keeps its time
-        under the epoch it joined (the issue 12 invariant reads it)."""
-        epoch = self.w.v.epoch
+        under the epoch it joined (the issue 12 invariant reads it). A
+        request first prices a closed epoch whose rounds are in, and closes
+        and prices the open one once its rounds are in (it then joins the
+        next): the invariant is checked on those too."""
         reason = self.act(a, verb, *args)
         if reason is None:
-            self.lp_requested[epoch] = self.tw.now
+            self.lp_requested[self.w.v.epoch] = self.tw.now
             self.step_labels.add("lp: deposit requested" if verb == "vault.requestDeposit" else "lp: redemption requested")
+            if self._check_priced():
+                self.step_labels.add("lp: epoch priced by a request")
         else:
             self.step_labels.add(f"lp: {verb[6:]} refused: {reason}")
         return reason
@@ -2009,20 +2013,43 @@ class BackstopMachine(BackstopActions):
         closed = [f["epoch"] for name, f in self.tw.call_events if name == "EpochClosed"]
         if any(e not in {f["epoch"] for f in settled} for e in closed):
             self.step_labels.add("lp: epoch closed before its rounds")
+        self._check_priced()
+        return None
+
+    def _check_priced(self):
+        """Issue 12's invariant on every epoch the last call priced: each
+        market's price comes from the FIRST round of its feed later than
+        every request in the epoch (the machine's own ledger of request
+        times, and the vault's record of its last one), read from the
+        feeds' histories here, whatever the round the feed is at now (the
+        feed the market prices from: the primary, or its fallback; at most
+        MAX_ROUND_WALK rounds back). Returns how many epochs it checked."""
+        w, A = self.w, self.b.addresses
+        settled = [f for name, f in self.tw.call_events if name == "EpochSettled"]
         for f in settled:
-            # issue 12's invariant: the epoch's price comes from rounds later
-            # than every request in it (the machine's own ledger of request
-            # times, and the vault's record of its last one)
             e = f["epoch"]
-            last = max(self.lp_requested.get(e, 0), liquidity_vault.get_epoch(w, e).last_request)
-            assert self.lp_requested.get(e, 0) <= liquidity_vault.get_epoch(w, e).last_request, f"epoch {e}"
-            rounds = [w.feeds[A[f"feed{mid}"]].updated_at for mid in range(w.e.market_count)]
-            assert all(t > last for t in rounds), (
-                f"issue 12: epoch {e} priced at rounds {rounds}, not all later than its last request at {last}")
-            self.step_labels.add("lp: epoch priced after its rounds")
+            ep = liquidity_vault.get_epoch(w, e)
+            last = max(self.lp_requested.get(e, 0), ep.last_request)
+            assert self.lp_requested.get(e, 0) <= ep.last_request, f"epoch {e}"
+            assert len(ep.priced_rounds) == w.e.market_count, f"epoch {e}: {ep.priced_rounds}"
+            for mid, t in enumerate(ep.priced_rounds):
+                assert t > last, f"issue 12: epoch {e} priced at {t} on market {mid}, not later than {last}"
+                firsts = set()
+                for role in (f"feed{mid}", f"fallback{mid}"):
+                    if role in A:
+                        feed = w.feeds[A[role]]
+                        ids = [i for i in range(feed.round_id - perp_engine.MAX_ROUND_WALK, feed.round_id + 1)
+                               if feed.history.get(i, (0, 0, 0, 0))[2] > last]
+                        if ids:
+                            firsts.add(feed.history[min(ids)][2])
+                if t != P._oracle_round(w, mid)[1]:
+                    self.step_labels.add("lp: priced at a round before the latest")
+                assert t in firsts, (
+                    f"issue 12: epoch {e} priced at {t} on market {mid}, not the first round after {last}: {firsts}")
+            self.step_labels.add("lp: epoch priced at the first round after its requests")
             if f["redeem_filled"] < f["redeem_shares"]:
                 self.step_labels.add("lp: redemptions paid up to free cash")
-        return None
+        return len(settled)
 
     def _claim_all(self, must):
         """Every LP claims all its settled deposits and redemptions."""

@@ -75,9 +75,7 @@ def set_round(twin, mid, sender, *, round_id, answer, started_at, updated_at, an
     twin._next_time()
     feed = twin.p.feeds[mid]
     feed.set_round_data(round_id, answer, started_at, updated_at, answered_in_round, sender=sender)
-    f = twin.w.feeds[feed.address]
-    f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (
-        round_id, answer, started_at, updated_at, answered_in_round)
+    twin.w.feeds[feed.address].set_round_data(round_id, answer, started_at, updated_at, answered_in_round)
 
 
 def deploy_feed(twin, deployer, decimals, answer):
@@ -87,7 +85,7 @@ def deploy_feed(twin, deployer, decimals, answer):
     twin._next_time()
     feed = deployer.deploy(project.MockAggregator, decimals, answer)
     f = twin.w.add_feed(feed.address, decimals, answer)
-    f.round_id, f.answer, f.started_at, f.updated_at, f.answered_in_round = (int(v) for v in feed.latestRoundData())
+    f.set_round_data(*(int(v) for v in feed.latestRoundData()))
     return feed
 
 

@@ -133,15 +133,16 @@ def test_settle_timing__prompt_keeper__a_round_trip_that_ends_where_it_began_ear
     assert pnl <= 0, pnl
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: a requester defers its epoch's price with a one-unit request in "
-                                        "each round's second and picks the round (docs/redteam-lp.md)")
 def test_settle_timing__dust_in_each_rounds_second__the_requester_picks_the_round(lab):
     """The attacker knows the next round. Each round after which BTC will
     move its way it lets be (the keeper prices), each other it cancels by a
     one-unit request stamped in the round's own second. It buys at 88,880
     (the vault at its low) and sells at 88,000 (its high): with BTC back
-    where it started it takes about 4,600 USDC from the LP who stayed. Safe
-    behaviour: the round trip earns nothing, as with a prompt keeper."""
+    where it started it took about 4,600 USDC from the LP who stayed
+    (+4,583.74). Fixed (decisions 80, 81): the dust request prices the
+    epoch at the round it wanted to skip and joins the next epoch; the
+    attacker ends at -10.00 USDC (the settle fee). Safe behaviour: the round
+    trip earns nothing, as with a prompt keeper."""
     _trader_long_in_profit(lab)
     lp_before = share_value(lab, "lp")
     priced, pnl = _round_trip(lab, "attacker", PLAN, dust=True)
@@ -152,12 +153,12 @@ def test_settle_timing__dust_in_each_rounds_second__the_requester_picks_the_roun
     assert pnl <= 0, f"the attacker earned {pnl / USDC:,.2f} USDC"
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: with the default settle fee 0 no keeper settles, and the only "
-                                        "requester who settles picks the round (docs/redteam-lp.md)")
 def test_settle_timing__default_fee_zero__the_requester_is_the_only_settler_and_picks_the_round(lab):
     """The default: settle_fee 0, so the keeper never settles (decision 72)
     and the LP settles its own epoch. Knowing the next round, it settles
-    only at a round followed by a move its way: no dust needed."""
+    only at a round followed by a move its way: no dust needed (+4,603.76
+    before the fix). Fixed (decision 80): whenever it settles, the epoch is
+    priced at the first round after its last request; it ends at -0.00."""
     _trader_long_in_profit(lab)
     attacker = "attacker"
     lab.fund(attacker, 2_000_000 * USDC)
@@ -183,33 +184,57 @@ def test_settle_timing__default_fee_zero__the_requester_is_the_only_settler_and_
 
 # ---------------------------------------------------------------- finding 2: a stranger's dust blocks a controller
 
-@pytest.mark.xfail(strict=True, reason="finding 2: anyone can name a victim as controller of a one-unit request and "
-                                        "close the epoch; the victim's own requests revert 'vault: request pending' "
-                                        "round after round (docs/redteam-lp.md)")
 def test_dust_request_for_a_victim_controller__blocks_the_victims_redemption(lab):
-    """The victim LP wants out. Each round, the attacker prices the closed
-    epoch, requests one share unit (its own) for the victim as controller
-    and closes the epoch before the next round: the victim's request waits
-    in a closed epoch, so its own requestRedeem reverts. Cost per round:
-    one share unit (about 10**-9 USDC, which the victim even receives) and
-    gas. Safe behaviour: the victim can request its redemption."""
+    """The victim LP wants out. Each of 5 rounds, the attacker prices the
+    closed epoch, tries to request one share unit (its own) for the victim
+    as controller, and closes the epoch before the next round: were the
+    request taken, the victim's request would wait in a closed epoch and its
+    own requestRedeem would revert 'vault: request pending' (5 of 5 rounds
+    before the fix, for 5 share units). Now a request may name a controller
+    only with its consent (msg.sender, the owner, or the controller's
+    operator: decision 82): the attacker's request reverts 'vault: not
+    controller' with nothing changed, and the victim's redemption is taken."""
     lab.lp_in("victim", 100_000 * USDC)
     lab.lp_in("attacker", 1 * USDC)
     victim_shares = lab.shares("victim")
-    blocked = 0
+    attacker_shares = lab.shares("attacker")
+    v = lab.a["victim"]
+    blocked = refused = 0
     for _ in range(5):
         if lab.v("closing()"):
             lab.round(dt=60)
             lab.settle("attacker")  # prices the closed epoch
-        lab.request_redeem("attacker", 1, controller="victim")
-        assert lab.settle("attacker") == 0  # closes it, unpriced: no round later than the request yet
+        epoch = lab.v("epoch()")
+        reason = lab.reason("attacker", "vault", "requestRedeem(uint256,address,address)", 1, v, lab.a["attacker"])
+        assert reason == "vault: not controller"
+        refused += 1
+        # nothing changed: the attacker keeps its share unit, the victim has no request
+        assert lab.shares("attacker") == attacker_shares and lab.v("epoch()") == epoch
+        assert lab.v("pendingRedeemRequest(uint256,address)", 0, v) == 0 and lab.epoch(epoch)[:3] == (0, 0, 0)
+        # a deposit request naming the victim is refused the same way
+        lab.fund("attacker", 1)
+        assert lab.reason("attacker", "vault", "requestDeposit(uint256,address,address)", 1, v,
+                          lab.a["attacker"]) == "vault: not controller"
+        assert lab.v("pendingDepositRequest(uint256,address)", 0, v) == 0
         try:
-            lab.request_redeem("victim", victim_shares)
+            lab.request_redeem("victim", 1)  # the victim's own request, one unit a round
         except Exception as exc:  # noqa: BLE001 (the reason is checked)
             assert getattr(exc, "reason", "") == "vault: request pending"
             blocked += 1
-    print(f"the victim's redemption refused in {blocked} of 5 rounds; the attacker spent 5 share units")
-    assert blocked == 0
+        assert lab.settle("attacker") == 0  # closes the victim's epoch before its round
+    print(f"the victim's redemption refused in {blocked} of 5 rounds; the attacker's request refused {refused} of 5")
+    assert blocked == 0 and refused == 5
+    lab.round(dt=60)
+    lab.settle("keeper")
+    # an operator the victim approved may name it as controller (ERC-7540 routers)
+    lab.tx("victim", "vault", "setOperator(address,bool)", lab.a["stranger"], True)
+    lab.tx("stranger", "vault", "requestRedeem(uint256,address,address)", 1, v, v)
+    lab.request_redeem("victim", lab.shares("victim"))
+    lab.round(dt=60)
+    lab.settle("keeper")
+    # every share the victim had is out: 5 units, 1 by its operator, the rest
+    assert lab.shares("victim") == 0 and lab.v("pendingRedeemRequest(uint256,address)", 0, v) == 0
+    assert lab.v("claimableRedeemRequest(uint256,address)", 0, v) == victim_shares
 
 
 # ---------------------------------------------------------------- finding 3: capacity squatting
