@@ -204,6 +204,42 @@ class Mirror:
         if p.feed not in w.feeds:
             w.feeds[p.feed] = Feed(decimals=dec)
         w.e.state.setdefault(mid, P.MarketState())
+        self._load_oracle(mid, block)
+
+    def _load_oracle(self, mid, block):
+        """The market's price bounds, heartbeat and fallback feed
+        (oracle_params; docs/trust.md "Oracles"): the model's price
+        selection reads them."""
+        w = self.w
+        (o,) = self._call("oracle_params(uint256)", ["uint256"], [mid], ["(uint256,uint256,uint256,address,uint256)"], block)
+        lo, hi, heartbeat, fallback, fallback_max_age = o
+        fallback, f_scale = R.addr(fallback), 0
+        if int(fallback, 16):
+            (fdec,) = self._call("decimals()", [], [], ["uint8"], block, to=fallback)
+            f_scale = 10 ** (18 - fdec)
+            w.feeds.setdefault(fallback, Feed(decimals=fdec))
+        w.e.oracle[mid] = P.OracleParams(int(lo), int(hi), int(heartbeat), fallback, int(fallback_max_age), f_scale)
+
+    def _refresh_oracles(self, block):
+        """Each block: every market's oracle settings (the owner may change
+        them), the fallback feeds' latest rounds and the sequencer-uptime
+        feed's, so the model selects the price the engine would."""
+        w = self.w
+        for mid in range(w.e.market_count):
+            self._load_oracle(mid, block)
+        (seq,), (grace,) = self._calls([(self.engine, "sequencer_feed()", [], [], ["address"]),
+                                        (self.engine, "sequencer_grace()", [], [], ["uint256"])], block)
+        w.e.sequencer_feed, w.e.sequencer_grace = R.addr(seq), int(grace)
+        feeds = sorted({o.fallback for o in w.e.oracle.values() if int(o.fallback, 16)})
+        if int(w.e.sequencer_feed, 16):
+            w.feeds.setdefault(w.e.sequencer_feed, Feed(decimals=0))
+            feeds.append(w.e.sequencer_feed)
+        rounds = self.rpc.calls([(f, R.calldata("latestRoundData()", [], [])) for f in feeds], hex(block))
+        for f, res in zip(feeds, rounds):
+            feed = w.feeds[f]
+            feed.reverts = isinstance(res, Exception)  # a broken fallback is what the engine sees too
+            if not feed.reverts:
+                feed.set_round_data(*(int(x) for x in _dec(R.ROUND, res)))
 
     def _read_positions(self, pairs, block):
         """Re-read (account, market) positions and store them in the World,
@@ -279,6 +315,7 @@ class Mirror:
         if blk is None:
             raise R.RpcError(f"block {block} not found")
         w.now = int(blk["timestamp"], 16)
+        self._refresh_oracles(block)
         self.block = block
         self.block_hash = blk.get("hash")  # the keeper tells a reorganised or reset chain by it
 

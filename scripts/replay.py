@@ -327,12 +327,15 @@ class _FastContract:
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
-        abi = getattr(self._contract, name).abis[0]
-        selector = bytes(self._ecosystem.get_method_selector(abi))
-        ins = [i.canonical_type for i in abi.inputs]
-        outs = [o.canonical_type for o in abi.outputs]
+        abis = getattr(self._contract, name).abis
 
         def call(*args):
+            # a function with a default argument has one ABI per arity
+            # (adl_pending(market_id) and adl_pending(market_id, index))
+            abi = next(a for a in abis if len(a.inputs) == len(args))
+            selector = bytes(self._ecosystem.get_method_selector(abi))
+            ins = [i.canonical_type for i in abi.inputs]
+            outs = [o.canonical_type for o in abi.outputs]
             data = selector + abi_encode(ins, [getattr(a, "address", a) for a in args])
             res = self._web3.provider.make_request("eth_call", [{"to": self.address, "data": "0x" + data.hex()}, "latest"])
             if "error" in res:

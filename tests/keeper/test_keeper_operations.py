@@ -12,6 +12,7 @@ from bots import devnet as D
 from bots import rpc as R
 from bots.devnet import USDC, WAD, Spec
 from bots.keeper import Action, CircuitBreaker, Keeper, Signer
+from scripts.governance import governed
 
 BTC = 0
 TENTH = WAD // 10
@@ -81,7 +82,7 @@ def test_keeper__reward_below_gas_cost__held_unless_bankrupt_and_sent_when_the_c
     # The engine's keeper floor (set_keeper_reward) is part of the reward:
     # the mirror reads it, so the bankrupt liquidation, which pays nothing
     # of its own, is worth the floor's 5 tokens (sepolia's setting).
-    protocol.engine.set_keeper_reward(5 * USDC, 10_000 * USDC, sender=owner)
+    governed(protocol.timelock, protocol.engine, "set_keeper_reward", 5 * USDC, 10_000 * USDC, sender=owner)
     k = _keeper(protocol, node, keeper)
     assert k.mirror.w.e.min_keeper_reward == 5 * USDC
     assert {a.account: a.reward for a in k.plan()}[bankrupt] == 5 * USDC
@@ -148,7 +149,7 @@ def test_keeper__lp_epoch__waits_for_a_later_round_on_every_feed_then_settles_an
     keeper settles the epoch, is paid the settler fee, and counts it."""
     vault, token = protocol.vault, protocol.token
     fee = 10 * USDC  # MAX_SETTLE_FEE_TOKENS: the cap
-    vault.set_settle_fee(fee, sender=owner)
+    governed(protocol.timelock, vault, "set_settle_fee", fee, sender=owner)
     start_balance = token.balanceOf(keeper)
     lp = _t("lp-epoch")
     requested_at = D.request_deposit(node, protocol, lp, 10_000 * USDC)
