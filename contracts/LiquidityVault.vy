@@ -9,7 +9,7 @@
         every market's feed has a fresh round later than the epoch's last
         request, at the FIRST such round whenever it is priced, and claimed
         (deposit/mint, redeem/withdraw): nobody can deposit or redeem at a
-        price they already know or pick (issue 12, decisions 80-82,
+        price they already know or pick (issue 12, decisions 89-91,
         docs/lp-epochs.md). Two
         valuations (docs/solvency.md): redemptions are priced at cash minus
         what winners could claim now, counting no trader loss as an asset
@@ -251,7 +251,7 @@ def requestDeposit(assets: uint256, controller: address, owner: address) -> uint
             the controller's earlier request waits for its price ("vault:
             request pending"). `controller` must be msg.sender, `owner`, or
             have made msg.sender its operator ("vault: not controller",
-            decision 82). Epochs whose rounds are in are closed and priced
+            decision 91). Epochs whose rounds are in are closed and priced
             first (_advance): a request never joins an epoch whose pricing
             round is published.
     @return 0: requests are aggregated per controller (ERC-7540).
@@ -713,7 +713,7 @@ def _advance(strict: bool) -> uint256:
 def _check_consent(controller: address, owner: address):
     """
     @notice A request may name as controller only msg.sender, the owner, or
-            a controller that made msg.sender its operator (decision 82).
+            a controller that made msg.sender its operator (decision 91).
     """
     consent: bool = controller == msg.sender or controller == owner or self.isOperator[controller][msg.sender]
     assert consent, "vault: not controller"

@@ -2,7 +2,7 @@
 ERC-4626) vault. Deposits and redemptions are requested, priced once per
 epoch at the first round of every market's feed later than the epoch's last
 request, once those rounds are in and fresh (by `settle`, or by the next
-request: decisions 80-81) (deposits at cash - min(traders_claim, reserve),
+request: decisions 89-90) (deposits at cash - min(traders_claim, reserve),
 redemptions at cash - min(traders_gain, reserve), redemptions paid up to
 free cash), and claimed; snekmate's virtual-share formula. Requested
 deposits and unclaimed redemptions sit in the escrow (VaultEscrow.vy), never

@@ -1,5 +1,5 @@
 """An epoch is priced at the FIRST round of each market's feed later than
-its last request, whenever it is settled (decision 80; red-team finding 1),
+its last request, whenever it is settled (decision 89; red-team finding 1),
 in process on revm (tests/unit/vault/redteam_lab.py): a late settle prices
 exactly like a prompt one, and engine.first_round_after's walk back stops at
 its bound (32 rounds), at a phase's first round and at an unsound round,

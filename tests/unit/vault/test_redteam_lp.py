@@ -139,7 +139,7 @@ def test_settle_timing__dust_in_each_rounds_second__the_requester_picks_the_roun
     one-unit request stamped in the round's own second. It buys at 88,880
     (the vault at its low) and sells at 88,000 (its high): with BTC back
     where it started it took about 4,600 USDC from the LP who stayed
-    (+4,583.74). Fixed (decisions 80, 81): the dust request prices the
+    (+4,583.74). Fixed (decisions 89, 90): the dust request prices the
     epoch at the round it wanted to skip and joins the next epoch; the
     attacker ends at -10.00 USDC (the settle fee). Safe behaviour: the round
     trip earns nothing, as with a prompt keeper."""
@@ -157,7 +157,7 @@ def test_settle_timing__default_fee_zero__the_requester_is_the_only_settler_and_
     """The default: settle_fee 0, so the keeper never settles (decision 72)
     and the LP settles its own epoch. Knowing the next round, it settles
     only at a round followed by a move its way: no dust needed (+4,603.76
-    before the fix). Fixed (decision 80): whenever it settles, the epoch is
+    before the fix). Fixed (decision 89): whenever it settles, the epoch is
     priced at the first round after its last request; it ends at -0.00."""
     _trader_long_in_profit(lab)
     attacker = "attacker"
@@ -192,7 +192,7 @@ def test_dust_request_for_a_victim_controller__blocks_the_victims_redemption(lab
     own requestRedeem would revert 'vault: request pending' (5 of 5 rounds
     before the fix, for 5 share units). Now a request may name a controller
     only with its consent (msg.sender, the owner, or the controller's
-    operator: decision 82): the attacker's request reverts 'vault: not
+    operator: decision 91): the attacker's request reverts 'vault: not
     controller' with nothing changed, and the victim's redemption is taken."""
     lab.lp_in("victim", 100_000 * USDC)
     lab.lp_in("attacker", 1 * USDC)
