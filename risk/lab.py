@@ -39,6 +39,7 @@ from sortedcontainers import SortedList
 
 from model import adl, funding
 from model import margin as M
+from model import perp_admin as PA
 from model import perp_engine as PE
 from model import positions as P
 from model.fixed_point import WAD, Revert
@@ -162,7 +163,7 @@ def _engine_params(w, engine):
     for key in engine:
         if key not in ENGINE_KEYS:
             raise LabError(f"engine: unknown parameter {key!r} (known: {', '.join(ENGINE_KEYS)})")
-        if not hasattr(PE, ENGINE_KEYS[key]):
+        if not (hasattr(PE, ENGINE_KEYS[key]) or hasattr(PA, ENGINE_KEYS[key])):  # the admin facet's verbs
             raise LabError(f"engine: {key}: this engine has no {ENGINE_KEYS[key]}")
     try:
         if "max_profit_bps" in engine:
