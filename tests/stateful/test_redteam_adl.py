@@ -1,0 +1,93 @@
+"""Red team, ADL jobs (redteam2; docs/redteam-protocol.md, findings A1-A3).
+
+The scene of tests/stateful/test_adl_jobs.py (revm and the model in
+lockstep): BTC at 80,000, fees and funding off; B1 (2 BTC long, 2,000
+margin) liquidated at 78,000 with the top 20 crowd shorts leaves a job of
+400 on 0.4 BTC at 78,000 (the haircut rate: 1,000 per BTC). The whale is a
+10 BTC short at 80,000 (100,000 margin), +20,000 at 78,000.
+"""
+
+import pytest
+
+from tests.stateful.machine import USDC, WAD
+from tests.stateful.test_adl_jobs import BTC, built, scene  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.in_process
+
+
+def test_a1_control__the_whale_closing_while_the_job_pends__pays_the_whole_job(scene):
+    """Regression (the escape pays): the whale closing its 10 BTC at 77,000
+    pays the job's 400 (0.4 BTC at 1,000 per BTC) out of its payout."""
+    s = scene
+    s.first_job()
+    s.set_price(77_000)
+    assert s.order(s.whale, 10 * WAD, 0) is None
+    (f,) = s.events("AutoDeleveraged")
+    assert (f["target"], f["haircut"]) == (s.whale, 400 * USDC)
+    assert s.tw.w.e.adl_jobs.get(BTC, []) == []  # the job ended
+    s.tw.compare()
+
+
+@pytest.mark.xfail(strict=True, reason="finding A1: a winner averages its entry past the job price and escapes the job")
+def test_a1_whale_averages_its_entry_to_the_job_price__still_pays_the_job(scene):
+    """Attack: after a further drop to 77,000, the whale adds 21 BTC short
+    (entry becomes (800,000 + 21 x 77,000) / 31 = 77,967.7 < 78,000), so it
+    is no longer 'in profit at the job's price': neither a deleverage target
+    nor charged by the escape. It then closes all 31 BTC at 77,000 and keeps
+    its full 31 x 967.7 = 30,000 of profit. The 400 it owed the job is left
+    to the crowd (or, with no one else in profit, socialized to the LPs).
+    Cost with fees on: 2 x fee x 21 x 77,000 (1,617 USDC at 5 bps), so the
+    dodge pays when the job's rate x whale size exceeds it (a job of 20,000
+    or more on a 10 BTC whale)."""
+    s = scene
+    s.first_job()
+    s.set_price(77_000)
+    assert s.order(s.whale, -21 * WAD, 20_000 * USDC) is None
+    assert s.events("AutoDeleveraged") == []
+    assert s.order(s.whale, 31 * WAD, 0) is None
+    # safe behaviour: the whale's profit at the job price (+20,000 on 10 BTC)
+    # still pays the job its 400
+    paid = sum(f["haircut"] for f in s.events("AutoDeleveraged") if f["target"] == s.whale)
+    assert paid == 400 * USDC
+
+
+def _full_queue(s):
+    s.first_job()
+    s.ok(s.keeper, "liquidate", s.b2, BTC, [])
+    s.ok(s.keeper, "liquidate", s.small[0], BTC, [])
+    s.ok(s.keeper, "liquidate", s.small[1], BTC, [])
+    assert len(s.tw.w.e.adl_jobs[BTC]) == 4
+
+
+def test_a2_queue_full__the_blocked_position_s_debt_grows_until_one_deleverage(scene):
+    """Regression with numbers: with 4 jobs queued, small[2] (0.1 BTC long,
+    100 margin, entry 80,000) cannot be liquidated ('adl: queue full'). Its
+    bad debt, 100 at 78,000, is 200 at 77,000 and 300 at 76,000 (100 per
+    1,000 of price on 0.1 BTC) while it waits. One deleverage of the oldest
+    job (anyone, paid the floor) frees a slot; the wait is one call per job
+    whose top 20 targets can pay it."""
+    s = scene
+    _full_queue(s)
+    w = s.tw.w
+    for usd, debt in ((78_000, 100), (77_000, 200), (76_000, 300)):
+        s.set_price(usd)
+        assert s.tw.act(s.keeper, "liquidate", s.small[2], BTC, []) == "adl: queue full"
+        pos = w.e.positions[(s.small[2], BTC)]
+        assert pos.margin - (80_000 - usd) * USDC // 10 == -debt * USDC
+    from model import adl
+
+    s.ok(s.keeper, "deleverage", BTC, adl.job_ranking(w, BTC))
+    s.ok(s.keeper, "liquidate", s.small[2], BTC, [])
+    (liq,) = s.events("PositionLiquidated")
+    assert liq["bad_debt"] == 300 * USDC
+    s.tw.compare()
+
+
+@pytest.mark.xfail(strict=True, reason="finding A2: a full ADL queue makes a bankrupt liquidation revert")
+def test_a2_queue_full__a_bankrupt_liquidation_still_closes_the_position(scene):
+    """Safe behaviour: a bankruptcy behind a full queue is still closed (its
+    debt frozen at 100), the uncovered part socialized or merged into the
+    last job, instead of reverting while the debt grows."""
+    s = scene
+    _full_queue(s)
+    assert s.tw.act(s.keeper, "liquidate", s.small[2], BTC, []) is None
