@@ -91,3 +91,30 @@ def test_a2_queue_full__a_bankrupt_liquidation_still_closes_the_position(scene):
     s = scene
     _full_queue(s)
     assert s.tw.act(s.keeper, "liquidate", s.small[2], BTC, []) is None
+
+
+def test_g2_pause__a_trader_near_liquidation_can_still_top_up_and_close(scene):
+    """Regression (the pauser cannot trap): paused, small[0] (0.1 BTC long,
+    100 margin, entry 80,000) at 79,200 holds equity 20 against a
+    maintenance of 39.6 (0.5 %): liquidatable. It deposits and adds 500
+    (works paused), is healthy again (equity 520), and closes in full
+    (works paused) with 520; a new open is refused while paused."""
+    s = scene
+    s.set_price(79_200)
+    w = s.tw.w
+    a = s.small[0]
+    s.ok(s.owner, "pause")
+    refused = s.order(s.long, WAD // 10, 1_000 * USDC)
+    assert refused is not None and "paused" in str(refused), refused  # an increase is refused
+    from model import perp_engine as PE
+
+    assert PE.is_liquidatable(w, a, BTC)
+    s.ok(a, "add_margin", BTC, 500 * USDC)
+    assert not PE.is_liquidatable(w, a, BTC)
+    assert w.e.positions[(a, BTC)].margin == 600 * USDC
+    assert s.tw.act(s.keeper, "liquidate", a, BTC, []) == "position healthy"
+    free0 = w.e.free[a]
+    assert s.order(a, -WAD // 10, 0) is None
+    assert (a, BTC) not in w.e.positions
+    assert w.e.free[a] - free0 == 520 * USDC
+    s.tw.compare()
