@@ -96,7 +96,7 @@ def test_a2_queue_full__a_bankrupt_liquidation_still_closes_the_position(scene):
 def test_g2_pause__a_trader_near_liquidation_can_still_top_up_and_close(scene):
     """Regression (the pauser cannot trap): paused, small[0] (0.1 BTC long,
     100 margin, entry 80,000) at 79,200 holds equity 20 against a
-    maintenance of 39.6 (0.5 %): liquidatable. It deposits and adds 500
+    maintenance of 39.6 (0.5 %): liquidatable. It adds 500 of its free collateral
     (works paused), is healthy again (equity 520), and closes in full
     (works paused) with 520; a new open is refused while paused."""
     s = scene
