@@ -151,6 +151,12 @@ def liquidate(account: address, market_id: uint256, adl_targets: DynArray[addres
         bankruptcy_price=margin.bankruptcy_price(old.size, old.entry_price, eff, positions.SCALE),
         price=price,
     )
+    if positions._adl_count[market_id] == positions.MAX_ADL_JOBS:
+        # The queue is full: a liquidation is never blocked (its bad debt
+        # would grow with the price), so the LPs absorb this one's deficit
+        # now (decision 92; docs/redteam-protocol.md A2).
+        log positions.BadDebtSocialized(market_id=market_id, amount=uncovered)
+        return
     if positions._adl_count[market_id] > 0:
         # Jobs queue, oldest first: this one waits its turn (`adl_targets`
         # is not used) and the liquidation itself is final.

@@ -71,6 +71,10 @@ def liquidate(w, account, mid, adl_targets):
         bankruptcy_price=margin.bankruptcy_price(old.size, old.entry_price, eff, scale),
         price=price,
     )
+    if len(w.e.adl_jobs.get(mid, [])) == P.MAX_ADL_JOBS:
+        # the queue is full: the LPs absorb this deficit now (PerpExits.vy, decision 92)
+        w.log("BadDebtSocialized", market_id=mid, amount=uncovered)
+        return
     if w.e.adl_jobs.get(mid):
         # jobs queue, oldest first; adl_targets is not used (PerpExits.vy)
         adl._push(w, mid, job)

@@ -143,19 +143,21 @@ def test_second_bankruptcy__while_a_job_pends__is_liquidated_and_its_job_queues(
     s.tw.restamp(BTC, s.owner)
     s.ok(s.keeper, "execute_order", s.tw.w.e.order_count)
     assert s.tw.outcome() == ("cancelled", "adl: bankrupt while pending")
-    # a fourth job fits, a fifth is refused with nothing changed
+    # a fourth job fits; a fifth bankruptcy is still liquidated (decision 92):
+    # with the queue full, its deficit (100) is socialized at once
     s.ok(s.keeper, "liquidate", s.small[0], BTC, [])
     s.ok(s.keeper, "liquidate", s.small[1], BTC, [])
     assert len(s.tw.w.e.adl_jobs[BTC]) == P.MAX_ADL_JOBS == 4
-    assert s.tw.act(s.keeper, "liquidate", s.small[2], BTC, []) == "adl: queue full"
-    assert (s.small[2], BTC) in s.tw.w.e.positions
-    # a deleverage ends the oldest job (the last five crowd shorts, 5 x 80): the fifth fits
+    s.ok(s.keeper, "liquidate", s.small[2], BTC, [])
+    assert (s.small[2], BTC) not in s.tw.w.e.positions
+    assert [f["amount"] for f in s.events("BadDebtSocialized")] == [100 * USDC]
+    assert len(s.tw.w.e.adl_jobs[BTC]) == 4
+    # a deleverage ends the oldest job (the last five crowd shorts, 5 x 80): a place frees
     s.ok(s.keeper, "deleverage", BTC, adl.job_ranking(s.tw.w, BTC))
     assert [f["haircut"] for f in s.events("AutoDeleveraged")] == [80 * USDC] * 5
     assert s.events("BadDebtSocialized") == []
     assert s.job(0).bankrupt == s.b2 and len(s.tw.w.e.adl_jobs[BTC]) == 3
-    s.ok(s.keeper, "liquidate", s.small[2], BTC, [])
-    assert [j.bankrupt for j in s.tw.w.e.adl_jobs[BTC]] == [s.b2, s.small[0], s.small[1], s.small[2]]
+    assert [j.bankrupt for j in s.tw.w.e.adl_jobs[BTC]] == [s.b2, s.small[0], s.small[1]]
     s.tw.compare()
 
 

@@ -59,38 +59,20 @@ def _full_queue(s):
     assert len(s.tw.w.e.adl_jobs[BTC]) == 4
 
 
-def test_a2_queue_full__the_blocked_position_s_debt_grows_until_one_deleverage(scene):
-    """Regression with numbers: with 4 jobs queued, small[2] (0.1 BTC long,
-    100 margin, entry 80,000) cannot be liquidated ('adl: queue full'). Its
-    bad debt, 100 at 78,000, is 200 at 77,000 and 300 at 76,000 (100 per
-    1,000 of price on 0.1 BTC) while it waits. One deleverage of the oldest
-    job (anyone, paid the floor) frees a slot; the wait is one call per job
-    whose top 20 targets can pay it."""
+def test_a2_queue_full__a_bankrupt_liquidation_still_closes_the_position(scene):
+    """Finding A2, fixed (decision 92): behind a full queue of 4 jobs, small[2]
+    (0.1 BTC long, 100 margin, entry 80,000) at 78,000 is liquidated at once
+    and its deficit, frozen at 100, is socialized; before the fix it reverted
+    'adl: queue full' while its debt grew by 100 per 1,000 of price (200 at
+    77,000, 300 at 76,000) until someone ran a deleverage."""
     s = scene
     _full_queue(s)
-    w = s.tw.w
-    for usd, debt in ((78_000, 100), (77_000, 200), (76_000, 300)):
-        s.set_price(usd)
-        assert s.tw.act(s.keeper, "liquidate", s.small[2], BTC, []) == "adl: queue full"
-        pos = w.e.positions[(s.small[2], BTC)]
-        assert pos.margin - (80_000 - usd) * USDC // 10 == -debt * USDC
-    from model import adl
-
-    s.ok(s.keeper, "deleverage", BTC, adl.job_ranking(w, BTC))
     s.ok(s.keeper, "liquidate", s.small[2], BTC, [])
     (liq,) = s.events("PositionLiquidated")
-    assert liq["bad_debt"] == 300 * USDC
+    assert liq["bad_debt"] == 100 * USDC
+    assert [f["amount"] for f in s.events("BadDebtSocialized")] == [100 * USDC]
+    assert (s.small[2], BTC) not in s.tw.w.e.positions
     s.tw.compare()
-
-
-@pytest.mark.xfail(strict=True, reason="finding A2: a full ADL queue makes a bankrupt liquidation revert")
-def test_a2_queue_full__a_bankrupt_liquidation_still_closes_the_position(scene):
-    """Safe behaviour: a bankruptcy behind a full queue is still closed (its
-    debt frozen at 100), the uncovered part socialized or merged into the
-    last job, instead of reverting while the debt grows."""
-    s = scene
-    _full_queue(s)
-    assert s.tw.act(s.keeper, "liquidate", s.small[2], BTC, []) is None
 
 
 def test_g2_pause__a_trader_near_liquidation_can_still_top_up_and_close(scene):
