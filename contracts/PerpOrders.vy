@@ -250,9 +250,9 @@ def _open(o: positions.Order, price: uint256, p: positions.MarketParams):
 
     # An account whose bankruptcy is still being deleveraged in this market
     # cannot take new risk there: it could become a target of its own debt.
-    adl._check_not_bankrupt(account, mid)
-    idx: int256 = positions._accrue(mid, price)
     old: positions.Position = positions._load(account, mid)
+    adl._check_not_bankrupt(account, mid, old)
+    idx: int256 = positions._accrue(mid, price)
     new: positions.Position = old
     owed: int256 = 0
     if old.size == 0:

@@ -207,17 +207,26 @@ def _remove(mid: uint256, i: uint256):
 
 @internal
 @view
-def _check_not_bankrupt(account: address, mid: uint256):
+def _check_not_bankrupt(account: address, mid: uint256, old: positions.Position):
     """
-    @notice An account whose bankruptcy is still being deleveraged in this
-            market cannot take new risk there: it could become a target of
-            its own debt.
+    @notice New risk while jobs are pending. An account whose bankruptcy is
+            still being deleveraged in this market cannot take it: it could
+            become a target of its own debt. Nor can a position that is a
+            target of a pending job (opposite side, in profit at the job's
+            price) increase: averaging its entry past the job's price would
+            take it out of profit there and let it close without paying
+            (decision 93; red-team finding A1).
     """
     n: uint256 = positions._adl_count[mid]
     for i: uint256 in range(positions.MAX_ADL_JOBS):
         if i >= n:
             break
-        assert positions._adl_jobs[mid][i].bankrupt != account, "adl: bankrupt while pending"
+        job: positions.AdlPending = positions._adl_jobs[mid][i]
+        assert job.bankrupt != account, "adl: bankrupt while pending"
+        target: bool = old.size != 0 and (old.size > 0) != (job.bankrupt_size > 0)
+        if target:
+            target = margin.upnl(old.size, old.entry_price, job.price, positions.SCALE) > 0
+        assert not target, "adl: target while pending"
 
 
 @internal

@@ -129,10 +129,13 @@ def _remove(w, mid, i):
         del w.e.adl_jobs[mid]
 
 
-def _check_not_bankrupt(w, account, mid):
-    """adl._check_not_bankrupt"""
+def _check_not_bankrupt(w, account, mid, old):
+    """adl._check_not_bankrupt: no new risk for a pending job's bankrupt, nor
+    for a position that is a target of a pending job (decision 93)"""
     for job in w.e.adl_jobs.get(mid, []):
         check(job.bankrupt != account, "adl: bankrupt while pending")
+        check(old.size == 0 or (old.size > 0) == (job.bankrupt_size > 0)
+              or margin.upnl(old.size, old.entry_price, job.price, w.e.scale) <= 0, "adl: target while pending")
 
 
 def _escape(w, account, mid, old, closed, payout):

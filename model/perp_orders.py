@@ -116,9 +116,9 @@ def _open(w, o, price, p):
     check(fee <= pool, "collateral: insufficient")
     margin_in = min(o.margin_delta, pool - fee)
 
-    adl._check_not_bankrupt(w, account, mid)
-    idx = P._accrue(w, mid, price)
     old = P._load(w, account, mid)
+    adl._check_not_bankrupt(w, account, mid, old)
+    idx = P._accrue(w, mid, price)
     new = replace(old)
     owed = 0
     if old.size == 0:

@@ -28,27 +28,27 @@ def test_a1_control__the_whale_closing_while_the_job_pends__pays_the_whole_job(s
     s.tw.compare()
 
 
-@pytest.mark.xfail(strict=True, reason="finding A1: a winner averages its entry past the job price and escapes the job")
-def test_a1_whale_averages_its_entry_to_the_job_price__still_pays_the_job(scene):
-    """Attack: after a further drop to 77,000, the whale adds 21 BTC short
-    (entry becomes (800,000 + 21 x 77,000) / 31 = 77,967.7 < 78,000), so it
-    is no longer 'in profit at the job's price': neither a deleverage target
-    nor charged by the escape. It then closes all 31 BTC at 77,000 and keeps
-    its full 31 x 967.7 = 30,000 of profit. The 400 it owed the job is left
-    to the crowd (or, with no one else in profit, socialized to the LPs).
-    Cost with fees on: 2 x fee x 21 x 77,000 (1,617 USDC at 5 bps), so the
-    dodge pays when the job's rate x whale size exceeds it (a job of 20,000
-    or more on a 10 BTC whale)."""
+def test_a1_whale_averages_its_entry_to_the_job_price__refused_and_still_pays_the_job(scene):
+    """Finding A1, fixed (decision 93). Attack: after a further drop to
+    77,000, the whale adds 21 BTC short (its entry would become (800,000 +
+    21 x 77,000) / 31 = 77,967.7 < 78,000), so it would no longer be 'in
+    profit at the job's price': neither a deleverage target nor charged by
+    the escape, and would close all 31 BTC keeping its full 30,000 of
+    profit, the 400 it owed the job left to the crowd or the LPs. Now a
+    position that is a target of a pending job cannot increase: the order
+    is cancelled 'adl: target while pending' (its escrow refunded), and
+    closing its 10 BTC pays the job's 400."""
     s = scene
     s.first_job()
     s.set_price(77_000)
-    assert s.order(s.whale, -21 * WAD, 20_000 * USDC) is None
-    assert s.events("AutoDeleveraged") == []
-    assert s.order(s.whale, 31 * WAD, 0) is None
-    # safe behaviour: the whale's profit at the job price (+20,000 on 10 BTC)
-    # still pays the job its 400
+    free = s.tw.w.e.free.get(s.whale, 0)
+    assert s.order(s.whale, -21 * WAD, 20_000 * USDC) == "adl: target while pending"
+    assert s.tw.w.e.positions[(s.whale, BTC)].size == -10 * WAD
+    assert s.tw.w.e.free.get(s.whale, 0) == free  # the escrow came back whole
+    assert s.order(s.whale, 10 * WAD, 0) is None
     paid = sum(f["haircut"] for f in s.events("AutoDeleveraged") if f["target"] == s.whale)
     assert paid == 400 * USDC
+    s.tw.compare()
 
 
 def _full_queue(s):
