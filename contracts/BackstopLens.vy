@@ -125,7 +125,6 @@ struct PositionView:
     liquidatable: bool
     liquidation_price: uint256
     bankruptcy_price: uint256
-    price: uint256
     adl_score: uint256
     funding_owed: int256
 

@@ -1222,6 +1222,26 @@ class BackstopMachine(BackstopActions):
             self._crash_through(a, mid, extra_bps, then_liquidate=True, fund_drained=False)
             self._execute(oid)
 
+    @precondition(lambda self: any(self.w.e.adl_jobs.get(m) for m in range(self.w.e.market_count)))
+    @rule(pick=st.integers(0, 2**16), half=st.booleans())
+    def target_closes_during_job(self, pick, half):
+        """The escape (decision 86): while a job pends, one of its targets
+        (opposite side, in profit at the job's price) closes all or half of
+        its position: it pays the job first, out of its payout."""
+        w = self.w
+        mids = [m for m in range(w.e.market_count) if w.e.adl_jobs.get(m)]
+        mid = mids[pick % len(mids)]
+        job = w.e.adl_jobs[mid][0]
+        targets = sorted(a for (a, m), p in w.e.positions.items()
+                         if m == mid and (p.size > 0) != (job.bankrupt_size > 0)
+                         and margin.upnl(p.size, p.entry_price, job.price, w.e.scale) > 0)
+        if not targets:
+            return
+        a = targets[pick % len(targets)]
+        size = w.e.positions[(a, mid)].size
+        close = size // 2 if half and abs(size) > 1 else size
+        self._order(a, mid, -close, 0, 0 if size > 0 else ANY_PRICE)
+
     @precondition(lambda self: self.w.e.positions)
     @rule(pick=st.integers(0, 2**16),
           amount=st.one_of(st.sampled_from([0, 1]), st.integers(1, 50_000).map(lambda x: x * USDC)))

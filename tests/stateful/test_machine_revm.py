@@ -40,6 +40,11 @@ def test_machine__revm__model_and_chain_agree_after_every_step(revm_session, cap
         assert stats["steps"] >= CI_EXAMPLES
         assert stats["exits"] >= stats["examples"] // 2, dict(stats)  # PROPERTIES 20, in teardown
         missing = [label for label in LABELS if stats[label] == 0]
+        for _ in range(4):  # label coverage is random: a rare path gets more rounds, as on anvil
+            if not missing:
+                break
+            run(revm_session, settings(settings(), max_examples=CI_EXAMPLES // 4), stats)
+            missing = [label for label in LABELS if stats[label] == 0]
         assert not missing, f"never reached in {stats['steps']} steps: {missing}"
         return
     if WORKERS == 1:

@@ -230,8 +230,11 @@ def existing(owner, token_decimals=6):
     entry.update(mocks=False, collateral={"address": token.address})
     # a network without mocks sets both floors (1 USDC; 5 bps of 2,000 pays it)
     entry.update(min_keeper_reward_units=10**token_decimals, min_notional_units=2_000 * 10**token_decimals)
+    entry.pop("sequencer", None)  # the devnet's mock uptime feed
     for m, f in zip(entry["markets"], feeds):
         m.pop("initial_price")
+        m.pop("fallback_initial_price", None)  # the devnet's mock fallback
+        m.pop("fallback_max_age", None)
         m["feed"] = f.address
     entry["governance"] = {"min_delay": 86_400, "proposers": ["deployer"], "executors": ["deployer"]}
     return token, feeds, entry
@@ -275,8 +278,9 @@ def test_deploy_protocol__default_config__keeps_the_default_order_expiry(owner):
     p = deploy_protocol(owner)
     assert p.engine.order_expiry() == DEFAULT_ORDER_EXPIRY
     # MockToken, 2 feeds, PerpExits, PerpOrders, PerpAdmin, PerpEngine, vault, fund, initialize, 2 add_market,
+    # the oracles (a fallback MockAggregator, a MockSequencerUptimeFeed, 2 set_oracle, set_sequencer_feed),
     # TimelockController, 3 ownership nominations, the timelock's schedule_batch and execute_batch, lens
-    assert owner.nonce - before == 19
+    assert owner.nonce - before == 24
 
 
 def test_deploy_protocol__mocks_false__decimals_read_from_the_token_bound_the_fee_before_sending(owner):

@@ -9,10 +9,14 @@ Lab.tx(who, "vault", "settle()") sends a transaction and returns its
 output, or raises Reverted(reason); Lab.view reads a view. Amounts are in
 token units (USDC = 10**6); prices in whole dollars."""
 
+import itertools
+
 from eth_abi import decode, encode
 
 from scripts import config as cfg
-from tests.stateful.backends import RevmBackend, decode_revert, selector
+from tests.stateful.backends import _EXECUTE, _SCHEDULE, RevmBackend, decode_revert, selector
+
+_SALTS = itertools.count(1)  # one timelock operation per owner call
 
 USDC = 10**6
 WAD = 10**18
@@ -82,10 +86,27 @@ class Lab:
         self.b._number += 1
         self.b._now += dt
         self.b._set_block()
-        ok, data = self.b._call(self._who(who), self._to(role), selector(sig) + encode(types, list(args)))
+        data = selector(sig) + encode(types, list(args))
+        to = self._to(role)
+        if who == "owner" and role in ("engine", "vault", "fund") and self._owner_verb(role, sig):
+            # the owner is the timelock (delay 0 here): schedule, then execute
+            salt = next(_SALTS).to_bytes(32, "big")
+            op = ["address", "uint256", "bytes", "bytes32", "bytes32"], [to, 0, data, bytes(32), salt]
+            ok, res = self.b._call(self._who(who), self.addr["timelock"],
+                                   _SCHEDULE + encode(op[0] + ["uint256"], op[1] + [0]))
+            assert ok, f"the timelock refused to schedule {sig}: {decode_revert(res)}"
+            to, data = self.addr["timelock"], _EXECUTE + encode(*op)
+        ok, data = self.b._call(self._who(who), to, data)
         if not ok:
             raise Reverted(decode_revert(data) if not data.startswith(b"halt") else data.decode())
         return decode(out, data) if out else data
+
+    @staticmethod
+    def _owner_verb(role, sig):
+        from scripts.governance import OWNER_VERBS
+
+        name = sig[:sig.index("(")]
+        return (name if role == "engine" else f"{role}.{name}") in OWNER_VERBS
 
     def reason(self, who, role, sig, *args, dt=1):
         """The revert reason of a transaction that must revert (the state is
