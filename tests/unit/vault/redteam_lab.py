@@ -243,3 +243,13 @@ class Lab:
                     free=self.v("free_cash()"), reserve=self.e("traders_reserve()"),
                     gain=self.e("traders_gain()"), claim=self.e("traders_claim()", out=("int256",)),
                     supply=self.v("totalSupply()"))
+
+
+def restoring(base):
+    """A test's view of a module's Lab: the state (and the prices the Lab
+    remembers) restored after the test."""
+    snap = base.b.snapshot()
+    prices = list(base.prices)
+    yield base
+    base.b.restore(snap)
+    base.prices = prices

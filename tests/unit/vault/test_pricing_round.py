@@ -7,19 +7,10 @@ using the earliest sound round found."""
 
 import pytest
 
-from tests.unit.vault.redteam_lab import BTC, USDC, WAD, Lab
+from tests.unit.vault.in_process import _narrow_twin, _roles_first  # noqa: F401 (fixtures)
+from tests.unit.vault.redteam_lab import BTC, USDC, WAD, Lab, restoring
 
 SEED = 1_000_000 * USDC
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _roles_first():
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _narrow_twin():
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +23,7 @@ def base():
 
 @pytest.fixture
 def lab(base):
-    snap = base.b.snapshot()
-    prices = list(base.prices)
-    yield base
-    base.b.restore(snap)
-    base.prices = prices
+    yield from restoring(base)
 
 
 def first_after(lab, mid, t):

@@ -11,21 +11,10 @@ between a read and the next block). One LP seeds 1,000,000 USDC."""
 
 import pytest
 
-from tests.unit.vault.redteam_lab import BTC, ETH, OFFSET, USDC, WAD, Lab
+from tests.unit.vault.in_process import _narrow_twin, _roles_first  # noqa: F401 (fixtures)
+from tests.unit.vault.redteam_lab import BTC, ETH, OFFSET, USDC, WAD, Lab, restoring
 
 SEED = 1_000_000 * USDC
-
-
-# In process: these override the ape fixtures the vault's conftest makes
-# autouse (its accounts exist only under ape's plugin).
-@pytest.fixture(scope="session", autouse=True)
-def _roles_first():
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _narrow_twin():
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +28,7 @@ def base():
 
 @pytest.fixture
 def lab(base):
-    snap = base.b.snapshot()
-    prices = list(base.prices)
-    yield base
-    base.b.restore(snap)
-    base.prices = prices
+    yield from restoring(base)
 
 
 def share_value(lab, who):
