@@ -59,7 +59,7 @@ State keys (addresses lower-case hex):
             ("escrow", id) get_order(id).escrow (anvil: every order read)
 """
 
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 from eth_abi import decode, encode
@@ -684,6 +684,7 @@ def deploy_in_process(contracts_dir, conf, deploy, transact, owner):
     return a, params, layout
 
 
+@cache  # one compile per source file and process: every in-process lab and backend shares it
 def compile_source(path):
     """A .vy source compiled by vyper 0.4.3 through titanoboa's loader
     (snekmate and the contracts/ modules on its search path; cached): the

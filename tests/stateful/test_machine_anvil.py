@@ -1,8 +1,12 @@
 """The differential machine on the real devnet: ape's anvil, in `make test`.
 
-Runs under the HYPOTHESIS_PROFILE profile ("ci" when unset), then checks that
-the run really reached liquidation, bad debt, ADL (partial, full, pending) and
-socialized loss, and TP/SL execution.
+A short run (ANVIL_EXAMPLES examples of the profile's steps; the deep and
+the full-coverage runs are in process on revm, with the same bytecode ape
+builds: tests/stateful/test_machine_revm.py demands every label), then a
+check that it really reached the waterfall on the devnet: liquidation, bad
+debt, ADL (partial, full, pending), socialized loss, TP/SL execution,
+orders and an LP epoch. The CI budget (20 minutes for `make test` on two
+cores) sets the size: the whole ci profile here took 241 s.
 """
 
 import pytest
@@ -16,8 +20,11 @@ from tests.stateful.machine import LABELS, run
 # session 1's runs the rarest label fired at least twice, so this is rare),
 # the run goes on in rounds of TOP_UP_EXAMPLES until every label has fired,
 # at most TOP_UP_ROUNDS times. The figures printed say how many it took.
-TOP_UP_EXAMPLES = 40
+ANVIL_EXAMPLES = 50
+TOP_UP_EXAMPLES = 20
 TOP_UP_ROUNDS = 3
+WATERFALL = ("liquidation", "bad debt", "partial ADL", "full ADL", "pending deleverage", "socialized loss",
+             "TP/SL execution", "order executed", "lp: epoch priced after its rounds")
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +34,9 @@ def anvil_run(anvil_session):
 
     stats, error = Counter(), None
     try:
-        run(anvil_session, settings(), stats)
+        run(anvil_session, settings(settings(), max_examples=ANVIL_EXAMPLES), stats)
         for _ in range(TOP_UP_ROUNDS):
-            if all(stats[label] for label in LABELS):
+            if all(stats[label] for label in WATERFALL):
                 break
             stats["top-up rounds"] += 1
             run(anvil_session, settings(settings(), max_examples=TOP_UP_EXAMPLES), stats)
@@ -43,14 +50,15 @@ def test_machine__anvil__model_and_chain_agree_after_every_step(anvil_run, capsy
     if error is not None:
         raise error
     report(capsys, "anvil", stats)
-    assert stats["steps"] >= settings().max_examples
+    assert stats["steps"] >= ANVIL_EXAMPLES
     # PROPERTIES 20 ran on the devnet too (every 4th example; a failed or
     # unfinished example is skipped)
     assert stats["exits"] >= stats["examples"] // 8, dict(stats)
 
 
-def test_machine__anvil_ci_run__reaches_every_labelled_path(anvil_run):
+def test_machine__anvil_ci_run__reaches_the_waterfall(anvil_run):
     stats, error = anvil_run
     assert error is None, "the machine failed: see the test above"
-    missing = [label for label in LABELS if stats[label] == 0]
+    assert set(WATERFALL) <= set(LABELS)
+    missing = [label for label in WATERFALL if stats[label] == 0]
     assert not missing, f"never reached in this run: {missing} ({dict(stats)})"

@@ -15,6 +15,6 @@ pytestmark = pytest.mark.in_process
 
 def test_machine__py_evm__model_and_chain_agree_after_every_step(boa_session, capsys):
     stats = Counter()
-    run(boa_session, settings(settings(), max_examples=6), stats)
+    run(boa_session, settings(settings(), max_examples=3), stats)
     report(capsys, "boa", stats)
     assert stats["steps"] >= 6
