@@ -5,7 +5,7 @@ the full-coverage runs are in process on revm, with the same bytecode ape
 builds: tests/stateful/test_machine_revm.py demands every label), then a
 check that it really reached the waterfall on the devnet: liquidation, bad
 debt, ADL (partial, full, pending), socialized loss, TP/SL execution,
-orders and an LP epoch. The CI budget (20 minutes for `make test` on two
+orders and an LP epoch priced. The CI budget (20 minutes for `make test` on two
 cores) sets the size: the whole ci profile here took 241 s.
 """
 
@@ -24,7 +24,7 @@ ANVIL_EXAMPLES = 50
 TOP_UP_EXAMPLES = 20
 TOP_UP_ROUNDS = 3
 WATERFALL = ("liquidation", "bad debt", "partial ADL", "full ADL", "pending deleverage", "socialized loss",
-             "TP/SL execution", "order executed", "lp: epoch priced after its rounds")
+             "TP/SL execution", "order executed", "lp: epoch priced at the first round after its requests")
 
 
 @pytest.fixture(scope="module")
