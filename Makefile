@@ -42,12 +42,13 @@ compile: .build/.stamp
 # anvil without ape-foundry's --steps-tracing (scripts/with_anvil.sh says why)
 test: install compile
 	BACKSTOP_DEPLOYMENTS=$(CURDIR)/.cache/test-deployments scripts/with_anvil.sh $(BIN)/ape test tests/ --network $(NETWORK) -q \
-		--ignore=tests/devnet/test_devnet_keeper.py
+		--ignore=tests/devnet/test_devnet_keeper.py --ignore=tests/keeper/test_keeper_e2e.py
 
-# The three-terminal devnet path end to end (make devnet, deploy, keeper as
-# separate processes; about a minute): outside `make test` for CI's budget.
+# The keeper end to end as a process (price paths, 200 liquidations, orders)
+# and the three-terminal devnet path (make devnet, deploy, keeper): about
+# four minutes, outside `make test` for CI's 20-minute budget.
 test-devnet: install compile
-	BACKSTOP_DEPLOYMENTS=$(CURDIR)/.cache/test-deployments scripts/with_anvil.sh $(BIN)/ape test tests/devnet/test_devnet_keeper.py --network $(NETWORK) -q
+	BACKSTOP_DEPLOYMENTS=$(CURDIR)/.cache/test-deployments scripts/with_anvil.sh $(BIN)/ape test tests/devnet/test_devnet_keeper.py tests/keeper/test_keeper_e2e.py --network $(NETWORK) -q
 
 # make demo [SCENARIO=scenarios/my.yaml]: a bad scenario is refused in one
 # line before a node starts (scripts/scenario.py)
