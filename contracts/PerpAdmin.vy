@@ -1,9 +1,11 @@
 # pragma version 0.4.3
 """
 @title PerpAdmin
-@notice The owner's and the pauser's verbs for PerpEngine: wiring, markets
-        and their parameters, the engine-wide settings, the pauser, pause
-        and the two-step ownership transfer. It runs only by delegatecall
+@notice The verbs of PerpEngine that read no price: the owner's and the
+        pauser's (wiring, markets and their parameters, the engine-wide
+        settings, the pauser, pause, the two-step ownership transfer) and
+        the trader's order book (`request_order`, `cancel_order`) and
+        `set_tp_sl`. It runs only by delegatecall
         from PerpEngine, on PerpEngine's storage (same modules initialized
         in the same order), under PerpEngine's reentrancy lock, so its
         events are emitted by the engine's address. It exists because the
@@ -51,6 +53,100 @@ def __init__(collateral: IERC20):
 @view
 def _only_delegated():
     assert self != SELF, "admin: delegatecall only"
+
+
+# ---------------------------------------------------------------- orders: request and cancel (no price read)
+
+
+@external
+def request_order(market_id: uint256, size_delta: int256, margin_delta: int256, acceptable_price: uint256) -> uint256:
+    """
+    @notice Request a trade, executed later by anyone at a price published
+            after this block (see execute_order). One order at a time per
+            account and market (`order: pending`): while it waits, nothing
+            the account can do changes how it executes. Escrows from free
+            collateral the execution fee and, for an open or increase, the
+            margin moving in and the trading fee at `acceptable_price`.
+    @param size_delta Signed size. Against the current position it is a
+            reduce (executed as a full close when larger than what is left
+            at execution); otherwise an open or increase. 0 with a negative
+            `margin_delta` is a margin removal.
+    @param margin_delta > 0 margin in (opens and increases only); < 0 margin
+            out (with size_delta 0 only); 0 otherwise.
+    @param acceptable_price A buy (long open, short close) is cancelled above
+            it, a sell below it.
+    @return The order id (from 1).
+    """
+    self._only_delegated()
+    positions._check_market(market_id)
+    assert positions._pending_id(msg.sender, market_id) == 0, "order: pending"
+    assert size_delta > -positions.MAX_SIZE and size_delta < positions.MAX_SIZE, "position: size too large"
+    assert margin_delta > -positions.MAX_ORDER_MARGIN and margin_delta < positions.MAX_ORDER_MARGIN, "order: margin too large"
+    assert acceptable_price < positions.MAX_PRICE, "order: price too large"
+    # 2**35 s is the year 3058: a bound the packing needs, never a revert.
+    assert block.timestamp < positions.MAX_ORDER_TIME, "order: clock"
+    size: int256 = positions._load(msg.sender, market_id).size
+    reduce: bool = size != 0 and size_delta != 0 and (size_delta > 0) != (size > 0)
+    if size_delta == 0:
+        assert margin_delta < 0, "position: zero size"
+        assert size != 0, "position: none"
+        pausable._require_not_paused()
+    elif reduce:
+        assert margin_delta == 0, "order: margin on reduce"
+    else:
+        assert margin_delta >= 0, "order: margin out on increase"
+        pausable._require_not_paused()
+    s: uint256[5] = positions._packed[market_id]
+    o: positions.Order = positions.Order(
+        account=msg.sender,
+        market_id=market_id,
+        size_delta=size_delta,
+        margin_delta=margin_delta,
+        acceptable_price=acceptable_price,
+        requested_at=block.timestamp,
+        reduce_only=reduce,
+        trading_fee=(s[1] >> 128) & positions.MASK64,
+        execution_fee=s[4],
+        escrow=0,
+        expires_at=block.timestamp + positions.order_expiry,
+    )
+    escrow: uint256 = positions._escrow(o)
+    free: uint256 = positions._free[msg.sender]
+    assert escrow <= free, "collateral: insufficient"
+    positions._free[msg.sender] = free - escrow
+    order_id: uint256 = positions.order_count + 1
+    positions.order_count = order_id
+    positions._store_order(order_id, o)
+    positions._pending[msg.sender][market_id] = order_id | (o.expires_at << 128)
+    log positions.OrderRequested(
+        order_id=order_id,
+        account=msg.sender,
+        market_id=market_id,
+        size_delta=size_delta,
+        margin_delta=margin_delta,
+        acceptable_price=acceptable_price,
+    )
+    return order_id
+
+
+
+
+@external
+def cancel_order(order_id: uint256):
+    """
+    @notice The account's own cancel, once the order has expired unexecuted:
+            the whole escrow, execution fee included, goes back to free
+            collateral. A pending order cannot be cancelled earlier: that
+            would let the requester wait for the next price and back out.
+    """
+    self._only_delegated()
+    o: positions.Order = positions._load_order(order_id)
+    assert o.account != empty(address), "order: unknown"
+    assert o.account == msg.sender, "order: not yours"
+    assert block.timestamp > o.expires_at, "order: not expired"
+    positions._orders[order_id] = empty(uint256[3])
+    positions._free[o.account] += o.escrow
+    log positions.OrderCancelled(order_id=order_id, reason="order: expired")
 
 
 # ---------------------------------------------------------------- ownership

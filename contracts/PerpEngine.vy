@@ -89,10 +89,10 @@ def request_order(market_id: uint256, size_delta: int256, margin_delta: int256, 
     """
     @notice Request an open, increase, reduce, close or margin removal,
             executed later by anyone at a price published after this block;
-            see PerpOrders.request_order and docs/architecture.md ("Orders").
+            see PerpAdmin.request_order and docs/architecture.md ("Orders").
     @return The order id.
     """
-    response: Bytes[32] = raw_call(ORDERS, msg.data, max_outsize=32, is_delegate_call=True)
+    response: Bytes[32] = raw_call(ADMIN, msg.data, max_outsize=32, is_delegate_call=True)
     return convert(response, uint256)
 
 
@@ -121,7 +121,7 @@ def cancel_order(order_id: uint256):
     """
     @notice The requester's refund of an order that expired unexecuted.
     """
-    raw_call(ORDERS, msg.data, is_delegate_call=True)
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
 
 
 @external

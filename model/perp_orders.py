@@ -1,6 +1,7 @@
-"""Mirror of contracts/PerpOrders.vy: two-step orders (request, execution at a
-later price round, cancellation of expired orders). Each function names the
-one it replicates."""
+"""Mirror of two-step orders: the request and the cancellation of expired
+orders (contracts/PerpAdmin.vy, the verbs that read no price) and the
+execution at a later price round (contracts/PerpOrders.vy). Each function
+names the one it replicates."""
 
 from dataclasses import replace
 
@@ -12,7 +13,7 @@ ZERO = "0x" + "00" * 20
 
 
 def request_order(w, mid, size_delta, margin_delta, acceptable_price):
-    """PerpOrders.request_order"""
+    """PerpAdmin.request_order"""
     P._check_market(w, mid)
     check(P._pending_id(w, w.sender, mid) == 0, "order: pending")
     check(-P.MAX_SIZE < size_delta < P.MAX_SIZE, "position: size too large")
@@ -92,7 +93,7 @@ def execute_order_inner(w, order_id, executor, price):
 
 
 def cancel_order(w, order_id):
-    """PerpOrders.cancel_order"""
+    """PerpAdmin.cancel_order"""
     o = P._load_order(w, order_id)
     check(o.account != ZERO, "order: unknown")
     check(o.account == w.sender, "order: not yours")

@@ -311,13 +311,13 @@ def test_execute_order_inner__called_by_anyone_but_the_engine__reverts(funded, t
 
 
 def test_facet__called_directly__reverts_delegatecall_only(funded, trader):
-    orders = funded.p.orders
-    with pytest.raises(ContractLogicError, match="orders: delegatecall only"):
-        orders.request_order(0, WAD, 1_000 * USDC, PRICE, sender=trader)
+    orders, admin = funded.p.orders, funded.p.admin
+    with pytest.raises(ContractLogicError, match="admin: delegatecall only"):
+        admin.request_order(0, WAD, 1_000 * USDC, PRICE, sender=trader)
     with pytest.raises(ContractLogicError, match="orders: delegatecall only"):
         orders.execute_order(1, sender=trader)
-    with pytest.raises(ContractLogicError, match="orders: delegatecall only"):
-        orders.cancel_order(1, sender=trader)
+    with pytest.raises(ContractLogicError, match="admin: delegatecall only"):
+        admin.cancel_order(1, sender=trader)
 
 
 def test_set_order_expiry__owner_within_bounds_only(funded, owner, stranger):
