@@ -231,6 +231,7 @@ class Mirror:
                                         (self.engine, "sequencer_grace()", [], [], ["uint256"])], block)
         w.e.sequencer_feed, w.e.sequencer_grace = R.addr(seq), int(grace)
         feeds = sorted({o.fallback for o in w.e.oracle.values() if int(o.fallback, 16)})
+        fallbacks = list(feeds)
         if int(w.e.sequencer_feed, 16):
             w.feeds.setdefault(w.e.sequencer_feed, Feed(decimals=0))
             feeds.append(w.e.sequencer_feed)
@@ -240,6 +241,19 @@ class Mirror:
             feed.reverts = isinstance(res, Exception)  # a broken fallback is what the engine sees too
             if not feed.reverts:
                 feed.set_round_data(*(int(x) for x in _dec(R.ROUND, res)))
+        # a fallback prices only within MAX_FEED_JUMP of its previous round
+        # (positions._feed_round's history): read that round too
+        prev = [(f, w.feeds[f].round_id - 1) for f in fallbacks
+                if not w.feeds[f].reverts and w.feeds[f].round_id & (2**64 - 1) > 1]
+        if prev:
+            rounds = self.rpc.calls([(f, R.calldata("getRoundData(uint80)", ["uint80"], [rid])) for f, rid in prev],
+                                    hex(block))
+            for (f, rid), res in zip(prev, rounds):
+                if isinstance(res, Exception):
+                    w.feeds[f].history.pop(rid, None)  # unsound to the engine too
+                else:
+                    _, answer, started, updated, answered = (int(x) for x in _dec(R.ROUND, res))
+                    w.feeds[f].history[rid] = (answer, started, updated, answered)
 
     def _read_positions(self, pairs, block):
         """Re-read (account, market) positions and store them in the World,

@@ -608,7 +608,8 @@ def first_round_after(market_id: uint256, t: uint256) -> (uint256, uint256):
     """
     @notice (price in 1e18, updatedAt) of the first round later than `t` on
             the feed the market prices from now (oracle_round's choice:
-            the primary, or the fallback while the primary is down), found
+            the primary, or the fallback while the primary is down and its
+            latest round is within MAX_FEED_JUMP of its previous one), found
             by walking back with getRoundData from its latest round, at most
             MAX_ROUND_WALK rounds, within the latest round's phase (round id
             phaseId << 64 | aggregatorRoundId). The walk stops at the first
@@ -637,6 +638,9 @@ def first_round_after(market_id: uint256, t: uint256) -> (uint256, uint256):
         f_price: uint256 = 0
         f_updated: uint256 = 0
         f_rid, f_price, f_updated = self._round_data(fallback, method_id("latestRoundData()"), f_scale, bounds)
+        # the same rule: the fallback's latest round within MAX_FEED_JUMP of
+        # the previous one in its phase (positions._feed_round's history)
+        f_price, f_updated = positions._feed_round(fallback, f_scale, bounds, True)
         if f_price != 0 and (price == 0 or f_updated > updated):
             feed = fallback
             scale = f_scale

@@ -436,7 +436,7 @@ def _set_params(mid: uint256, p: MarketParams):
         old: uint256 = self._primary_up(mid)
         new: uint256 = 0
         updated: uint256 = 0
-        new, updated = self._feed_round(p.feed, feed_scale, self._oracle[mid][0])
+        new, updated = self._feed_round(p.feed, feed_scale, self._oracle[mid][0], False)
         assert new != 0, "bad price"
         assert old == 0 or self._within_jump(old, new), "params: feed jump"
     self._params[mid] = p
@@ -563,14 +563,14 @@ def _oracle_round(mid: uint256) -> (uint256, uint256, uint256):
     o1: uint256 = self._oracle[mid][1]  # fallback | fallback_scale | heartbeat
     price: uint256 = 0
     updated: uint256 = 0
-    price, updated = self._feed_round(convert(s0 & MASK160, address), s0 >> 192, bounds)
+    price, updated = self._feed_round(convert(s0 & MASK160, address), s0 >> 192, bounds, False)
     if not self._down(price, updated, o1 >> 224):
         return (price, updated, (s0 >> 160) & MASK32)
     fallback: address = convert(o1 & MASK160, address)
     if fallback != empty(address):
         f_price: uint256 = 0
         f_updated: uint256 = 0
-        f_price, f_updated = self._feed_round(fallback, (o1 >> 160) & MASK64, bounds)
+        f_price, f_updated = self._feed_round(fallback, (o1 >> 160) & MASK64, bounds, True)
         if f_price != 0 and (price == 0 or f_updated > updated):
             return (f_price, f_updated, self._oracle[mid][2])
     return (price, updated, (s0 >> 160) & MASK32)
@@ -589,39 +589,58 @@ def _down(price: uint256, updated: uint256, heartbeat: uint256) -> bool:
 
 @internal
 @view
-def _feed_round(feed: address, scale: uint256, bounds: uint256) -> (uint256, uint256):
+def _feed_round(feed: address, scale: uint256, bounds: uint256, history: bool) -> (uint256, uint256):
     """
     @notice A feed's latest round as (price in 1e18, updatedAt), or (0, 0)
             when it is broken: the call reverts or returns fewer than five
             words, the answer is <= 0, the round is incomplete (answeredInRound
             < roundId) or has no or a future timestamp, or the price is
             outside the market's [min_price, max_price] (bounds = min | max
-            << 128; max_price < MAX_PRICE). Never reverts, so a broken
-            primary leaves the fallback to be read.
+            << 128; max_price < MAX_PRICE). With `history` (the fallback,
+            when it would price the market), also (0, 0) unless the previous
+            round of the same phase (round id phaseId << 64 |
+            aggregatorRoundId; getRoundData(roundId - 1)) is sound by the
+            same rules and the latest price is within MAX_FEED_JUMP of it:
+            a phase's first round is refused (docs/decisions.md 80). Never
+            reverts, so a broken primary leaves the fallback to be read.
     """
-    ok: bool = False
-    response: Bytes[160] = b""
-    ok, response = raw_call(
-        feed, method_id("latestRoundData()"), max_outsize=160, is_static_call=True, revert_on_failure=False
-    )
-    if not ok or len(response) < 160:
-        return (0, 0)
-    round_id: uint256 = 0
-    answer: int256 = 0
-    started: uint256 = 0
-    updated: uint256 = 0
-    answered: uint256 = 0
-    # round ids decoded as uint256: a malformed uint80 cannot make the decode revert
-    round_id, answer, started, updated, answered = abi_decode(response, (uint256, int256, uint256, uint256, uint256))
-    if answer <= 0 or answer >= convert(MAX_PRICE, int256):
-        return (0, 0)
-    if updated == 0 or answered < round_id or updated > block.timestamp:
-        return (0, 0)
-    # answer < 2**128 and scale <= 10**18: the product fits
-    price: uint256 = convert(answer, uint256) * scale
-    if price < bounds & MASK or price > bounds >> 128:
-        return (0, 0)
-    return (price, updated)
+    call: Bytes[36] = method_id("latestRoundData()")
+    latest: uint256 = 0
+    latest_updated: uint256 = 0
+    for i: uint256 in range(2):
+        ok: bool = False
+        response: Bytes[160] = b""
+        ok, response = raw_call(feed, call, max_outsize=160, is_static_call=True, revert_on_failure=False)
+        if not ok or len(response) < 160:
+            return (0, 0)
+        round_id: uint256 = 0
+        answer: int256 = 0
+        started: uint256 = 0
+        updated: uint256 = 0
+        answered: uint256 = 0
+        # round ids decoded as uint256: a malformed uint80 cannot make the decode revert
+        round_id, answer, started, updated, answered = abi_decode(response, (uint256, int256, uint256, uint256, uint256))
+        if answer <= 0 or answer >= convert(MAX_PRICE, int256):
+            return (0, 0)
+        if updated == 0 or answered < round_id or updated > block.timestamp:
+            return (0, 0)
+        # answer < 2**128 and scale <= 10**18: the product fits
+        price: uint256 = convert(answer, uint256) * scale
+        if price < bounds & MASK or price > bounds >> 128:
+            return (0, 0)
+        if i == 1:
+            # the previous round: the latest must be within the jump bound of it
+            if not self._within_jump(price, latest):
+                return (0, 0)
+            break
+        latest = price
+        latest_updated = updated
+        if not history:
+            break
+        if round_id & MASK64 <= 1:
+            return (0, 0)  # a phase's first round: no previous round to bound it
+        call = concat(method_id("getRoundData(uint80)"), convert(round_id - 1, bytes32))
+    return (latest, latest_updated)
 
 
 @internal
@@ -680,7 +699,7 @@ def _primary_up(mid: uint256) -> uint256:
     s0: uint256 = self._packed[mid][0]
     price: uint256 = 0
     updated: uint256 = 0
-    price, updated = self._feed_round(convert(s0 & MASK160, address), s0 >> 192, self._oracle[mid][0])
+    price, updated = self._feed_round(convert(s0 & MASK160, address), s0 >> 192, self._oracle[mid][0], False)
     if self._down(price, updated, self._oracle[mid][1] >> 224):
         return 0
     return price
@@ -712,7 +731,7 @@ def _set_oracle(mid: uint256, o: OracleParams):
         f_scale = 10 ** (18 - convert(decimals, uint256))
         f_price: uint256 = 0
         f_updated: uint256 = 0
-        f_price, f_updated = self._feed_round(o.fallback, f_scale, bounds)
+        f_price, f_updated = self._feed_round(o.fallback, f_scale, bounds, False)
         assert f_price != 0, "oracle: fallback broken"
         assert primary == 0 or self._within_jump(primary, f_price), "oracle: fallback jump"
     else:

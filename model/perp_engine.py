@@ -219,6 +219,8 @@ def first_round_after(w, mid, t):
     rid, price, updated = _round_data(w, feed, None, scale, o.min_price, o.max_price)
     if P._down(w, price, updated, o.heartbeat) and o.fallback != ZERO:
         f_rid, f_price, f_updated = _round_data(w, o.fallback, None, o.fallback_scale, o.min_price, o.max_price)
+        # PerpEngine.first_round_after: the same history rule as _oracle_round
+        f_price, f_updated = P._feed_round(w, o.fallback, o.fallback_scale, o.min_price, o.max_price, True)
         if f_price != 0 and (price == 0 or f_updated > updated):
             feed, scale, rid, price, updated = o.fallback, o.fallback_scale, f_rid, f_price, f_updated
     if price == 0 or updated <= t:

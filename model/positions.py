@@ -268,7 +268,7 @@ def _oracle_round(w, mid):
     if not _down(w, price, updated, o.heartbeat):
         return price, updated, p.max_price_age
     if o.fallback != ZERO:
-        f_price, f_updated = _feed_round(w, o.fallback, o.fallback_scale, o.min_price, o.max_price)
+        f_price, f_updated = _feed_round(w, o.fallback, o.fallback_scale, o.min_price, o.max_price, True)
         if f_price != 0 and (price == 0 or f_updated > updated):
             return f_price, f_updated, o.fallback_max_age
     return price, updated, p.max_price_age
@@ -279,20 +279,36 @@ def _down(w, price, updated, heartbeat):
     return price == 0 or (heartbeat != 0 and w.now - updated > STALE_HEARTBEATS * heartbeat)
 
 
-def _feed_round(w, feed, scale, lo, hi):
-    """positions._feed_round: (price, updatedAt) of a sound round, (0, 0)
-    when the feed is broken"""
+def _feed_round(w, feed, scale, lo, hi, history=False):
+    """positions._feed_round: (price, updatedAt) of a sound latest round,
+    (0, 0) when the feed is broken; with history (the fallback), also (0, 0)
+    unless the previous round of the phase is sound and the latest price is
+    within MAX_FEED_JUMP of it (a phase's first round is refused)"""
     f = w.feeds[feed]
     if f.reverts:
         return 0, 0
-    if f.answer <= 0 or f.answer >= MAX_PRICE:
-        return 0, 0
-    if f.updated_at == 0 or f.answered_in_round < f.round_id or f.updated_at > w.now:
-        return 0, 0
-    price = f.answer * scale
-    if price < lo or price > hi:
-        return 0, 0
-    return price, f.updated_at
+    latest = latest_updated = 0
+    rd = f.latest_round_data()
+    for i in range(2):
+        round_id, answer, _, updated, answered = rd
+        if answer <= 0 or answer >= MAX_PRICE:
+            return 0, 0
+        if updated == 0 or answered < round_id or updated > w.now:
+            return 0, 0
+        price = answer * scale
+        if price < lo or price > hi:
+            return 0, 0
+        if i == 1:
+            if not _within_jump(price, latest):
+                return 0, 0
+            break
+        latest, latest_updated = price, updated
+        if not history:
+            break
+        if round_id & (2**64 - 1) <= 1:
+            return 0, 0
+        rd = f.get_round_data(round_id - 1)
+    return latest, latest_updated
 
 
 def _sequencer_status(w):

@@ -73,7 +73,11 @@ def mirror_world(protocol, owner):
         extra.append(protocol.sequencer_feed)
     for feed in extra:
         rd = feed.latestRoundData()
-        w.feeds[feed.address] = Feed(int(feed.decimals()), *(int(v) for v in rd))
+        f = w.feeds[feed.address] = Feed(int(feed.decimals()), *(int(v) for v in rd))
+        f.history[f.round_id] = (f.answer, f.started_at, f.updated_at, f.answered_in_round)
+        if f.round_id & (2**64 - 1) > 1 and feed is not getattr(protocol, "sequencer_feed", None):
+            # a fallback prices within MAX_FEED_JUMP of its previous round (positions._feed_round)
+            f.history[f.round_id - 1] = tuple(int(v) for v in feed.getRoundData(f.round_id - 1)[1:])
     if getattr(protocol, "sequencer_feed", None) is not None:
         w.e.sequencer_feed, w.e.sequencer_grace = protocol.sequencer_feed.address, int(e.sequencer_grace())
     for mid in range(e.market_count()):

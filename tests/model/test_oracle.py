@@ -165,6 +165,10 @@ def test_price__primary_and_fallback_broken__bad_price_and_stale_fallback__stale
     with pytest.raises(Revert, match="bad price"):
         P._round(w, 0, False)
     w.feeds[FALLBACK].set_answer(answer(80_000), w.now)
+    # its previous round (0) is unsound: nothing bounds this one (decision 80)
+    with pytest.raises(Revert, match="bad price"):
+        P._round(w, 0, False)
+    w.feeds[FALLBACK].set_answer(answer(80_000), w.now)
     w.now += MAX_AGE + 1  # the fallback past its own max age
     with pytest.raises(Revert, match="stale price"):
         P._round(w, 0, True)
@@ -183,7 +187,12 @@ def test_broken_primary__trading_liquidation_and_lp_settlement_go_on_with_the_fa
     w.call(KEEPER, "execute_order", oid)
     assert w.e.positions[(TRADER, 0)].entry_price == BTC
     w.now += 1
-    w.feeds[FALLBACK].set_answer(answer(72_000), w.now)  # -10%: liquidatable
+    w.feeds[FALLBACK].set_answer(answer(72_000), w.now)  # -10% in one round: over the fallback's jump bound
+    reverts(w, KEEPER, "liquidate", TRADER, 0, [], reason="bad price")
+    w.feeds[FALLBACK].set_answer(answer(76_000), w.now)  # -5% of its previous round (72,000: +5.6%)
+    reverts(w, KEEPER, "liquidate", TRADER, 0, [], reason="bad price")
+    w.feeds[FALLBACK].set_answer(answer(76_000), w.now)  # 80,000 -> 76,000 -> 72,200, 5% a round
+    w.feeds[FALLBACK].set_answer(answer(72_200), w.now)  # -9.75% in all: liquidatable
     w.call(KEEPER, "liquidate", TRADER, 0, [])
     assert (TRADER, 0) not in w.e.positions
     # an LP deposit settles on the fallback's later round (the primary still reverts)

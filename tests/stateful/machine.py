@@ -494,6 +494,9 @@ def mirror_world(backend, stored, now):
         f = w.feeds[address] = Feed(decimals=0 if role == "sequencer" else 8)
         f.round_id, f.answer, f.started_at, f.updated_at = stored[("feed", role)]
         f.answered_in_round = f.round_id
+        # MockAggregator keeps every round (getRoundData): the fallback's
+        # history bound reads the previous one; at deployment only this one
+        f.history[f.round_id] = (f.answer, f.started_at, f.updated_at, f.round_id)
     conf = cfg.load("local")
     fallbacks = {int(r[8:]): A[r] for r in w.extra_feeds if r.startswith("fallback")}
     for mid, o in set_oracle_calls(conf, fallbacks):
@@ -1613,8 +1616,8 @@ class BackstopMachine(BackstopActions):
     @precondition(lambda self: self.open_positions(0) and "fallback0" in self.b.addresses)
     @rule(pick=st.integers(0, 2**16), bps=st.integers(-300, 300))
     def primary_feed_broken(self, pick, bps):
-        """BTC-PERP's primary feed reverts; its fallback, a round later at a
-        price up to 3% away, prices a liquidation attempt on both sides
+        """BTC-PERP's primary feed reverts; its fallback, rounds later at a
+        price up to 3% away (reached at most 4% a round), prices a liquidation attempt on both sides
         (liquidated or 'position healthy' alike). Then the primary is back,
         with a fresh round at its old answer (so it prices again)."""
         keys = self.open_positions(0)
@@ -1622,9 +1625,14 @@ class BackstopMachine(BackstopActions):
         answer = self.w.feeds[self.b.addresses["feed0"]].answer
         owner = self.r["owner"]
         assert self.act(owner, "feed0.set_reverts", True) is None
-        assert self.act(owner, "fallback0.set_answer", answer * (10_000 + bps) // 10_000) is None
-        price, updated, _ = P._oracle_round(self.w, 0)
         fallback = self.w.feeds[self.b.addresses["fallback0"]]
+        target = answer * (10_000 + bps) // 10_000
+        while True:  # the fallback walks there at most 4% a round: its history bound is 5% (decision 80)
+            step = min(max(target, fallback.answer * 24 // 25), fallback.answer * 26 // 25)
+            assert self.act(owner, "fallback0.set_answer", step) is None
+            if step == target:
+                break
+        price, updated, _ = P._oracle_round(self.w, 0)
         assert (price, updated) == (fallback.answer * 10**10, fallback.updated_at)
         self._liquidate(a, mid, self.r["keeper"])
         self.step_labels.add("oracle: fallback priced a liquidation")
