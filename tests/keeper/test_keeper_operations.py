@@ -4,6 +4,7 @@ solvency needs (bankrupt liquidations); failed sends count toward the
 circuit breaker; the JSON-RPC client fails over to a fallback endpoint."""
 
 import logging
+import time
 
 import pytest
 from ape import chain
@@ -125,9 +126,17 @@ def test_keeper__reorganised_chain__detected_at_the_next_block_and_reloaded(prot
     node.rpc.request("evm_mine", [])
     k.step(node.head())
     processed, seen = k.last_block, k.mirror.block_hash
+    assert len(k.in_flight) == 2  # the two liquidations due, sent
+    # anvil answers a send before it mines it: wait until both are in blocks,
+    # or they land after the revert below, on top of the replacement block.
+    deadline = time.time() + 30
+    while int(node.rpc.request("eth_getTransactionCount", [keeper.address, "latest"]), 16) < k.nonce:
+        assert time.time() < deadline, "the keeper's liquidations were never mined"
+        time.sleep(0.05)
     node.rpc.request("evm_revert", [fork])
-    stranger = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"  # TEST::6, a dev account the node signs for
-    node.rpc.request("eth_sendTransaction", [{"from": stranger, "to": stranger, "value": "0x1"}])  # mined at `processed`
+    # Another block at the height processed: a later timestamp makes its hash differ.
+    stamp = int(node.rpc.request("eth_getBlockByNumber", [hex(processed - 1), False])["timestamp"], 16)
+    node.rpc.request("evm_mine", [stamp + 977])
     assert node.head() == processed
     assert node.rpc.request("eth_getBlockByNumber", [hex(processed), False])["hash"] != seen
     node.rpc.request("evm_mine", [])
