@@ -4,6 +4,8 @@ ape's pytest plugin isolates every test in a chain snapshot, so each test
 starts from the module's freshly deployed protocol.
 """
 
+import copy
+
 import pytest
 
 from scripts.deploy import deploy_protocol
@@ -79,9 +81,17 @@ def protocol(owner):
     return deploy_protocol(owner)
 
 
-@pytest.fixture
-def twin(protocol, owner, trader, other_trader, keeper, lp, pauser, stranger, crowd):
-    """Chain and model side by side, LP liquidity in, traders funded."""
+def _detached(state):
+    """A Twin's own state, detached: the model deep-copied (tests mutate
+    it), lists copied, the rest as it is (contracts and accounts are handles)."""
+    return {k: copy.deepcopy(v) if k == "w" else list(v) if isinstance(v, list) else v for k, v in state.items()}
+
+
+@pytest.fixture(scope="module")
+def _twin_module(protocol, owner, trader, other_trader, keeper, lp, pauser, stranger, crowd):
+    """The twin's starting state, built once per module (about 2 s of
+    transactions): ape's isolation snapshots the chain after it and
+    reverts to it after every test; `twin` restores the model side."""
     w = mirror_world(protocol, owner)
     w.v.escrow = protocol.vault.ESCROW()
     t = Twin(protocol, w, [owner, trader, other_trader, keeper, lp, pauser, stranger, *crowd])
@@ -89,6 +99,17 @@ def twin(protocol, owner, trader, other_trader, keeper, lp, pauser, stranger, cr
     lp_deposit(t, lp, 5_000_000 * USDC)
     for a in (trader, other_trader, keeper):
         t.fund(a, 1_000_000 * USDC)
+    t.assert_same()
+    return t, _detached(t.__dict__)
+
+
+@pytest.fixture
+def twin(_twin_module):
+    """Chain and model side by side, LP liquidity in, traders funded: the
+    module's starting state, chain and model, at every test's start."""
+    t, start = _twin_module
+    t.__dict__.clear()
+    t.__dict__.update(_detached(start))
     return t
 
 
