@@ -270,9 +270,13 @@ class Reads:
 
     def add(self, contract, method, *args):
         from ape.contracts.base import ContractCall
+        contract = getattr(contract, "_contract", contract)  # scripts/replay.FastReads' wrappers
         handler = getattr(contract, method)
+        # a function with a default argument has one ABI per arity
+        # (adl_pending(market_id) and adl_pending(market_id, index))
+        abi = next(a for a in handler.abis if len(a.inputs) == len(args))
         data = handler.encode_input(*args)
-        self.queue.append((ContractCall(abi=handler.abis[0], address=contract.address), data))
+        self.queue.append((ContractCall(abi=abi, address=contract.address), data))
         return len(self.queue) - 1
 
     def run(self):
