@@ -307,8 +307,9 @@ def settle() -> uint256:
     @notice Anyone: price the closed epoch once every market's feed has a
             fresh round later than its last request, then close the open
             epoch (and price it at once if its rounds are in too). Reverts
-            while any feed is stale or broken, and when there is nothing
-            to do. An epoch is priced at the FIRST round of each market's
+            while any feed is stale or broken, while a market side's gain
+            is past its side's reserve ("vault: past cap", decision 94),
+            and when there is nothing to do. An epoch is priced at the FIRST round of each market's
             feed later than its last request, whenever settle lands
             (engine.first_round_after walks back from the latest round):
             nobody picks the round by choosing when to settle. Requests

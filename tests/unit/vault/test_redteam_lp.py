@@ -341,6 +341,43 @@ def test_reserve_lever__hedges_before_a_victims_redemption__pay_it_below_worth(l
     assert paid >= fair - 1
 
 
+@pytest.mark.xfail(strict=True, reason="finding 4, residual (decision 94): same-side legs large enough that the "
+                                        "side's aggregate gain stays within its aggregate reserve hide a winner "
+                                        "past its cap from the wait; the epoch prices its full gain "
+                                        "(docs/redteam-lp.md)")
+def test_reserve_lever__same_side_legs_that_lift_the_side_reserve__buy_in_below_worth(lab):
+    """The residual of decision 94's wait: the long side's gain (240,000)
+    exceeds its reserve by 40,000; 1.6 BTC long at 104,000 (+41,600 of long
+    reserve, hedged by 1.6 BTC short) puts the side back within its
+    aggregate reserve, so the epoch prices and counts the side's whole
+    240,000 gain, 40,000 more than the winner can be paid. The attacker
+    deposits 1,000,000 there, unwinds (the epoch machinery then waits until
+    the winner closes) and redeems. Safe behaviour: the attacker ends with
+    no more than it started with."""
+    _winner_past_its_cap(lab)
+    lp_before = share_value(lab, "lp")
+    start = sum(lab.bal(a) + lab.free(a) for a in ("attacker", "attacker2"))
+    lab.fund("attacker", 1_000_000 * USDC)
+    start += 1_000_000 * USDC
+    _hedge(lab, 16)  # 1.6 BTC each way
+    lab.request_deposit("attacker", 1_000_000 * USDC)
+    lab.round()
+    lab.settle("attacker")  # priced: no side's aggregate gain is past its aggregate reserve
+    lab.claim_all("attacker")
+    for a in ("attacker", "attacker2"):
+        assert lab.close(a, BTC)
+    assert lab.close("trader", BTC)
+    lab.lp_out("attacker", lab.shares("attacker"), settler="attacker")
+    for a in ("attacker", "attacker2"):
+        lab.withdraw_all(a)
+    end = sum(lab.bal(a) for a in ("attacker", "attacker2"))
+    start += 2 * (2_000 * USDC + 1_000 * USDC + 10 * USDC)
+    pnl = end - start
+    print(f"attacker P&L {pnl / USDC:,.2f} USDC; the staying LP {lp_before / USDC:,.2f} -> "
+          f"{share_value(lab, 'lp') / USDC:,.2f}")
+    assert pnl <= 0, f"the attacker earned {pnl / USDC:,.2f} USDC"
+
+
 # ---------------------------------------------------------------- regressions: the mechanism holds
 
 def test_settle_fee__a_settler_splitting_every_request_into_its_own_epoch__earns_the_cap_per_epoch_only(lab):
