@@ -113,13 +113,15 @@ RACES = frozenset({
     # wrong call: an unexpected revert (circuit breaker), not a race.
 })
 # The vault's reasons to wait (LiquidityVault.settle): its epoch has no round
-# later than its last request yet, a feed is stale or broken, or someone
-# else settled first. Expected, whenever they come: logged and counted
+# later than its last request yet, a feed is stale or broken, a market side's
+# gain is past its side's reserve (decision 94: it waits until a winner past
+# its cap closes or the price moves back), or someone else settled first. Expected, whenever they come: logged and counted
 # (actions_total{kind="settle", outcome="wait"}), never toward the breaker.
 SETTLE_WAITS = frozenset({
     "vault: no later round",
     "vault: stale price",
     "vault: bad price",
+    "vault: past cap",
     "vault: nothing to settle",
 })
 # liquidity_vault.rounds_after's answers as the reasons settle() reverts with

@@ -307,8 +307,9 @@ def settle() -> uint256:
     @notice Anyone: price the closed epoch once every market's feed has a
             fresh round later than its last request, then close the open
             epoch (and price it at once if its rounds are in too). Reverts
-            while any feed is stale or broken, and when there is nothing
-            to do. An epoch is priced at the FIRST round of each market's
+            while any feed is stale or broken, while a market side's gain
+            is past its side's reserve ("vault: past cap", decision 94),
+            and when there is nothing to do. An epoch is priced at the FIRST round of each market's
             feed later than its last request, whenever settle lands
             (engine.first_round_after walks back from the latest round):
             nobody picks the round by choosing when to settle. Requests
@@ -681,8 +682,7 @@ def _advance(strict: bool) -> uint256:
         if strict:
             self._check_status(status)
             assert status != NO_LATER_ROUND, "vault: no later round"
-        if status == ROUNDS_IN:
-            self._settle_epoch(closing)
+        if status == ROUNDS_IN and self._settle_epoch(closing, strict):
             priced += 1
             closing = 0
     if closing != 0:
@@ -700,8 +700,7 @@ def _advance(strict: bool) -> uint256:
             self.closing = open_epoch
             self.epoch = open_epoch + 1
             log EpochClosed(epoch=open_epoch, last_request=e.last_request)
-            if status == ROUNDS_IN:
-                self._settle_epoch(open_epoch)
+            if status == ROUNDS_IN and self._settle_epoch(open_epoch, strict):
                 priced += 1
     else:
         assert not strict or priced != 0, "vault: nothing to settle"
@@ -866,9 +865,13 @@ def _check_status(status: uint256):
 
 
 @internal
-def _settle_epoch(epoch_id: uint256):
+def _settle_epoch(epoch_id: uint256, strict: bool) -> bool:
     """
-    @notice Price epoch `epoch_id` from the state before any of it moves.
+    @notice Price epoch `epoch_id` from the state before any of it moves;
+            False (nothing written) while some market side's gain exceeds
+            its side's reserve, where zero-PnL positions would move both
+            valuations (decision 94): the epoch waits, and settle
+            (`strict`) reverts "vault: past cap".
     """
     e: Epoch = self._epochs[epoch_id]
     supply: uint256 = erc20.totalSupply
@@ -885,7 +888,11 @@ def _settle_epoch(epoch_id: uint256):
         prices.append(price)
     claim: int256 = 0
     gain: uint256 = 0
-    claim, gain = staticcall IEngineValuation(ENGINE).valuation_at(prices)
+    past: bool = False
+    claim, gain, past = staticcall IEngineValuation(ENGINE).valuation_at(prices)
+    if past:
+        assert not strict, "vault: past cap"
+        return False
     cash: uint256 = staticcall ASSET.balanceOf(self)
     exit_assets: uint256 = cash - min(cash, gain)
     entry: uint256 = 0
@@ -924,6 +931,7 @@ def _settle_epoch(epoch_id: uint256):
         deposit_assets=e.deposit_assets, deposit_shares=e.deposit_shares, redeem_shares=e.redeem_shares,
         redeem_filled=e.redeem_filled, redeem_assets=e.redeem_assets, fee=fee_in + fee_out
     )
+    return True
 
 
 @internal

@@ -566,7 +566,8 @@ def traders_claim() -> int256:
     """
     claim: int256 = 0
     gain: uint256 = 0
-    claim, gain = self._valuation([])
+    past: bool = False
+    claim, gain, past = self._valuation([])
     return claim
 
 
@@ -582,24 +583,30 @@ def traders_gain() -> uint256:
     """
     claim: int256 = 0
     gain: uint256 = 0
-    claim, gain = self._valuation([])
+    past: bool = False
+    claim, gain, past = self._valuation([])
     return min(gain, positions._reserve())
 
 
 @external
 @view
-def valuation_at(prices: DynArray[uint256, positions.MAX_MARKETS]) -> (int256, uint256):
+def valuation_at(prices: DynArray[uint256, positions.MAX_MARKETS]) -> (int256, uint256, bool):
     """
-    @notice (traders_claim, traders_gain) with market i valued at prices[i]
-            (1e18) instead of its latest answer (markets past the list at
-            their latest answer), funding pending to now at that price. The
-            vault prices an epoch at the first round later than its last
-            request with it (docs/lp-epochs.md).
+    @notice (traders_claim, traders_gain, past_cap) with market i valued at
+            prices[i] (1e18) instead of its latest answer (markets past the
+            list at their latest answer), funding pending to now at that
+            price. past_cap: some market side's price gain exceeds its side's
+            reserve (ceil(max_profit * side cost / (1e18 * SCALE))), the
+            state in which zero-PnL positions would move the reserve-capped
+            valuations (decision 94). The vault prices an epoch at the first
+            round later than its last request with it (docs/lp-epochs.md),
+            and waits while past_cap.
     """
     claim: int256 = 0
     gain: uint256 = 0
-    claim, gain = self._valuation(prices)
-    return (claim, min(gain, positions._reserve()))
+    past: bool = False
+    claim, gain, past = self._valuation(prices)
+    return (claim, min(gain, positions._reserve()), past)
 
 
 @external
@@ -746,13 +753,17 @@ def _round_data(feed: address, call: Bytes[36], scale: uint256, bounds: uint256)
 
 @internal
 @view
-def _valuation(prices: DynArray[uint256, positions.MAX_MARKETS]) -> (int256, uint256):
+def _valuation(prices: DynArray[uint256, positions.MAX_MARKETS]) -> (int256, uint256, bool):
     """
-    @notice (net claim, gain) with market i at prices[i] where given, else
-            at its latest answer.
+    @notice (net claim, gain, past_cap) with market i at prices[i] where
+            given, else at its latest answer. past_cap: some side's price
+            gain, rounded up, exceeds its side's reserve, rounded up
+            (decision 94).
     """
     claim: int256 = 0
     gain: int256 = 0
+    past: bool = False
+    mp: uint256 = positions.max_profit
     scale: int256 = convert(positions.SCALE, int256)
     for mid: uint256 in range(positions.MAX_MARKETS):
         if mid >= positions.market_count:
@@ -768,8 +779,15 @@ def _valuation(prices: DynArray[uint256, positions.MAX_MARKETS]) -> (int256, uin
         short_pnl: int256 = convert(st.short_cost, int256) - price * convert(st.short_oi, int256)
         owed: int256 = idx * (convert(st.long_oi, int256) - convert(st.short_oi, int256)) - st.sum_size_index
         claim += fp.div_ceil(long_pnl + short_pnl - owed, scale)
-        gain += max(fp.div_ceil(long_pnl, scale), 0) + max(fp.div_ceil(short_pnl, scale), 0) + max(fp.div_ceil(-owed, scale), 0)
-    return (claim, convert(gain, uint256))
+        long_gain: int256 = fp.div_ceil(long_pnl, scale)
+        short_gain: int256 = fp.div_ceil(short_pnl, scale)
+        gain += max(long_gain, 0) + max(short_gain, 0) + max(fp.div_ceil(-owed, scale), 0)
+        # each side against its own reserve: a side's positions can only be paid its caps
+        if long_gain > convert(fp.mul_div_up(mp, st.long_cost, positions.WAD * positions.SCALE), int256):
+            past = True
+        if short_gain > convert(fp.mul_div_up(mp, st.short_cost, positions.WAD * positions.SCALE), int256):
+            past = True
+    return (claim, convert(gain, uint256), past)
 
 
 # ---------------------------------------------------------------- internal: markets

@@ -242,8 +242,7 @@ def _advance(w, strict):
         if strict:
             _check_status(status)
             check(status != NO_LATER_ROUND, "vault: no later round")
-        if status == ROUNDS_IN:
-            _settle_epoch(w, closing)
+        if status == ROUNDS_IN and _settle_epoch(w, closing, strict):
             priced += 1
             closing = 0
     if closing != 0:
@@ -258,8 +257,7 @@ def _advance(w, strict):
             w.v.closing = open_epoch
             w.v.epoch = open_epoch + 1
             w.log("EpochClosed", epoch=open_epoch, last_request=e.last_request)
-            if status == ROUNDS_IN:
-                _settle_epoch(w, open_epoch)
+            if status == ROUNDS_IN and _settle_epoch(w, open_epoch, strict):
                 priced += 1
     else:
         check(not strict or priced != 0, "vault: nothing to settle")
@@ -510,10 +508,11 @@ def _claim_redeem(w, controller, receiver, assets, shares):
     w.log("Withdraw", sender=w.sender, receiver=receiver, owner=controller, assets=assets, shares=shares)
 
 
-def _settle_epoch(w, epoch_id):
-    """LiquidityVault._settle_epoch"""
+def _settle_epoch(w, epoch_id, strict):
+    """LiquidityVault._settle_epoch: False (nothing written) while a side is
+    past its cap (strict: reverts "vault: past cap")"""
     from model.perp_engine import first_round_after, valuation_at
-    e = _epoch_for_write(w, epoch_id)
+    e = get_epoch(w, epoch_id)
     supply = w.v.total_supply
     # every market at the first round later than the epoch's last request
     prices, rounds = [], []
@@ -522,8 +521,12 @@ def _settle_epoch(w, epoch_id):
         check(price != 0, "vault: bad price")
         prices.append(price)
         rounds.append(updated)
+    claim, gain, past = valuation_at(w, prices)
+    if past:
+        check(not strict, "vault: past cap")
+        return False
+    e = _epoch_for_write(w, epoch_id)
     e.priced_rounds = rounds  # model only: the machine's issue 12 invariant reads it
-    claim, gain = valuation_at(w, prices)
     c = cash(w)
     exit_assets = c - min(c, gain)
     entry = 0
@@ -562,6 +565,7 @@ def _settle_epoch(w, epoch_id):
     w.log("EpochSettled", epoch=epoch_id, settler=w.sender, entry_assets=entry, exit_assets=exit_assets,
           deposit_assets=e.deposit_assets, deposit_shares=e.deposit_shares, redeem_shares=e.redeem_shares,
           redeem_filled=e.redeem_filled, redeem_assets=e.redeem_assets, fee=fee_in + fee_out)
+    return True
 
 
 def _spend_allowance(w, owner, spender, amount):

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from model import adl, funding, margin
 from model import positions as P
-from model.fixed_point import check, mul_div_down
+from model.fixed_point import WAD, check, mul_div_down, mul_div_up
 
 ZERO = "0x" + "00" * 20
 
@@ -202,9 +202,9 @@ def traders_reserve(w):
 
 
 def valuation_at(w, prices):
-    """PerpEngine.valuation_at: (traders_claim, traders_gain) at prices[i]"""
-    claim, gain = _valuation(w, prices)
-    return claim, min(gain, P._reserve(w))
+    """PerpEngine.valuation_at: (traders_claim, traders_gain, past_cap) at prices[i]"""
+    claim, gain, past = _valuation(w, prices)
+    return claim, min(gain, P._reserve(w)), past
 
 
 def first_round_after(w, mid, t):
@@ -257,9 +257,12 @@ def _round_data(w, feed, round_id, scale, lo, hi):
 
 
 def _valuation(w, prices=()):
-    """PerpEngine._valuation: market i at prices[i] where given"""
+    """PerpEngine._valuation: (net claim, gain, past_cap), market i at
+    prices[i] where given"""
     from model.fixed_point import div_ceil
     claim = gain = 0
+    past = False
+    mp = w.e.max_profit
     scale = w.e.scale
     for mid in range(w.e.market_count):
         price = prices[mid] if mid < len(prices) else P._price(w, mid, False)
@@ -269,5 +272,12 @@ def _valuation(w, prices=()):
         short_pnl = st.short_cost - price * st.short_oi
         owed = idx * (st.long_oi - st.short_oi) - st.sum_size_index
         claim += div_ceil(long_pnl + short_pnl - owed, scale)
-        gain += max(div_ceil(long_pnl, scale), 0) + max(div_ceil(short_pnl, scale), 0) + max(div_ceil(-owed, scale), 0)
-    return claim, gain
+        long_gain = div_ceil(long_pnl, scale)
+        short_gain = div_ceil(short_pnl, scale)
+        gain += max(long_gain, 0) + max(short_gain, 0) + max(div_ceil(-owed, scale), 0)
+        # each side against its own reserve: a side's positions can only be paid its caps
+        if long_gain > mul_div_up(mp, st.long_cost, WAD * scale):
+            past = True
+        if short_gain > mul_div_up(mp, st.short_cost, WAD * scale):
+            past = True
+    return claim, gain, past

@@ -93,3 +93,22 @@ def test_settle_plan__closed_epoch__waits_while_a_feed_is_stale_or_broken():
     W.set_price(w, 1, 3_000 * WAD, now=w.now)
     a = k._settle_due(w)
     assert a.reward == _settled_by(w, k.me) > 0 and k._lp_waiting is None
+
+
+def test_settle_plan__a_winner_past_its_cap__waits_then_settles_once_it_closes():
+    """Decision 94: while a market side's gain is past its side's reserve
+    (the BTC long from 80,100 at 130,000: +49,900 against a 40,050 cap) no
+    epoch prices; the model's settle raises `vault: past cap`, which the
+    keeper counts as a wait and does not send. Once the winner closes (paid
+    its cap) the epoch is due and earns what settling pays."""
+    w = _world()
+    W.set_price(w, 0, 130_000 * WAD, now=w.now)
+    w.call(W.LP, "vault.requestRedeem", 1_000_000, W.LP, W.LP)
+    W.advance(w, 1)
+    k = _keeper(w)
+    assert k._settle_due(w) is None and k._lp_waiting == (2, "vault: past cap")
+    assert k.stats["settle_waits"] == 1 and LV.get_epoch(w, 2).settled_at == 0
+    W.close(w, W.TRADER, 0)
+    W.advance(w, 1)
+    a = k._settle_due(w)
+    assert a is not None and a.reward == _settled_by(w, k.me) > 0 and k._lp_waiting is None
