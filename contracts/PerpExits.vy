@@ -57,9 +57,11 @@ def execute_tp_sl(account: address, market_id: uint256):
     @notice Permissionless: fully close `account`'s position at the oracle
             price once its take-profit or stop-loss is crossed, at a price
             from a round later than the block the triggers were set in (a
-            trigger set already crossed is no instant exit at a known price).
-            The caller earns the market's fixed execution fee, paid from the
-            position.
+            trigger set already crossed is no instant exit at a known price);
+            or once its profit net of funding has reached its payout cap, at
+            any round (it is paid the most it can ever be paid, whatever the
+            price does next: decision 95). The caller earns the market's
+            fixed execution fee, paid from the position.
     """
     self._only_delegated()
     positions._check_market(market_id)
@@ -68,10 +70,11 @@ def execute_tp_sl(account: address, market_id: uint256):
     price: uint256 = 0
     updated: uint256 = 0
     price, updated = positions._round(market_id, True)
-    assert positions._tp_sl_hit(old, price), "not triggered"
-    assert updated > positions._tp_sl_at[account][market_id], "tp_sl: no later price"
-    p: positions.MarketParams = positions._market_params(market_id)
     idx: int256 = positions._accrue(market_id, price)
+    at_cap: bool = positions._past_cap(old, price, idx)
+    assert at_cap or positions._tp_sl_hit(old, price), "not triggered"
+    assert at_cap or updated > positions._tp_sl_at[account][market_id], "tp_sl: no later price"
+    p: positions.MarketParams = positions._market_params(market_id)
     payout: uint256 = positions._reduce(account, market_id, old, old.size, price, idx, p, msg.sender)
     # The escape pays: its share of every pending job it is a target of.
     adl._escape(account, market_id, old, old.size, payout)

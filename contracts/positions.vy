@@ -937,6 +937,20 @@ def _capped_pnl(pnl: int256, owed: int256, size: int256, entry: uint256) -> int2
 
 @internal
 @view
+def _past_cap(pos: Position, price: uint256, idx: int256) -> bool:
+    """
+    @notice Whether the position's profit net of funding, at `price` and the
+            funding index `idx`, has reached its payout cap (a cap above 0):
+            the most it can ever be paid. Anyone may then close it at that
+            cap (PerpExits.execute_tp_sl, decision 95).
+    """
+    cap: uint256 = fp.mul_div_down(self.max_profit, convert(abs(pos.size), uint256) * pos.entry_price, WAD * SCALE)
+    owed: int256 = funding.owed(pos.size, idx, pos.funding_index, SCALE)
+    return cap > 0 and margin.upnl(pos.size, pos.entry_price, price, SCALE) - owed >= convert(cap, int256)
+
+
+@internal
+@view
 def _reserve() -> uint256:
     """
     @notice The most every open position together could take from the vault

@@ -14,10 +14,11 @@ def execute_tp_sl(w, account, mid):
     old = P._load(w, account, mid)
     check(old.size != 0, "position: none")
     price, updated = P._round(w, mid, True)
-    check(P._tp_sl_hit(old, price), "not triggered")
-    check(updated > w.e.tp_sl_at.get((account, mid), 0), "tp_sl: no later price")
-    p = w.e.params[mid]
     idx = P._accrue(w, mid, price)
+    at_cap = P._past_cap(w, old, price, idx)
+    check(at_cap or P._tp_sl_hit(old, price), "not triggered")
+    check(at_cap or updated > w.e.tp_sl_at.get((account, mid), 0), "tp_sl: no later price")
+    p = w.e.params[mid]
     payout = P._reduce(w, account, mid, old, old.size, price, idx, p, w.sender)
     adl._escape(w, account, mid, old, old.size, payout)
 

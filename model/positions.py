@@ -492,6 +492,13 @@ def _capped_pnl(w, pnl, owed, size, entry):
     return min(pnl, cap + owed)
 
 
+def _past_cap(w, pos, price, idx):
+    """positions._past_cap: profit net of funding at or past a cap above 0"""
+    cap = mul_div_down(w.e.max_profit, abs(pos.size) * pos.entry_price, WAD * w.e.scale)
+    owed = funding.owed(pos.size, idx, pos.funding_index, w.e.scale)
+    return cap > 0 and margin.upnl(pos.size, pos.entry_price, price, w.e.scale) - owed >= cap
+
+
 def _reserve(w):
     """positions._reserve: ceil(max_profit * total_cost / (1e18 * SCALE))"""
     return mul_div_up(w.e.max_profit, w.e.total_cost, WAD * w.e.scale)

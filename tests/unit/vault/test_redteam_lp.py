@@ -341,19 +341,17 @@ def test_reserve_lever__hedges_before_a_victims_redemption__pay_it_below_worth(l
     assert paid >= fair - 1
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4, residual (decision 94): same-side legs large enough that the "
-                                        "side's aggregate gain stays within its aggregate reserve hide a winner "
-                                        "past its cap from the wait; the epoch prices its full gain "
-                                        "(docs/redteam-lp.md)")
 def test_reserve_lever__same_side_legs_that_lift_the_side_reserve__buy_in_below_worth(lab):
-    """The residual of decision 94's wait: the long side's gain (240,000)
-    exceeds its reserve by 40,000; 1.6 BTC long at 104,000 (+41,600 of long
-    reserve, hedged by 1.6 BTC short) puts the side back within its
-    aggregate reserve, so the epoch prices and counts the side's whole
-    240,000 gain, 40,000 more than the winner can be paid. The attacker
-    deposits 1,000,000 there, unwinds (the epoch machinery then waits until
-    the winner closes) and redeems. Safe behaviour: the attacker ends with
-    no more than it started with."""
+    """The residual of decision 94's wait, closed by decision 95: the long
+    side's gain (240,000) exceeds its reserve by 40,000; 1.6 BTC long at
+    104,000 (+41,600 of long reserve, hedged by 1.6 BTC short) puts the
+    side back within its aggregate reserve, so without more the epoch
+    would price the side's whole 240,000 gain, 40,000 more than the winner
+    can be paid (+22,658.29 USDC to the attacker, played before decision
+    95). A position at its payout cap can be closed by anyone at any round,
+    paid its cap: the keeper closes the winner in the block after the
+    attacker's request, long before the round that prices the epoch. The
+    attacker ends with no more than it started with."""
     _winner_past_its_cap(lab)
     lp_before = share_value(lab, "lp")
     start = sum(lab.bal(a) + lab.free(a) for a in ("attacker", "attacker2"))
@@ -361,12 +359,13 @@ def test_reserve_lever__same_side_legs_that_lift_the_side_reserve__buy_in_below_
     start += 1_000_000 * USDC
     _hedge(lab, 16)  # 1.6 BTC each way
     lab.request_deposit("attacker", 1_000_000 * USDC)
+    lab.tx("keeper", "engine", "execute_tp_sl(address,uint256)", lab._who("trader"), BTC)  # at its cap: closed
+    assert lab.position("trader", BTC)[0] == 0
     lab.round()
-    lab.settle("attacker")  # priced: no side's aggregate gain is past its aggregate reserve
+    lab.settle("attacker")
     lab.claim_all("attacker")
     for a in ("attacker", "attacker2"):
         assert lab.close(a, BTC)
-    assert lab.close("trader", BTC)
     lab.lp_out("attacker", lab.shares("attacker"), settler="attacker")
     for a in ("attacker", "attacker2"):
         lab.withdraw_all(a)
@@ -376,6 +375,32 @@ def test_reserve_lever__same_side_legs_that_lift_the_side_reserve__buy_in_below_
     print(f"attacker P&L {pnl / USDC:,.2f} USDC; the staying LP {lp_before / USDC:,.2f} -> "
           f"{share_value(lab, 'lp') / USDC:,.2f}")
     assert pnl <= 0, f"the attacker earned {pnl / USDC:,.2f} USDC"
+
+
+def test_cap_close__a_winner_at_its_cap__anyone_closes_it_at_any_round_and_it_is_paid_its_cap(lab):
+    """Decision 95. The winner (10 BTC long from 80,000, cap 200,000 at
+    max_profit 25%) at 104,000 is past its cap: a stranger's execute_tp_sl
+    closes it in the same round, with no take-profit set and no later round;
+    the winner is paid margin + cap - the trading fee on the close - the
+    execution fee (100,000 + 200,000 - 520 - 1 = 299,479), the stranger
+    earns the execution fee. Below its cap (at 99,000: a gain of 190,000) it is refused
+    'not triggered'."""
+    lab.tx("owner", "engine", "set_max_profit(uint256)", 25 * 10**16)
+    assert lab.open("trader", BTC, 10 * WAD, 100_000 * USDC)
+    lab.round({BTC: 99_000})
+    assert lab.reason("stranger", "engine", "execute_tp_sl(address,uint256)", lab._who("trader"), BTC) == \
+        "not triggered"
+    lab.round({BTC: 104_000})
+    free_before, stranger_before = lab.free("trader"), lab.free("stranger")
+    margin = lab.position("trader", BTC)[2]
+    lab.tx("stranger", "engine", "execute_tp_sl(address,uint256)", lab._who("trader"), BTC)
+    assert lab.position("trader", BTC)[0] == 0
+    fee = lab.free("stranger") - stranger_before
+    assert fee > 0
+    paid = lab.free("trader") - free_before
+    print(f"cap close: margin {margin / USDC:,.2f}, paid {paid / USDC:,.2f}, execution fee {fee / USDC:,.2f}")
+    close_fee = 10 * 104_000 * USDC * 5 // 10_000  # the trading fee on the close, 5 bps of 1,040,000: 520
+    assert paid == margin + 200_000 * USDC - fee - close_fee  # 299,479.00
 
 
 # ---------------------------------------------------------------- regressions: the mechanism holds
