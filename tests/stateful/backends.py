@@ -59,6 +59,8 @@ State keys (addresses lower-case hex):
             ("escrow", id) get_order(id).escrow (anvil: every order read)
 """
 
+import hashlib
+import re
 from functools import cache, partial
 from pathlib import Path
 
@@ -684,16 +686,47 @@ def deploy_in_process(contracts_dir, conf, deploy, transact, owner):
     return a, params, layout
 
 
-@cache  # one compile per source file and process: every in-process lab and backend shares it
+_IMPORT = re.compile(r"^(?:import\s+(\w+)|from\s+(\w+)\s+import\s+(\w+))", re.M)
+
+
+def _source_digest(path):
+    """A digest of a contract's source and of every local module it imports,
+    transitively (the contracts/ tree it sits in; snekmate and vyper's
+    built-ins are pinned): two copies of contracts/ that differ only in a
+    module a contract does not import compile that contract once."""
+    path = Path(path).resolve()
+    root = next((p for p in path.parents if p.name == "contracts"), path.parent)
+    seen, todo, h = set(), [path], hashlib.sha256()
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        text = f.read_text()
+        h.update(str(f.relative_to(root)).encode() + b"\0" + text.encode() + b"\0")
+        for name, package, member in _IMPORT.findall(text):
+            base = root / name if name else root / package / member
+            todo += [c for c in (base.with_suffix(".vy"), base.with_suffix(".vyi")) if c.exists()]
+    return h.hexdigest()
+
+
 def compile_source(path):
     """A .vy source compiled by vyper 0.4.3 through titanoboa's loader
-    (snekmate and the contracts/ modules on its search path; cached): the
+    (snekmate and the contracts/ modules on its search path): the
     deployer, whose compiler_data holds the bytecode (the same bytes
     ape-vyper writes to .build: tests/unit/test_toolchain.py) and the
-    storage layout."""
+    storage layout. Cached by content: every in-process lab and backend
+    shares one compile, and a planted-bug copy of contracts/ recompiles
+    only the contracts whose sources (imports included) it changed."""
     import boa
 
-    return boa.load_partial(str(path))
+    digest = _source_digest(path)
+    if digest not in _COMPILED:
+        _COMPILED[digest] = boa.load_partial(str(path))
+    return _COMPILED[digest]
+
+
+_COMPILED = {}
 
 
 class SlotReader:
