@@ -784,13 +784,13 @@ class Keeper:
                 if a.key not in self.in_flight:
                     due_liq.append(a)
                 continue
-            if P._past_cap(w, pos, (cap_price := P._round(w, mid, False)[0]), P._pending_index(w, mid, cap_price)):
+            price, updated = P._round(w, mid, False)
+            if P._past_cap(w, pos, price, P._pending_index(w, mid, price)):
                 a = Action("tp_sl", account, mid)  # at its payout cap (decision 95): closable at any round
                 if a.key not in self.in_flight:
                     due_tp.append(a)
                 continue
             if pos.take_profit or pos.stop_loss:
-                price, updated = P._round(w, mid, False)
                 if updated <= w.e.tp_sl_at.get((account, mid), 0):
                     continue  # "tp_sl: no later price": wait for the next round
                 if pos.size > 0:

@@ -25,8 +25,6 @@ before the transaction that hit it.
 from dataclasses import dataclass, field
 
 from ape import networks
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
 from bots import rpc as BR
@@ -299,10 +297,10 @@ class Replayer:
     # ------------------------------------------------------------ final check
     def compare_state(self, accounts):
         """Every stored value and view, chain against model; list of diffs.
-        twin.read_state does the reading, through raw eth_calls (FastReads)."""
+        twin.read_state does the reading, in batches of raw eth_calls."""
         head = self.web3.eth.get_block("latest")
         self.w.now = head["timestamp"]
-        c = read_state(FastReads(self.p), list(accounts))
+        c = read_state(self.p, list(accounts))
         m = model_state(self.w, list(accounts))
         return [f"{k}: chain={c.get(k)!r} model={m.get(k)!r}"
                 for k in sorted(set(c) | set(m), key=str) if c.get(k) != m.get(k)]
@@ -312,54 +310,3 @@ def _outcome(o):
     if o is None:
         return "no outcome"
     return f"executed at {o[1]}" if o[0] == "executed" else f"cancelled ({o[1]!r})"
-
-
-class _FastContract:
-    """A contract's views as raw eth_calls (eth_abi in and out): ape's call
-    path costs ~15 ms a call, and read_state makes thousands."""
-
-    def __init__(self, contract):
-        self.address = contract.address
-        self._contract = contract
-        self._web3 = networks.provider.web3
-        self._ecosystem = networks.provider.network.ecosystem
-
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        abis = getattr(self._contract, name).abis
-
-        def call(*args):
-            # a function with a default argument has one ABI per arity
-            # (adl_pending(market_id) and adl_pending(market_id, index))
-            abi = next(a for a in abis if len(a.inputs) == len(args))
-            selector = bytes(self._ecosystem.get_method_selector(abi))
-            ins = [i.canonical_type for i in abi.inputs]
-            outs = [o.canonical_type for o in abi.outputs]
-            data = selector + abi_encode(ins, [getattr(a, "address", a) for a in args])
-            res = self._web3.provider.make_request("eth_call", [{"to": self.address, "data": "0x" + data.hex()}, "latest"])
-            if "error" in res:
-                raise RuntimeError(f"{name}{args}: {res['error']}")
-            values = _checksummed(abi_decode(outs, bytes.fromhex(res["result"][2:])))
-            return values[0] if len(values) == 1 else values
-
-        setattr(self, name, call)
-        return call
-
-
-def _checksummed(v):
-    if isinstance(v, tuple):
-        return tuple(_checksummed(x) for x in v)
-    if isinstance(v, str) and v.startswith("0x") and len(v) == 42:
-        return to_checksum_address(v)
-    return v
-
-
-class FastReads:
-    """The protocol's contracts with fast views, for scripts/twin.read_state."""
-
-    def __init__(self, protocol):
-        self.engine = _FastContract(protocol.engine)
-        self.vault = _FastContract(protocol.vault)
-        self.token = _FastContract(protocol.token)
-        self.insurance_fund = _FastContract(protocol.insurance_fund)

@@ -270,7 +270,6 @@ class Reads:
 
     def add(self, contract, method, *args):
         from ape.contracts.base import ContractCall
-        contract = getattr(contract, "_contract", contract)  # scripts/replay.FastReads' wrappers
         handler = getattr(contract, method)
         # a function with a default argument has one ABI per arity
         # (adl_pending(market_id) and adl_pending(market_id, index))

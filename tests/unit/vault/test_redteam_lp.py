@@ -273,6 +273,30 @@ def _hedge(lab, btc_tenths):
     assert lab.open("attacker2", BTC, -btc_tenths * WAD // 10, 2_000 * USDC)
 
 
+def _attackers_in(lab):
+    """The staying LP's share value and the two attacker accounts' money
+    before the attack, the attacker funded with the 1,000,000 it deposits."""
+    lp_before = share_value(lab, "lp")
+    start = sum(lab.bal(a) + lab.free(a) for a in ("attacker", "attacker2"))
+    lab.fund("attacker", 1_000_000 * USDC)
+    return lp_before, start + 1_000_000 * USDC
+
+
+def _attackers_out(lab, lp_before, start):
+    """The attacker redeems everything and both accounts withdraw: their
+    P&L (printed with the staying LP's share value)."""
+    lab.lp_out("attacker", lab.shares("attacker"), settler="attacker")
+    for a in ("attacker", "attacker2"):
+        lab.withdraw_all(a)
+    end = sum(lab.bal(a) for a in ("attacker", "attacker2"))
+    # deposited 2 x 2,000 of engine collateral too (lab.open mints it): count it in start
+    start += 2 * (2_000 * USDC + 1_000 * USDC + 10 * USDC)
+    pnl = end - start
+    print(f"attacker P&L {pnl / USDC:,.2f} USDC; the staying LP {lp_before / USDC:,.2f} -> "
+          f"{share_value(lab, 'lp') / USDC:,.2f}")
+    return pnl
+
+
 def test_reserve_lever__hedges_before_a_deposit__buy_in_below_worth(lab):
     """The attacker hedges 0.7 BTC long and short at 104,000 (145,600 of
     notional, +36,400 of reserve, 73 USDC of open fees), requests 1,000,000
@@ -285,10 +309,7 @@ def test_reserve_lever__hedges_before_a_deposit__buy_in_below_worth(lab):
     valuation. The attacker ends with less than it started with (the fees)
     and the staying LP loses nothing."""
     _winner_past_its_cap(lab)
-    lp_before = share_value(lab, "lp")
-    start = sum(lab.bal(a) + lab.free(a) for a in ("attacker", "attacker2"))
-    lab.fund("attacker", 1_000_000 * USDC)
-    start += 1_000_000 * USDC
+    lp_before, start = _attackers_in(lab)
     _hedge(lab, 7)  # 0.7 BTC each way
     val = lab.valuation()
     assert val["reserve"] > 200_000 * USDC and val["entry"] == val["cash"] - val["reserve"]  # the views still show it
@@ -302,15 +323,7 @@ def test_reserve_lever__hedges_before_a_deposit__buy_in_below_worth(lab):
     assert lab.close("trader", BTC)  # the winner takes its 200,000 cap: the wait ends
     lab.settle("attacker")
     lab.claim_all("attacker")
-    lab.lp_out("attacker", lab.shares("attacker"), settler="attacker")
-    for a in ("attacker", "attacker2"):
-        lab.withdraw_all(a)
-    end = sum(lab.bal(a) for a in ("attacker", "attacker2"))
-    # deposited 2 x 2,000 of engine collateral too (lab.open mints it): count it in start
-    start += 2 * (2_000 * USDC + 1_000 * USDC + 10 * USDC)
-    pnl = end - start
-    print(f"attacker P&L {pnl / USDC:,.2f} USDC; the staying LP {lp_before / USDC:,.2f} -> "
-          f"{share_value(lab, 'lp') / USDC:,.2f}")
+    pnl = _attackers_out(lab, lp_before, start)
     assert pnl <= 0, f"the attacker earned {pnl / USDC:,.2f} USDC"
     assert share_value(lab, "lp") >= lp_before
 
@@ -353,10 +366,7 @@ def test_reserve_lever__same_side_legs_that_lift_the_side_reserve__buy_in_below_
     attacker's request, long before the round that prices the epoch. The
     attacker ends with no more than it started with."""
     _winner_past_its_cap(lab)
-    lp_before = share_value(lab, "lp")
-    start = sum(lab.bal(a) + lab.free(a) for a in ("attacker", "attacker2"))
-    lab.fund("attacker", 1_000_000 * USDC)
-    start += 1_000_000 * USDC
+    lp_before, start = _attackers_in(lab)
     _hedge(lab, 16)  # 1.6 BTC each way
     lab.request_deposit("attacker", 1_000_000 * USDC)
     lab.tx("keeper", "engine", "execute_tp_sl(address,uint256)", lab._who("trader"), BTC)  # at its cap: closed
@@ -366,14 +376,7 @@ def test_reserve_lever__same_side_legs_that_lift_the_side_reserve__buy_in_below_
     lab.claim_all("attacker")
     for a in ("attacker", "attacker2"):
         assert lab.close(a, BTC)
-    lab.lp_out("attacker", lab.shares("attacker"), settler="attacker")
-    for a in ("attacker", "attacker2"):
-        lab.withdraw_all(a)
-    end = sum(lab.bal(a) for a in ("attacker", "attacker2"))
-    start += 2 * (2_000 * USDC + 1_000 * USDC + 10 * USDC)
-    pnl = end - start
-    print(f"attacker P&L {pnl / USDC:,.2f} USDC; the staying LP {lp_before / USDC:,.2f} -> "
-          f"{share_value(lab, 'lp') / USDC:,.2f}")
+    pnl = _attackers_out(lab, lp_before, start)
     assert pnl <= 0, f"the attacker earned {pnl / USDC:,.2f} USDC"
 
 
