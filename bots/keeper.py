@@ -785,7 +785,7 @@ class Keeper:
                     due_liq.append(a)
                 continue
             price, updated = P._round(w, mid, False)
-            if P._past_cap(w, pos, price, P._pending_index(w, mid, price)):
+            if P._past_cap(w, pos, price, P._pending_index(w, mid, price, pos.size)):
                 a = Action("tp_sl", account, mid)  # at its payout cap (decision 95): closable at any round
                 if a.key not in self.in_flight:
                     due_tp.append(a)

@@ -165,7 +165,7 @@ POSITION = ["int256", "uint256", "uint256", "int256", "uint256", "uint256"]
 # many as the model's MarketParams has fields (a field added to both needs
 # no change here).
 MARKET_PARAMS = ["address"] + ["uint256"] * (len(dataclasses.fields(_MarketParams)) - 1)
-MARKET_STATE = ["uint256", "uint256", "uint256", "uint256", "int256", "int256", "uint256"]
+MARKET_STATE = ["uint256", "uint256", "uint256", "uint256", "int256", "int256", "uint256", "int256", "uint256"]
 ADL_PENDING = ["uint256", "uint256", "int256", "uint256", "address", "uint256", "uint256"]
 ROUND = ["uint80", "int256", "uint256", "uint256", "uint80"]
 

@@ -61,6 +61,8 @@ struct MarketState:
     sum_size_index: int256
     funding_index: int256
     last_funding_time: uint256
+    borrow_index: int256
+    borrow_rate: uint256
 
 struct AdlPending:
     remaining: uint256

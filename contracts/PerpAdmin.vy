@@ -224,8 +224,26 @@ def set_market_params(market_id: uint256, params: positions.MarketParams):
     positions._ramp_mmf(market_id, old_mmf)
     new_word: uint256 = positions._packed[market_id][2]
     positions._packed[market_id][2] = funding_word
-    positions._accrue(market_id, positions._price(market_id, False))
+    positions._accrue(market_id, positions._price(market_id, False), 0)
     positions._packed[market_id][2] = new_word
+
+
+@external
+def set_borrow_rate(market_id: uint256, rate: uint256):
+    """
+    @notice A market's borrowing fee, per second (1e18 = 100% of notional
+            at the oracle price), paid by longs and shorts alike to the
+            vault for the capacity their payout caps hold (decision 96);
+            at most MAX_BORROW_RATE. Both indices accrue first, at the old
+            rate.
+    """
+    self._only_delegated()
+    ownable._check_owner()
+    positions._check_market(market_id)
+    assert rate <= positions.MAX_BORROW_RATE, "params: borrow rate"
+    positions._accrue(market_id, positions._price(market_id, False), 0)
+    positions._state[market_id].borrow_rate = rate
+    log positions.BorrowRateSet(market_id=market_id, rate=rate)
 
 
 # ---------------------------------------------------------------- engine-wide settings

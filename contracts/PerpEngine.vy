@@ -231,6 +231,15 @@ def set_market_params(market_id: uint256, params: positions.MarketParams):
 
 
 @external
+def set_borrow_rate(market_id: uint256, rate: uint256):
+    """
+    @notice A market's borrowing fee rate (owner, bounded); see
+            PerpAdmin.set_borrow_rate.
+    """
+    raw_call(ADMIN, msg.data, is_delegate_call=True)
+
+
+@external
 def set_order_expiry(expiry: uint256):
     """
     @notice How long an order may wait for a later price (owner, bounded).
@@ -432,10 +441,11 @@ def funding_rate(market_id: uint256) -> int256:
 @view
 def funding_owed(account: address, market_id: uint256) -> int256:
     """
-    @notice Funding the position would settle now, at the latest answer.
+    @notice Funding and borrowing fee the position would settle now, at
+            the latest answer (negative: it would receive).
     """
     pos: positions.Position = positions._load(account, market_id)
-    idx: int256 = positions._pending_index(market_id, positions._price(market_id, False))
+    idx: int256 = positions._pending_index(market_id, positions._price(market_id, False), pos.size)
     return funding.owed(pos.size, idx, pos.funding_index, positions.SCALE)
 
 
@@ -774,10 +784,13 @@ def _valuation(prices: DynArray[uint256, positions.MAX_MARKETS]) -> (int256, uin
         else:
             price = convert(positions._price(mid, False), int256)
         st: positions.MarketState = positions._state[mid]
-        idx: int256 = positions._pending_index(mid, convert(price, uint256))
+        idx: int256 = 0
+        borrow: int256 = 0
+        idx, borrow = positions._indices(mid, convert(price, uint256))
         long_pnl: int256 = price * convert(st.long_oi, int256) - convert(st.long_cost, int256)
         short_pnl: int256 = convert(st.short_cost, int256) - price * convert(st.short_oi, int256)
-        owed: int256 = idx * (convert(st.long_oi, int256) - convert(st.short_oi, int256)) - st.sum_size_index
+        # longs settle against idx + borrow, shorts against idx - borrow
+        owed: int256 = idx * (convert(st.long_oi, int256) - convert(st.short_oi, int256)) + borrow * convert(st.long_oi + st.short_oi, int256) - st.sum_size_index
         claim += fp.div_ceil(long_pnl + short_pnl - owed, scale)
         long_gain: int256 = fp.div_ceil(long_pnl, scale)
         short_gain: int256 = fp.div_ceil(short_pnl, scale)

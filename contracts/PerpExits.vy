@@ -70,7 +70,7 @@ def execute_tp_sl(account: address, market_id: uint256):
     price: uint256 = 0
     updated: uint256 = 0
     price, updated = positions._round(market_id, True)
-    idx: int256 = positions._accrue(market_id, price)
+    idx: int256 = positions._accrue(market_id, price, old.size)
     at_cap: bool = positions._past_cap(old, price, idx)
     assert at_cap or positions._tp_sl_hit(old, price), "not triggered"
     assert at_cap or updated > positions._tp_sl_at[account][market_id], "tp_sl: no later price"
@@ -101,7 +101,7 @@ def liquidate(account: address, market_id: uint256, adl_targets: DynArray[addres
     assert old.size != 0, "position: none"
     price: uint256 = positions._price(market_id, True)
     p: positions.MarketParams = positions._market_params(market_id)
-    idx: int256 = positions._accrue(market_id, price)
+    idx: int256 = positions._accrue(market_id, price, old.size)
     owed: int256 = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
     eff: int256 = convert(old.margin, int256) - owed
     pnl: int256 = positions._capped_pnl(margin.upnl(old.size, old.entry_price, price, positions.SCALE), owed, old.size, old.entry_price)
@@ -166,7 +166,8 @@ def liquidate(account: address, market_id: uint256, adl_targets: DynArray[addres
         adl._push(market_id, job)
         log positions.DeleveragePending(market_id=market_id, bankrupt=account, remaining=uncovered)
         return
-    job = adl._deleverage(market_id, job, adl_targets, price, idx, p)
+    # the targets are on the other side: they settle against its index
+    job = adl._deleverage(market_id, job, adl_targets, price, positions._pending_index(market_id, price, -old.size), p)
     if job.remaining > 0:
         adl._push(market_id, job)
 
@@ -184,7 +185,7 @@ def deleverage(market_id: uint256, adl_targets: DynArray[address, positions.MAX_
     job: positions.AdlPending = positions._adl_jobs[market_id][0]
     price: uint256 = positions._price(market_id, True)
     p: positions.MarketParams = positions._market_params(market_id)
-    idx: int256 = positions._accrue(market_id, price)
+    idx: int256 = positions._accrue(market_id, price, -job.bankrupt_size)  # the targets' side
     job.remaining += positions._pay_keeper_floor(msg.sender, 0)
     job = adl._deleverage(market_id, job, adl_targets, price, idx, p)
     if job.remaining > 0:

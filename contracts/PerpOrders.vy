@@ -158,7 +158,7 @@ def _open(o: positions.Order, price: uint256, p: positions.MarketParams):
     # cannot take new risk there: it could become a target of its own debt.
     old: positions.Position = positions._load(account, mid)
     adl._check_not_bankrupt(account, mid, old)
-    idx: int256 = positions._accrue(mid, price)
+    idx: int256 = positions._accrue(mid, price, size_delta)
     new: positions.Position = old
     owed: int256 = 0
     if old.size == 0:
@@ -217,7 +217,7 @@ def _reduce(o: positions.Order, price: uint256, p: positions.MarketParams):
     closed: int256 = -o.size_delta
     if abs(closed) >= abs(old.size):
         closed = old.size
-    idx: int256 = positions._accrue(o.market_id, price)
+    idx: int256 = positions._accrue(o.market_id, price, old.size)
     payout: uint256 = positions._reduce(o.account, o.market_id, old, closed, price, idx, p, empty(address))
     # The escape pays (adl._escape): a profitable opposite position closing
     # while ADL jobs are pending pays its share of each first.
@@ -236,7 +236,7 @@ def _remove_margin(o: positions.Order, price: uint256, p: positions.MarketParams
     amount: uint256 = convert(-o.margin_delta, uint256)
     old: positions.Position = positions._load(account, mid)
     assert old.size != 0, "position: none"
-    idx: int256 = positions._accrue(mid, price)
+    idx: int256 = positions._accrue(mid, price, old.size)
     owed: int256 = funding.owed(old.size, idx, old.funding_index, positions.SCALE)
     new: positions.Position = old
     new.funding_index = idx

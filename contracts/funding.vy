@@ -10,6 +10,10 @@
      a payer pays the extra unit, a receiver receives one unit less. The vault
      takes the other side of every settlement, so funding is zero-sum to the
      unit (the rounding unit stays with the vault).
+     The borrowing fee (decision 96) is a second index B per market that only
+     grows, by borrow_rate * price * dt, rounded up: longs settle against
+     F + B and shorts against F - B (side_index), so both sides pay it to
+     the vault through the same `owed`.
 """
 
 import fixed_point as fp
@@ -49,3 +53,26 @@ def owed(size: int256, index_now: int256, index_at: int256, scale: uint256) -> i
             rounded up (against the trader). Negative means it receives.
     """
     return fp.div_ceil(size * (index_now - index_at), convert(scale, int256))
+
+
+@internal
+@pure
+def borrow_step(rate: uint256, price: uint256, dt: uint256) -> int256:
+    """
+    @notice borrow_rate * price * dt / 1e18, rounded up (the borrower pays
+            the extra unit).
+    """
+    return convert(fp.mul_div_up(rate * price, dt, WAD), int256)
+
+
+@internal
+@pure
+def side_index(size: int256, index: int256, borrow: int256) -> int256:
+    """
+    @notice The index a position of `size` settles against: index + borrow
+            for a long, index - borrow for a short (its size is negative, so
+            a growing borrow index is owed by both).
+    """
+    if size < 0:
+        return index - borrow
+    return index + borrow

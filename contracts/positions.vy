@@ -100,6 +100,9 @@ SEQUENCER_GRACE: constant(uint256) = 2
 # notional) every MMF_RAMP_PERIOD (an hour). Lowering applies at once.
 MAX_MMF_RAISE: constant(uint256) = 10**14
 MMF_RAMP_PERIOD: constant(uint256) = 3600
+# The borrowing fee's ceiling, per second (1e18 = 100% of notional a
+# second): 1e11 is about 315% of notional a year (decision 96).
+MAX_BORROW_RATE: constant(uint256) = 10**11
 
 # ---------------------------------------------------------------- structs
 
@@ -154,6 +157,8 @@ struct MarketState:
     sum_size_index: int256
     funding_index: int256
     last_funding_time: uint256
+    borrow_index: int256
+    borrow_rate: uint256
 
 struct AdlPending:
     remaining: uint256
@@ -291,6 +296,10 @@ event MmfRamp:
     to_mmf: uint256
     start: uint256
     end: uint256
+
+event BorrowRateSet:
+    market_id: indexed(uint256)
+    rate: uint256
 
 event MaxProfitSet:
     max_profit: uint256
@@ -774,23 +783,49 @@ def _oracle_params(mid: uint256) -> OracleParams:
 
 @internal
 @view
-def _pending_index(mid: uint256, price: uint256) -> int256:
+def _indices(mid: uint256, price: uint256) -> (int256, int256):
+    """
+    @notice (funding index, borrow index) accrued to now at `price`.
+    """
     idx: int256 = self._state[mid].funding_index
+    borrow: int256 = self._state[mid].borrow_index
     last: uint256 = self._state[mid].last_funding_time
     if block.timestamp > last:
         s2: uint256 = self._packed[mid][2]  # ... | funding_k << 128 | max_funding_rate << 192
         r: int256 = funding.rate(self._state[mid].long_oi, self._state[mid].short_oi, (s2 >> 128) & MASK64, s2 >> 192)
         idx += funding.index_step(r, price, block.timestamp - last)
-    return idx
+        borrow += funding.borrow_step(self._state[mid].borrow_rate, price, block.timestamp - last)
+    return (idx, borrow)
 
 
 @internal
-def _accrue(mid: uint256, price: uint256) -> int256:
-    idx: int256 = self._pending_index(mid, price)
-    assert idx > -OFFSET and idx < OFFSET, "funding: index overflow"
+@view
+def _pending_index(mid: uint256, price: uint256, size: int256) -> int256:
+    """
+    @notice The index a position of `size`'s side settles against now
+            (funding.side_index).
+    """
+    idx: int256 = 0
+    borrow: int256 = 0
+    idx, borrow = self._indices(mid, price)
+    return funding.side_index(size, idx, borrow)
+
+
+@internal
+def _accrue(mid: uint256, price: uint256, size: int256) -> int256:
+    """
+    @notice Store both indices at now; return the one `size`'s side settles
+            against. Both side indices stay inside a position's 128-bit
+            field: |funding index| + borrow index < 2**127.
+    """
+    idx: int256 = 0
+    borrow: int256 = 0
+    idx, borrow = self._indices(mid, price)
+    assert abs(idx) + borrow < OFFSET, "funding: index overflow"
     self._state[mid].funding_index = idx
+    self._state[mid].borrow_index = borrow
     self._state[mid].last_funding_time = block.timestamp
-    return idx
+    return funding.side_index(size, idx, borrow)
 
 
 # ---------------------------------------------------------------- internal: positions
@@ -908,7 +943,7 @@ def _average_entry(size: int256, entry: uint256, delta: int256, price: uint256) 
 @internal
 @view
 def _effective_margin(pos: Position, mid: uint256, price: uint256) -> int256:
-    return convert(pos.margin, int256) - funding.owed(pos.size, self._pending_index(mid, price), pos.funding_index, SCALE)
+    return convert(pos.margin, int256) - funding.owed(pos.size, self._pending_index(mid, price, pos.size), pos.funding_index, SCALE)
 
 
 @internal
@@ -917,7 +952,7 @@ def _equity(pos: Position, mid: uint256, price: uint256) -> int256:
     """
     @notice margin - funding owed + upnl, the upnl cut at the payout cap.
     """
-    owed: int256 = funding.owed(pos.size, self._pending_index(mid, price), pos.funding_index, SCALE)
+    owed: int256 = funding.owed(pos.size, self._pending_index(mid, price, pos.size), pos.funding_index, SCALE)
     pnl: int256 = self._capped_pnl(margin.upnl(pos.size, pos.entry_price, price, SCALE), owed, pos.size, pos.entry_price)
     return convert(pos.margin, int256) - owed + pnl
 

@@ -1,6 +1,6 @@
 """Mirror of contracts/funding.vy: skew-based rate, index step, owed."""
 
-from model.fixed_point import WAD, div_floor, div_ceil
+from model.fixed_point import WAD, div_floor, div_ceil, mul_div_up
 
 
 def rate(long_oi, short_oi, k, max_rate):
@@ -20,3 +20,15 @@ def index_step(r, price, dt):
 def owed(size, index_now, index_at, scale):
     """funding.owed: ceil(size * (index_now - index_at) / scale)."""
     return div_ceil(size * (index_now - index_at), scale)
+
+
+def borrow_step(rate, price, dt):
+    """funding.borrow_step: ceil(borrow_rate * price * dt / 1e18)."""
+    return mul_div_up(rate * price, dt, WAD)
+
+
+def side_index(size, index, borrow):
+    """funding.side_index: index - borrow for a short, index + borrow otherwise."""
+    if size < 0:
+        return index - borrow
+    return index + borrow

@@ -71,7 +71,7 @@ def set_market_params(w, mid, params):
     new = w.e.params[mid]
     # accrue under the old funding parameters, at the new feed's price
     w.e.params[mid] = replace(new, funding_k=old.funding_k, max_funding_rate=old.max_funding_rate)
-    P._accrue(w, mid, P._price(w, mid, False))
+    P._accrue(w, mid, P._price(w, mid, False), 0)
     w.e.params[mid] = new
 
 
@@ -96,6 +96,16 @@ def set_order_expiry(w, expiry):
     check(P.MIN_ORDER_EXPIRY <= expiry <= P.MAX_ORDER_EXPIRY, "params: order expiry")
     w.e.order_expiry = expiry
     w.log("OrderExpirySet", expiry=expiry)
+
+
+def set_borrow_rate(w, mid, rate):
+    """PerpAdmin.set_borrow_rate"""
+    _check_owner(w)
+    P._check_market(w, mid)
+    check(rate <= P.MAX_BORROW_RATE, "params: borrow rate")
+    P._accrue(w, mid, P._price(w, mid, False), 0)
+    w.e.state[mid].borrow_rate = rate
+    w.log("BorrowRateSet", market_id=mid, rate=rate)
 
 
 def set_max_profit(w, max_profit):

@@ -109,7 +109,7 @@ def funding_rate(w, mid):
 def funding_owed(w, account, mid):
     """PerpEngine.funding_owed"""
     pos = P._load(w, account, mid)
-    idx = P._pending_index(w, mid, P._price(w, mid, False))
+    idx = P._pending_index(w, mid, P._price(w, mid, False), pos.size)
     return funding.owed(pos.size, idx, pos.funding_index, w.e.scale)
 
 
@@ -267,10 +267,11 @@ def _valuation(w, prices=()):
     for mid in range(w.e.market_count):
         price = prices[mid] if mid < len(prices) else P._price(w, mid, False)
         st = w.e.state[mid]
-        idx = P._pending_index(w, mid, price)
+        idx, borrow = P._indices(w, mid, price)
         long_pnl = price * st.long_oi - st.long_cost
         short_pnl = st.short_cost - price * st.short_oi
-        owed = idx * (st.long_oi - st.short_oi) - st.sum_size_index
+        # longs settle against idx + borrow, shorts against idx - borrow
+        owed = idx * (st.long_oi - st.short_oi) + borrow * (st.long_oi + st.short_oi) - st.sum_size_index
         claim += div_ceil(long_pnl + short_pnl - owed, scale)
         long_gain = div_ceil(long_pnl, scale)
         short_gain = div_ceil(short_pnl, scale)

@@ -14,7 +14,7 @@ def execute_tp_sl(w, account, mid):
     old = P._load(w, account, mid)
     check(old.size != 0, "position: none")
     price, updated = P._round(w, mid, True)
-    idx = P._accrue(w, mid, price)
+    idx = P._accrue(w, mid, price, old.size)
     at_cap = P._past_cap(w, old, price, idx)
     check(at_cap or P._tp_sl_hit(old, price), "not triggered")
     check(at_cap or updated > w.e.tp_sl_at.get((account, mid), 0), "tp_sl: no later price")
@@ -32,7 +32,7 @@ def liquidate(w, account, mid, adl_targets):
     price = P._price(w, mid, True)
     p = w.e.params[mid]
     scale = w.e.scale
-    idx = P._accrue(w, mid, price)
+    idx = P._accrue(w, mid, price, old.size)
     owed = funding.owed(old.size, idx, old.funding_index, scale)
     eff = old.margin - owed
     pnl = P._capped_pnl(w, margin.upnl(old.size, old.entry_price, price, scale), owed, old.size, old.entry_price)
@@ -81,7 +81,8 @@ def liquidate(w, account, mid, adl_targets):
         adl._push(w, mid, job)
         w.log("DeleveragePending", market_id=mid, bankrupt=account, remaining=uncovered)
         return
-    job = adl._deleverage(w, mid, job, adl_targets, price, idx, p)
+    # the targets are on the other side: they settle against its index
+    job = adl._deleverage(w, mid, job, adl_targets, price, P._pending_index(w, mid, price, -old.size), p)
     if job.remaining > 0:
         adl._push(w, mid, job)
 
@@ -94,7 +95,7 @@ def deleverage(w, mid, adl_targets):
     job = replace(w.e.adl_jobs[mid][0])
     price = P._price(w, mid, True)
     p = w.e.params[mid]
-    idx = P._accrue(w, mid, price)
+    idx = P._accrue(w, mid, price, -job.bankrupt_size)  # the targets' side
     job.remaining += P._pay_keeper_floor(w, w.sender, 0)
     job = adl._deleverage(w, mid, job, adl_targets, price, idx, p)
     if job.remaining > 0:

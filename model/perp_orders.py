@@ -119,7 +119,7 @@ def _open(w, o, price, p):
 
     old = P._load(w, account, mid)
     adl._check_not_bankrupt(w, account, mid, old)
-    idx = P._accrue(w, mid, price)
+    idx = P._accrue(w, mid, price, size_delta)
     new = replace(old)
     owed = 0
     if old.size == 0:
@@ -166,7 +166,7 @@ def _reduce(w, o, price, p):
     closed = -o.size_delta
     if abs(closed) >= abs(old.size):
         closed = old.size
-    idx = P._accrue(w, o.market_id, price)
+    idx = P._accrue(w, o.market_id, price, old.size)
     payout = P._reduce(w, o.account, o.market_id, old, closed, price, idx, p, None)
     adl._escape(w, o.account, o.market_id, old, closed, payout)
 
@@ -178,7 +178,7 @@ def _remove_margin(w, o, price, p):
     old = P._load(w, account, mid)
     check(old.size != 0, "position: none")
     scale = w.e.scale
-    idx = P._accrue(w, mid, price)
+    idx = P._accrue(w, mid, price, old.size)
     owed = funding.owed(old.size, idx, old.funding_index, scale)
     new = replace(old)
     new.funding_index = idx

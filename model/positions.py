@@ -49,6 +49,7 @@ SEQUENCER_GRACE = 2
 ZERO = "0x" + "00" * 20
 # positions._mmf / _ramp_mmf: a raised mmf ramps in at most 1 bp an hour
 MAX_MMF_RAISE = 10**14
+MAX_BORROW_RATE = 10**11
 MMF_RAMP_PERIOD = 3600
 
 
@@ -121,6 +122,8 @@ class MarketState:
     sum_size_index: int = 0
     funding_index: int = 0
     last_funding_time: int = 0
+    borrow_index: int = 0
+    borrow_rate: int = 0
 
 
 @dataclass
@@ -383,24 +386,34 @@ def _oracle_params(w, mid):
     return w.e.oracle[mid]
 
 
-def _pending_index(w, mid, price):
-    """positions._pending_index"""
+def _indices(w, mid, price):
+    """positions._indices"""
     st = w.e.state[mid]
     idx = st.funding_index
+    borrow = st.borrow_index
     if w.now > st.last_funding_time:
         p = w.e.params[mid]
         r = funding.rate(st.long_oi, st.short_oi, p.funding_k, p.max_funding_rate)
         idx += funding.index_step(r, price, w.now - st.last_funding_time)
-    return idx
+        borrow += funding.borrow_step(st.borrow_rate, price, w.now - st.last_funding_time)
+    return idx, borrow
 
 
-def _accrue(w, mid, price):
+def _pending_index(w, mid, price, size):
+    """positions._pending_index"""
+    idx, borrow = _indices(w, mid, price)
+    return funding.side_index(size, idx, borrow)
+
+
+def _accrue(w, mid, price, size):
     """positions._accrue"""
-    idx = _pending_index(w, mid, price)
-    check(-OFFSET < idx < OFFSET, "funding: index overflow")
-    w.e.state[mid].funding_index = idx
-    w.e.state[mid].last_funding_time = w.now
-    return idx
+    idx, borrow = _indices(w, mid, price)
+    check(abs(idx) + borrow < OFFSET, "funding: index overflow")
+    st = w.e.state[mid]
+    st.funding_index = idx
+    st.borrow_index = borrow
+    st.last_funding_time = w.now
+    return funding.side_index(size, idx, borrow)
 
 
 def _load(w, account, mid):
@@ -476,12 +489,12 @@ def _average_entry(size, entry, delta, price):
 
 def _effective_margin(w, pos, mid, price):
     """positions._effective_margin"""
-    return pos.margin - funding.owed(pos.size, _pending_index(w, mid, price), pos.funding_index, w.e.scale)
+    return pos.margin - funding.owed(pos.size, _pending_index(w, mid, price, pos.size), pos.funding_index, w.e.scale)
 
 
 def _equity(w, pos, mid, price):
     """positions._equity: the upnl cut at the payout cap"""
-    owed = funding.owed(pos.size, _pending_index(w, mid, price), pos.funding_index, w.e.scale)
+    owed = funding.owed(pos.size, _pending_index(w, mid, price, pos.size), pos.funding_index, w.e.scale)
     pnl = _capped_pnl(w, margin.upnl(pos.size, pos.entry_price, price, w.e.scale), owed, pos.size, pos.entry_price)
     return pos.margin - owed + pnl
 

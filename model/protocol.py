@@ -21,7 +21,7 @@ from model.mocks import Feed, Token
 _ENGINE_VERBS = {n: getattr(perp_engine, n) for n in ("deposit", "withdraw", "add_margin")}
 _ENGINE_VERBS.update({n: getattr(perp_admin, n) for n in (
     "transfer_ownership", "accept_ownership",
-    "initialize", "add_market", "set_market_params", "set_oracle", "set_sequencer_feed", "set_order_expiry", "set_max_profit", "set_keeper_reward", "set_pauser", "pause", "unpause", "set_tp_sl")})
+    "initialize", "add_market", "set_market_params", "set_oracle", "set_sequencer_feed", "set_order_expiry", "set_borrow_rate", "set_max_profit", "set_keeper_reward", "set_pauser", "pause", "unpause", "set_tp_sl")})
 _ENGINE_VERBS.update({n: getattr(perp_exits, n) for n in (
     "execute_tp_sl", "liquidate", "deleverage")})
 _ENGINE_VERBS.update({n: getattr(perp_orders, n) for n in ("request_order", "execute_order", "execute_order_inner", "cancel_order")})

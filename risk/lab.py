@@ -615,7 +615,7 @@ class _Watch:
             return
         w = self.w
         price = P._price(w, mid, False)
-        owed = funding.owed(pos.size, P._pending_index(w, mid, price), pos.funding_index, SCALE)
+        owed = funding.owed(pos.size, P._pending_index(w, mid, price, pos.size), pos.funding_index, SCALE)
         bound = self._bound(pos, mid)
         eff_low = pos.margin - owed - bound - 3
         a = P.addr_int(acct)

@@ -71,7 +71,7 @@ def capture(w, mid, pos, price, ranked):
     ones, in the engine's order), as ADL would see them: PnL and funding
     with the model's formulas (margin.upnl, funding.owed, the payout cap of
     positions._capped_pnl when the engine has one), inline."""
-    idx = P._pending_index(w, mid, price)
+    idx = P._pending_index(w, mid, price, -pos.size)  # the winners' side
     scale = w.e.scale
     max_profit = getattr(w.e, "max_profit", None)
     cap_div = WAD * scale

@@ -233,7 +233,7 @@ def storage_labels(market_count, accounts_):
         labels.update({_slot(S["_params"], mid) + i: "_params" for i in range(13)})
         if "_packed" in S:
             labels.update({_slot(S["_packed"], mid) + i: "_packed" for i in range(5)})
-        labels.update({_slot(S["_state"], mid) + i: "_state" for i in range(7)})
+        labels.update({_slot(S["_state"], mid) + i: "_state" for i in range(9)})
         labels.update({_slot(S["_adl_pending"], mid) + i: "_adl_pending" for i in range(6)})
         for side in (0, 1):
             key = mid * 2 + side
@@ -789,13 +789,13 @@ def speed_model(n_accounts=SIM_ACCOUNTS, ticks=SIM_TICKS, progress=None):
                 scale = w.e.scale
                 for mid, accts in books.items():
                     price = P._price(w, mid, False)
-                    idx = P._pending_index(w, mid, price)
+                    idx, borrow = P._indices(w, mid, price)
                     mmf = w.e.params[mid].mmf
                     positions = w.e.positions
                     for a in accts:
                         pos = positions[(a, mid)]
                         size = pos.size
-                        eq = pos.margin - funding.owed(size, idx, pos.funding_index, scale) + M.upnl(size, pos.entry_price, price, scale)
+                        eq = pos.margin - funding.owed(size, funding.side_index(size, idx, borrow), pos.funding_index, scale) + M.upnl(size, pos.entry_price, price, scale)
                         if eq < M.requirement(size, price, mmf, scale):
                             n_hit += 1
             elapsed += time.perf_counter() - t0

@@ -26,13 +26,14 @@ from model.fixed_point import WAD
 from model.positions import (
     DEFAULT_ORDER_EXPIRY, MAX_AMOUNT, MAX_EXECUTION_FEE_TOKENS, MAX_FUNDING_K, MAX_FUNDING_RATE, MAX_KEEPER_SHARE,
     MAX_LIQ_FEE, MAX_MARKETS, MAX_OPEN_INTEREST, MAX_ORDER_EXPIRY, MAX_PRICE, MAX_PRICE_AGE, MAX_TRADING_FEE,
-    MAX_FEED_JUMP, MAX_SEQUENCER_GRACE, MIN_IMF, MIN_ORDER_EXPIRY, MarketParams, OracleParams)
+    MAX_BORROW_RATE, MAX_FEED_JUMP, MAX_SEQUENCER_GRACE, MIN_IMF, MIN_ORDER_EXPIRY, MarketParams, OracleParams)
 from scripts import validation
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "config" / "networks.yaml"
 BPS = 10**14  # 1 bp in 1e18 fixed point
 HOUR = 3600
+YEAR = 365 * 86400
 MAX_TOKEN_DECIMALS = 36  # positions.__init__: "engine: token decimals"
 MAX_FEED_DECIMALS = 18  # positions._set_params: "params: feed decimals"
 NOT_NETWORKS = {"defaults"}  # YAML anchors, not ape network names
@@ -63,6 +64,7 @@ INSURANCE_SHARE_MAX_BPS = _bps_max(WAD)
 FUNDING_K_MAX = _per_hour_max(MAX_FUNDING_K)
 FUNDING_RATE_MAX = _per_hour_max(MAX_FUNDING_RATE)
 OPEN_INTEREST_MAX = MAX_OPEN_INTEREST // 10**18  # whole asset units
+BORROW_MAX_BPS_PER_YEAR = ((MAX_BORROW_RATE + 1) * YEAR - 1) // BPS  # largest b with b * BPS // YEAR <= cap
 
 
 # field: (lowest, highest, the contract check it mirrors)
@@ -76,6 +78,7 @@ _RANGES = {
     "max_funding_bps_per_hour": (0, FUNDING_RATE_MAX, "params: funding, MAX_FUNDING_RATE"),
     "max_price_age": (1, MAX_PRICE_AGE, "params: price age, seconds, MAX_PRICE_AGE"),
     "max_open_interest": (1, OPEN_INTEREST_MAX, "params: open interest, whole asset units, MAX_OPEN_INTEREST"),
+    "borrow_bps_per_year": (0, BORROW_MAX_BPS_PER_YEAR, "params: borrow rate, MAX_BORROW_RATE"),
 }
 
 
@@ -115,6 +118,9 @@ class Market(_Strict):
     max_open_interest: int
     min_margin: int
     execution_fee_units: int
+    # The borrowing fee (PerpEngine.set_borrow_rate, decision 96): bps of
+    # notional a year, paid by longs and shorts alike to the vault; 0: none.
+    borrow_bps_per_year: int = 0
     # Oracle hygiene (PerpEngine.set_oracle; docs/trust.md "Oracles"), all
     # optional; any of them needs heartbeat. heartbeat: the feed's heartbeat,
     # seconds, below max_price_age (the difference is the buffer). min_price,
@@ -576,3 +582,13 @@ def oracle_params(m, fallback):
         fallback=str(fallback) if fallback is not None else "0x" + "00" * 20,
         fallback_max_age=m.get("fallback_max_age") or 0,
     )
+
+
+def borrow_rate(m):
+    """The market's borrowing fee per second (1e18 = 100% of notional), for
+    PerpEngine.set_borrow_rate, rounded down: borrow_bps_per_year * 1e14 / YEAR.
+
+    `m`: a market's dict (as `load` returns) or a `Market`."""
+    if isinstance(m, Market):
+        m = m.model_dump()
+    return m.get("borrow_bps_per_year", 0) * BPS // YEAR

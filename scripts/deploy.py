@@ -200,8 +200,11 @@ def deploy_protocol(deployer, config=None, path=None):
     params = []
     for m, feed in zip(conf["markets"], feeds):
         p = cfg.market_params(m, feed.address, decimals)
+        mid = len(params)
         engine.add_market(p.as_tuple(), sender=deployer)
         params.append(p)
+        if cfg.borrow_rate(m):
+            engine.set_borrow_rate(mid, cfg.borrow_rate(m), sender=deployer)
     if conf.get("min_keeper_reward_units") or conf.get("min_notional_units"):
         engine.set_keeper_reward(conf["min_keeper_reward_units"], conf["min_notional_units"], sender=deployer)
     # price bounds, heartbeats, fallback feeds and the sequencer gate (scripts/oracles.py)

@@ -37,7 +37,7 @@ ZERO_ADDRESS = "0x" + "00" * 20
 # as well as the pauser (through the timelock's delay: the pauser is the
 # brake that acts at once).
 OWNER_VERBS = frozenset({
-    "transfer_ownership", "initialize", "add_market", "set_market_params", "set_order_expiry", "set_max_profit",
+    "transfer_ownership", "initialize", "add_market", "set_market_params", "set_order_expiry", "set_borrow_rate", "set_max_profit",
     "set_keeper_reward", "set_pauser", "pause", "unpause", "set_oracle", "set_sequencer_feed",
     "vault.set_settle_fee", "vault.transfer_ownership",
     "fund.set_floor", "fund.withdraw_surplus", "fund.transfer_ownership",

@@ -30,7 +30,7 @@ State keys (addresses lower-case hex):
     stored: ("totals",) (market_count, paused, owner, pauser)
             ("bal", holder) token balance, for every account and engine, vault, fund
             ("vault.supply",)  ("free", a)  ("shares", a)
-            ("params", mid) 13-tuple  ("state", mid) 7-tuple  ("pending", mid) the 4 job slots of the ADL queue, 7-tuples
+            ("params", mid) 13-tuple  ("state", mid) 9-tuple  ("pending", mid) the 4 job slots of the ADL queue, 7-tuples
             ("feed", mid) latestRoundData  ("members", mid, side) side set in order
             ("pos", a, mid) (size, entry, margin, funding_index, tp, sl)
             ("orders",) (order_count, order_expiry)
@@ -81,6 +81,7 @@ SIGNATURES = {
     "cancel_order": ("engine", "cancel_order(uint256)"),
     "set_order_expiry": ("engine", "set_order_expiry(uint256)"),
     "set_max_profit": ("engine", "set_max_profit(uint256)"),
+    "set_borrow_rate": ("engine", "set_borrow_rate(uint256,uint256)"),
     "set_keeper_reward": ("engine", "set_keeper_reward(uint256,uint256)"),
     "add_margin": ("engine", "add_margin(uint256,uint256)"),
     "set_tp_sl": ("engine", "set_tp_sl(uint256,uint256,uint256)"),
@@ -255,7 +256,7 @@ GET_ORDER = keccak(text="get_order(uint256)")[:4]
 
 _T = ("(uint256,bool,address,address,address,address,address,uint256,uint256,uint256,uint256,uint256,uint256,int256,"
       "uint256,uint256,uint256,uint256,uint256,uint256,uint256)")
-_MV = (f"({_P},(uint256,uint256,uint256,uint256,int256,int256,uint256),"
+_MV = (f"({_P},(uint256,uint256,uint256,uint256,int256,int256,uint256,int256,uint256),"
        "(uint256,uint256,int256,uint256,address,uint256,uint256)[4],(uint80,int256,uint256,uint256,uint80),uint256,"
        "uint256)")
 _AV = "(address,uint256,uint256,uint256)"
@@ -286,13 +287,13 @@ def decode_snapshot(raw):
     t = w[0:21]
     totals = (t[0], bool(t[1]), a(t[2]), a(t[3]), a(t[4]), a(t[5]), a(t[6]), *t[7:13], s(t[13]), *t[14:21])
     markets = []
-    for r in rows(21, 55):
+    for r in rows(21, 57):
         params = (a(r[0]), *r[1:13])
-        state = (*r[13:17], s(r[17]), s(r[18]), r[19])
-        pending = tuple((j[0], j[1], s(j[2]), j[3], a(j[4]), j[5], j[6]) for j in (r[20 + 7 * i: 27 + 7 * i]
+        state = (*r[13:17], s(r[17]), s(r[18]), r[19], s(r[20]), r[21])
+        pending = tuple((j[0], j[1], s(j[2]), j[3], a(j[4]), j[5], j[6]) for j in (r[22 + 7 * i: 29 + 7 * i]
                                                                             for i in range(4)))
-        feed = (r[48], s(r[49]), r[50], r[51], r[52])
-        markets.append((params, state, pending, feed, r[53], r[54]))
+        feed = (r[50], s(r[51]), r[52], r[53], r[54])
+        markets.append((params, state, pending, feed, r[55], r[56]))
     accts = [(a(r[0]), r[1], r[2], r[3]) for r in rows(22, 4)]
     poss = [(a(r[0]), r[1], (s(r[2]), r[3], r[4], s(r[5]), r[6], r[7]), s(r[8]), bool(r[9]), r[10], r[11], r[12],
              s(r[13])) for r in rows(23, 14)]
@@ -648,6 +649,8 @@ def deploy_in_process(contracts_dir, conf, deploy, transact, owner):
     for m, feed in zip(conf["markets"], feeds):
         p = cfg.market_params(m, feed, c["decimals"])
         transact(a["engine"], f"add_market({_P})", [_P], [p.as_tuple()])
+        if cfg.borrow_rate(m):
+            transact(a["engine"], "set_borrow_rate(uint256,uint256)", ["uint256", "uint256"], [len(params), cfg.borrow_rate(m)])
         params.append(p)
     if conf.get("max_profit_bps", 5000) != 5000:
         transact(a["engine"], "set_max_profit(uint256)", ["uint256"], [conf["max_profit_bps"] * 10**14])
@@ -782,7 +785,7 @@ class SlotReader:
             sa, sb, sc = plan["pos"]
             got = plan["markets"][mid] = {
                 "params": [_slot(plan["params"], mid) + i for i in range(13)],
-                "state": [_slot(plan["state"], mid) + i for i in range(7)],
+                "state": [_slot(plan["state"], mid) + i for i in range(9)],
                 "pending": [_slot(plan["pending"], mid, j) + i for j in range(4) for i in range(7)],
                 "count": [_slot(plan["member_count"], mid * 2 + side) for side in (0, 1)],
                 "member_slots": ([], []),
@@ -825,7 +828,7 @@ class SlotReader:
             p = list(map(ge, m["params"]))
             stored[("params", mid)] = ("0x%040x" % p[0], *p[1:])
             st = list(map(ge, m["state"]))
-            st[4], st[5] = _signed(st[4]), _signed(st[5])
+            st[4], st[5], st[7] = _signed(st[4]), _signed(st[5]), _signed(st[7])
             stored[("state", mid)] = tuple(st)
             q = list(map(ge, m["pending"]))
             stored[("pending", mid)] = tuple((j[0], j[1], _signed(j[2]), j[3], "0x%040x" % j[4], j[5], j[6])

@@ -4,8 +4,10 @@
     before = funding_before(w)          just before the call
     check_funding(w, before, events)    just after it, with the call's events
 
-For each market, with idx_b / idx_a the stored funding index before / after
-the call, OI and the sum of size * funding_index the stored aggregates:
+For each market, with idx_b / idx_a a side's index before / after the call
+(the stored funding index plus the borrow index for longs, minus it for
+shorts: funding.side_index, decision 96), OI and the sum of
+size * funding_index the stored aggregates:
 
   (1) each side's accrued funding moves with the index: over the positions
       open before the call, the sum of funding.owed at idx_a less the sum at
@@ -17,8 +19,8 @@ the call, OI and the sum of size * funding_index the stored aggregates:
       by the positions settled in the call (closed, liquidated, ADL'd,
       increased, reduced, margin removed: their stored funding index
       changed or they are gone), times scale, exceeds the drop of the
-      market's unsettled funding, idx * (long_oi - short_oi) - sum_size_index
-      after accrual, by at least 0 and less than scale per settled position
+      market's unsettled funding, F * (long_oi - short_oi) + B * (long_oi +
+      short_oi) - sum_size_index after accrual (F, B the two indices), by at least 0 and less than scale per settled position
       (the ceiling);
   (3) the vault received exactly that: the vault's balance change in the
       call, less the insurance fund's draws into it, less every non-funding
@@ -45,17 +47,18 @@ def funding_before(w):
     """What the check needs from before the call: per market (index,
     long_oi, short_oi, sum_size_index), each position's (size, entry,
     margin, funding_index), the vault's balance."""
-    markets = {mid: (s.funding_index, s.long_oi, s.short_oi, s.sum_size_index) for mid, s in w.e.state.items()}
+    markets = {mid: (s.funding_index, s.borrow_index, s.long_oi, s.short_oi, s.sum_size_index)
+               for mid, s in w.e.state.items()}
     positions = {k: (p.size, p.entry_price, p.margin, p.funding_index) for k, p in w.e.positions.items()}
     # each pending ADL job's price (a fill's PnL is the lower of it at the job's price and at the oracle)
     job_prices = {(mid, j.bankrupt): j.price for mid, jobs in w.e.adl_jobs.items() for j in jobs}
     return markets, positions, w.token.balance_of(w.vault_address), job_prices
 
 
-def _unsettled(idx, long_oi, short_oi, ssi):
-    """Sum over a market's positions of size * (idx - funding_index): the
-    funding they owe the vault, exact (times scale)."""
-    return idx * (long_oi - short_oi) - ssi
+def _unsettled(idx, borrow, long_oi, short_oi, ssi):
+    """Sum over a market's positions of size * (side index - funding_index):
+    the funding and borrowing fee they owe the vault, exact (times scale)."""
+    return idx * (long_oi - short_oi) + borrow * (long_oi + short_oi) - ssi
 
 
 def check_funding(w, before, events, where=""):
@@ -70,13 +73,14 @@ def check_funding(w, before, events, where=""):
     scale = w.e.scale
     owed = funding.owed  # looked up at call time: a patched model is checked as it runs
     settled_by_market = {}
-    for mid, (idx_b, long_oi, short_oi, ssi_b) in markets.items():
+    for mid, (f_b, b_b, long_oi, short_oi, ssi_b) in markets.items():
         s = w.e.state[mid]
-        idx_a = s.funding_index
+        f_a, b_a = s.funding_index, s.borrow_index
         mine = [(k, v) for k, v in positions.items() if k[1] == mid]
         # (1) per side
         for side, sign, oi in (("long", 1, long_oi), ("short", -1, short_oi)):
             group = [v for _, v in mine if (v[0] > 0) == (sign > 0)]
+            idx_b, idx_a = funding.side_index(sign, f_b, b_b), funding.side_index(sign, f_a, b_a)
             if idx_a == idx_b or not group:
                 continue
             accrued = sum(owed(size, idx_a, fi, scale) - owed(size, idx_b, fi, scale) for size, _, _, fi in group)
@@ -90,10 +94,10 @@ def check_funding(w, before, events, where=""):
         for k, (size, entry, m, fi) in mine:
             p = w.e.positions.get(k)
             if p is None or p.funding_index != fi or p.size != size:
-                settled.append((k, owed(size, idx_a, fi, scale)))
+                settled.append((k, owed(size, funding.side_index(size, f_a, b_a), fi, scale)))
         settled_by_market[mid] = settled
-        drop = (_unsettled(idx_a, long_oi, short_oi, ssi_b)
-                - _unsettled(idx_a, s.long_oi, s.short_oi, s.sum_size_index))
+        drop = (_unsettled(f_a, b_a, long_oi, short_oi, ssi_b)
+                - _unsettled(f_a, b_a, s.long_oi, s.short_oi, s.sum_size_index))
         paid = sum(o for _, o in settled)
         if not 0 <= paid * scale - drop < max(len(settled), 1) * scale:
             raise FundingViolation(
@@ -110,7 +114,8 @@ def check_funding(w, before, events, where=""):
         elif name == "PositionLiquidated":
             size, entry, _, fi = positions[(f["account"], f["market_id"])]
             # the PnL under the payout cap (docs/solvency.md), as liquidate computes it
-            o = owed(size, w.e.state[f["market_id"]].funding_index, fi, scale)
+            st = w.e.state[f["market_id"]]
+            o = owed(size, funding.side_index(size, st.funding_index, st.borrow_index), fi, scale)
             pnl = P._capped_pnl(w, margin.upnl(size, entry, f["price"], scale), o, size, entry)
             nonfunding += -pnl - f["bad_debt"]
         elif name == "AutoDeleveraged" and (f["target"], f["market_id"]) in closed_here:
@@ -118,7 +123,7 @@ def check_funding(w, before, events, where=""):
         elif name == "AutoDeleveraged":
             mid = f["market_id"]
             size, entry, m, fi = positions[(f["target"], mid)]
-            idx_a = w.e.state[mid].funding_index
+            idx_a = funding.side_index(size, w.e.state[mid].funding_index, w.e.state[mid].borrow_index)
             price = P._price(w, mid, False)
             q, closed = abs(f["size"]), f["size"]
             o = owed(size, idx_a, fi, scale)

@@ -46,6 +46,8 @@ WAD = 10**18
 FEED_UNIT = 10**8
 BPS = 10**14
 MAX_UINT = 2**256 - 1
+BORROW_10_PCT = 10**17 // (365 * 86400)  # 10% of notional a year, per second
+MAX_BORROW_RATE = 10**11
 ANY_PRICE = P.MAX_PRICE - 1  # the highest acceptable price an order may name: a buy at any price
 N_TRADERS = 25
 # Role -> index in ape's test accounts (30 of them; tests/conftest.py uses the same).
@@ -84,6 +86,8 @@ LABELS = ("oracle: fallback priced a liquidation", "oracle: sequencer down", "or
           # at its reserve after an LP's withdrawal
           "cancelled: vault: capacity", "set_max_profit refused: vault: capacity",
           "edge: vault cash exactly at the reserve",
+          # the borrowing fee (decision 96): set on a market, refused above its cap
+          "borrowing fee set",
           # keepers (docs/liquidation.md): a caller's reward topped up to the
           # floor; an open below the minimum notional refused
           "keeper floor paid", "cancelled: position: notional below minimum",
@@ -182,7 +186,7 @@ def model_state(w, accounts, touched=None, valuation=True, orders=(), tp_sl_at=F
         stored[("params", mid)] = (p.feed.lower(), *p.as_tuple()[1:])
         s = e.state[mid]
         stored[("state", mid)] = (s.long_oi, s.short_oi, s.long_cost, s.short_cost, s.sum_size_index,
-                                  s.funding_index, s.last_funding_time)
+                                  s.funding_index, s.last_funding_time, s.borrow_index, s.borrow_rate)
         jobs = e.adl_jobs.get(mid, [])
         stored[("pending", mid)] = tuple(
             (q.remaining, q.bad_debt, q.bankrupt_size, q.size_left, q.bankrupt.lower(), q.bankruptcy_price, q.price)
@@ -993,10 +997,12 @@ class BackstopMachine(BackstopActions):
 
     # ------------------------------------------------------------ initial states
     @initialize(seed=st.sampled_from([0, 0, 0, 1_000 * USDC, 50_000 * USDC, 5_000_000 * USDC]),
-                fee_share=st.sampled_from([0, 0, 3_000 * BPS]))
-    def insurance_fund_seed(self, seed, fee_share):
+                fee_share=st.sampled_from([0, 0, 3_000 * BPS]),
+                borrow=st.sampled_from([0, BORROW_10_PCT, BORROW_10_PCT, 10**10]))
+    def insurance_fund_seed(self, seed, fee_share, borrow):
         """The fund starts often empty, sometimes thin, sometimes deep; with
-        no fee share it stays empty until a penalty or a top-up feeds it."""
+        no fee share it stays empty until a penalty or a top-up feeds it.
+        Most runs start with a borrowing fee on every market (decision 96)."""
         if seed:
             self.act(self.r["owner"], "token.mint", self.b.addresses["fund"], seed)
         for mid in range(self.w.e.market_count):
@@ -1004,6 +1010,8 @@ class BackstopMachine(BackstopActions):
             if p[6] != fee_share:
                 p[6] = fee_share
                 assert self.act(self.r["owner"], "set_market_params", mid, tuple(p)) is None
+            if borrow:
+                assert self.act(self.r["owner"], "set_borrow_rate", mid, borrow) is None
 
     @initialize(
         mid=st.integers(0, 1),
@@ -2141,6 +2149,16 @@ class BackstopMachine(BackstopActions):
         self.valuation = True
         if self.act(self.r[who], "set_max_profit", max_profit) == "vault: capacity":
             self.step_labels.add("set_max_profit refused: vault: capacity")
+
+    @rule(who=st.sampled_from(["owner", "owner", "owner", "keeper"]), mid=st.sampled_from([0, 1, 2]),
+          rate=st.sampled_from([0, BORROW_10_PCT, BORROW_10_PCT, 10**10, MAX_BORROW_RATE, MAX_BORROW_RATE + 1]))
+    def set_borrow_rate(self, who, mid, rate):
+        """The owner sets a market's borrowing fee (decision 96): both sides
+        pay it to the vault from then on, through their side's index; above
+        MAX_BORROW_RATE it is refused."""
+        self.valuation = True
+        if self.act(self.r[who], "set_borrow_rate", mid, rate) is None and rate > 0:
+            self.step_labels.add("borrowing fee set")
 
     @rule(top_up=st.booleans(), amount=st.sampled_from([1, 1_000 * USDC, 100_000 * USDC]),
           frac=st.sampled_from([1, 5_000, 10_000]))
