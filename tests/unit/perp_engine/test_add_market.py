@@ -13,7 +13,7 @@ def test_add_market__owner__appends_the_next_id(twin, owner):
     expect_ok(twin, owner, "add_market", new)
     assert e.market_count() == 3
     assert tuple(e.market_params(2))[10] == 7 * WAD
-    assert e.market_state(2) == (0, 0, 0, 0, 0, 0, chain.blocks.head.timestamp)
+    assert e.market_state(2) == (0, 0, 0, 0, 0, 0, chain.blocks.head.timestamp, 0, 0)
     assert ("MarketAdded", {"market_id": 2, "feed": new[0]}) in twin.w.events
     assert e.add_market.call(new, sender=twin.p.timelock.address) == 3  # the owner is the timelock
     twin.assert_same()

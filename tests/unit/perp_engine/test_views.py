@@ -31,7 +31,7 @@ def open_book(twin, owner, trader, other_trader, keeper):
 def pending_index(e, mid=0):
     """positions._pending_index, from SPEC §4 and the stored state."""
     p = e.market_params(mid)
-    long_oi, short_oi, _, _, _, idx, last = e.market_state(mid)
+    long_oi, short_oi, _, _, _, idx, last, _, _ = e.market_state(mid)
     k, cap = p[7], p[8]
     rate = max(-cap, min(cap, floor_div(k * (long_oi - short_oi), long_oi + short_oi)))
     dt = chain.blocks.head.timestamp - last

@@ -224,29 +224,78 @@ def test_dust_request_for_a_victim_controller__blocks_the_victims_redemption(lab
 
 # ---------------------------------------------------------------- finding 3: capacity squatting
 
-@pytest.mark.xfail(strict=True, reason="finding 3: two hedged accounts fill the vault's capacity at no price risk "
-                                        "for 0.1% of the cash in fees; every redemption is cancelled and every "
-                                        "open refused while they hold (docs/redteam-lp.md)")
-def test_capacity_squat__hedged_long_and_short__locks_lp_redemptions(lab):
-    """The reserve counts a long and a short of the same size twice (either
-    side's winners may close first). An attacker opens 12.5 BTC long on one
-    account and 12.5 BTC short on another at 80,000: 2,000,000 of notional,
-    a 1,000,000 reserve against 1,000,700 of cash; net exposure zero,
-    funding zero at a balanced skew. Cost: 1,000 USDC of open fees (700 to
-    the vault) and 20,000 of margin, both recovered but the fees at the
-    close. Safe behaviour: an LP asking for 10% of the vault gets it."""
+BORROW_10_PCT = 10**17 // (365 * 86400)  # 10% of notional a year, per second (Sepolia's rate)
+DAY = 86_400
+
+
+def _squat(lab):
+    """Two attacker accounts, 12.5 BTC long and 12.5 BTC short at 80,000:
+    2,000,000 of notional, a 1,000,000 reserve against 1,000,700 of cash,
+    net exposure zero, funding zero at a balanced skew. Returns the
+    attackers' money before (what lab.open deposits included)."""
+    start = sum(lab.bal(a) + lab.free(a) for a in ("attacker", "attacker2")) + 2 * (16_500 * USDC + 10 * USDC)
     assert lab.open("attacker", BTC, 125 * WAD // 10, 11_000 * USDC)
     assert lab.open("attacker2", BTC, -125 * WAD // 10, 11_000 * USDC)
     val = lab.valuation()
     assert val["reserve"] == 1_000_000 * USDC and val["free"] == val["cash"] - val["reserve"] == 700 * USDC
-    # a trader's open is refused: the vault has no capacity left
+    return start
+
+
+def test_capacity_squat__hedged_long_and_short__locks_lp_redemptions_without_a_fee(lab):
+    """Finding 3 as found: with no borrowing fee (the devnet's default) the
+    squat costs only its trading fees, whatever time it holds. An LP asking
+    for 10% of the vault is paid 700.00 and gets 90% of its shares back; a
+    trader's open is refused `vault: capacity`. The bound is the fee's
+    (the next test): this one pins the state the fee prices."""
+    _squat(lab)
     assert not lab.open("trader", ETH, 10 * WAD, 1_000 * USDC)
+    wanted = lab.shares("lp") // 10
+    got = lab.lp_out("lp", wanted)
+    print(f"no fee: the LP asked for 10%, was paid {got / USDC:,.2f}")
+    assert got == 700 * USDC
+    lab.round(dt=30 * DAY)
+    assert lab.e("funding_owed(address,uint256)", lab.a["attacker"], BTC, out=("int256",)) == 0
+
+
+def test_capacity_squat__borrowing_fee__the_squat_pays_the_lps_and_ends_in_liquidation(lab):
+    """Finding 3 fixed by decision 96. At 10% a year on BTC, each leg of the
+    squat pays 12.5 * 80,000 * 10% / 365 = 273.97 USDC a day to the vault,
+    547.95 for 1,000,000 of locked capacity, whatever the price does (both
+    sides pay). Holding costs what it denies, and it cannot hold for ever:
+    the fee eats each leg's margin until it is liquidatable (equity below
+    0.5% of 1,000,000: after about (11,000 - 5,000) / 273.97 = 21.9 days at
+    100x-style margins), the keeper liquidates both, and the capacity is
+    free: the LP's 10% is then paid in full."""
+    lab.tx("owner", "engine", "set_borrow_rate(uint256,uint256)", BTC, BORROW_10_PCT)
+    lp_before = share_value(lab, "lp")
+    start = _squat(lab)
+    lab.round(dt=DAY)
+    per_leg = [lab.e("funding_owed(address,uint256)", lab.a[a], BTC, out=("int256",)) for a in ("attacker", "attacker2")]
+    print(f"borrowing fee after one day: {per_leg[0] / USDC:,.2f} + {per_leg[1] / USDC:,.2f} USDC")
+    # 12.5 BTC * 80,000 * rate a second (3,171 units), for the day and the
+    # few seconds since each leg's execution (the first leg a few more)
+    per_second = -(-125 * 80_000 * BORROW_10_PCT * USDC // (10 * WAD))
+    exact = 125 * 80_000 * BORROW_10_PCT * DAY * USDC // (10 * WAD)
+    assert all(exact <= o <= exact + 10 * per_second for o in per_leg) and min(per_leg) >= 273_97 * USDC // 100
+    # 22 days in: both legs are past maintenance and a keeper closes them
+    lab.round(dt=21 * DAY)
+    for a in ("attacker", "attacker2"):
+        assert lab.e("is_liquidatable(address,uint256)", lab.a[a], BTC, out=("bool",))
+        lab.tx("keeper", "engine", "liquidate(address,uint256,address[])", lab.a[a], BTC, [])
+    assert lab.valuation()["reserve"] == 0
     wanted = lab.shares("lp") // 10
     worth = lab.v("convertToAssets(uint256)", wanted)
     got = lab.lp_out("lp", wanted)
-    print(f"LP asked for {worth / USDC:,.2f} USDC, was paid {got / USDC:,.2f}; "
-          f"{lab.shares('lp') * 100 // (lab.shares('lp') + wanted)}% of its shares back")
-    assert got >= worth * 99 // 100
+    for a in ("attacker", "attacker2"):
+        lab.withdraw_all(a)
+    end = sum(lab.bal(a) for a in ("attacker", "attacker2"))
+    lp_after = share_value(lab, "lp") + got
+    print(f"after 22 days: attacker P&L {(end - start) / USDC:,.2f} USDC; LP {lp_before / USDC:,.2f} -> "
+          f"{lp_after / USDC:,.2f} (its 10% paid {got / USDC:,.2f} of {worth / USDC:,.2f})")
+    assert got == worth
+    # the squat cost at least 22 days of fee on 2,000,000 of notional, and the LPs got it
+    fee_22 = 2 * 22 * exact
+    assert start - end >= fee_22 and lp_after - lp_before >= fee_22
 
 
 # ---------------------------------------------------------------- finding 4: the reserve as a valuation lever
