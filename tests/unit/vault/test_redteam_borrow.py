@@ -547,3 +547,36 @@ def test_overflow__the_index_bound_in_time():
     assert all(y > 10**9 for y in bounded.values())
     assert 57 * DAY < t_top < 59 * DAY
     assert t_fund < t_top
+
+
+def test_past_cap__a_winner_beyond_its_cap_holds_its_reserve_without_paying_the_fee(lab):
+    """The cap absorbs the fee: _capped_pnl pays min(pnl, cap + owed), so a
+    position whose price profit exceeds cap + owed closes for margin + cap
+    whatever fee it owes. A 1 BTC long from 80,000 at 130,000 (profit
+    50,000, cap 40,000) left open 30 days at 10% owes 1,068.49 of fee (the
+    whole month priced at the 130,000 of the touch) and is paid exactly
+    what it would have been paid a month earlier (49,934.00: margin + cap -
+    trading and execution fees): holding its
+    40,000 of reserve cost it nothing. What bounds it: the same position is
+    past its cap, so anyone may close it at any round (decision 95) and the
+    keeper plans that close; the fee is free only for a position anyone can
+    close. Asserted: the payout does not depend on the fee, and the close
+    is open to a stranger at once."""
+    set_rate(lab, BORROW_10_PCT)
+    assert lab.open("trader", BTC, WAD, 10_000 * USDC)
+    lab.round({BTC: 130_000})
+    pays = {}
+    for days in (0, 30):
+        snap = lab.b.snapshot()
+        prices = list(lab.prices)
+        lab.round(dt=days * DAY + 1)
+        fee = owed(lab, "trader")
+        free = lab.free("trader")
+        lab.tx("stranger", "engine", "execute_tp_sl(address,uint256)", lab.a["trader"], BTC)
+        pays[days] = (fee, lab.free("trader") - free)
+        lab.b.restore(snap)
+        lab.prices = prices
+    print(f"\npast the cap: fee owed {pays[0][0] / USDC:,.2f} -> {pays[30][0] / USDC:,.2f} after 30 days; "
+          f"paid {pays[0][1] / USDC:,.2f} -> {pays[30][1] / USDC:,.2f}")
+    assert pays[30][0] - pays[0][0] >= 30 * 80_000 * BORROW_10_PCT * DAY * USDC // WAD
+    assert pays[30][1] == pays[0][1]
