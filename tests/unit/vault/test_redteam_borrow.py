@@ -580,3 +580,41 @@ def test_past_cap__a_winner_beyond_its_cap_holds_its_reserve_without_paying_the_
           f"paid {pays[0][1] / USDC:,.2f} -> {pays[30][1] / USDC:,.2f}")
     assert pays[30][0] - pays[0][0] >= 30 * 80_000 * BORROW_10_PCT * DAY * USDC // WAD
     assert pays[30][1] == pays[0][1]
+
+
+def test_capacity_squat_by_the_majority_lp__pays_the_fee_mostly_to_itself(lab):
+    """Finding 3 again, by an attacker that owns 90% of the vault: it
+    deposits 9,000,000 beside the LP's 1,000,000 and squats the whole
+    10,000,000 of capacity (125 BTC long and short at 80,000). The fee,
+    5,479.45 a day, goes to the vault, 90% of it back to the attacker: the
+    squat costs it only the LP's 10% share, 547.95 a day (about 20% a year
+    of the LP's 1,000,000, twice the rate). The LP's redemption is cut to
+    the free cash while it holds; the LP is paid for the wait at twice the
+    rate on its whole stake, whoever squats. Asserted: after 20 days the
+    LP's value grew by at least 2 * rate * 20 days on its stake and the
+    attacker lost what the LP gained (within the trading fees)."""
+    set_rate(lab, BORROW_10_PCT)
+    assert lab.lp_in("attacker", 9 * SEED) > 0
+    lp0 = lab.v("convertToAssets(uint256)", lab.shares("lp"))
+    att0 = lab.v("convertToAssets(uint256)", lab.shares("attacker"))
+    start = sum(lab.bal(a) + lab.free(a) for a in ("attacker", "attacker2")) + 2 * (165_000 * USDC + 10 * USDC)
+    assert lab.open("attacker", BTC, 125 * WAD, 110_000 * USDC)
+    assert lab.open("attacker2", BTC, -125 * WAD, 110_000 * USDC)
+    val = lab.valuation()
+    assert val["free"] < 10_000 * USDC
+    got = lab.lp_out("lp", lab.shares("lp") // 10)
+    assert got < 10_000 * USDC
+    lab.round(dt=20 * DAY)
+    for a in ("attacker", "attacker2"):
+        lab.close(a, BTC)
+        lab.withdraw_all(a)
+    lp1 = lab.v("convertToAssets(uint256)", lab.shares("lp")) + got
+    att1 = lab.v("convertToAssets(uint256)", lab.shares("attacker"))
+    end = sum(lab.bal(a) for a in ("attacker", "attacker2"))
+    attacker = (end - start) + (att1 - att0)
+    floor = 2 * BORROW_10_PCT * 20 * DAY * lp0 // WAD
+    print(f"\nmajority-LP squat, 20 days: the LP's 10% request paid {got / USDC:,.2f}; LP "
+          f"{(lp1 - lp0) / USDC:+,.2f} (2 x rate on its stake: {floor / USDC:,.2f}); attacker, trader legs and "
+          f"shares together, {attacker / USDC:+,.2f}")
+    assert lp1 - lp0 >= floor
+    assert -attacker >= (lp1 - lp0) * 9 // 10
