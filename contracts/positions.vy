@@ -101,8 +101,10 @@ SEQUENCER_GRACE: constant(uint256) = 2
 MAX_MMF_RAISE: constant(uint256) = 10**14
 MMF_RAMP_PERIOD: constant(uint256) = 3600
 # The borrowing fee's ceiling, per second (1e18 = 100% of notional a
-# second): 1e11 is about 315% of notional a year (decision 96).
-MAX_BORROW_RATE: constant(uint256) = 10**11
+# second): 1 bp of notional an hour, the mmf ramp's pace, so the owner's fee
+# lever erodes a position's buffer no faster than its mmf lever (decision
+# 75); about 87.6% of notional a year (decision 96).
+MAX_BORROW_RATE: constant(uint256) = MAX_MMF_RAISE // MMF_RAMP_PERIOD
 
 # ---------------------------------------------------------------- structs
 

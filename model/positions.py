@@ -49,8 +49,8 @@ SEQUENCER_GRACE = 2
 ZERO = "0x" + "00" * 20
 # positions._mmf / _ramp_mmf: a raised mmf ramps in at most 1 bp an hour
 MAX_MMF_RAISE = 10**14
-MAX_BORROW_RATE = 10**11
 MMF_RAMP_PERIOD = 3600
+MAX_BORROW_RATE = MAX_MMF_RAISE // MMF_RAMP_PERIOD
 
 
 @dataclass

@@ -47,7 +47,7 @@ FEED_UNIT = 10**8
 BPS = 10**14
 MAX_UINT = 2**256 - 1
 BORROW_10_PCT = 10**17 // (365 * 86400)  # 10% of notional a year, per second
-MAX_BORROW_RATE = 10**11
+MAX_BORROW_RATE = 10**14 // 3600  # positions.MAX_BORROW_RATE: 1 bp of notional an hour
 ANY_PRICE = P.MAX_PRICE - 1  # the highest acceptable price an order may name: a buy at any price
 N_TRADERS = 25
 # Role -> index in ape's test accounts (30 of them; tests/conftest.py uses the same).
