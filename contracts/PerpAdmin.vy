@@ -199,7 +199,7 @@ def add_market(params: positions.MarketParams) -> uint256:
     mid: uint256 = positions.market_count
     assert mid < positions.MAX_MARKETS, "params: too many markets"
     positions._set_params(mid, params)
-    positions._state[mid].last_funding_time = block.timestamp
+    positions._state[mid].clock = block.timestamp  # borrow rate and index 0
     positions.market_count = mid + 1
     log positions.MarketAdded(market_id=mid, feed=params.feed)
     return mid
@@ -242,7 +242,8 @@ def set_borrow_rate(market_id: uint256, rate: uint256):
     positions._check_market(market_id)
     assert rate <= positions.MAX_BORROW_RATE, "params: borrow rate"
     positions._accrue(market_id, positions._price(market_id, False), 0)
-    positions._state[market_id].borrow_rate = rate
+    clock: uint256 = positions._state[market_id].clock
+    positions._state[market_id].clock = (clock & positions.MASK64) | (rate << 64) | ((clock >> 128) << 128)
     log positions.BorrowRateSet(market_id=market_id, rate=rate)
 
 

@@ -411,11 +411,24 @@ def mmf_ramp(market_id: uint256) -> (uint256, uint256, uint256):
 
 @external
 @view
-def market_state(market_id: uint256) -> positions.MarketState:
+def market_state(market_id: uint256) -> positions.MarketStateView:
     """
-    @notice A market's open interest, cost and funding aggregates, as stored.
+    @notice A market's open interest, cost and funding aggregates, as
+            stored, the clock slot unpacked (last accrual time, borrow
+            index and borrow rate).
     """
-    return positions._state[market_id]
+    st: positions.MarketState = positions._state[market_id]
+    return positions.MarketStateView(
+        long_oi=st.long_oi,
+        short_oi=st.short_oi,
+        long_cost=st.long_cost,
+        short_cost=st.short_cost,
+        sum_size_index=st.sum_size_index,
+        funding_index=st.funding_index,
+        last_funding_time=st.clock & positions.MASK64,
+        borrow_index=convert(st.clock >> 128, int256),
+        borrow_rate=(st.clock >> 64) & positions.MASK64,
+    )
 
 
 @external

@@ -158,6 +158,20 @@ struct MarketState:
     short_cost: uint256
     sum_size_index: int256
     funding_index: int256
+    # last_funding_time | borrow_rate << 64 | borrow_index << 128: one slot,
+    # read and written by every accrual anyway (decision 96). Bounds:
+    # timestamps < 2**64, borrow_rate <= MAX_BORROW_RATE < 2**64, and
+    # 0 <= borrow_index < 2**127 (_accrue).
+    clock: uint256
+
+# What market_state returns: the stored state with the clock unpacked.
+struct MarketStateView:
+    long_oi: uint256
+    short_oi: uint256
+    long_cost: uint256
+    short_cost: uint256
+    sum_size_index: int256
+    funding_index: int256
     last_funding_time: uint256
     borrow_index: int256
     borrow_rate: uint256
@@ -790,13 +804,14 @@ def _indices(mid: uint256, price: uint256) -> (int256, int256):
     @notice (funding index, borrow index) accrued to now at `price`.
     """
     idx: int256 = self._state[mid].funding_index
-    borrow: int256 = self._state[mid].borrow_index
-    last: uint256 = self._state[mid].last_funding_time
+    clock: uint256 = self._state[mid].clock
+    borrow: int256 = convert(clock >> 128, int256)
+    last: uint256 = clock & MASK64
     if block.timestamp > last:
         s2: uint256 = self._packed[mid][2]  # ... | funding_k << 128 | max_funding_rate << 192
         r: int256 = funding.rate(self._state[mid].long_oi, self._state[mid].short_oi, (s2 >> 128) & MASK64, s2 >> 192)
         idx += funding.index_step(r, price, block.timestamp - last)
-        borrow += funding.borrow_step(self._state[mid].borrow_rate, price, block.timestamp - last)
+        borrow += funding.borrow_step((clock >> 64) & MASK64, price, block.timestamp - last)
     return (idx, borrow)
 
 
@@ -825,8 +840,8 @@ def _accrue(mid: uint256, price: uint256, size: int256) -> int256:
     idx, borrow = self._indices(mid, price)
     assert abs(idx) + borrow < OFFSET, "funding: index overflow"
     self._state[mid].funding_index = idx
-    self._state[mid].borrow_index = borrow
-    self._state[mid].last_funding_time = block.timestamp
+    rate: uint256 = (self._state[mid].clock >> 64) & MASK64
+    self._state[mid].clock = block.timestamp | (rate << 64) | (convert(borrow, uint256) << 128)
     return funding.side_index(size, idx, borrow)
 
 

@@ -122,6 +122,8 @@ class MarketState:
     sum_size_index: int = 0
     funding_index: int = 0
     last_funding_time: int = 0
+    # the contract packs these three into one slot (MarketState.clock);
+    # the model keeps them apart, as PerpEngine.market_state returns them
     borrow_index: int = 0
     borrow_rate: int = 0
 

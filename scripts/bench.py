@@ -233,7 +233,7 @@ def storage_labels(market_count, accounts_):
         labels.update({_slot(S["_params"], mid) + i: "_params" for i in range(13)})
         if "_packed" in S:
             labels.update({_slot(S["_packed"], mid) + i: "_packed" for i in range(5)})
-        labels.update({_slot(S["_state"], mid) + i: "_state" for i in range(9)})
+        labels.update({_slot(S["_state"], mid) + i: "_state" for i in range(7)})
         labels.update({_slot(S["_adl_pending"], mid) + i: "_adl_pending" for i in range(6)})
         for side in (0, 1):
             key = mid * 2 + side

@@ -785,7 +785,7 @@ class SlotReader:
             sa, sb, sc = plan["pos"]
             got = plan["markets"][mid] = {
                 "params": [_slot(plan["params"], mid) + i for i in range(13)],
-                "state": [_slot(plan["state"], mid) + i for i in range(9)],
+                "state": [_slot(plan["state"], mid) + i for i in range(7)],
                 "pending": [_slot(plan["pending"], mid, j) + i for j in range(4) for i in range(7)],
                 "count": [_slot(plan["member_count"], mid * 2 + side) for side in (0, 1)],
                 "member_slots": ([], []),
@@ -828,8 +828,9 @@ class SlotReader:
             p = list(map(ge, m["params"]))
             stored[("params", mid)] = ("0x%040x" % p[0], *p[1:])
             st = list(map(ge, m["state"]))
-            st[4], st[5], st[7] = _signed(st[4]), _signed(st[5]), _signed(st[7])
-            stored[("state", mid)] = tuple(st)
+            clock = st[6]  # last_funding_time | borrow_rate << 64 | borrow_index << 128
+            st[4], st[5], st[6] = _signed(st[4]), _signed(st[5]), clock & (2**64 - 1)
+            stored[("state", mid)] = (*st, clock >> 128, (clock >> 64) & (2**64 - 1))
             q = list(map(ge, m["pending"]))
             stored[("pending", mid)] = tuple((j[0], j[1], _signed(j[2]), j[3], "0x%040x" % j[4], j[5], j[6])
                                              for j in (q[7 * i: 7 * i + 7] for i in range(4)))
