@@ -103,6 +103,9 @@ BAD = {
     "bool": (lambda e: e["markets"][0].update(min_margin=True),
              "markets[0] (BTC-PERP): min_margin must be an integer, got True"),
     "order_expiry_below_min": (lambda e: e.update(order_expiry=59), "order_expiry 59 must be at least 60"),
+    "borrow_above_cap": (lambda e: e["markets"][0].update(borrow_bps_per_year=8761),
+                         "markets[0] (BTC-PERP): borrow_bps_per_year 8761 must be within 0..8760 "
+                         "(params: borrow rate, MAX_BORROW_RATE)"),
     "feed_with_mocks": (lambda e: e["markets"][0].update(feed="0x" + "11" * 20),
                         "markets[0] (BTC-PERP): feed is used only with mocks: false"),
 }
@@ -262,7 +265,10 @@ def test_governance__mocks_false__needs_a_timelock_of_a_day_or_more():
 def test_deploy_protocol__mocks_false__uses_the_token_and_feeds_through_the_interfaces(owner):
     token, feeds, entry = existing(owner)
     entry["order_expiry"] = 3600
+    entry["markets"][0]["borrow_bps_per_year"] = 1000  # 10% a year (decision 96)
     p = deploy_protocol(owner, config=entry)
+    assert p.engine.market_state(0)[8] == 10**17 // (365 * 86400) == 3_170_979_198
+    assert p.engine.market_state(1)[8] == 0
     assert p.token.address == token.address and p.token.contract_type.name == "ERC20"
     assert [f.address for f in p.feeds] == [f.address for f in feeds]
     assert {f.contract_type.name for f in p.feeds} == {"AggregatorV3"}
