@@ -1029,8 +1029,9 @@ def _revm_address(name):
 
 class RevmBackend(SlotReader):
     """The same compiled contracts in revm (pyrevm 0.3.7, in process): about
-    20 us a transaction where py-evm takes 7 ms. Reads every stored value
-    from storage slots (0.3 us a slot) after every step, and the views of
+    20 us a transaction where py-evm takes 7 ms. Reads the stored values
+    it is asked for (the machine names the accounts) from storage slots
+    (0.3 us a slot) after every step, and the views of
     the positions a step touched through the engine's view functions
     (~11 us each). Spec prague, as vyper 0.4.3 targets."""
 
