@@ -65,3 +65,48 @@ def test_machine__revm__model_and_chain_agree_after_every_step(revm_session, cap
                   f"reached: {', '.join(missing) or 'none'}")
         return
     assert not missing, f"never reached in {stats['steps']} steps: {missing}"
+
+
+def test_partial_comparison__an_unnamed_account_waits_for_the_full_read_a_named_one_does_not(revm_session):
+    """The per-step comparison (Twin.compare(full=False)) reads the accounts
+    the step's calls named; a change to any other account is caught by the
+    next full comparison (every full_every-th step, and each example's end),
+    and a divergence in a named account by the partial one."""
+    import copy
+
+    from tests.stateful.backends import _slot
+    from tests.stateful.machine import USDC, Twin
+
+    s = revm_session
+    b = s.backend
+    snap = b.snapshot()
+    try:
+        tw = Twin(b, copy.deepcopy(s.world), s.now, s.minted, s.accounts)
+        tw.stored, tw._index = s.stored, s.index
+        trader, bystander = s.traders[0], s.traders[5]
+        engine = b.addresses["engine"]
+        free = b._layout["engine"]["positions"]["_free"]["slot"]
+
+        def plant(account):  # one more unit of free collateral, on chain only
+            slot = _slot(free, int(account, 16))
+            b.evm.insert_account_storage(engine, slot, b.evm.storage(engine, slot) + 1)
+
+        assert tw.act(trader, "deposit", USDC) is None
+        plant(bystander)
+        stored, _ = tw.compare(full=False)  # the trader's values and the globals: equal
+        assert stored[("free", trader.lower())] == s.stored[("free", trader.lower())] + USDC
+        assert stored[("free", bystander.lower())] == s.stored[("free", bystander.lower())]
+        with pytest.raises(AssertionError, match=f"'free', '{bystander.lower()}'"):
+            tw.compare(full=True)
+    finally:
+        b.restore(snap)
+    snap = b.snapshot()
+    try:
+        tw = Twin(b, copy.deepcopy(s.world), s.now, s.minted, s.accounts)
+        tw.stored, tw._index = s.stored, s.index
+        assert tw.act(trader, "deposit", USDC) is None
+        plant(trader)
+        with pytest.raises(AssertionError, match=f"'free', '{trader.lower()}'"):
+            tw.compare(full=False)
+    finally:
+        b.restore(snap)
