@@ -55,6 +55,13 @@ def funding_before(w):
     return markets, positions, w.token.balance_of(w.vault_address), job_prices
 
 
+def _side(size, index, borrow):
+    """The index a position of `size` settles against, written here and not
+    taken from the model (funding.side_index), so that the same wrong sign
+    in contract and model is still caught: F + B long, F - B short."""
+    return index - borrow if size < 0 else index + borrow
+
+
 def _unsettled(idx, borrow, long_oi, short_oi, ssi):
     """Sum over a market's positions of size * (side index - funding_index):
     the funding and borrowing fee they owe the vault, exact (times scale)."""
@@ -80,7 +87,7 @@ def check_funding(w, before, events, where=""):
         # (1) per side
         for side, sign, oi in (("long", 1, long_oi), ("short", -1, short_oi)):
             group = [v for _, v in mine if (v[0] > 0) == (sign > 0)]
-            idx_b, idx_a = funding.side_index(sign, f_b, b_b), funding.side_index(sign, f_a, b_a)
+            idx_b, idx_a = _side(sign, f_b, b_b), _side(sign, f_a, b_a)
             if idx_a == idx_b or not group:
                 continue
             accrued = sum(owed(size, idx_a, fi, scale) - owed(size, idx_b, fi, scale) for size, _, _, fi in group)
@@ -94,7 +101,7 @@ def check_funding(w, before, events, where=""):
         for k, (size, entry, m, fi) in mine:
             p = w.e.positions.get(k)
             if p is None or p.funding_index != fi or p.size != size:
-                settled.append((k, owed(size, funding.side_index(size, f_a, b_a), fi, scale)))
+                settled.append((k, owed(size, _side(size, f_a, b_a), fi, scale)))
         settled_by_market[mid] = settled
         drop = (_unsettled(f_a, b_a, long_oi, short_oi, ssi_b)
                 - _unsettled(f_a, b_a, s.long_oi, s.short_oi, s.sum_size_index))
@@ -115,7 +122,7 @@ def check_funding(w, before, events, where=""):
             size, entry, _, fi = positions[(f["account"], f["market_id"])]
             # the PnL under the payout cap (docs/solvency.md), as liquidate computes it
             st = w.e.state[f["market_id"]]
-            o = owed(size, funding.side_index(size, st.funding_index, st.borrow_index), fi, scale)
+            o = owed(size, _side(size, st.funding_index, st.borrow_index), fi, scale)
             pnl = P._capped_pnl(w, margin.upnl(size, entry, f["price"], scale), o, size, entry)
             nonfunding += -pnl - f["bad_debt"]
         elif name == "AutoDeleveraged" and (f["target"], f["market_id"]) in closed_here:
@@ -123,7 +130,7 @@ def check_funding(w, before, events, where=""):
         elif name == "AutoDeleveraged":
             mid = f["market_id"]
             size, entry, m, fi = positions[(f["target"], mid)]
-            idx_a = funding.side_index(size, w.e.state[mid].funding_index, w.e.state[mid].borrow_index)
+            idx_a = _side(size, w.e.state[mid].funding_index, w.e.state[mid].borrow_index)
             price = P._price(w, mid, False)
             q, closed = abs(f["size"]), f["size"]
             o = owed(size, idx_a, fi, scale)

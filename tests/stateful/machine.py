@@ -832,8 +832,8 @@ class BackstopActions(RuleBasedStateMachine):
     def act(self, sender, verb, *args, same_second=False):
         w = self.w
         funding_seen = None if verb.startswith(NOT_ENGINE) else funding_before(w)
-        before = {mid: (st.funding_index, st.last_funding_time, st.long_oi - st.short_oi)
-                  for mid, st in w.e.state.items()}
+        before = {mid: (st.funding_index, st.last_funding_time, st.long_oi - st.short_oi, st.borrow_index,
+                        st.borrow_rate) for mid, st in w.e.state.items()}
         holders = {k[0] for k in w.e.positions}
         capital = self._capitals([a for a in self.bystanders if a not in holders])
         targets = liquidated = None
@@ -979,14 +979,17 @@ class BackstopActions(RuleBasedStateMachine):
         """PROPERTIES 19 on one successful call: a market accrues at most once
         a call, at the skew it had before the call, so its funding index
         moves only with that skew's sign (longs heavier: up) and its clock
-        only forward. Checked on the model, which equals the chain after
-        every step."""
-        for mid, (idx, t, skew) in before.items():
+        only forward; its borrow index (decision 96) never falls, and rises
+        only when the rate in force before the call is above 0. Checked on
+        the model, which equals the chain after every step."""
+        for mid, (idx, t, skew, borrow, rate) in before.items():
             st = self.w.e.state[mid]
             moved = st.funding_index - idx
             assert st.last_funding_time >= t, f"market {mid}: funding clock went back {t} -> {st.last_funding_time}"
             assert moved == 0 or (moved > 0) == (skew > 0) and skew != 0, (
                 f"market {mid}: funding index moved {moved} with skew {skew}")
+            assert st.borrow_index == borrow or st.borrow_index > borrow and rate > 0, (
+                f"market {mid}: borrow index moved {borrow} -> {st.borrow_index} at rate {rate}")
 
     def price(self, mid):
         return self.w.feeds[self.b.addresses[f"feed{mid}"]].answer

@@ -12,6 +12,9 @@ machine that cannot find that class of bug.
     (d) longs pay twice the funding they owe, in the model (the surplus
         lands in the vault, so token conservation holds): the funding
         property after every call, or the chain, disagrees
+    (e) shorts are paid the borrowing fee instead of paying it, the same
+        change in contract and model (so they agree): only the funding
+        property, which writes each side's index itself, can see it
 """
 
 import re
@@ -127,3 +130,14 @@ def test_planted__parallel_deep_run__failure_names_seed_and_shrunk_steps(revm_se
     text = failures[0]
     assert re.search(r"worker seed 1[12] \(replay: BACKSTOP_SEED=1[12] BACKSTOP_WORKERS=1 make fuzz-deep\)", text), text
     assert "state = BackstopMachine_revm()" in text and "model and chain differ" in text, text[:3000]
+
+
+def test_planted__shorts_paid_the_borrowing_fee_in_contract_and_model__caught(tmp_path, monkeypatch, capsys):
+    root = variant(
+        tmp_path, "funding.vy",
+        "    if size < 0:\n        return index - borrow\n",
+        "    if size < 0:\n        return index + borrow  # planted bug\n",
+    )
+    monkeypatch.setattr(model_funding, "side_index", lambda size, index, borrow: index + borrow)
+    session = Session(RevmBackend(ROLES, contracts_dir=root))
+    assert_caught(session, r"funding after", capsys, "shorts paid the borrowing fee (contract and model)")
